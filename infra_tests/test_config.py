@@ -1,0 +1,15 @@
+"""Configuration: the database URL is set and well-formed."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_env_has_db_url(db_url_attempt, evidence) -> None:
+    """DB_URL is set (environment or .env) and is a valid PostgreSQL URL: scheme, host or socket, database."""
+    if db_url_attempt.error is not None:
+        evidence.add("DB_URL", "not usable")
+        pytest.fail(db_url_attempt.error, pytrace=False)
+    setting, url = db_url_attempt.value
+    evidence.add("DB_URL", url.redacted)
+    evidence.add("source", setting.origin)

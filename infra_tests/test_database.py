@@ -1,0 +1,40 @@
+"""The database: reachable within its deadline, and the key tables present and non-empty."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tools import db_probe
+from tools.audit_settings import AuditSettings
+
+
+def test_db_reachable_within_3s(db_attempt, db_url_attempt, audit_settings: AuditSettings, evidence) -> None:
+    """Connect and SELECT 1 within the connect deadline (3 s unless infra_connect_timeout says otherwise)."""
+    limit = audit_settings.timeouts.connect
+    if db_url_attempt.error is None:
+        evidence.add("target", db_url_attempt.value[1].redacted)
+    evidence.add("deadline", f"{limit:g} s")
+    if db_attempt.error is not None:
+        evidence.add("result", f"failed after {db_attempt.seconds:.3f} s")
+        pytest.fail(db_attempt.error, pytrace=False)
+    conn = db_attempt.value
+    evidence.add("connected and SELECT 1 in", f"{db_attempt.seconds:.3f} s")
+    evidence.add("server", f"PostgreSQL {db_probe.server_version(conn)}")
+    if db_attempt.seconds > limit:
+        pytest.fail(f"connected, but it took {db_attempt.seconds:.2f} s (limit {limit:g} s): the server is slow to answer", pytrace=False)
+
+
+def test_row_counts_nonzero(db: psycopg.Connection, audit_settings: AuditSettings, evidence) -> None:
+    """Every configured table exists, is readable and holds rows; big tables are never counted."""
+    problems = []
+    for table in audit_settings.tables:
+        try:
+            stats = db_probe.table_stats(db, table, audit_settings.exact_count_limit)
+        except db_probe.ProbeError as exc:
+            evidence.add(table, f"FAILED ({exc.cause})")
+            problems.append(str(exc))
+        else:
+            evidence.add(table, stats.shown)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

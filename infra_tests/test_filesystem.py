@@ -1,0 +1,50 @@
+"""The checkout itself: no virtualenv left in the root, and the project's required paths present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools import venv_artifacts
+from tools.audit_settings import AuditSettings
+
+
+def test_root_is_clean(project_root: Path, evidence) -> None:
+    """No orphaned virtualenv artifacts (bin/ lib/ lib64 include/ pyvenv.cfg made by a venv) in the root."""
+    scan = venv_artifacts.scan_root(project_root)
+    evidence.add("root", project_root)
+    evidence.add("venv made in root", f"yes (pyvenv.cfg home = {scan.venv_home})" if scan.venv_home else "no")
+    found = venv_artifacts.describe(scan)
+    evidence.add("artifacts", "; ".join(found) if found else "none")
+    if scan.artifacts:
+        pytest.fail(
+            f"{len(scan.artifacts)} orphaned virtualenv artifact(s) in {project_root}:\n  "
+            + "\n  ".join(found)
+            + f"\nfix: python tools/cleanup_root.py --root {project_root}  (archives them, never deletes; --dry-run to preview)",
+            pytrace=False,
+        )
+    if scan.suspects:
+        pytest.fail(
+            f"{len(scan.suspects)} entry(ies) in {project_root} look venv-made but nothing proves it:\n  "
+            + "\n  ".join(found)
+            + "\nfix: inspect them by hand; the fixer moves nothing without a pyvenv.cfg proving a venv was made here",
+            pytrace=False,
+        )
+
+
+def test_required_paths_present(project_root: Path, audit_settings: AuditSettings, evidence) -> None:
+    """The files the spec requires (docs, health check, cleanup script) exist in the project."""
+    missing = []
+    for relative in audit_settings.required_paths:
+        path = project_root / relative
+        wants_dir = relative.endswith("/")
+        present = path.is_dir() if wants_dir else path.is_file()
+        evidence.add(relative, "present" if present else "MISSING")
+        if not present:
+            missing.append(f"{relative} ({'folder' if wants_dir else 'file'})")
+    if missing:
+        pytest.fail(
+            f"missing from {project_root}: {', '.join(missing)}: add them, or change infra_required_paths in pytest.ini",
+            pytrace=False,
+        )

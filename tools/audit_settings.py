@@ -1,0 +1,103 @@
+"""The audit's settings: defaults in ``pytest.ini``, each one overridable on the command line.
+
+A pytest plugin (loaded by the root ``conftest.py``). Bad values stop the run with a usage error
+(exit code 4) that names the setting, before any check runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tools.db_probe import Timeouts
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its ``pytest.ini`` key, its command-line flag, and its default."""
+
+    ini: str
+    flag: str
+    help: str
+    default: str
+
+
+SETTINGS = (
+    Setting("infra_project_root", "--project-root", "project root to audit (default: the rootdir)", ""),
+    Setting("infra_tables", "--tables", "tables that must exist and be non-empty", "market_data assets"),
+    Setting(
+        "infra_required_paths",
+        "--required-paths",
+        "paths that must exist in the project root",
+        "docs/ tools/health_check.py tools/cleanup_root.py",
+    ),
+    Setting("infra_connect_timeout", "--connect-timeout", "seconds allowed to connect and SELECT 1", "3"),
+    Setting("infra_query_timeout", "--query-timeout", "seconds allowed for each query", "5"),
+    Setting(
+        "infra_exact_count_limit",
+        "--exact-count-limit",
+        "tables up to this many rows are counted exactly; bigger ones report the planner's estimate",
+        "100000",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Everything the checks need to know, validated once."""
+
+    project_root: Path
+    tables: tuple[str, ...]
+    required_paths: tuple[str, ...]
+    timeouts: Timeouts
+    exact_count_limit: int
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("infra", "infrastructure audit (settings default to pytest.ini)")
+    for setting in SETTINGS:
+        parser.addini(setting.ini, setting.help, default=setting.default)
+        group.addoption(setting.flag, dest=setting.ini, metavar="VALUE", help=f"{setting.help} [ini: {setting.ini}]")
+
+
+def _raw(config: pytest.Config, name: str) -> str:
+    value = config.getoption(name)
+    return str(value if value is not None else config.getini(name)).strip()
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.replace(",", " ").split())
+
+
+def _number(config: pytest.Config, name: str, kind: type, minimum: float) -> float:
+    text = _raw(config, name)
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise pytest.UsageError(f"{name} must be a number >= {minimum}, got '{text}': fix pytest.ini or the flag")
+    return value
+
+
+def from_config(config: pytest.Config) -> AuditSettings:
+    """Read and validate the settings; a bad value is a usage error naming the setting."""
+    root_text = _raw(config, "infra_project_root")
+    root = (Path(root_text).expanduser() if root_text else config.rootpath).resolve()
+    if not root.is_dir():
+        raise pytest.UsageError(f"project root {root} is not a directory: fix --project-root")
+    tables = _words(_raw(config, "infra_tables"))
+    if not tables:
+        raise pytest.UsageError("infra_tables is empty: list the tables to check in pytest.ini")
+    return AuditSettings(
+        project_root=root,
+        tables=tables,
+        required_paths=_words(_raw(config, "infra_required_paths")),
+        timeouts=Timeouts(
+            connect=_number(config, "infra_connect_timeout", float, 0.1),
+            query=_number(config, "infra_query_timeout", float, 0.1),
+        ),
+        exact_count_limit=int(_number(config, "infra_exact_count_limit", int, 0)),
+    )

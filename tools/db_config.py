@@ -1,0 +1,101 @@
+"""Where the database URL comes from: the environment first, then the project's ``.env``.
+
+The environment wins because CI passes secrets that way. When ``DB_URL`` is absent, the spec's
+``POSTGRES_HOST/PORT/USER/PASSWORD/DB`` parts are assembled into one. No URL is ever invented:
+a missing setting is reported, not papered over with a built-in fallback.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+
+from tools import dburl
+
+COMPONENTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+REQUIRED_COMPONENTS = ("POSTGRES_HOST", "POSTGRES_DB")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be read; the message says what to change and holds no secret."""
+
+
+@dataclass(frozen=True)
+class DbUrlSetting:
+    """The raw ``DB_URL`` and where it came from, so every message can point at the right file."""
+
+    value: str
+    origin: str
+
+    def parse(self) -> dburl.DbUrl:
+        """The validated URL, or a ConfigError that names the origin."""
+        try:
+            return dburl.parse(self.value)
+        except dburl.DbUrlError as exc:
+            raise ConfigError(f"DB_URL from {self.origin} is invalid: {exc}") from None
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """The variables of a ``.env`` file; a line python-dotenv cannot parse is an error, not skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc.__class__.__name__}: fix its permissions or encoding") from None
+    bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
+    if bad:
+        lines = ", ".join(map(str, bad))
+        raise ConfigError(f"{path}: line {lines} is not KEY=value: fix or comment it out (see .env.example)")
+    return {key: value for key, value in dotenv_values(stream=io.StringIO(text)).items() if value is not None}
+
+
+def resolve_db_url(project_root: Path, environ: Mapping[str, str]) -> DbUrlSetting:
+    """Find DB_URL: environment, then ``<root>/.env``, then the ``POSTGRES_*`` parts (environment over file)."""
+    env_file = project_root / ".env"
+    if "DB_URL" in environ:
+        return _non_empty(environ["DB_URL"], "the environment (DB_URL)")
+    file_values = read_dotenv(env_file)
+    if "DB_URL" in file_values:
+        return _non_empty(file_values["DB_URL"], f"{env_file} (DB_URL)")
+    parts = {key: environ.get(key, file_values.get(key, "")) for key in COMPONENTS}
+    if any(parts.values()):
+        return _from_components(parts, f"the POSTGRES_* variables (environment and {env_file})")
+    where = f"{env_file} does not exist" if not env_file.exists() else f"{env_file} has no DB_URL"
+    raise ConfigError(f"DB_URL is not set ({where}): copy .env.example to .env and set DB_URL, or export DB_URL")
+
+
+def _non_empty(value: str, origin: str) -> DbUrlSetting:
+    if not value.strip():
+        raise ConfigError(f"DB_URL in {origin} is empty: set it to {dburl.EXAMPLE}")
+    return DbUrlSetting(value.strip(), origin)
+
+
+def _from_components(parts: Mapping[str, str], origin: str) -> DbUrlSetting:
+    missing = [key for key in REQUIRED_COMPONENTS if not parts[key]]
+    if missing:
+        raise ConfigError(f"DB_URL is not set and {', '.join(missing)} is missing from {origin}: set DB_URL instead")
+    url = dburl.build(
+        parts["POSTGRES_HOST"],
+        parts["POSTGRES_PORT"] or None,
+        parts["POSTGRES_USER"] or None,
+        parts["POSTGRES_PASSWORD"] or None,
+        parts["POSTGRES_DB"],
+    )
+    return DbUrlSetting(url, origin)
+
+
+def known_secrets(project_root: Path, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Every password a run could print: DB_URL's (even malformed), the POSTGRES_* and libpq ones."""
+    found = [environ.get(name, "") for name in ("PGPASSWORD", "POSTGRES_PASSWORD")]
+    try:
+        found.append(read_dotenv(project_root / ".env").get("POSTGRES_PASSWORD", ""))
+        found += dburl.guess_secrets(resolve_db_url(project_root, environ).value)
+    except ConfigError:
+        pass  # nothing readable, so nothing to hide; the checks report the problem themselves
+    return tuple(sorted({secret for secret in found if secret}, key=len, reverse=True))

@@ -1,0 +1,286 @@
+"""The database probe: connect within a hard deadline, then look at tables without scanning them.
+
+Used by the audit's fixtures and by ``tools/health_check.py`` alike. Every call has a deadline:
+the connection attempt is bounded by a wall clock (libpq's ``connect_timeout`` has a 2 s minimum
+and applies per address), and each query by ``statement_timeout`` and ``lock_timeout``.
+Every session is read-only and autocommit, so the audit never writes and never holds locks
+between statements. Every error message is one line, names the cause and the fix, and holds
+no password.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import errors, sql
+
+from tools.dburl import DbUrl, scrub
+
+APPLICATION_NAME = "infra-audit"
+
+
+class ProbeError(Exception):
+    """A check that could not succeed. ``cause`` is a short key (``refused``, ``missing``...)."""
+
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Deadlines in seconds: the whole connection attempt, and each query."""
+
+    connect: float = 3.0
+    query: float = 5.0
+
+    @property
+    def lock(self) -> float:
+        """Waiting on a lock gives up first, so a locked table is named as such, not as slow."""
+        return self.query / 2
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """A table's row count: exact when small, the planner's estimate (``exact=False``) when big."""
+
+    table: str
+    rows: int | None
+    exact: bool
+
+    @property
+    def shown(self) -> str:
+        """``340,494 rows`` or ``~340,494 rows (planner estimate)``."""
+        if self.rows is None:
+            return "non-empty (row estimate unavailable until ANALYZE)"
+        return f"{self.rows:,} rows" if self.exact else f"~{self.rows:,} rows (planner estimate)"
+
+
+def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
+    """Open a read-only, autocommit session and run ``SELECT 1``, all within ``timeouts.connect``
+    seconds, or raise ProbeError."""
+    options = " ".join(
+        filter(
+            None,
+            [
+                url.param("options"),
+                "-c default_transaction_read_only=on",
+                f"-c statement_timeout={_ms(timeouts.query)}",
+                f"-c lock_timeout={_ms(timeouts.lock)}",
+            ],
+        )
+    )
+    kwargs = {
+        "autocommit": True,
+        "connect_timeout": max(2, math.ceil(timeouts.connect)),
+        "application_name": APPLICATION_NAME,
+        "options": options,
+    }
+    try:
+        return _with_deadline(lambda: _ping(psycopg.connect(url.raw, **kwargs)), timeouts.connect)
+    except TimeoutError:
+        raise ProbeError(
+            "timeout",
+            f"no answer from {url.target} within {timeouts.connect:g} s: check the host and port in DB_URL, "
+            "the network, and that the server is not overloaded",
+        ) from None
+    except psycopg.Error as exc:
+        raise classify_connect_error(scrub(str(exc), url.secrets), url) from None
+
+
+def _ping(conn: psycopg.Connection) -> psycopg.Connection:
+    """Prove the session answers queries, not just that the handshake worked."""
+    try:
+        conn.execute("SELECT 1")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _with_deadline(opener, seconds: float) -> psycopg.Connection:
+    """Run ``opener`` in a daemon thread and stop waiting at the deadline.
+
+    A connection that arrives after the deadline is closed by the thread itself, so nothing leaks
+    and the process can still exit at once.
+    """
+    results: queue.Queue = queue.Queue(maxsize=1)
+    lock = threading.Lock()
+    abandoned = False
+
+    def attempt() -> None:
+        try:
+            outcome: object = opener()
+        except BaseException as exc:  # handed to the waiting thread, re-raised there
+            outcome = exc
+        with lock:
+            if abandoned:
+                if isinstance(outcome, psycopg.Connection):
+                    outcome.close()
+                return
+            results.put(outcome)
+
+    threading.Thread(target=attempt, name="infra-audit-connect", daemon=True).start()
+    try:
+        outcome = results.get(timeout=seconds)
+    except queue.Empty:
+        with lock:
+            abandoned = True
+            if results.empty():
+                raise TimeoutError from None
+            outcome = results.get_nowait()
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+_CONNECT_CAUSES: tuple[tuple[str, str, str], ...] = (
+    # (cause, pattern in libpq's text, message); {user} {db} {target} {host} {socket} {detail} are filled in
+    ("auth", r"password authentication failed|role \".*\" does not exist",
+     "authentication failed for user '{user}' to database {target}: check the user name and credentials in DB_URL"),
+    ("auth", r"password is required|no password supplied|fe_sendauth",
+     "the server asks for a password and DB_URL has none for user '{user}': add it to DB_URL"),
+    ("not_allowed", r"no pg_hba\.conf entry",
+     "the server does not accept user '{user}' from this machine (no pg_hba.conf entry): ask its administrator"),
+    ("no_database", r"database \".*\" does not exist",
+     "database '{db}' does not exist on {host}: create it, or fix the database name in DB_URL"),
+    ("refused", r"Connection refused",
+     "connection refused by {host}: is PostgreSQL running and listening there? Start it, or fix host/port in DB_URL"),
+    ("host_not_found", r"failed to resolve host|could not translate host name|Name or service not known",
+     "host not found: {host} does not resolve; fix the host in DB_URL"),
+    ("no_socket", r"No such file or directory",
+     "no PostgreSQL socket at {socket}: is the server running locally? Or give a TCP host in DB_URL"),
+    ("timeout", r"timeout expired",
+     "no answer from {target} in time: check the host and port in DB_URL and the network"),
+    ("unavailable", r"starting up|shutting down|in recovery mode|not yet accepting",
+     "the server on {host} is not accepting connections yet ({detail}): try again in a moment"),
+    ("too_many", r"too many (connections|clients)|remaining connection slots",
+     "the server on {host} has no free connection slots: try later, or raise max_connections"),
+    ("ssl", r"SSL|sslmode",
+     "TLS negotiation with {host} failed ({detail}): check sslmode in DB_URL"),
+)
+
+
+def classify_connect_error(text: str, url: DbUrl) -> ProbeError:
+    """Turn libpq's multi-line text into one line that names the cause and the fix."""
+    detail = _last_reason(text)
+    fields = {
+        "user": url.user or "(default user)",
+        "db": url.dbname,
+        "target": url.target,
+        "host": url.where,
+        "socket": _socket_path(text) or url.param("host") or "the default socket",
+        "detail": detail,
+    }
+    for cause, pattern, message in _CONNECT_CAUSES:
+        if re.search(pattern, text):
+            return ProbeError(cause, message.format(**fields))
+    return ProbeError("connect_failed", f"cannot connect to {url.target}: {detail}")
+
+
+def _last_reason(text: str) -> str:
+    """The most specific line of libpq's text, without the ``connection failed:`` preamble."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = lines[0] if lines else text
+    reason = re.sub(r"^(connection failed|connection is bad):\s*", "", reason)
+    return re.sub(r"^.*? failed:\s*(FATAL:\s*)?", "", reason).strip() or reason
+
+
+def _socket_path(text: str) -> str | None:
+    match = re.search(r'socket "([^"]+)"', text)
+    return match.group(1) if match else None
+
+
+def server_version(conn: psycopg.Connection) -> str:
+    """``15.18`` from the server's integer version (150018)."""
+    number = conn.info.server_version
+    major = number // 10000
+    return f"{major}.{number % 10000}" if major >= 10 else f"{major}.{number // 100 % 100}.{number % 100}"
+
+
+def table_stats(conn: psycopg.Connection, table: str, exact_limit: int) -> TableStats:
+    """Prove ``table`` exists, is readable and non-empty, reading at most ``exact_limit + 1`` rows.
+
+    Big tables (by the planner's ``reltuples``) are never counted: ``EXISTS`` decides non-empty
+    and the estimate is reported. Raises ProbeError(cause) with cause ``missing``, ``empty``,
+    ``permission``, ``locked``, ``timeout`` or ``query_failed``.
+    """
+    name, estimate = _locate(conn, table)
+    try:
+        if estimate >= exact_limit:
+            nonempty = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name)).fetchone()[0]
+            stats = TableStats(table, estimate, exact=False)
+        else:
+            bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
+                name, sql.Literal(exact_limit + 1)
+            )
+            rows = conn.execute(bounded).fetchone()[0]
+            nonempty = rows > 0
+            exact = rows <= exact_limit
+            stats = TableStats(table, rows if exact else (estimate if estimate > 0 else None), exact)
+    except psycopg.Error as exc:
+        raise _classify_query_error(exc, table, conn) from None
+    if not nonempty:
+        raise ProbeError("empty", f"table '{table}' is empty: load its data (or check the database in DB_URL)")
+    return stats
+
+
+def _locate(conn: psycopg.Connection, table: str) -> tuple[sql.SQL, int]:
+    """The table's quoted name and planner estimate, read from the catalog (no lock taken)."""
+    try:
+        row = conn.execute(
+            "SELECT c.oid::regclass::text, c.reltuples::bigint, has_table_privilege(c.oid, 'SELECT'),"
+            " current_user, current_schemas(false)::text"
+            " FROM (SELECT to_regclass(%s) AS oid) AS r LEFT JOIN pg_class c ON c.oid = r.oid",
+            (table,),
+        ).fetchone()
+    except psycopg.Error as exc:
+        raise _classify_query_error(exc, table, conn) from None
+    quoted, estimate, readable, user, schemas = row
+    if quoted is None:
+        raise ProbeError(
+            "missing",
+            f"table '{table}' does not exist in database '{conn.info.dbname}' (schemas searched: {schemas}): "
+            "create it, or fix the table list (infra_tables in pytest.ini)",
+        )
+    if not readable:
+        raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {quoted} TO {user}")
+    return sql.SQL(quoted), int(estimate)
+
+
+def _classify_query_error(exc: psycopg.Error, table: str, conn: psycopg.Connection) -> ProbeError:
+    if isinstance(exc, errors.LockNotAvailable):
+        return ProbeError(
+            "locked",
+            f"table '{table}' is locked by another session (waited {_setting_s(conn, 'lock_timeout')}): "
+            "find the holder in pg_locks / pg_stat_activity, then retry",
+        )
+    if isinstance(exc, errors.QueryCanceled):
+        return ProbeError(
+            "timeout",
+            f"reading table '{table}' took longer than {_setting_s(conn, 'statement_timeout')}: "
+            "the server is overloaded or the table is bloated; retry, or raise infra_query_timeout",
+        )
+    if isinstance(exc, errors.InsufficientPrivilege):
+        return ProbeError("permission", f"permission denied on table '{table}': {_last_reason(str(exc))}")
+    if isinstance(exc, (errors.InvalidName, errors.SyntaxError, errors.InvalidParameterValue)):
+        return ProbeError("bad_name", f"'{table}' is not a valid table name: fix infra_tables in pytest.ini")
+    return ProbeError("query_failed", f"checking table '{table}' failed: {_last_reason(str(exc))}")
+
+
+def _setting_s(conn: psycopg.Connection, name: str) -> str:
+    """A timeout setting for a message; the connection may be unusable, so never raise from here."""
+    try:
+        return str(conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0])
+    except psycopg.Error:
+        return "its deadline"

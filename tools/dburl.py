@@ -1,0 +1,225 @@
+"""PostgreSQL connection URLs: parse and validate them, and keep their password out of sight.
+
+The URL is parsed here, not by libpq, because libpq echoes part of a malformed URL back in its
+error text (``missing "=" after "postgresql//user:PASSWORD@..."``). Every message this module
+raises is safe to print.
+
+>>> url = parse("postgresql://trader:s3cret@localhost:5432/mt5_crs")
+>>> url.redacted
+'postgresql://trader:***@localhost:5432/mt5_crs'
+>>> scrub("login s3cret failed", url.secrets)
+'login *** failed'
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import quote, unquote
+
+SCHEMES = ("postgresql", "postgres")
+MASK = "***"
+EXAMPLE = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_URL_TOKEN = re.compile(r"[^\s\"'<>]*//[^\s\"'<>]*@[^\s\"'<>]*")
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
+
+
+class DbUrlError(ValueError):
+    """A DB_URL that cannot be used; the message names the problem and never holds the password."""
+
+
+@dataclass(frozen=True)
+class DbUrl:
+    """A validated PostgreSQL URL. ``repr`` and ``redacted`` never show the password."""
+
+    raw: str = field(repr=False)
+    user: str | None
+    password: str | None = field(repr=False)
+    hosts: tuple[tuple[str, int | None], ...]
+    dbname: str
+    params: tuple[tuple[str, str], ...] = field(repr=False)
+
+    @property
+    def redacted(self) -> str:
+        """The URL as typed, with every password replaced by ``***``: safe for reports."""
+        return redact(self.raw)
+
+    @property
+    def where(self) -> str:
+        """The server(s) for messages: ``localhost:5432``, or the socket folder."""
+        return ", ".join(_host_label(host, port) for host, port in self.hosts) or str(self.param("host"))
+
+    @property
+    def target(self) -> str:
+        """The database and its server for messages: ``'mt5_crs' at localhost:5432``."""
+        return f"'{self.dbname}' at {self.where}"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every spelling of the password that could surface in text (decoded and as typed)."""
+        found = {p for p in (self.password, self.param("password")) if p}
+        spelled = {quote(p, safe="") for p in found} | {quote(p) for p in found}
+        return tuple(sorted(found | spelled, key=len, reverse=True))
+
+    def param(self, key: str) -> str | None:
+        """The last value of a query parameter, as libpq would read it."""
+        values = [value for name, value in self.params if name == key]
+        return values[-1] if values else None
+
+
+def _host_label(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port else shown or "the default socket"
+
+
+def parse(url: str) -> DbUrl:
+    """Validate ``url`` as libpq would accept it, with a message a person can act on.
+
+    >>> parse("postgresql://trader@db.internal/mt5_crs").hosts
+    (('db.internal', None),)
+    """
+    text = url.strip()
+    if not text:
+        raise DbUrlError(f"the URL is empty: expected {EXAMPLE}")
+    match = _SCHEME.match(text)
+    if not match:
+        raise DbUrlError(f"not a URL (no '://' after the scheme): expected {EXAMPLE}")
+    scheme = match.group(1)
+    if scheme.lower() not in SCHEMES:
+        raise DbUrlError(f"unsupported scheme '{scheme}': expected {EXAMPLE}")
+    rest = text[match.end() :]
+    rest, _, query = rest.partition("?")
+    userinfo, hostspec, path = _split_authority(rest)
+    user, password = _split_userinfo(userinfo)
+    params = _parse_query(query)
+    hosts = tuple(_parse_host(part) for part in hostspec.split(",")) if hostspec else ()
+    dbname = unquote(path) or dict(params).get("dbname", "")
+    parsed = DbUrl(text, user, password, hosts, dbname, params)
+    if not any(host for host, _ in hosts) and not parsed.param("host"):
+        raise DbUrlError(f"no host: add one ({EXAMPLE}) or name a socket folder with ?host=/var/run/postgresql")
+    if not parsed.dbname:
+        raise DbUrlError(f"no database name: end the URL with /DATABASE ({EXAMPLE})")
+    return parsed
+
+
+def _split_authority(rest: str) -> tuple[str, str, str]:
+    """Split ``user:pw@host:port/db`` at the LAST ``@`` so an unescaped ``@`` in a password survives."""
+    at = rest.rfind("@")
+    userinfo, hostpath = (rest[:at], rest[at + 1 :]) if at >= 0 else ("", rest)
+    hostspec, _, path = hostpath.partition("/")
+    return userinfo, hostspec, path
+
+
+def _split_userinfo(userinfo: str) -> tuple[str | None, str | None]:
+    if not userinfo:
+        return None, None
+    user, sep, password = userinfo.partition(":")
+    return unquote(user) or None, unquote(password) if sep else None
+
+
+def _parse_host(part: str) -> tuple[str, int | None]:
+    """One ``host[:port]`` entry; IPv6 addresses come in brackets (``[::1]:5432``)."""
+    if part.startswith("["):
+        host, bracket, tail = part[1:].partition("]")
+        if not bracket or (tail and not tail.startswith(":")):
+            raise DbUrlError(f"cannot read host '{part}': write IPv6 addresses as [::1]:5432")
+        port_text = tail[1:]
+    else:
+        host, _, port_text = part.partition(":")
+    return unquote(host), _parse_port(port_text, part)
+
+
+def _parse_port(text: str, part: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise DbUrlError(f"port '{text}' of host '{part}' is not a number from 1 to 65535")
+    return int(text)
+
+
+def _parse_query(query: str) -> tuple[tuple[str, str], ...]:
+    """``?key=value&...``; keys must be libpq connection keywords, as libpq itself demands."""
+    params = []
+    for item in filter(None, query.split("&")):
+        key, sep, value = item.partition("=")
+        key = unquote(key)
+        if not sep:
+            raise DbUrlError(f"URL parameter '{key}' has no value: write {key}=VALUE")
+        if key not in libpq_keywords():
+            hint = difflib.get_close_matches(key, libpq_keywords(), n=1)
+            also = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise DbUrlError(f"unknown URL parameter '{key}'{also}: libpq would refuse it")
+        params.append((key, unquote(value)))
+    return tuple(params)
+
+
+@lru_cache(maxsize=1)
+def libpq_keywords() -> frozenset[str]:
+    """The connection keywords the installed libpq knows (``sslmode``, ``host``, ...)."""
+    from psycopg import pq
+
+    return frozenset(opt.keyword.decode() for opt in pq.Conninfo.get_defaults())
+
+
+def redact(text: str) -> str:
+    """Mask passwords in URLs and conninfo strings within ``text``, even malformed ones.
+
+    >>> redact("postgresql://trader:p@ss@localhost/mt5_crs?sslmode=require")
+    'postgresql://trader:***@localhost/mt5_crs?sslmode=require'
+    >>> redact('missing "=" after "postgresql//trader:pw@db/x" in connection info string')
+    'missing "=" after "postgresql//trader:***@db/x" in connection info string'
+    >>> redact("host=db password='x y' dbname=z")
+    'host=db password=*** dbname=z'
+    """
+    text = _URL_TOKEN.sub(lambda m: _mask_userinfo(m.group(0)), text)
+    return _PASSWORD_PARAM.sub(lambda m: m.group(1) + MASK, text)
+
+
+def _password_span(token: str) -> tuple[int, int] | None:
+    """Where the password sits in ``scheme://user:password@host...``: after the first ``:`` of the
+    userinfo, up to the LAST ``@`` before the query, so unescaped ``@`` and ``/`` stay covered."""
+    start = token.find("//") + 2
+    query = token.find("?", start)
+    at = token.rfind("@", start, len(token) if query < 0 else query)
+    colon = token.find(":", start, at)
+    return (colon + 1, at) if at > 0 and colon >= 0 else None
+
+
+def _mask_userinfo(token: str) -> str:
+    span = _password_span(token)
+    return token if span is None else token[: span[0]] + MASK + token[span[1] :]
+
+
+def guess_secrets(raw: str) -> tuple[str, ...]:
+    """What to scrub for a DB_URL that may not even parse: its password(s), however it is spelled."""
+    try:
+        return parse(raw).secrets
+    except DbUrlError:
+        found = []
+        for match in _URL_TOKEN.finditer(raw):
+            span = _password_span(match.group(0))
+            if span and span[1] > span[0]:
+                found.append(match.group(0)[span[0] : span[1]])
+        found += [m.group(2).strip("'") for m in _PASSWORD_PARAM.finditer(raw) if m.group(2).strip("'")]
+        return tuple(found)
+
+
+def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
+    """Replace every occurrence of each secret; the last line of defence before text is shown."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def build(host: str, port: str | None, user: str | None, password: str | None, dbname: str) -> str:
+    """A URL from the spec's ``POSTGRES_*`` parts, escaping what needs it."""
+    shown_host = f"[{host}]" if ":" in host else quote(host, safe="")
+    auth = ""
+    if user:
+        auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "") + "@"
+    return f"postgresql://{auth}{shown_host}{':' + port if port else ''}/{quote(dbname, safe='')}"
