@@ -1,0 +1,327 @@
+"""Classify what a virtualenv accidentally created in a project root left behind.
+
+`python -m venv .` run in a project root writes pyvenv.cfg, lib/, lib64,
+include/ and files inside bin/, where the project keeps its own scripts. The
+audit test and tools/cleanup_root.py both ask this module, so the check and
+the fix can never disagree. It classifies by evidence, never by names alone:
+only a `<root>/pyvenv.cfg` with a `home` key proves a venv was made here, and
+every entry must also have the shape the venv gives it. Venv-looking entries
+without that proof are suspects: reported, never moved. Only the five names a
+venv writes are ever looked at, so venv/, .venv/, src/, scripts/, .git, *.py
+and archive folders can never be classified. Git-tracked paths are project
+content. Pure and read-only: symlinks are never followed (lstat, readlink)
+and unreadable entries are skipped or reported, not raised.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+GIT_TIMEOUT_S = 20
+HEAD_BYTES = 16 * 1024  # enough for a shebang and the VIRTUAL_ENV line of activate scripts
+CFG_BYTES = 64 * 1024
+NO_PROOF = "; no pyvenv.cfg with 'home' proves a venv was made here, so it is only a suspect"
+# Without proof only these are venv-looking enough to report (from the issue).
+SUSPECT_WITHOUT_PROOF = frozenset({"pyvenv.cfg", "lib", "lib64", "bin/activate"})
+
+PY_DIR = re.compile(r"python\d+\.\d+t?")  # lib/python3.11, include/python3.13t
+INTERPRETER = re.compile(r"(?:python|pypy)(?:\d+(?:\.\d+)?t?)?|\U0001d70bthon")  # 3.13 adds 𝜋thon
+ACTIVATE = re.compile(r"(?i)(?:de)?activate(?:\.\w+|_this\.py)?")
+EXEC_LINE = re.compile(rb"'''exec' (?:\"([^\"]+)\"|(\S+))")  # pip's form for long/space paths
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One root entry (or bin/ file) and why we think the venv made it."""
+
+    path: str
+    kind: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a root holds: proven venv artifacts and unproven suspects."""
+
+    root: Path
+    venv_home: str | None
+    artifacts: tuple[Artifact, ...]
+    suspects: tuple[Artifact, ...]
+
+    @property
+    def clean(self) -> bool:
+        """True when there is nothing to move and nothing to review."""
+        return not self.artifacts and not self.suspects
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A venv-shaped entry before the proof is applied.
+
+    movable: venv-made if a venv is proven (shape fits, nothing tracked under it).
+    shaped: looks like a venv entry at all (what makes it a suspect without proof).
+    """
+
+    artifact: Artifact
+    movable: bool
+    shaped: bool = True
+
+
+class GitError(RuntimeError):
+    """git runs and the root is in a work tree, but listing failed: refuse to guess."""
+
+
+def git_tracked(root: Path) -> frozenset[str]:
+    """Tracked paths relative to root; empty when git is missing or root is not in a work tree."""
+    env = {k: v for k, v in os.environ.items() if k not in {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"}}
+    env["LC_ALL"] = "C"  # so the "not a git repository" message can be recognised
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z"],
+            capture_output=True, timeout=GIT_TIMEOUT_S, env=env, check=False,
+        )
+    except FileNotFoundError:
+        return frozenset()
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git ls-files took over {GIT_TIMEOUT_S}s in {root}; retry when git is responsive") from exc
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip()
+        if "not a git repository" in message:
+            return frozenset()
+        first = message.splitlines()[0] if message else f"exit code {proc.returncode}"
+        raise GitError(f"git ls-files failed in {root}: {first}")
+    return frozenset(os.fsdecode(p) for p in proc.stdout.split(b"\0") if p)
+
+
+def scan_root(root: Path, tracked: frozenset[str] | None = None) -> Scan:
+    """Classify the venv leftovers of root; tracked=None asks git."""
+    root = Path(root)
+    if tracked is None:
+        tracked = git_tracked(root)
+    home, cfg = _pyvenv_cfg(root, tracked)
+    candidates = cfg + _lib(root, "lib", tracked) + _lib64(root, tracked) + _include(root, tracked)
+    bin_files = _bin_files(root, tracked)
+    if home is None:
+        suspects = [_unproven(c) for c in candidates + bin_files if c.shaped and c.artifact.path in SUSPECT_WITHOUT_PROOF]
+        return Scan(root, None, (), tuple(suspects))
+    candidates += _collapse_bin(bin_files)
+    artifacts = tuple(c.artifact for c in candidates if c.movable)
+    return Scan(root, home, artifacts, tuple(c.artifact for c in candidates if not c.movable))
+
+
+def describe_artifact(artifact: Artifact) -> str:
+    """One human line: '<path> (<kind>): <evidence>'."""
+    return f"{artifact.path} ({artifact.kind}): {artifact.evidence}"
+
+
+def describe(scan: Scan) -> list[str]:
+    """Lines for every artifact then every suspect, for the audit message and the fixer."""
+    return [describe_artifact(a) for a in scan.artifacts + scan.suspects]
+
+
+def _unproven(candidate: _Candidate) -> Artifact:
+    """Re-word a candidate as a suspect when no venv is proven (pyvenv.cfg says its own why)."""
+    a = candidate.artifact
+    return a if a.path == "pyvenv.cfg" else Artifact(a.path, a.kind, a.evidence + NO_PROOF)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    """lstat that answers None for missing or unreachable entries."""
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _kind(st: os.stat_result) -> str:
+    """Contract kind of an entry, judged without following links."""
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    return "dir" if stat.S_ISDIR(st.st_mode) else "file"
+
+
+def _is_real_dir(path: Path) -> bool:
+    """A directory that is not a symlink."""
+    st = _lstat(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def _names(path: Path) -> list[str] | None:
+    """Sorted entries of a real directory (callers lstat first); None when unreadable."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return None
+
+
+def _head(path: Path, size: int = HEAD_BYTES) -> bytes:
+    """First bytes of a regular file, never through a symlink; b'' when unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _tracked_under(rel: str, tracked: frozenset[str]) -> int:
+    """How many tracked paths are rel itself or below it."""
+    prefix = rel + "/"
+    return sum(1 for t in tracked if t == rel or t.startswith(prefix))
+
+
+def _parse_cfg(text: str) -> dict[str, str]:
+    """pyvenv.cfg keys, read the way site.py reads them."""
+    pairs = (line.partition("=") for line in text.splitlines() if "=" in line)
+    return {key.strip().lower(): value.strip() for key, _, value in pairs}
+
+
+def _pyvenv_cfg(root: Path, tracked: frozenset[str]) -> tuple[str | None, list[_Candidate]]:
+    """The proof: the 'home' of an untracked regular <root>/pyvenv.cfg, and its candidate."""
+    st = _lstat(root / "pyvenv.cfg")
+    if st is None or "pyvenv.cfg" in tracked:
+        return None, []
+    kind = _kind(st)
+    if not stat.S_ISREG(st.st_mode):
+        return None, [_Candidate(Artifact("pyvenv.cfg", kind, f"is a {kind}, not a file; not read, so it proves no venv"), False)]
+    home = _parse_cfg(_head(root / "pyvenv.cfg", CFG_BYTES).decode("utf-8", "replace")).get("home")
+    if not home:
+        return None, [_Candidate(Artifact("pyvenv.cfg", "file", "has no 'home' key (or is unreadable), so it proves no venv; suspect"), False)]
+    return home, [_Candidate(Artifact("pyvenv.cfg", "file", f"venv config written by python -m venv (home = {home})"), True)]
+
+
+def _only_site_packages(path: Path) -> bool:
+    """lib/ shape: one or more pythonX.Y/ folders, each holding only site-packages/."""
+    names = _names(path)
+    return bool(names) and all(
+        PY_DIR.fullmatch(n) and _is_real_dir(path / n) and _names(path / n) == ["site-packages"]
+        and _is_real_dir(path / n / "site-packages")
+        for n in names
+    )
+
+
+def _only_headers(path: Path) -> bool:
+    """include/ shape: empty, pythonX.Y/ folders, or site/ holding only pythonX.Y/ folders."""
+    names = _names(path)
+    if names is None:
+        return False
+    return all(
+        _is_real_dir(path / n) and (PY_DIR.fullmatch(n) or (n == "site" and _only_py_dirs(path / n)))
+        for n in names
+    )
+
+
+def _only_py_dirs(path: Path) -> bool:
+    """Every entry is a real pythonX.Y/ folder."""
+    names = _names(path)
+    return names is not None and all(PY_DIR.fullmatch(n) and _is_real_dir(path / n) for n in names)
+
+
+def _shaped_dir(root: Path, rel: str, tracked: frozenset[str], shape, evidence: str) -> list[_Candidate]:
+    """A real, untracked-or-mixed directory whose content has the venv shape."""
+    path = root / rel
+    if rel in tracked or not _is_real_dir(path):
+        return []
+    if _names(path) is None:
+        return [_Candidate(Artifact(rel, "dir", "could not be listed; left for review"), False, shaped=False)]
+    if not shape(path):
+        return []
+    n_tracked = _tracked_under(rel, tracked)
+    if n_tracked:
+        return [_Candidate(Artifact(rel, "dir", f"{evidence}, but {n_tracked} git-tracked path(s) under it; not movable"), False)]
+    return [_Candidate(Artifact(rel, "dir", evidence), True)]
+
+
+def _lib(root: Path, rel: str, tracked: frozenset[str]) -> list[_Candidate]:
+    """lib/ (or a real lib64/) holding only pythonX.Y/site-packages."""
+    return _shaped_dir(root, rel, tracked, _only_site_packages, "holds only pythonX.Y/site-packages")
+
+
+def _include(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
+    """include/ that is empty or holds only the venv's pythonX.Y/ header folders."""
+    return _shaped_dir(root, "include", tracked, _only_headers, "empty or only pythonX.Y/ header folders")
+
+
+def _lib64(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
+    """lib64: the venv's symlink to lib (recorded, never followed), or a lib-shaped folder."""
+    st = _lstat(root / "lib64")
+    if st is None or "lib64" in tracked:
+        return []
+    if not stat.S_ISLNK(st.st_mode):
+        return _lib(root, "lib64", tracked)
+    target = os.readlink(root / "lib64")
+    if target in {"lib", "lib/", str(root.absolute() / "lib")}:
+        return [_Candidate(Artifact("lib64", "symlink", f"symlink -> {target}, as venv makes it"), True)]
+    return [_Candidate(Artifact("lib64", "symlink", f"symlink -> {target}, not to lib; left for review"), False, shaped=False)]
+
+
+def _bin_prefixes(root: Path) -> set[bytes]:
+    """'<root>/bin/' as venv writes it into shebangs (absolute, and resolved in case of links)."""
+    return {os.fsencode(str(r / "bin")) + b"/" for r in (root.absolute(), root.resolve())}
+
+
+def _shebang_interpreter(head: bytes) -> bytes | None:
+    """The interpreter a script starts, including pip's /bin/sh '''exec' form."""
+    lines = head.split(b"\n", 2)
+    if not lines[0].startswith(b"#!"):
+        return None
+    words = lines[0][2:].split()
+    if words[:1] == [b"/bin/sh"] and len(lines) > 1:
+        match = EXEC_LINE.match(lines[1])
+        return (match.group(1) or match.group(2)) if match else None
+    return words[0] if words else None
+
+
+def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes]) -> str | None:
+    """Why the venv made this bin/ entry, or None when it is the project's."""
+    name = path.name
+    if stat.S_ISLNK(st.st_mode):
+        return f"interpreter symlink -> {os.readlink(path)}" if INTERPRETER.fullmatch(name) else None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    head = _head(path)
+    if INTERPRETER.fullmatch(name) and head.startswith(b"\x7fELF"):
+        return "interpreter binary copied by venv --copies"
+    if ACTIVATE.fullmatch(name) and b"VIRTUAL_ENV" in head:
+        return "activation script (sets VIRTUAL_ENV)"
+    interpreter = _shebang_interpreter(head)
+    for prefix in prefixes:
+        if interpreter and interpreter.startswith(prefix) and INTERPRETER.fullmatch(os.fsdecode(interpreter[len(prefix):])):
+            return f"entry point; shebang runs {os.fsdecode(interpreter)}"
+    return None
+
+
+def _bin_files(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
+    """Every entry of a real, untracked bin/; movable only when the venv made it."""
+    if "bin" in tracked or not _is_real_dir(root / "bin"):
+        return []
+    names = _names(root / "bin")
+    if names is None:
+        return [_Candidate(Artifact("bin", "dir", "could not be listed; left for review"), False, shaped=False)]
+    prefixes = _bin_prefixes(root)
+    return [_bin_candidate(root, f"bin/{name}", tracked, prefixes) for name in names]
+
+
+def _bin_candidate(root: Path, rel: str, tracked: frozenset[str], prefixes: set[bytes]) -> _Candidate:
+    """One bin/ entry: git-tracked or evidence-less entries are the project's."""
+    st = _lstat(root / rel)
+    if st is None or _tracked_under(rel, tracked):
+        return _Candidate(Artifact(rel, "file", "project file"), False, shaped=False)
+    evidence = _bin_evidence(root / rel, st, prefixes)
+    return _Candidate(Artifact(rel, _kind(st), evidence or "project file"), evidence is not None, evidence is not None)
+
+
+def _collapse_bin(files: list[_Candidate]) -> list[_Candidate]:
+    """bin/ as one artifact when every entry is venv-made; else its venv-made files (and an unreadable bin)."""
+    if files and all(c.movable for c in files):
+        return [_Candidate(Artifact("bin", "dir", f"all {len(files)} entries are venv-made (activate, interpreters, entry points)"), True)]
+    return [c for c in files if c.movable or c.artifact.path == "bin"]
