@@ -296,6 +296,7 @@ def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> No
                 "entries": [plan_entry(root, a) for a in move_order(scan.artifacts)]}
     save_manifest(archive, manifest)
     for entry in manifest["entries"]:
+        _hold_proof(manifest, entry)
         _move_entry(root, archive, manifest, entry, report)
     failed = [e for e in manifest["entries"] if e["status"] == "failed"]
     problems = len(failed) + _verify(root, scan, before, archive, report)
@@ -309,6 +310,14 @@ def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> No
 def _archive_names(root: Path) -> set[str]:
     """Archive folders already in root: never 'kept entries' to compare, never classified."""
     return {n for n in _listing(root) if n.startswith(ARCHIVE_PREFIX)}
+
+
+def _hold_proof(manifest: dict, entry: dict) -> None:
+    """Keep pyvenv.cfg when anything failed, so a re-run still proves the venv and can finish."""
+    others_failed = any(e["status"] == "failed" for e in manifest["entries"] if e is not entry)
+    if entry["source"] == MOVE_LAST and entry["status"] == "planned" and others_failed:
+        entry.update(status="failed", error="kept as the venv proof because other entries could not move; "
+                     "fix those and re-run")
 
 
 def _move_entry(root: Path, archive: Path, manifest: dict, entry: dict, report: Report) -> None:

@@ -1,0 +1,197 @@
+"""The classifier: exactly the venv-made entries, by evidence; project content never; read-only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.venv_roots import PollutedRoot, git, make_venv, polluted_root, tree_snapshot, write
+from tools.venv_artifacts import Artifact, GitError, Scan, describe, git_tracked, scan_root
+
+PY_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@pytest.fixture
+def polluted(tmp_path: Path) -> PollutedRoot:
+    """A fresh polluted root per test (no pip: 0.2 s)."""
+    return polluted_root(tmp_path)
+
+
+def paths(artifacts: tuple[Artifact, ...]) -> set[str]:
+    """The paths of a scan's findings."""
+    return {a.path for a in artifacts}
+
+
+def test_finds_exactly_what_the_venv_added(polluted: PollutedRoot) -> None:
+    scan = scan_root(polluted.root)
+    assert paths(scan.artifacts) == polluted.expected
+    assert scan.suspects == ()
+    assert {a.kind for a in scan.artifacts if a.path == "lib64"} == {"symlink"}
+    assert not scan.clean
+
+
+def test_venv_home_is_the_cfg_home(polluted: PollutedRoot) -> None:
+    cfg = (polluted.root / "pyvenv.cfg").read_text()
+    home = next(line.split("=", 1)[1].strip() for line in cfg.splitlines() if line.startswith("home"))
+    assert scan_root(polluted.root).venv_home == home
+
+
+def test_scan_is_read_only(polluted: PollutedRoot) -> None:
+    before = tree_snapshot(polluted.root)
+    scan_root(polluted.root)
+    assert tree_snapshot(polluted.root) == before
+
+
+def test_all_venv_bin_is_one_dir_artifact(tmp_path: Path) -> None:
+    make_venv(tmp_path)
+    scan = scan_root(tmp_path)
+    assert paths(scan.artifacts) == {"pyvenv.cfg", "lib", "lib64", "include", "bin"}
+    assert [a.kind for a in scan.artifacts if a.path == "bin"] == ["dir"]
+
+
+def test_entry_points_need_this_roots_shebang(polluted: PollutedRoot) -> None:
+    bin_dir = polluted.root / "bin"
+    write(bin_dir / "pip-like", f"#!{polluted.root}/bin/python3\nimport pip\n", 0o755)
+    write(bin_dir / "long-path", f"#!/bin/sh\n'''exec' \"{polluted.root}/bin/python3\" \"$0\" \"$@\"\n' '''\n", 0o755)
+    write(bin_dir / "other-venv", f"#!{polluted.root}/venv/bin/python3\n", 0o755)
+    write(bin_dir / "python-ish", f"#!{polluted.root}/bin/pythonic-tool\n", 0o755)
+    found = paths(scan_root(polluted.root).artifacts)
+    assert {"bin/pip-like", "bin/long-path"} <= found
+    assert not {"bin/other-venv", "bin/python-ish"} & found
+
+
+def test_tracked_and_project_files_in_bin_stay(polluted: PollutedRoot) -> None:
+    write(polluted.root / "bin" / "activate.sh", "echo project activate, no venv variable\n")
+    found = paths(scan_root(polluted.root).artifacts)
+    assert not {p for p in found if p.startswith("bin/task_")}
+    assert not {"bin/run_tracked", "bin/local_tool", "bin/outside-link", "bin/activate.sh"} & found
+
+
+def test_tracked_activate_is_project_content(polluted: PollutedRoot) -> None:
+    git(polluted.root, "add", "bin/activate")
+    assert "bin/activate" not in paths(scan_root(polluted.root).artifacts)
+
+
+def test_tracked_path_under_lib_makes_it_a_suspect(polluted: PollutedRoot) -> None:
+    write(polluted.root / "lib" / PY_DIR / "site-packages" / "vendored.py", "x = 1\n")
+    git(polluted.root, "add", "-f", "lib")
+    scan = scan_root(polluted.root)
+    assert "lib" not in paths(scan.artifacts)
+    assert [a.evidence for a in scan.suspects if a.path == "lib"] == [
+        "holds only pythonX.Y/site-packages, but 1 git-tracked path(s) under it; not movable"]
+
+
+def test_without_proof_only_suspects(polluted: PollutedRoot) -> None:
+    (polluted.root / "pyvenv.cfg").unlink()
+    scan = scan_root(polluted.root)
+    assert scan.venv_home is None and scan.artifacts == ()
+    assert paths(scan.suspects) == {"lib", "lib64", "bin/activate"}
+    assert all("no pyvenv.cfg with 'home'" in a.evidence for a in scan.suspects)
+
+
+def test_cfg_without_home_is_a_suspect(polluted: PollutedRoot) -> None:
+    write(polluted.root / "pyvenv.cfg", "version = 3.11.7\n")
+    scan = scan_root(polluted.root)
+    assert scan.artifacts == ()
+    assert [a.evidence for a in scan.suspects if a.path == "pyvenv.cfg"] == [
+        "has no 'home' key (or is unreadable), so it proves no venv; suspect"]
+
+
+def test_nothing_venv_shaped_is_clean(tmp_path: Path) -> None:
+    write(tmp_path / "lib" / "helpers.sh", "echo\n")
+    write(tmp_path / "include" / "project.h", "int x;\n")
+    write(tmp_path / "bin" / "activate", "echo mine\n")
+    (tmp_path / "lib64").symlink_to("/usr/lib")
+    make_venv(tmp_path / ".venv")
+    scan = scan_root(tmp_path)
+    assert scan.clean and describe(scan) == []
+
+
+def test_symlinked_lib_is_not_descended(polluted: PollutedRoot) -> None:
+    shutil.rmtree(polluted.root / "lib")
+    (polluted.outside / "lib" / PY_DIR / "site-packages").mkdir(parents=True)
+    (polluted.root / "lib").symlink_to(polluted.outside / "lib")
+    found = paths(scan_root(polluted.root).artifacts)
+    assert "lib" not in found and "lib64" in found
+
+
+def test_interpreter_links_are_symlink_artifacts(polluted: PollutedRoot) -> None:
+    (polluted.root / "bin" / "python3").unlink()
+    (polluted.root / "bin" / "python3").symlink_to("/nonexistent/python3.11")  # dangling
+    scan = scan_root(polluted.root)
+    assert [(a.kind, a.evidence) for a in scan.artifacts if a.path == "bin/python3"] == [
+        ("symlink", "interpreter symlink -> /nonexistent/python3.11")]
+
+
+def test_lib64_pointing_elsewhere_is_only_a_suspect(polluted: PollutedRoot) -> None:
+    (polluted.root / "lib64").unlink()
+    (polluted.root / "lib64").symlink_to(polluted.outside)
+    scan = scan_root(polluted.root)
+    assert "lib64" in paths(scan.suspects) and "lib64" not in paths(scan.artifacts)
+
+
+def test_include_with_pip_headers_is_venv_made(polluted: PollutedRoot) -> None:
+    write(polluted.root / "include" / "site" / PY_DIR / "greenlet" / "greenlet.h", "/* */\n")
+    assert "include" in paths(scan_root(polluted.root).artifacts)
+    write(polluted.root / "include" / "project.h", "int x;\n")
+    assert "include" not in paths(scan_root(polluted.root).artifacts)
+
+
+def test_weird_names_and_special_files_do_not_crash(polluted: PollutedRoot) -> None:
+    bin_dir = os.fsencode(polluted.root / "bin")
+    for name in (b"new\nline", b"\xff\xfe-latin", b"sp ace"):
+        with open(os.path.join(bin_dir, name), "wb") as handle:
+            handle.write(b"#!/bin/sh\n")
+    os.mkfifo(polluted.root / "bin" / "fifo")
+    scan = scan_root(polluted.root)
+    assert paths(scan.artifacts) == polluted.expected
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads mode-000 folders anyway; nothing to prove")
+def test_unreadable_bin_is_reported_not_raised(polluted: PollutedRoot) -> None:
+    (polluted.root / "bin").chmod(0)
+    try:
+        scan = scan_root(polluted.root)
+    finally:
+        (polluted.root / "bin").chmod(0o755)
+    assert [a.evidence for a in scan.suspects if a.path == "bin"] == ["could not be listed; left for review"]
+
+
+def test_describe_lines(tmp_path: Path) -> None:
+    scan = Scan(tmp_path, "/usr/bin", (Artifact("lib64", "symlink", "symlink -> lib"),),
+                (Artifact("bin/activate", "file", "only a suspect"),))
+    assert describe(scan) == ["lib64 (symlink): symlink -> lib", "bin/activate (file): only a suspect"]
+
+
+def test_git_tracked_lists_relative_paths(polluted: PollutedRoot, tmp_path: Path) -> None:
+    tracked = git_tracked(polluted.root)
+    assert "bin/task_00.sh" in tracked and "notes.txt" not in tracked
+    assert git_tracked(polluted.outside) == frozenset()
+
+
+def fake_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    """Put a stand-in `git` first on PATH."""
+    write(tmp_path / "fakebin" / "git", f"#!/bin/sh\n{body}\n", 0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "fakebin"))
+
+
+def test_git_missing_means_nothing_tracked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert git_tracked(tmp_path) == frozenset()
+
+
+def test_git_failure_refuses_to_guess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_git(tmp_path, monkeypatch, "echo 'fatal: detected dubious ownership' >&2; exit 128")
+    with pytest.raises(GitError, match="dubious ownership"):
+        git_tracked(tmp_path)
+
+
+def test_git_timeout_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_git(tmp_path, monkeypatch, f"exec {shutil.which('sleep')} 5")
+    monkeypatch.setattr("tools.venv_artifacts.GIT_TIMEOUT_S", 0.2)
+    with pytest.raises(GitError, match="took over 0.2s"):
+        git_tracked(tmp_path)
