@@ -1,0 +1,64 @@
+"""tools/db_config.py: where DB_URL comes from, and what is said when it is missing or broken."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.db_config import ConfigError, known_secrets, resolve_db_url
+
+URL = "postgresql://trader:from-file@localhost:5432/mt5_crs"
+
+
+def test_environment_wins_over_the_env_file(tmp_path):
+    (tmp_path / ".env").write_text(f"DB_URL={URL}\n")
+    setting = resolve_db_url(tmp_path, {"DB_URL": "postgresql://ci@db/mt5_crs"})
+    assert (setting.value, setting.origin) == ("postgresql://ci@db/mt5_crs", "the environment (DB_URL)")
+
+
+def test_env_file_is_read_with_quotes_comments_and_export(tmp_path):
+    (tmp_path / ".env").write_text(f'# Database\nexport DB_URL="{URL}"  # verified\nOTHER=1\n')
+    setting = resolve_db_url(tmp_path, {})
+    assert setting.value == URL
+    assert setting.origin == f"{tmp_path / '.env'} (DB_URL)"
+
+
+def test_components_are_assembled_when_db_url_is_absent(tmp_path):
+    (tmp_path / ".env").write_text(
+        "POSTGRES_HOST=localhost\nPOSTGRES_PORT=5432\nPOSTGRES_USER=trader\nPOSTGRES_PASSWORD=p@ss\nPOSTGRES_DB=mt5_crs\n"
+    )
+    setting = resolve_db_url(tmp_path, {"POSTGRES_HOST": "db.internal"})
+    assert setting.value == "postgresql://trader:p%40ss@db.internal:5432/mt5_crs"
+    assert setting.parse().password == "p@ss"
+    assert "POSTGRES_*" in setting.origin
+
+
+@pytest.mark.parametrize(
+    ("env_file", "environ", "complaint"),
+    [
+        (None, {}, "DB_URL is not set (" ),
+        ("OTHER=1\n", {}, "has no DB_URL"),
+        ("DB_URL=\n", {}, "is empty"),
+        (None, {"DB_URL": "  "}, "DB_URL in the environment (DB_URL) is empty"),
+        ("DB_URL=postgresql://a:b@h/db\nthis line is broken\n", {}, "line 2 is not KEY=value"),
+        ("POSTGRES_USER=trader\nPOSTGRES_PASSWORD=x\n", {}, "POSTGRES_HOST, POSTGRES_DB is missing"),
+    ],
+)
+def test_missing_or_broken_configuration_is_named(tmp_path, env_file, environ, complaint):
+    if env_file is not None:
+        (tmp_path / ".env").write_text(env_file)
+    with pytest.raises(ConfigError) as raised:
+        resolve_db_url(tmp_path, environ)
+    assert complaint in str(raised.value)
+
+
+def test_invalid_url_error_names_its_origin_but_not_the_password(tmp_path):
+    (tmp_path / ".env").write_text("DB_URL=postgresql//trader:hunter2@localhost/mt5_crs\n")
+    with pytest.raises(ConfigError) as raised:
+        resolve_db_url(tmp_path, {}).parse()
+    assert str(raised.value).startswith(f"DB_URL from {tmp_path / '.env'} (DB_URL) is invalid: not a URL")
+    assert "hunter2" not in str(raised.value)
+
+
+def test_known_secrets_include_every_configured_password(tmp_path):
+    (tmp_path / ".env").write_text("DB_URL=postgresql//trader:in-url@h/db\nPOSTGRES_PASSWORD=in-parts\n")
+    assert set(known_secrets(tmp_path, {"PGPASSWORD": "in-libpq"})) == {"in-url", "in-parts", "in-libpq"}

@@ -1,0 +1,155 @@
+"""tools/db_probe.py against a real PostgreSQL: deadlines, read-only sessions, and every failure named."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tools import db_probe
+from tools.dburl import parse
+from tools.db_probe import ProbeError, Timeouts
+
+FAST = Timeouts(connect=1.0, query=1.0)
+
+
+@pytest.fixture
+def conn(target) -> Iterator[psycopg.Connection]:
+    with db_probe.connect(parse(target.url), FAST) as connection:
+        yield connection
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word, like a hung server or a black hole."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def connect_error(url: str, timeouts: Timeouts = FAST) -> ProbeError:
+    with pytest.raises(ProbeError) as raised:
+        db_probe.connect(parse(url), timeouts)
+    return raised.value
+
+
+def test_session_is_read_only_autocommit_and_named(conn):
+    assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    assert conn.execute("SHOW application_name").fetchone()[0] == "infra-audit"
+    assert conn.execute("SHOW statement_timeout").fetchone()[0] == "1s"
+    assert conn.autocommit
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("INSERT INTO assets (symbol, name) VALUES ('X', 'x')")
+
+
+def test_wrong_password_is_named_without_echoing_it(target):
+    url = target.url.replace(target.role.password, "not-the-password")
+    error = connect_error(url)
+    assert error.cause == "auth"
+    assert f"authentication failed for user '{target.role.name}'" in str(error)
+    assert "not-the-password" not in str(error) and target.role.password not in str(error)
+
+
+def test_missing_database_is_named(target):
+    error = connect_error(target.url.rsplit("/", 1)[0] + "/no_such_db")
+    assert (error.cause, str(error).split(" on ")[0]) == ("no_database", "database 'no_such_db' does not exist")
+
+
+def test_refused_connection_is_named(target):
+    error = connect_error(f"postgresql://u:pw@127.0.0.1:{closed_port()}/db")
+    assert error.cause == "refused"
+    assert "is PostgreSQL running" in str(error)
+
+
+def test_unknown_host_is_named():
+    error = connect_error("postgresql://u:pw@no-such-host.invalid:5432/db")
+    assert error.cause == "host_not_found"
+
+
+def test_missing_socket_is_named(tmp_path):
+    error = connect_error(f"postgresql://u:pw@/db?host={tmp_path}")
+    assert error.cause == "no_socket"
+    assert str(tmp_path) in str(error)
+
+
+def test_silent_server_hits_our_deadline_not_libpqs(silent_port):
+    error = connect_error(f"postgresql://u:pw@127.0.0.1:{silent_port}/db", Timeouts(connect=0.5, query=1))
+    assert error.cause == "timeout"
+    assert "within 0.5 s" in str(error)
+
+
+def test_small_table_is_counted_exactly(conn):
+    stats = db_probe.table_stats(conn, "market_data", exact_limit=1000)
+    assert (stats.rows, stats.exact, stats.shown) == (120, True, "120 rows")
+
+
+def test_big_table_reports_the_planner_estimate_without_counting(conn):
+    stats = db_probe.table_stats(conn, "market_data", exact_limit=100)
+    assert (stats.rows, stats.exact) == (120, False)
+    assert stats.shown == "~120 rows (planner estimate)"
+
+
+def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):
+    target.admin.execute("CREATE TABLE fresh AS SELECT generate_series(1, 50) AS n")
+    target.admin.execute("GRANT SELECT ON fresh TO PUBLIC")
+    stats = db_probe.table_stats(conn, "fresh", exact_limit=10)
+    assert (stats.rows, stats.exact) == (None, False)
+    assert "until ANALYZE" in stats.shown
+
+
+def probe_error(conn: psycopg.Connection, table: str) -> ProbeError:
+    with pytest.raises(ProbeError) as raised:
+        db_probe.table_stats(conn, table, exact_limit=1000)
+    return raised.value
+
+
+def test_missing_table_is_named(conn):
+    error = probe_error(conn, "no_such_table")
+    assert error.cause == "missing"
+    assert "table 'no_such_table' does not exist" in str(error)
+
+
+def test_empty_table_is_named(target, conn):
+    target.admin.execute("TRUNCATE market_data")
+    assert probe_error(conn, "market_data").cause == "empty"
+
+
+def test_unreadable_table_says_which_grant_is_missing(target, conn):
+    target.admin.execute("REVOKE SELECT ON assets FROM PUBLIC")
+    error = probe_error(conn, "assets")
+    assert error.cause == "permission"
+    assert f"GRANT SELECT ON assets TO {target.role.name}" in str(error)
+
+
+def test_locked_table_is_named_instead_of_waiting(target, conn):
+    with target.admin.transaction():
+        target.admin.execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
+        error = probe_error(conn, "market_data")
+    assert error.cause == "locked"
+    assert "locked by another session" in str(error)
+
+
+def test_slow_table_hits_the_statement_timeout(target, conn):
+    target.admin.execute("CREATE VIEW slow AS SELECT 1 AS one FROM pg_sleep(5)")
+    target.admin.execute("GRANT SELECT ON slow TO PUBLIC")
+    error = probe_error(conn, "slow")
+    assert error.cause == "timeout"
+    assert "took longer than 1s" in str(error)
+
+
+def test_invalid_table_name_is_named(conn):
+    assert probe_error(conn, "bad name(").cause == "bad_name"
+
+
+def test_server_version_is_readable(conn):
+    major, minor = db_probe.server_version(conn).split(".")
+    assert int(major) >= 10 and int(minor) >= 0
