@@ -1,0 +1,290 @@
+"""The fixer: moves exactly the artifacts, changes nothing else, restores exactly, and says so."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.venv_roots import PollutedRoot, git, polluted_root, run_fixer, tree_snapshot, write
+from tools import cleanup_root
+from tools.venv_artifacts import scan_root
+
+
+@pytest.fixture
+def polluted(tmp_path: Path) -> PollutedRoot:
+    """A fresh polluted root per test (no pip: 0.2 s)."""
+    return polluted_root(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def polluted_with_pip(tmp_path_factory: pytest.TempPathFactory) -> PollutedRoot:
+    """Made once: a venv with pip takes ~6 s, and its entry points must name this very root."""
+    return polluted_root(tmp_path_factory.mktemp("pip"), with_pip=True)
+
+
+def project_part(snapshot: dict[str, tuple], venv_made: frozenset[str]) -> dict[str, tuple]:
+    """The snapshot without the venv-made paths and what lies under them."""
+    return {p: f for p, f in snapshot.items() if not any(p == v or p.startswith(v + "/") for v in venv_made)}
+
+
+def reported(stdout: str, action: str) -> list[str]:
+    """The paths of the report lines of one action ('moved', 'FAILED', ...), sorted."""
+    return sorted(line.split()[1].rstrip(":") for line in stdout.splitlines() if line.split()[:1] == [action])
+
+
+def only_archive(pr: PollutedRoot) -> Path:
+    """The one archive a cleanup made."""
+    archives = pr.archives()
+    assert len(archives) == 1, archives
+    return archives[0]
+
+
+@pytest.mark.parametrize("with_pip", [False, True], ids=["without-pip", "with-pip"])
+def test_lifecycle(with_pip: bool, request: pytest.FixtureRequest) -> None:
+    """scan -> dry-run -> cleanup -> re-run -> restore -> restore again, as a user would run them."""
+    pr: PollutedRoot = request.getfixturevalue("polluted_with_pip" if with_pip else "polluted")
+    assert ("bin/pip" in pr.expected) == with_pip
+    before = tree_snapshot(pr.root)
+    assert {a.path for a in scan_root(pr.root).artifacts} == pr.expected
+
+    dry = run_fixer("--root", pr.root, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert reported(dry.stdout, "would-move") == sorted(pr.expected)
+    assert tree_snapshot(pr.root, skip_archives=False) == before
+
+    done = run_fixer("--root", pr.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    archive = only_archive(pr)
+    assert reported(done.stdout, "moved") == sorted(pr.expected)
+    assert all(not os.path.lexists(pr.root / p) and os.path.lexists(archive / p) for p in pr.expected)
+    assert project_part(tree_snapshot(pr.root), pr.expected) == project_part(before, pr.expected)
+    assert scan_root(pr.root).clean
+    assert "verified   classifier finds nothing left" in done.stdout
+
+    again = run_fixer("--root", pr.root)
+    assert (again.returncode, again.stdout.splitlines()[-1]) == (0, "summary    nothing to clean")
+    assert pr.archives() == [archive]
+
+    back = run_fixer("--restore", archive)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert tree_snapshot(pr.root) == before
+    twice = run_fixer("--restore", archive)
+    assert twice.returncode == 0 and "nothing to restore" in twice.stdout
+    assert os.listdir(archive) == ["manifest.json"]
+
+
+def test_manifest_records_fingerprints_and_statuses(polluted: PollutedRoot) -> None:
+    assert run_fixer("--root", polluted.root).returncode == 0
+    entries = json.loads((only_archive(polluted) / "manifest.json").read_text())["entries"]
+    by_path = {e["source"]: e for e in entries}
+    assert set(by_path) == polluted.expected
+    assert {e["status"] for e in entries} == {"moved"}
+    assert entries[-1]["source"] == "pyvenv.cfg"  # the proof moves last
+    assert len(by_path["bin/activate"]["sha256"]) == 64 and by_path["bin/activate"]["size"] > 0
+    assert by_path["lib64"]["link_target"] == "lib"
+    assert by_path["lib"]["kind"] == "dir" and by_path["lib"]["sha256"]
+
+
+def test_clean_root_creates_no_archive(tmp_path: Path) -> None:
+    write(tmp_path / "bin" / "deploy.sh", "#!/bin/sh\n", 0o755)
+    result = run_fixer("--root", tmp_path)
+    assert (result.returncode, result.stdout.splitlines()[-1]) == (0, "summary    nothing to clean")
+    assert not list(tmp_path.glob("_archive_*"))
+
+
+def test_without_proof_nothing_moves_and_exit_is_1(polluted: PollutedRoot) -> None:
+    (polluted.root / "pyvenv.cfg").unlink()
+    before = tree_snapshot(polluted.root, skip_archives=False)
+    result = run_fixer("--root", polluted.root)
+    assert result.returncode == 1
+    assert reported(result.stdout, "suspect") == ["bin/activate", "lib", "lib64"]
+    assert "nothing moved; 3 suspect(s) need a human decision" in result.stdout
+    assert tree_snapshot(polluted.root, skip_archives=False) == before
+
+
+def test_json_result(polluted: PollutedRoot) -> None:
+    result = run_fixer("--root", polluted.root, "--dry-run", "--json")
+    data = json.loads(result.stdout)
+    assert (result.returncode, data["command"], data["exit_code"]) == (0, "dry-run", 0)
+    assert {a["path"] for a in data["artifacts"]} == polluted.expected
+    assert data["venv_home"] and data["suspects"] == [] and data["archive"] is None
+
+
+def test_restore_refuses_to_overwrite(polluted: PollutedRoot) -> None:
+    before = tree_snapshot(polluted.root)
+    assert run_fixer("--root", polluted.root).returncode == 0
+    write(polluted.root / "bin" / "activate", "new work, made after the cleanup\n")
+    refused = run_fixer("--restore", only_archive(polluted))
+    assert refused.returncode == 1
+    assert [line for line in refused.stdout.splitlines() if line.startswith("REFUSED")] == [
+        f"REFUSED    bin/activate: {polluted.root}/bin/activate exists now; not overwritten "
+        "(move it away and re-run --restore)"]
+    assert (polluted.root / "bin" / "activate").read_text() == "new work, made after the cleanup\n"
+    (polluted.root / "bin" / "activate").unlink()
+    assert run_fixer("--restore", only_archive(polluted)).returncode == 0
+    assert tree_snapshot(polluted.root) == before
+
+
+def test_restore_refuses_a_changed_archive_copy(polluted: PollutedRoot) -> None:
+    assert run_fixer("--root", polluted.root).returncode == 0
+    (only_archive(polluted) / "bin" / "activate").write_text("tampered\n")
+    result = run_fixer("--restore", only_archive(polluted))
+    assert result.returncode == 1
+    assert "REFUSED    bin/activate: archived copy differs from the manifest" in result.stdout
+    assert not (polluted.root / "bin" / "activate").exists()
+
+
+def test_interrupted_cleanup_restores_exactly(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = tree_snapshot(polluted.root)
+    real_move, calls = cleanup_root.move, []
+
+    def crash_on_third(src: Path, dst: Path) -> None:
+        calls.append(src)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the process dies mid-run
+        real_move(src, dst)
+
+    monkeypatch.setattr(cleanup_root, "move", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        cleanup_root.clean(polluted.root, False, cleanup_root.Report(quiet=True))
+    monkeypatch.undo()
+    statuses = [e["status"] for e in json.loads((only_archive(polluted) / "manifest.json").read_text())["entries"]]
+    assert statuses[:3] == ["moved", "moved", "planned"]
+    assert run_fixer("--restore", only_archive(polluted)).returncode == 0
+    assert tree_snapshot(polluted.root) == before
+
+
+def test_same_second_archives_do_not_collide(tmp_path: Path) -> None:
+    now = datetime(2025, 12, 29, 12, 0, 0, tzinfo=timezone.utc)
+    first, second = cleanup_root.make_archive(tmp_path, now), cleanup_root.make_archive(tmp_path, now)
+    assert (first.name, second.name) == ("_archive_venv_cleanup_20251229T120000Z",
+                                         "_archive_venv_cleanup_20251229T120000Z_2")
+
+
+@contextmanager
+def unmovable(folder: Path) -> Iterator[None]:
+    """Make folder's entries unmovable: mode bits for a user, the immutable flag for root (bits don't stop root)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    else:
+        chattr = shutil.which("chattr")
+        if chattr is None:
+            pytest.skip("running as root without chattr: permission bits cannot stop root from moving files")
+        made = subprocess.run([chattr, "+i", str(folder)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"running as root and chattr +i is refused here ({made.stderr.strip()})")
+        undo = [chattr, "-i", str(folder)]
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_unmovable_entries_are_reported_one_by_one(polluted: PollutedRoot) -> None:
+    in_bin = sorted(p for p in polluted.expected if p.startswith("bin/"))
+    with unmovable(polluted.root / "bin"):
+        result = run_fixer("--root", polluted.root)
+    assert result.returncode == 1
+    assert reported(result.stdout, "FAILED") == sorted(in_bin + ["pyvenv.cfg"])  # the proof stays so a re-run can finish
+    assert all((polluted.root / p).is_symlink() or (polluted.root / p).is_file() for p in in_bin)
+    rerun = run_fixer("--root", polluted.root)
+    assert rerun.returncode == 0 and not scan_root(polluted.root).artifacts
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--root", "/nonexistent/project"], "error: --root /nonexistent/project is not a directory"),
+    (["--restore", "/nonexistent/_archive_venv_cleanup_x"], "error: archive /nonexistent/_archive_venv_cleanup_x"),
+])
+def test_bad_paths_are_one_clear_line(args: list[str], message: str) -> None:
+    result = run_fixer(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is unreadable or corrupt"),
+    ('{"format": 1, "entries": [{"source": "../etc", "destination": "x"}]}', "has malformed entries"),
+    ('["a list"]', "is not a cleanup manifest"),
+])
+def test_bad_manifest_is_one_clear_line(tmp_path: Path, content: str, message: str) -> None:
+    write(tmp_path / "_archive_venv_cleanup_x" / "manifest.json", content)
+    result = run_fixer("--restore", tmp_path / "_archive_venv_cleanup_x")
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+# --- property: over generated trees, project content never moves and restore is exact -------------
+
+PROJECT_FILES = {  # path -> content; {root} is filled in. Venv-looking ones in bin/ are always tracked.
+    "bin/deploy.sh": "#!/bin/sh\necho deploy\n",
+    "bin/activate": "VIRTUAL_ENV=/opt/project  # the project's own, tracked\n",
+    "bin/runner": "#!{root}/bin/python3\n# tracked, so project content\n",
+    "src/app.py": "print('app')\n",
+    "setup.py": "print('setup')\n",
+    "scripts/run.sh": "echo run\n",
+    "venv/pyvenv.cfg": "home = /usr/bin\n",
+    "venv/bin/activate": "VIRTUAL_ENV=venv\n",
+    ".venv/lib/python3.11/site-packages/x.py": "x = 1\n",
+    "lib/python3.11/site-packages/vendored.py": "# tracked under a venv-shaped lib\n",
+    "include/project.h": "int x;\n",
+}
+ALWAYS_TRACKED = {"bin/activate", "bin/runner", "lib/python3.11/site-packages/vendored.py"}
+VENV_PIECES = ("lib", "lib64", "include", "bin/activate", "bin/python", "bin/pip")
+
+
+def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[str], cfg: str | None) -> None:
+    """Lay out project files (path -> tracked?), then the venv pieces, then pyvenv.cfg."""
+    for rel in project:
+        write(root / rel, PROJECT_FILES[rel].format(root=root))
+    git(root, "init", "-q")
+    tracked = [rel for rel, is_tracked in project.items() if is_tracked or rel in ALWAYS_TRACKED]
+    if tracked:
+        git(root, "add", "-f", *tracked)
+    (root / "outside").symlink_to(outside)
+    pieces = {
+        "lib": lambda: write(root / "lib/python3.11/site-packages/pkg/__init__.py", "", 0o600),
+        "lib64": lambda: (root / "lib64").symlink_to("lib"),
+        "include": lambda: (root / "include/python3.11").mkdir(parents=True, exist_ok=True),
+        "bin/activate": lambda: write(root / "bin/activate", f'VIRTUAL_ENV="{root}"\n'),
+        "bin/python": lambda: (root / "bin").mkdir(exist_ok=True) or (root / "bin/python").symlink_to("/usr/bin/python3"),
+        "bin/pip": lambda: write(root / "bin/pip", f"#!{root}/bin/python\nimport pip\n", 0o755),
+    }
+    for piece in sorted(venv):
+        if not os.path.lexists(root / piece):
+            pieces[piece]()
+    if cfg is not None:
+        write(root / "pyvenv.cfg", cfg)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    project=st.dictionaries(st.sampled_from(sorted(PROJECT_FILES)), st.booleans(), max_size=len(PROJECT_FILES)),
+    venv=st.sets(st.sampled_from(VENV_PIECES)),
+    cfg=st.sampled_from([None, "home = /usr/bin\nversion = 3.11.7\n", "version = 3.11.7\n"]),
+)
+def test_project_content_never_moves_and_restore_is_exact(project: dict[str, bool], venv: set[str],
+                                                          cfg: str | None) -> None:
+    with tempfile.TemporaryDirectory() as base:
+        root, outside = Path(base) / "root", Path(base) / "outside"
+        root.mkdir(), outside.mkdir()
+        build_tree(root, outside, project, venv, cfg)
+        before = tree_snapshot(root)
+        outcome = cleanup_root.clean(root, False, cleanup_root.Report(quiet=True))
+        after = tree_snapshot(root)
+        assert all(after.get(rel) == before[rel] for rel in project)
+        if cfg is None or "home" not in cfg:
+            assert outcome.archive is None and after == before
+        if outcome.archive:
+            cleanup_root.restore(Path(outcome.archive), cleanup_root.Report(quiet=True))
+            assert tree_snapshot(root) == before
