@@ -1,8 +1,20 @@
-"""`pytest infra_tests` end to end, as a user runs it: a subprocess against a real, seeded PostgreSQL."""
+"""`pytest infra_tests` end to end, as a user runs it: a subprocess against a real, seeded PostgreSQL.
+
+Each failure the audit knows must exit 1 with its cause in one line, no traceback, and no password
+anywhere in what it printed or wrote.
+"""
 
 from __future__ import annotations
 
-from tests.support import write_env
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import AuditRun, clean_env, write_env
 
 AUDIT_TESTS = (
     "test_env_has_db_url",
@@ -12,13 +24,197 @@ AUDIT_TESTS = (
     "test_root_is_clean",
     "test_required_paths_present",
 )
+DB_TESTS = ("test_row_counts_nonzero", "test_health_check_passes")
+
+
+def assert_clean(run: AuditRun, *secrets: str) -> None:
+    """What a person reads: no Python traceback, and none of the secrets, in the terminal or the JUnit XML."""
+    assert "Traceback" not in run.output
+    for secret in secrets:
+        assert secret not in run.output, "password leaked to the terminal"
+        assert secret not in run.junit, "password leaked to the JUnit XML"
+
+
+def outcomes(run: AuditRun) -> dict[str, str]:
+    return {name: run.outcome(name) for name in AUDIT_TESTS}
 
 
 def test_healthy_project_passes_every_check(project, target, run_audit):
     write_env(project, f"DB_URL={target.url}\n")
     run = run_audit(project)
     assert run.exit_code == 0, run.output
-    assert {name: run.outcome(name) for name in AUDIT_TESTS} == dict.fromkeys(AUDIT_TESTS, "passed")
+    assert outcomes(run) == dict.fromkeys(AUDIT_TESTS, "passed")
     assert "market_data: 120 rows" in run.output
     assert "assets: 4 rows" in run.output
-    assert target.role.password not in run.output + run.junit
+    assert "source: " + str(project / ".env") in run.output
+    assert_clean(run, target.role.password)
+
+
+def test_environment_variable_wins_over_env_file(project, target, run_audit):
+    write_env(project, "DB_URL=postgresql://nobody:wrong@127.0.0.1:1/nowhere\n")
+    run = run_audit(project, env={**clean_env(), "DB_URL": target.url})
+    assert run.exit_code == 0, run.output
+    assert "source: the environment (DB_URL)" in run.output
+    assert_clean(run, target.role.password, "wrong")
+
+
+def test_missing_env_file_fails_config_and_every_database_check_with_the_same_cause(project, run_audit):
+    run = run_audit(project)
+    assert run.exit_code == 1
+    assert run.outcome("test_env_has_db_url") == "failed"
+    assert "DB_URL is not set" in run.message("test_env_has_db_url")
+    assert run.outcome("test_db_reachable_within_3s") == "failed"
+    for name in DB_TESTS:
+        assert run.outcome(name) == "error", "a check that could not run must not pass"
+        assert "DB_URL is not set" in run.message(name)
+    assert run.outcome("test_root_is_clean") == "passed"
+    assert_clean(run)
+
+
+def test_malformed_url_is_explained_without_echoing_the_password(project, target, run_audit):
+    write_env(project, f"DB_URL={target.url.replace('://', '//', 1)}\n")
+    run = run_audit(project)
+    assert run.exit_code == 1
+    assert "is invalid: not a URL" in run.message("test_env_has_db_url")
+    assert_clean(run, target.role.password)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "cause"),
+    [
+        ("wrong_password", "authentication failed for user"),
+        ("missing_database", "database 'no_such_db' does not exist"),
+        ("refused", "connection refused by 127.0.0.1"),
+        ("unknown_host", "host not found"),
+    ],
+)
+def test_unreachable_database_names_the_cause(project, target, run_audit, breakage, cause):
+    base, dbname = target.url.rsplit("/", 1)
+    url = {
+        "wrong_password": target.url.replace(target.role.password, "wrong-password-123"),
+        "missing_database": f"{base}/no_such_db",
+        "refused": f"postgresql://{target.role.name}:{target.role.password}@127.0.0.1:{closed_port()}/{dbname}",
+        "unknown_host": f"postgresql://{target.role.name}:{target.role.password}@no-such-host.invalid/{dbname}",
+    }[breakage]
+    write_env(project, f"DB_URL={url}\n")
+    run = run_audit(project, "--tb=long", "--showlocals")
+    assert run.exit_code == 1
+    assert run.outcome("test_env_has_db_url") == "passed"
+    assert run.outcome("test_db_reachable_within_3s") == "failed"
+    assert cause in run.message("test_db_reachable_within_3s")
+    for name in DB_TESTS:
+        assert (run.outcome(name), cause in run.message(name)) == ("error", True)
+    assert_clean(run, target.role.password, "wrong-password-123")
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[int, list[socket.socket]]]:
+    """A server that accepts connections and never answers; it records every connection it gets."""
+    accepted: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.settimeout(0.2)
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    accepted.append(listener.accept()[0])
+                except TimeoutError:
+                    continue
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        yield listener.getsockname()[1], accepted
+        stop.set()
+        thread.join()
+    for conn in accepted:
+        conn.close()
+
+
+def test_silent_server_is_tried_once_and_every_database_check_reports_the_timeout(project, run_audit, silent_server):
+    port, accepted = silent_server
+    write_env(project, f"DB_URL=postgresql://trader:hunter2-secret@127.0.0.1:{port}/mt5_crs\n")
+    run = run_audit(project, "--connect-timeout", "1")
+    assert run.exit_code == 1
+    message = "no answer from 'mt5_crs' at 127.0.0.1:%d within 1 s" % port
+    assert message in run.message("test_db_reachable_within_3s")
+    for name in DB_TESTS:
+        assert message in run.message(name)
+    assert len(accepted) == 1, "the connection must be attempted once per run, not once per check"
+    assert_clean(run, "hunter2-secret")
+
+
+@pytest.mark.parametrize(
+    ("stage", "tables", "cause"),
+    [
+        ("", "market_data assets no_such_table", "table 'no_such_table' does not exist"),
+        ("TRUNCATE market_data", "market_data assets", "table 'market_data' is empty"),
+        ("REVOKE SELECT ON assets FROM PUBLIC", "market_data assets", "permission denied on table 'assets'"),
+    ],
+)
+def test_table_problems_are_named(project, target, run_audit, stage, tables, cause):
+    if stage:
+        target.admin.execute(stage)
+    write_env(project, f"DB_URL={target.url}\n")
+    run = run_audit(project, "--tables", tables)
+    assert run.exit_code == 1
+    assert run.outcome("test_db_reachable_within_3s") == "passed"
+    assert run.outcome("test_row_counts_nonzero") == "failed"
+    assert cause in run.message("test_row_counts_nonzero")
+    assert run.outcome("test_health_check_passes") == "failed"
+    assert cause in run.message("test_health_check_passes")
+    assert_clean(run, target.role.password)
+
+
+def test_locked_table_is_reported_as_locked(project, target, run_audit):
+    write_env(project, f"DB_URL={target.url}\n")
+    with target.admin.transaction():
+        target.admin.execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
+        run = run_audit(project, "--query-timeout", "1")
+    assert run.exit_code == 1
+    assert "table 'market_data' is locked by another session" in run.message("test_row_counts_nonzero")
+    assert_clean(run, target.role.password)
+
+
+def test_venv_leftovers_fail_the_root_check_with_the_fix(project, target, run_audit):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project)], check=True)
+    write_env(project, f"DB_URL={target.url}\n")
+    run = run_audit(project)
+    assert run.exit_code == 1
+    message = run.message("test_root_is_clean")
+    assert "pyvenv.cfg" in message and "lib" in message
+    assert "python tools/cleanup_root.py" in message
+    assert run.outcome("test_db_reachable_within_3s") == "passed"
+
+
+def test_missing_required_path_is_named(project, target, run_audit):
+    (project / "tools" / "cleanup_root.py").unlink()
+    write_env(project, f"DB_URL={target.url}\n")
+    run = run_audit(project)
+    assert run.exit_code == 1
+    assert "tools/cleanup_root.py (file)" in run.message("test_required_paths_present")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "complaint"),
+    [
+        ("--connect-timeout", "soon", "infra_connect_timeout must be a number"),
+        ("--exact-count-limit", "-5", "infra_exact_count_limit must be a number >= 0"),
+        ("--project-root", "/no/such/dir", "is not a directory"),
+    ],
+)
+def test_bad_settings_are_usage_errors(project, run_audit, flag, value, complaint):
+    run = run_audit(project, flag, value)
+    assert run.exit_code == 4
+    assert complaint in run.output
+    assert "Traceback" not in run.output
+
+
