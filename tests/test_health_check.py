@@ -1,0 +1,82 @@
+"""tools/health_check.py: the spec's report, its exit codes, and --json, against a real database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support import write_env
+
+
+def test_healthy_report_matches_the_spec_layout(project, target, run_health_check):
+    write_env(project, f"DB_URL={target.url}\n")
+    done = run_health_check("--root", str(project))
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:3] == ["📊 Infrastructure Health Check", "=" * 80, ""]
+    redacted = target.url.replace(target.role.password, "***")
+    assert f"✅ Database Connection: {redacted}" in lines
+    assert lines[lines.index("📈 Table Statistics:") + 1 :] == [
+        "   market_data: 120 rows",
+        "   assets: 4 rows",
+        "",
+        "✅ System Healthy",
+    ]
+    assert target.role.password not in done.stdout + done.stderr
+
+
+def test_failed_connection_prints_the_cause_and_exits_1(project, target, run_health_check):
+    write_env(project, f"DB_URL={target.url.replace(target.role.password, 'nope-nope')}\n")
+    done = run_health_check("--root", str(project))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[3].startswith("❌ Database Connection Failed: postgresql://") and ":***@" in lines[3]
+    assert lines[4].startswith("   Error: authentication failed for user")
+    assert lines[-1] == "❌ System Unhealthy"
+    assert "Traceback" not in done.stderr and "nope-nope" not in done.stdout + done.stderr
+
+
+def test_table_problem_is_listed_and_unhealthy(project, target, run_health_check):
+    target.admin.execute("TRUNCATE market_data")
+    write_env(project, f"DB_URL={target.url}\n")
+    done = run_health_check("--root", str(project))
+    assert done.returncode == 1
+    assert "   ❌ market_data: table 'market_data' is empty" in done.stdout
+    assert "   assets: 4 rows" in done.stdout
+
+
+def test_json_output_for_monitoring(project, target, run_health_check):
+    write_env(project, f"DB_URL={target.url}\n")
+    done = run_health_check("--root", str(project), "--json", "--exact-count-limit", "10")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["healthy"] is True
+    assert report["tables"]["market_data"] == {
+        "ok": True, "rows": 120, "exact": False, "shown": "~120 rows (planner estimate)"
+    }  # fmt: skip
+    assert report["tables"]["assets"]["exact"] is True
+    assert target.role.password not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("env_text", "error"),
+    [
+        (None, "DB_URL is not set"),
+        ("DB_URL=postgresql//trader:hunter2@localhost/mt5_crs\n", "is invalid: not a URL"),
+        ("DB_URL=postgresql://trader:hunter2@localhost/mt5_crs?sslmod=disable\n", "did you mean 'sslmode'"),
+    ],
+)
+def test_configuration_errors_are_one_line_without_traceback(project, run_health_check, env_text, error):
+    if env_text:
+        write_env(project, env_text)
+    done = run_health_check("--root", str(project))
+    assert done.returncode == 1
+    error_lines = [line for line in done.stdout.splitlines() if line.startswith("   Error: ")]
+    assert len(error_lines) == 1 and error in error_lines[0]
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stdout + done.stderr
+
+
+def test_bad_flags_exit_2(run_health_check):
+    done = run_health_check("--connect-timeout", "-1")
+    assert done.returncode == 2
+    assert "timeouts must be > 0" in done.stderr
