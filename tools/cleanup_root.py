@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcome = run(args, report)
     except (UsageError, GitError, OSError) as exc:
-        message = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) else str(exc)
+        message = str(exc)
         print(f"error: {message}", file=sys.stderr)
         if args.json:
             print(json.dumps({"error": message, "exit_code": EXIT_USAGE}))
