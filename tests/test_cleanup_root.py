@@ -268,7 +268,7 @@ def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[st
         write(root / "pyvenv.cfg", cfg)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     project=st.dictionaries(st.sampled_from(sorted(PROJECT_FILES)), st.booleans(), max_size=len(PROJECT_FILES)),
     venv=st.sets(st.sampled_from(VENV_PIECES)),

@@ -138,6 +138,14 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
 
 
+def _readlink(path: Path) -> str:
+    """A link's target as text; '?' if it vanished or cannot be read."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
 def _kind(st: os.stat_result) -> str:
     """Contract kind of an entry, judged without following links."""
     if stat.S_ISLNK(st.st_mode):
@@ -258,7 +266,7 @@ def _lib64(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
         return []
     if not stat.S_ISLNK(st.st_mode):
         return _lib(root, "lib64", tracked)
-    target = os.readlink(root / "lib64")
+    target = _readlink(root / "lib64")
     if target in {"lib", "lib/", str(root.absolute() / "lib")}:
         return [_Candidate(Artifact("lib64", "symlink", f"symlink -> {target}, as venv makes it"), True)]
     return [_Candidate(Artifact("lib64", "symlink", f"symlink -> {target}, not to lib; left for review"), False, shaped=False)]
@@ -266,7 +274,7 @@ def _lib64(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
 
 def _bin_prefixes(root: Path) -> set[bytes]:
     """'<root>/bin/' as venv writes it into shebangs (absolute, and resolved in case of links)."""
-    return {os.fsencode(str(r / "bin")) + b"/" for r in (root.absolute(), root.resolve())}
+    return {os.fsencode(os.path.join(r, "bin", "")) for r in (root.absolute(), os.path.realpath(root))}
 
 
 def _shebang_interpreter(head: bytes) -> bytes | None:
@@ -285,7 +293,7 @@ def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes]) -> str |
     """Why the venv made this bin/ entry, or None when it is the project's."""
     name = path.name
     if stat.S_ISLNK(st.st_mode):
-        return f"interpreter symlink -> {os.readlink(path)}" if INTERPRETER.fullmatch(name) else None
+        return f"interpreter symlink -> {_readlink(path)}" if INTERPRETER.fullmatch(name) else None
     if not stat.S_ISREG(st.st_mode):
         return None
     head = _head(path)
