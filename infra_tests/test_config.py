@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.mark.check(".env has DB_URL")
 def test_env_has_db_url(db_url_attempt, evidence) -> None:
     """DB_URL is set (environment or .env) and is a valid PostgreSQL URL: scheme, host or socket, database."""
     if db_url_attempt.error is not None:

@@ -9,6 +9,7 @@ from tools import db_probe
 from tools.audit_settings import AuditSettings
 
 
+@pytest.mark.check("database reachable within {connect_timeout} s")
 def test_db_reachable_within_3s(db_attempt, db_url_attempt, audit_settings: AuditSettings, evidence) -> None:
     """Connect and SELECT 1 within the connect deadline (3 s unless infra_connect_timeout says otherwise)."""
     limit = audit_settings.timeouts.connect
@@ -16,15 +17,18 @@ def test_db_reachable_within_3s(db_attempt, db_url_attempt, audit_settings: Audi
         evidence.add("target", db_url_attempt.value[1].redacted)
     evidence.add("deadline", f"{limit:g} s")
     if db_attempt.error is not None:
-        evidence.add("result", f"failed after {db_attempt.seconds:.3f} s")
+        evidence.add("connect attempt", f"failed after {db_attempt.seconds:.3f} s")
         pytest.fail(db_attempt.error, pytrace=False)
     conn = db_attempt.value
-    evidence.add("connected and SELECT 1 in", f"{db_attempt.seconds:.3f} s")
-    evidence.add("server", f"PostgreSQL {db_probe.server_version(conn)}")
+    evidence.add("connect time (connect + SELECT 1)", f"{db_attempt.seconds:.3f} s")
+    version = db_probe.server_version(conn)
+    evidence.add("server", f"PostgreSQL {version}")
+    evidence.environment("PostgreSQL server", version)
     if db_attempt.seconds > limit:
         pytest.fail(f"connected, but it took {db_attempt.seconds:.2f} s (limit {limit:g} s): the server is slow to answer", pytrace=False)
 
 
+@pytest.mark.check("row counts non-zero")
 def test_row_counts_nonzero(db: psycopg.Connection, audit_settings: AuditSettings, evidence) -> None:
     """Every configured table exists, is readable and holds rows; big tables are never counted."""
     problems = []
@@ -35,6 +39,6 @@ def test_row_counts_nonzero(db: psycopg.Connection, audit_settings: AuditSetting
             evidence.add(table, f"FAILED ({exc.cause})")
             problems.append(str(exc))
         else:
-            evidence.add(table, stats.shown)
+            evidence.add(table, stats.shown + (" (exact count)" if stats.exact else ""))
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)

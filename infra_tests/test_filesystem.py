@@ -10,6 +10,7 @@ from tools import venv_artifacts
 from tools.audit_settings import AuditSettings
 
 
+@pytest.mark.check("root is clean")
 def test_root_is_clean(project_root: Path, evidence) -> None:
     """No orphaned virtualenv artifacts (bin/ lib/ lib64 include/ pyvenv.cfg made by a venv) in the root."""
     scan = venv_artifacts.scan_root(project_root)
@@ -33,6 +34,7 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
         )
 
 
+@pytest.mark.check("required paths present")
 def test_required_paths_present(project_root: Path, audit_settings: AuditSettings, evidence) -> None:
     """The files the spec requires (docs, health check, cleanup script) exist in the project."""
     missing = []

@@ -14,6 +14,7 @@ from tools.audit_settings import AuditSettings
 HEALTH_CHECK = Path(__file__).resolve().parents[1] / "tools" / "health_check.py"
 
 
+@pytest.mark.check("health check passes")
 def test_health_check_passes(db, project_root: Path, audit_settings: AuditSettings, evidence) -> None:
     """`tools/health_check.py` exits 0 and reports the system healthy (needs the database: `db`)."""
     timeouts = audit_settings.timeouts

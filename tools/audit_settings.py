@@ -41,6 +41,14 @@ SETTINGS = (
         "tables up to this many rows are counted exactly; bigger ones report the planner's estimate",
         "100000",
     ),
+    Setting(
+        "infra_report_dir",
+        "--report-dir",
+        "folder for the HTML report written by default (infra-audit-<timestamp>.html; relative to the rootdir; "
+        "empty: none); --html PATH writes it elsewhere instead",
+        "reports",
+    ),
+    Setting("infra_project_name", "--project-name", "the audited project's name in the report title (default: the root's folder name)", ""),
 )
 
 
@@ -60,6 +68,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for setting in SETTINGS:
         parser.addini(setting.ini, setting.help, default=setting.default)
         group.addoption(setting.flag, dest=setting.ini, metavar="VALUE", help=f"{setting.help} [ini: {setting.ini}]")
+    group.addoption(
+        "--no-default-report", action="store_true", help="do not write the HTML report to infra_report_dir (--html still works)"
+    )
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Where the audit's HTML report goes by default, and what its title calls the project."""
+
+    default_dir: Path | None
+    project_name: str
+
+
+def report_settings(config: pytest.Config, project_root: Path) -> ReportSettings:
+    """The report settings; ``default_dir`` is None when the default report is turned off."""
+    dir_text = _raw(config, "infra_report_dir")
+    default_dir = None
+    if dir_text and not config.getoption("no_default_report"):
+        default_dir = (config.rootpath / Path(dir_text).expanduser()).resolve()
+    return ReportSettings(default_dir, _raw(config, "infra_project_name") or project_root.name)
 
 
 def _raw(config: pytest.Config, name: str) -> str:
