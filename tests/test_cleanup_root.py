@@ -145,6 +145,16 @@ def test_restore_refuses_a_changed_archive_copy(polluted: PollutedRoot) -> None:
     assert not (polluted.root / "bin" / "activate").exists()
 
 
+def test_restore_never_writes_through_a_new_symlink(polluted: PollutedRoot) -> None:
+    assert run_fixer("--root", polluted.root).returncode == 0
+    (polluted.root / "bin").rename(polluted.root / "bin.moved")
+    (polluted.root / "bin").symlink_to(polluted.outside)
+    result = run_fixer("--restore", only_archive(polluted))
+    assert result.returncode == 1
+    assert f"REFUSED    bin/activate: {polluted.root}/bin now leads outside the root through a symlink" in result.stdout
+    assert os.listdir(polluted.outside) == ["data.txt"]
+
+
 def test_interrupted_cleanup_restores_exactly(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch) -> None:
     before = tree_snapshot(polluted.root)
     real_move, calls = cleanup_root.move, []

@@ -190,7 +190,8 @@ def _valid_entry(entry: object) -> bool:
     if not isinstance(entry, dict):
         return False
     paths = [entry.get("source"), entry.get("destination")]
-    return all(isinstance(p, str) and p and not Path(p).is_absolute() and ".." not in Path(p).parts for p in paths)
+    return all(isinstance(p, str) and Path(p).parts and not Path(p).is_absolute() and ".." not in Path(p).parts
+               for p in paths)
 
 
 def plan_entry(root: Path, artifact: Artifact) -> dict:
@@ -376,7 +377,7 @@ def restore(archive: Path, report: Report) -> Outcome:
 def _restore_entry(root: Path, archive: Path, manifest: dict, entry: dict, report: Report) -> None:
     """Put one entry back if the archived copy still matches its fingerprint and nothing is in its place."""
     src, dst, name = archive / entry["destination"], root / entry["source"], entry["source"]
-    problem = _restore_problem(src, dst, entry)
+    problem = _restore_problem(root, src, dst, entry)
     if problem == "in place":
         entry["status"] = "restored"
         report.say("in-place", name, "was never moved; still at its place")
@@ -394,7 +395,7 @@ def _restore_entry(root: Path, archive: Path, manifest: dict, entry: dict, repor
     save_manifest(archive, manifest)
 
 
-def _restore_problem(src: Path, dst: Path, entry: dict) -> str | None:
+def _restore_problem(root: Path, src: Path, dst: Path, entry: dict) -> str | None:
     """Why an entry cannot go back (None: it can; 'in place': it never left)."""
     if not os.path.lexists(src):
         if entry["status"] == "planned" and os.path.lexists(dst):
@@ -402,6 +403,8 @@ def _restore_problem(src: Path, dst: Path, entry: dict) -> str | None:
         return f"missing from the archive ({src}); cannot restore"
     if os.path.lexists(dst):
         return f"{dst} exists now; not overwritten (move it away and re-run --restore)"
+    if not _inside(dst.parent, root):
+        return f"{dst.parent} now leads outside the root through a symlink; not restored"
     try:
         actual = fingerprint(src)
     except OSError as exc:
@@ -409,6 +412,12 @@ def _restore_problem(src: Path, dst: Path, entry: dict) -> str | None:
     if any(actual[k] != entry.get(k) for k in FINGERPRINT_KEYS):
         return "archived copy differs from the manifest (content, mode or link changed); left in the archive"
     return None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether path, with its existing links resolved, is root or below it."""
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
 
 
 def _prune_empty_dirs(archive: Path) -> None:
