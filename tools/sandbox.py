@@ -1,0 +1,634 @@
+"""A throwaway PostgreSQL seeded like production, so a fresh clone gets a green audit.
+
+    python tools/sandbox.py [start]   # private server in .sandbox/, or --server ADMIN_URL
+    python tools/sandbox.py status    # exit 0 when it runs, 1 when not
+    python tools/sandbox.py stop      # stop the server and delete .sandbox/
+
+Every failure is one line saying what is wrong and what to do; passwords are never shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+# Run as `python tools/sandbox.py`, Python puts tools/ (not the project root) on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools import db_config, dburl, seed  # noqa: E402
+
+DBNAME = "mt5_crs"
+ROLE = "trader"
+SUPERUSER = "postgres"
+SERVER_OS_USER = "postgres"  # who runs the server when we are root: PostgreSQL refuses root
+HOST = "127.0.0.1"
+MARKER = "made by tools/sandbox.py"  # comment on the role and database: only these are ever changed
+CONNECT_TIMEOUT = 5
+STATEMENT_TIMEOUT_MS = 15_000
+PG_CTL_WAIT = 60
+MAX_SOCKET_PATH = 107
+INSTALL_HINT = (
+    "install the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install "
+    "postgresql-server; macOS: brew install postgresql), pass --pg-bin DIR, or use --server ADMIN_URL"
+)
+_DB_URL_LINE = re.compile(r"^\s*(export\s+)?DB_URL\s*=")
+
+
+class SandboxError(Exception):
+    """A failure the user can act on; the message is one line and holds no secret."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the sandbox keeps things, all under the project root."""
+
+    root: Path
+
+    @property
+    def sandbox(self) -> Path:
+        return self.root / ".sandbox"
+
+    @property
+    def data(self) -> Path:
+        return self.sandbox / "data"
+
+    @property
+    def sockets(self) -> Path:
+        return self.sandbox / "run"
+
+    @property
+    def log(self) -> Path:
+        return self.sandbox / "server.log"
+
+    @property
+    def pwfile(self) -> Path:
+        return self.sandbox / "superuser.pw"
+
+    @property
+    def state(self) -> Path:
+        return self.sandbox / "state.json"
+
+    @property
+    def env(self) -> Path:
+        return self.root / ".env"
+
+
+@dataclass(frozen=True)
+class State:
+    """What `start` set up, so `status` and `stop` (and a second `start`) know where it is."""
+
+    mode: str  # "local": our own server; "server": a database on someone else's
+    host: str
+    port: int
+    os_user: str | None = None
+    pg_bin: str | None = None
+    server: str | None = None  # the admin URL, redacted
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The database the audit will use: what DB_URL must point at."""
+
+    host: str
+    port: int
+
+    def url(self, password: str) -> str:
+        return dburl.build(self.host, str(self.port), ROLE, password, DBNAME)
+
+    def matches(self, url: str) -> bool:
+        """Whether an existing DB_URL is this sandbox's (then it is ours to keep or update)."""
+        try:
+            parsed = dburl.parse(url)
+        except dburl.DbUrlError:
+            return False
+        same = (parsed.user, parsed.dbname, parsed.hosts[:1]) == (ROLE, DBNAME, ((self.host, self.port),))
+        return same and bool(parsed.password)
+
+
+class Reporter:
+    """Says what happened: a line at a time, or one JSON object at the end with --json."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.facts: dict[str, object] = {}
+        self.lines: list[str] = []
+
+    def say(self, line: str, **facts: object) -> None:
+        self.facts.update(facts)
+        self.lines.append(line)
+        if not self.as_json:
+            print(line, flush=True)
+
+    def finish(self, ok: bool, error: str | None = None) -> None:
+        if error and not self.as_json:
+            print(f"sandbox: error: {error}", file=sys.stderr)
+        if self.as_json:
+            print(json.dumps({"ok": ok, **({"error": error} if error else {}), **self.facts, "log": self.lines}))
+
+
+# ---- pure logic -------------------------------------------------------------------------------
+
+
+def env_decision(existing: str | None, target: Target | None, force: bool) -> str:
+    """What to do with DB_URL in .env: "write" a new one, "keep" ours, or "refuse" to replace another."""
+    if existing is None or force:
+        return "write"
+    if target is not None and target.matches(existing):
+        return "keep"
+    return "refuse"
+
+
+def with_db_url(text: str, url: str) -> str:
+    """.env text with DB_URL set to url, every other line kept as it was."""
+    lines = [line for line in text.splitlines() if not _DB_URL_LINE.match(line)]
+    return "\n".join([*lines, f"DB_URL={url}"]) + "\n"
+
+
+def without_db_url(text: str) -> str:
+    """.env text with its DB_URL line(s) removed, everything else kept."""
+    lines = [line for line in text.splitlines() if not _DB_URL_LINE.match(line)]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def unreachable_ancestor(path: Path, uid: int, gids: set[int]) -> Path | None:
+    """The first folder above path that the user (uid, gids) may not enter, if any."""
+    for folder in reversed(path.parents):
+        mode = folder.stat()
+        if mode.st_uid == uid:
+            allowed = mode.st_mode & stat.S_IXUSR
+        elif mode.st_gid in gids:
+            allowed = mode.st_mode & stat.S_IXGRP
+        else:
+            allowed = mode.st_mode & stat.S_IXOTH
+        if not allowed:
+            return folder
+    return None
+
+
+def server_conf(port: int, sockets: Path) -> str:
+    """Settings appended to postgresql.conf: loopback only, our port, sockets inside .sandbox.
+
+    A socket path longer than the kernel allows (107 bytes) would stop the server from starting;
+    then it listens on TCP only, which is all the sandbox uses.
+    """
+    quoted = str(sockets).replace("'", "''") if len(f"{sockets}/.s.PGSQL.{port}") <= MAX_SOCKET_PATH else ""
+    return f"\n# tools/sandbox.py\nlisten_addresses = '{HOST}'\nport = {port}\nunix_socket_directories = '{quoted}'\n"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python tools/sandbox.py",
+        description="A PostgreSQL sandbox seeded like production (mt5_crs), with DB_URL written to .env.",
+    )
+    parser.add_argument("command", nargs="?", default="start", choices=("start", "stop", "status"))
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
+                        help="the project root (default: the folder above tools/)")  # fmt: skip
+    parser.add_argument("--pg-bin", type=Path, help="folder with initdb and pg_ctl (default: pg_config --bindir)")
+    parser.add_argument("--server", metavar="ADMIN_URL",
+                        help="create the sandbox database on this existing server instead of starting one")  # fmt: skip
+    parser.add_argument("--force", action="store_true", help="replace an existing DB_URL in .env")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    parser.add_argument("--market-data-rows", type=int, default=seed.SPEC_MARKET_DATA_ROWS,
+                        help="seed size (default: the spec's %(default)s); smaller for a quick try")  # fmt: skip
+    parser.add_argument("--assets-rows", type=int, default=seed.SPEC_ASSETS_ROWS, help="default: %(default)s")
+    return parser.parse_args(argv)
+
+
+# ---- files --------------------------------------------------------------------------------------
+
+
+def load_state(paths: Paths) -> State | None:
+    try:
+        return State(**json.loads(paths.state.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
+        raise SandboxError(f"{paths.state} is unreadable ({exc.__class__.__name__}): run `stop` to clear it") from None
+
+
+def save_state(paths: Paths, state: State) -> None:
+    paths.state.write_text(json.dumps(asdict(state), indent=2) + "\n")
+
+
+def existing_db_url(paths: Paths) -> str | None:
+    try:
+        return db_config.read_dotenv(paths.env).get("DB_URL")
+    except db_config.ConfigError as exc:
+        raise SandboxError(str(exc)) from None
+
+
+def write_env(paths: Paths, text: str) -> None:
+    """Replace .env atomically, readable by its owner only: it holds a password."""
+    temporary = paths.env.with_name(".env.sandbox-tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(temporary, 0o600)
+    owner = paths.root.stat()
+    if os.geteuid() == 0:  # a root run in a user's clone must leave .env to that user
+        os.chown(temporary, owner.st_uid, owner.st_gid)
+    os.replace(temporary, paths.env)
+
+
+def read_env_text(paths: Paths) -> str:
+    return paths.env.read_text() if paths.env.exists() else ""
+
+
+# ---- the local server -----------------------------------------------------------------------------
+
+
+def find_bindir(pg_bin: Path | None) -> Path:
+    """The folder with initdb and pg_ctl, or a SandboxError naming what to install."""
+    if pg_bin is None:
+        try:
+            found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            raise SandboxError(f"PostgreSQL binaries not found (no working pg_config on PATH): {INSTALL_HINT}") from None
+        pg_bin = Path(found.stdout.strip())
+    missing = [name for name in ("initdb", "pg_ctl", "postgres") if not (pg_bin / name).is_file()]
+    if missing:
+        raise SandboxError(f"{pg_bin} has no {', '.join(missing)}: {INSTALL_HINT}")
+    return pg_bin
+
+
+def server_os_user() -> pwd.struct_passwd:
+    """Who runs the server: ourselves, or the unprivileged `postgres` user when we are root."""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid())
+    try:
+        return pwd.getpwnam(SERVER_OS_USER)
+    except KeyError:
+        raise SandboxError(
+            f"running as root, but there is no '{SERVER_OS_USER}' OS user to run PostgreSQL: create one "
+            f"(useradd --system {SERVER_OS_USER}) or run as an ordinary user"
+        ) from None
+
+
+def run_as(user: str, command: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """Run a server command as the server's OS user (runuser when we are root and it is not)."""
+    label = Path(command[0]).name
+    if pwd.getpwuid(os.geteuid()).pw_name != user:
+        if os.geteuid() != 0:
+            raise SandboxError(f"this sandbox's server runs as '{user}': run this command as root (or as {user})")
+        command = ["runuser", "-u", user, "--", *command]
+    try:
+        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SandboxError(f"{label} took over {timeout:g} s: see {cwd}") from None
+
+
+def prepare_folder(paths: Paths, user: pwd.struct_passwd) -> None:
+    """Create .sandbox/ for the server's user, and make sure that user can reach it."""
+    blocked = unreachable_ancestor(paths.sandbox, user.pw_uid, set(os.getgrouplist(user.pw_name, user.pw_gid)))
+    if blocked is not None:
+        raise SandboxError(
+            f"the '{user.pw_name}' user cannot enter {blocked}, so PostgreSQL cannot use {paths.sandbox}: "
+            f"allow it (chmod o+x {blocked}), clone the project elsewhere, or use --server ADMIN_URL"
+        )
+    for folder in (paths.sandbox, paths.sockets):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chown(folder, user.pw_uid, user.pw_gid)
+
+
+def init_cluster(paths: Paths, bindir: Path, user: pwd.struct_passwd) -> int:
+    """initdb with password auth for TCP and a random superuser password; returns the chosen port."""
+    prepare_folder(paths, user)
+    fd = os.open(paths.pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(24) + "\n")
+    os.chown(paths.pwfile, user.pw_uid, user.pw_gid)
+    done = run_as(user.pw_name, [str(bindir / "initdb"), "-D", str(paths.data), "-U", SUPERUSER,
+                                 "--auth-local=peer", "--auth-host=scram-sha-256", f"--pwfile={paths.pwfile}",
+                                 "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
+                  paths.sandbox, timeout=180)  # fmt: skip
+    if done.returncode != 0:
+        shutil.rmtree(paths.data, ignore_errors=True)
+        raise SandboxError(f"initdb failed: {last_line(done.stderr)}")
+    port = free_port()
+    with open(paths.data / "postgresql.conf", "a") as conf:
+        conf.write(server_conf(port, paths.sockets))
+    return port
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def pg_ctl(paths: Paths, state: State, *args: str) -> subprocess.CompletedProcess:
+    command = [str(Path(state.pg_bin) / "pg_ctl"), "-D", str(paths.data), *args]
+    return run_as(state.os_user, command, paths.sandbox, timeout=PG_CTL_WAIT + 10)
+
+
+def is_running(paths: Paths, state: State) -> bool:
+    return paths.data.is_dir() and pg_ctl(paths, state, "status").returncode == 0
+
+
+def start_server(paths: Paths, state: State) -> None:
+    done = pg_ctl(paths, state, "start", "-w", "-t", str(PG_CTL_WAIT), "-l", str(paths.log))
+    if done.returncode != 0:
+        reason = last_line(paths.log.read_text() if paths.log.exists() else done.stderr)
+        raise SandboxError(f"PostgreSQL did not start on {state.where} ({reason}): see {paths.log}")
+
+
+def stop_server(paths: Paths, state: State) -> None:
+    """Stop without a shutdown checkpoint (the data is deleted next), and return only once it has exited."""
+    pid = int((paths.data / "postmaster.pid").read_text().split()[0])
+    done = pg_ctl(paths, state, "stop", "-m", "immediate", "-w", "-t", str(PG_CTL_WAIT))
+    if done.returncode != 0:
+        raise SandboxError(f"pg_ctl stop failed ({last_line(done.stderr)}): see {paths.log}")
+    deadline = time.monotonic() + PG_CTL_WAIT
+    while process_exists(pid):  # pg_ctl returns when the pid file is gone, a moment before the exit
+        if time.monotonic() > deadline:
+            raise SandboxError(f"PostgreSQL (pid {pid}) is still running {PG_CTL_WAIT} s after stop: kill {pid}")
+        time.sleep(0.05)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    return True
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def superuser_url(paths: Paths, state: State) -> str:
+    return dburl.build(HOST, str(state.port), SUPERUSER, paths.pwfile.read_text().strip(), "postgres")
+
+
+# ---- the database ---------------------------------------------------------------------------------
+
+
+def connect(url: str, **kwargs: object) -> psycopg.Connection:
+    """A connection with deadlines: connecting, and each statement (seeding sets its own)."""
+    return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT,
+                           options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}", **kwargs)  # fmt: skip
+
+
+def ensure_role_and_database(admin: psycopg.Connection, password: str) -> list[str]:
+    """Create (or re-password) the login role and the database it owns; only ours are ever touched."""
+    done = []
+    role = admin.execute(
+        "SELECT rolsuper, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (ROLE,)
+    ).fetchone()
+    if role is not None and role[1] != MARKER:
+        raise SandboxError(f"role '{ROLE}' already exists on that server and is not the sandbox's: use another server")
+    verb = "CREATE" if role is None else "ALTER"
+    admin.execute(sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER PASSWORD {}").format(
+        sql.Identifier(ROLE), sql.Literal(password)))  # fmt: skip
+    admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(ROLE), sql.Literal(MARKER)))
+    done.append(f"{'created' if role is None else 'updated'} login role {ROLE} (not a superuser)")
+    database = admin.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (DBNAME,)
+    ).fetchone()
+    if database is not None and database[0] != MARKER:
+        raise SandboxError(f"database '{DBNAME}' already exists on that server and is not the sandbox's: use another server")
+    if database is None:
+        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DBNAME), sql.Identifier(ROLE)))
+        admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(DBNAME), sql.Literal(MARKER)))
+        done.append(f"created database {DBNAME}")
+    return done
+
+
+def drop_role_and_database(admin: psycopg.Connection) -> None:
+    """Undo ensure_role_and_database, for `stop --server`."""
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME)))
+    admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
+
+
+def row_counts(conn: psycopg.Connection) -> tuple[int, int] | None:
+    """(market_data, assets) exact counts, or None when the tables are not there yet."""
+    if conn.execute("SELECT to_regclass('market_data') IS NULL OR to_regclass('assets') IS NULL").fetchone()[0]:
+        return None
+    return conn.execute("SELECT (SELECT count(*) FROM market_data), (SELECT count(*) FROM assets)").fetchone()
+
+
+def seed_if_needed(url: str, market_data_rows: int, assets_rows: int, report: Reporter) -> None:
+    """Seed as the owning role (so it owns the tables); skip when the counts already match."""
+    with connect(url, autocommit=True) as conn:
+        if row_counts(conn) == (market_data_rows, assets_rows):
+            report.say(f"{DBNAME} already seeded: market_data {market_data_rows:,} rows, assets {assets_rows:,}")
+            return
+        started = time.monotonic()
+        seed.seed(conn, market_data_rows=market_data_rows, assets_rows=assets_rows)
+        seconds = time.monotonic() - started
+    report.say(f"seeded {DBNAME}: market_data {market_data_rows:,} rows, assets {assets_rows:,} ({seconds:.1f} s)",
+               seed_seconds=round(seconds, 2))  # fmt: skip
+
+
+# ---- commands ---------------------------------------------------------------------------------------
+
+
+def start(args: argparse.Namespace, paths: Paths, report: Reporter) -> int:
+    seed.seed_params(market_data_rows=args.market_data_rows, assets_rows=args.assets_rows, now=None)
+    state = load_state(paths)
+    existing = existing_db_url(paths)
+    if args.server:
+        return start_on_server(args, paths, state, existing, report)
+    if state is not None and state.mode != "local":
+        raise SandboxError(f"the sandbox lives on {state.server}: run `stop` first to use a local server")
+    if not (paths.data / "PG_VERSION").exists():
+        state = None  # nothing (or a broken leftover) to reuse: initialise afresh
+    target = Target(HOST, state.port) if state else None
+    decision = refuse_or(env_decision(existing, target, args.force), existing, paths)
+    if state is None:
+        state = init_local(args, paths, report)
+    if is_running(paths, state):
+        report.say(f"PostgreSQL already running on {state.where}", running=True)
+    else:
+        start_server(paths, state)
+        report.say(f"started PostgreSQL on {state.where} (server runs as {state.os_user})", running=True)
+    with connect(superuser_url(paths, state), autocommit=True) as admin:
+        return finish_start(args, paths, Target(HOST, state.port), admin, decision, existing, report)
+
+
+def init_local(args: argparse.Namespace, paths: Paths, report: Reporter) -> State:
+    bindir = find_bindir(args.pg_bin)
+    user = server_os_user()
+    port = init_cluster(paths, bindir, user)
+    state = State("local", HOST, port, os_user=user.pw_name, pg_bin=str(bindir))
+    save_state(paths, state)
+    report.say(f"initialised a PostgreSQL cluster in {paths.data} ({bindir})", data=str(paths.data))
+    return state
+
+
+def start_on_server(args, paths: Paths, state: State | None, existing: str | None, report: Reporter) -> int:
+    admin_url = parse_url(args.server, "--server")
+    if state is not None and state.mode == "local":
+        raise SandboxError(f"a local sandbox exists in {paths.sandbox}: run `stop` first to use --server")
+    host, port = (admin_url.hosts[0] if admin_url.hosts else (admin_url.param("host") or "localhost", None))
+    target = Target(host, port or 5432)
+    decision = refuse_or(env_decision(existing, target, args.force), existing, paths)
+    with connect(args.server, autocommit=True) as admin:
+        paths.sandbox.mkdir(mode=0o700, exist_ok=True)
+        save_state(paths, State("server", target.host, target.port, server=admin_url.redacted))
+        report.say(f"using the server {admin_url.redacted}", running=True)
+        return finish_start(args, paths, target, admin, decision, existing, report)
+
+
+def refuse_or(decision: str, existing: str | None, paths: Paths) -> str:
+    if decision == "refuse":
+        raise SandboxError(
+            f"{paths.env} already sets DB_URL={dburl.redact(existing)}: pass --force to replace it with the sandbox's"
+        )
+    return decision
+
+
+def finish_start(args, paths: Paths, target: Target, admin: psycopg.Connection, decision: str,
+                 existing: str | None, report: Reporter) -> int:  # fmt: skip
+    """Role, database, seed and .env: the part both modes share."""
+    password = dburl.parse(existing).password if decision == "keep" else secrets.token_urlsafe(24)
+    for line in ensure_role_and_database(admin, password):
+        report.say(line)
+    url = target.url(password)
+    seed_if_needed(url, args.market_data_rows, args.assets_rows, report)
+    if decision == "keep":
+        report.say(f"{paths.env} already points at the sandbox", db_url=dburl.redact(url))
+    else:
+        write_env(paths, with_db_url(read_env_text(paths), url))
+        report.say(f"wrote DB_URL={dburl.redact(url)} to {paths.env} (mode 0600)", db_url=dburl.redact(url))
+    if "DB_URL" in os.environ:
+        report.say("note: DB_URL is set in your environment and wins over .env: unset it to use the sandbox")
+    report.say("next: pytest infra_tests")
+    return 0
+
+
+def parse_url(url: str, origin: str) -> dburl.DbUrl:
+    try:
+        return dburl.parse(url)
+    except dburl.DbUrlError as exc:
+        raise SandboxError(f"{origin}: {exc}") from None
+
+
+def status(args: argparse.Namespace, paths: Paths, report: Reporter) -> int:
+    state = load_state(paths)
+    if state is None:
+        report.say(f"no sandbox in {paths.sandbox}: run `python tools/sandbox.py start`", running=False)
+        return 1
+    if state.mode == "local":
+        running = is_running(paths, state)
+        where = f"PostgreSQL on {state.where}, data in {paths.data}, server user {state.os_user}"
+    else:
+        running = reachable(existing_db_url(paths))
+        where = f"database {DBNAME} on {state.server}"
+    report.say(f"{'running' if running else 'not running'}: {where}", running=running, where=state.where)
+    return 0 if running else 1
+
+
+def reachable(url: str | None) -> bool:
+    if url is None:
+        return False
+    try:
+        connect(url).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+def stop(args: argparse.Namespace, paths: Paths, report: Reporter) -> int:
+    state = load_state(paths)
+    if state is not None and state.mode == "local" and is_running(paths, state):
+        stop_server(paths, state)
+        report.say(f"stopped PostgreSQL on {state.where}")
+    if state is not None and state.mode == "server":
+        stop_on_server(args, state, report)
+    forget_db_url(paths, state, report)
+    if paths.sandbox.exists():
+        remove_folder(paths.sandbox)
+        report.say(f"removed {paths.sandbox}")
+    elif state is None:
+        report.say("no sandbox to stop")
+    report.facts["running"] = False
+    return 0
+
+
+def stop_on_server(args: argparse.Namespace, state: State, report: Reporter) -> None:
+    if not args.server:
+        report.say(f"left database {DBNAME} and role {ROLE} on {state.server}: `stop --server ADMIN_URL` drops them")
+        return
+    parse_url(args.server, "--server")
+    with connect(args.server, autocommit=True) as admin:
+        drop_role_and_database(admin)
+    report.say(f"dropped database {DBNAME} and role {ROLE} on {state.server}")
+
+
+def forget_db_url(paths: Paths, state: State | None, report: Reporter) -> None:
+    """Take the sandbox's DB_URL out of .env: it would point at nothing. Anyone else's stays."""
+    existing = existing_db_url(paths)
+    if state is None or existing is None or not Target(state.host, state.port).matches(existing):
+        return
+    rest = without_db_url(read_env_text(paths))
+    if rest:
+        write_env(paths, rest)
+    else:
+        paths.env.unlink()
+    report.say(f"removed the sandbox's DB_URL from {paths.env}")
+
+
+def remove_folder(folder: Path) -> None:
+    try:
+        shutil.rmtree(folder)
+    except OSError as exc:
+        raise SandboxError(f"cannot remove {folder} ({exc.strerror}): run `stop` as the user who ran `start`") from None
+
+
+COMMANDS = {"start": start, "stop": stop, "status": status}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    report = Reporter(args.json)
+    try:
+        code = COMMANDS[args.command](args, Paths(args.root.resolve()), report)
+    except KeyboardInterrupt:
+        report.finish(False, "interrupted: run `python tools/sandbox.py stop` to clean up")
+        return 130
+    except Exception as exc:  # the CLI's edge: one clear line, never a traceback
+        report.finish(False, dburl.scrub(dburl.redact(describe(exc)), dburl.guess_secrets(args.server or "")))
+        return 1
+    report.finish(True)
+    return code
+
+
+def describe(exc: Exception) -> str:
+    """One line for any failure: ours say what to do; others at least say what broke."""
+    if isinstance(exc, (SandboxError, ValueError)):
+        return str(exc)
+    if isinstance(exc, psycopg.OperationalError):
+        return f"cannot reach the database: {last_line(str(exc))}"
+    if isinstance(exc, psycopg.Error):
+        return f"database error: {last_line(str(exc))}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+    return f"unexpected {exc.__class__.__name__}: {last_line(str(exc))}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
