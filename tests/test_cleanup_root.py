@@ -207,7 +207,8 @@ def test_unmovable_entries_are_reported_one_by_one(polluted: PollutedRoot) -> No
     with unmovable(polluted.root / "bin"):
         result = run_fixer("--root", polluted.root)
     assert result.returncode == 1
-    assert reported(result.stdout, "FAILED") == sorted(in_bin + ["pyvenv.cfg"])  # the proof stays so a re-run can finish
+    # pyvenv.cfg stays too: the proof lets a re-run finish the job.
+    assert reported(result.stdout, "FAILED") == sorted(in_bin + ["pyvenv.cfg"])
     assert all(line.endswith("; left in place") for line in result.stdout.splitlines() if line.startswith("FAILED"))
     assert all((polluted.root / p).is_symlink() or (polluted.root / p).is_file() for p in in_bin)
     rerun = run_fixer("--root", polluted.root)
@@ -222,6 +223,11 @@ def test_bad_paths_are_one_clear_line(args: list[str], message: str) -> None:
     result = run_fixer(*args)
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_dry_run_restore_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_fixer("--dry-run", "--restore", tmp_path)
+    assert result.returncode == 2 and "--restore has no preview" in result.stderr
 
 
 @pytest.mark.parametrize("content, message", [
@@ -254,6 +260,12 @@ ALWAYS_TRACKED = {"bin/activate", "bin/runner", "lib/python3.11/site-packages/ve
 VENV_PIECES = ("lib", "lib64", "include", "bin/activate", "bin/python", "bin/pip")
 
 
+def symlink(path: Path, target: str) -> None:
+    """Create a symlink and its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+
+
 def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[str], cfg: str | None) -> None:
     """Lay out project files (path -> tracked?), then the venv pieces, then pyvenv.cfg."""
     for rel in project:
@@ -265,10 +277,10 @@ def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[st
     (root / "outside").symlink_to(outside)
     pieces = {
         "lib": lambda: write(root / "lib/python3.11/site-packages/pkg/__init__.py", "", 0o600),
-        "lib64": lambda: (root / "lib64").symlink_to("lib"),
+        "lib64": lambda: symlink(root / "lib64", "lib"),
         "include": lambda: (root / "include/python3.11").mkdir(parents=True, exist_ok=True),
         "bin/activate": lambda: write(root / "bin/activate", f'VIRTUAL_ENV="{root}"\n'),
-        "bin/python": lambda: (root / "bin").mkdir(exist_ok=True) or (root / "bin/python").symlink_to("/usr/bin/python3"),
+        "bin/python": lambda: symlink(root / "bin/python", "/usr/bin/python3"),
         "bin/pip": lambda: write(root / "bin/pip", f"#!{root}/bin/python\nimport pip\n", 0o755),
     }
     for piece in sorted(venv):

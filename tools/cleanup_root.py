@@ -176,7 +176,8 @@ def load_manifest(archive: Path) -> dict:
     except FileNotFoundError as exc:
         raise UsageError(f"{archive / MANIFEST} is missing; without it nothing can be restored safely") from exc
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{archive / MANIFEST} is unreadable or corrupt ({exc}); restore by hand from the folder") from exc
+        problem = f"{archive / MANIFEST} is unreadable or corrupt ({exc})"
+        raise UsageError(f"{problem}; restore by hand from the folder") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise UsageError(f"{archive / MANIFEST} is not a cleanup manifest (format {MANIFEST_FORMAT})")
     entries = manifest.get("entries")
@@ -440,7 +441,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument("--restore", type=Path, metavar="ARCHIVE", help="move an archive's entries back")
     parser.add_argument("--json", action="store_true", help="print one JSON result instead of lines")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.dry_run and args.restore is not None:
+        parser.error("--dry-run previews a cleanup; --restore has no preview (it refuses, per entry, to overwrite)")
+    return args
 
 
 def run(args: argparse.Namespace, report: Report) -> Outcome:

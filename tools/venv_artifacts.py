@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,8 @@ def scan_root(root: Path, tracked: frozenset[str] | None = None) -> Scan:
     candidates = cfg + _lib(root, "lib", tracked) + _lib64(root, tracked) + _include(root, tracked)
     bin_files = _bin_files(root, tracked)
     if home is None:
-        suspects = [_unproven(c) for c in candidates + bin_files if c.shaped and c.artifact.path in SUSPECT_WITHOUT_PROOF]
+        unproven = [c for c in candidates + bin_files if c.shaped and c.artifact.path in SUSPECT_WITHOUT_PROOF]
+        suspects = [_unproven(c) for c in unproven]
         return Scan(root, None, (), tuple(suspects))
     candidates += _collapse_bin(bin_files)
     artifacts = tuple(c.artifact for c in candidates if c.movable)
@@ -122,6 +124,11 @@ def describe_artifact(artifact: Artifact) -> str:
 def describe(scan: Scan) -> list[str]:
     """Lines for every artifact then every suspect, for the audit message and the fixer."""
     return [describe_artifact(a) for a in scan.artifacts + scan.suspects]
+
+
+def _cand(path: str, kind: str, evidence: str, movable: bool, shaped: bool = True) -> _Candidate:
+    """Shorthand for one candidate finding."""
+    return _Candidate(Artifact(path, kind, evidence), movable, shaped)
 
 
 def _unproven(candidate: _Candidate) -> Artifact:
@@ -200,11 +207,12 @@ def _pyvenv_cfg(root: Path, tracked: frozenset[str]) -> tuple[str | None, list[_
         return None, []
     kind = _kind(st)
     if not stat.S_ISREG(st.st_mode):
-        return None, [_Candidate(Artifact("pyvenv.cfg", kind, f"is a {kind}, not a file; not read, so it proves no venv"), False)]
+        return None, [_cand("pyvenv.cfg", kind, f"is a {kind}, not a file; not read, so it proves no venv", False)]
     home = _parse_cfg(_head(root / "pyvenv.cfg", CFG_BYTES).decode("utf-8", "replace")).get("home")
     if not home:
-        return None, [_Candidate(Artifact("pyvenv.cfg", "file", "has no 'home' key (or is unreadable), so it proves no venv; suspect"), False)]
-    return home, [_Candidate(Artifact("pyvenv.cfg", "file", f"venv config written by python -m venv (home = {home})"), True)]
+        why = "has no 'home' key (or is unreadable), so it proves no venv; suspect"
+        return None, [_cand("pyvenv.cfg", "file", why, False)]
+    return home, [_cand("pyvenv.cfg", "file", f"venv config written by python -m venv (home = {home})", True)]
 
 
 def _only_site_packages(path: Path) -> bool:
@@ -234,19 +242,21 @@ def _only_py_dirs(path: Path) -> bool:
     return names is not None and all(PY_DIR.fullmatch(n) and _is_real_dir(path / n) for n in names)
 
 
-def _shaped_dir(root: Path, rel: str, tracked: frozenset[str], shape, evidence: str) -> list[_Candidate]:
+def _shaped_dir(
+    root: Path, rel: str, tracked: frozenset[str], shape: Callable[[Path], bool], evidence: str
+) -> list[_Candidate]:
     """A real, untracked-or-mixed directory whose content has the venv shape."""
     path = root / rel
     if rel in tracked or not _is_real_dir(path):
         return []
     if _names(path) is None:
-        return [_Candidate(Artifact(rel, "dir", "could not be listed; left for review"), False, shaped=False)]
+        return [_cand(rel, "dir", "could not be listed; left for review", False, shaped=False)]
     if not shape(path):
         return []
     n_tracked = _tracked_under(rel, tracked)
     if n_tracked:
-        return [_Candidate(Artifact(rel, "dir", f"{evidence}, but {n_tracked} git-tracked path(s) under it; not movable"), False)]
-    return [_Candidate(Artifact(rel, "dir", evidence), True)]
+        return [_cand(rel, "dir", f"{evidence}, but {n_tracked} git-tracked path(s) under it; not movable", False)]
+    return [_cand(rel, "dir", evidence, True)]
 
 
 def _lib(root: Path, rel: str, tracked: frozenset[str]) -> list[_Candidate]:
@@ -268,8 +278,8 @@ def _lib64(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
         return _lib(root, "lib64", tracked)
     target = _readlink(root / "lib64")
     if target in {"lib", "lib/", str(root.absolute() / "lib")}:
-        return [_Candidate(Artifact("lib64", "symlink", f"symlink -> {target}, as venv makes it"), True)]
-    return [_Candidate(Artifact("lib64", "symlink", f"symlink -> {target}, not to lib; left for review"), False, shaped=False)]
+        return [_cand("lib64", "symlink", f"symlink -> {target}, as venv makes it", True)]
+    return [_cand("lib64", "symlink", f"symlink -> {target}, not to lib; left for review", False, shaped=False)]
 
 
 def _bin_prefixes(root: Path) -> set[bytes]:
@@ -303,7 +313,8 @@ def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes]) -> str |
         return "activation script (sets VIRTUAL_ENV)"
     interpreter = _shebang_interpreter(head)
     for prefix in prefixes:
-        if interpreter and interpreter.startswith(prefix) and INTERPRETER.fullmatch(os.fsdecode(interpreter[len(prefix):])):
+        name = interpreter[len(prefix):] if interpreter and interpreter.startswith(prefix) else b""
+        if INTERPRETER.fullmatch(os.fsdecode(name)):
             return f"entry point; shebang runs {os.fsdecode(interpreter)}"
     return None
 
@@ -314,7 +325,7 @@ def _bin_files(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
         return []
     names = _names(root / "bin")
     if names is None:
-        return [_Candidate(Artifact("bin", "dir", "could not be listed; left for review"), False, shaped=False)]
+        return [_cand("bin", "dir", "could not be listed; left for review", False, shaped=False)]
     prefixes = _bin_prefixes(root)
     return [_bin_candidate(root, f"bin/{name}", tracked, prefixes) for name in names]
 
@@ -323,13 +334,14 @@ def _bin_candidate(root: Path, rel: str, tracked: frozenset[str], prefixes: set[
     """One bin/ entry: git-tracked or evidence-less entries are the project's."""
     st = _lstat(root / rel)
     if st is None or _tracked_under(rel, tracked):
-        return _Candidate(Artifact(rel, "file", "project file"), False, shaped=False)
+        return _cand(rel, "file", "project file", False, shaped=False)
     evidence = _bin_evidence(root / rel, st, prefixes)
-    return _Candidate(Artifact(rel, _kind(st), evidence or "project file"), evidence is not None, evidence is not None)
+    return _cand(rel, _kind(st), evidence or "project file", evidence is not None, evidence is not None)
 
 
 def _collapse_bin(files: list[_Candidate]) -> list[_Candidate]:
     """bin/ as one artifact when every entry is venv-made; else its venv-made files (and an unreadable bin)."""
     if files and all(c.movable for c in files):
-        return [_Candidate(Artifact("bin", "dir", f"all {len(files)} entries are venv-made (activate, interpreters, entry points)"), True)]
+        why = f"all {len(files)} entries are venv-made (activate, interpreters, entry points)"
+        return [_cand("bin", "dir", why, True)]
     return [c for c in files if c.movable or c.artifact.path == "bin"]
