@@ -160,11 +160,12 @@ def test_foreign_db_url_is_kept_unless_forced(started) -> None:
 def test_stop_leaves_no_server_and_no_data(started) -> None:
     root, _ = started
     pid = postmaster_pid(root)
+    (root / ".env").write_text(f"KEEP=1\nDB_URL={env_url(root).raw}\n")
     stopped = cli(root, "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert not Path(f"/proc/{pid}").exists()
     assert not (root / ".sandbox").exists()
-    assert (root / ".env").read_text() == "# mine\nAPI_KEY=abc\n"
+    assert (root / ".env").read_text() == "KEEP=1\n"
     assert cli(root, "status").returncode == 1
 
 
@@ -222,13 +223,18 @@ def test_server_mode_creates_seeds_and_drops(root: Path, admin_url: str) -> None
     assert list(root.iterdir()) == []  # .sandbox/ and the .env it wrote are gone
 
 
-def test_server_mode_leaves_a_foreign_role_alone(root: Path, admin_url: str) -> None:
+def test_server_mode_leaves_a_foreign_database_alone(root: Path, admin_url: str) -> None:
+    """A server that already has a real mt5_crs must not get it truncated, re-owned or dropped."""
     try:
-        admin_query(admin_url, "CREATE ROLE trader LOGIN PASSWORD 'theirs'")
-        done = cli(root, "start", "--server", admin_url, *SMALL)
-        assert_one_line_error(done, "role 'trader' already exists", "not the sandbox's")
-        assert admin_query(admin_url, "SELECT 1 FROM pg_database WHERE datname = 'mt5_crs'") == []
+        admin_query(admin_url, "CREATE DATABASE mt5_crs")
+        (root / ".env").write_text("DB_URL=postgresql://trader:pw@127.0.0.1:5432/mt5_crs\n")
+        started = cli(root, "start", "--server", admin_url, "--force", *SMALL)
+        assert_one_line_error(started, "database 'mt5_crs' already exists", "not the sandbox's")
+        stopped = cli(root, "stop", "--server", admin_url)
+        assert_one_line_error(stopped, "database 'mt5_crs' already exists")
+        assert admin_query(admin_url, "SELECT 1 FROM pg_database WHERE datname = 'mt5_crs'") == [(1,)]
     finally:
+        admin_query(admin_url, "DROP DATABASE IF EXISTS mt5_crs")
         admin_query(admin_url, "DROP ROLE IF EXISTS trader")
 
 

@@ -38,6 +38,8 @@ SUPERUSER = "postgres"
 SERVER_OS_USER = "postgres"  # who runs the server when we are root: PostgreSQL refuses root
 HOST = "127.0.0.1"
 MARKER = "made by tools/sandbox.py"  # comment on the role and database: only these are ever changed
+ROLE_COMMENT_SQL = "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s"
+DATABASE_COMMENT_SQL = "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s"
 CONNECT_TIMEOUT = 5
 STATEMENT_TIMEOUT_MS = 15_000
 PG_CTL_WAIT = 60
@@ -159,8 +161,7 @@ def env_decision(existing: str | None, target: Target | None, force: bool) -> st
 
 def with_db_url(text: str, url: str) -> str:
     """.env text with DB_URL set to url, every other line kept as it was."""
-    lines = [line for line in text.splitlines() if not _DB_URL_LINE.match(line)]
-    return "\n".join([*lines, f"DB_URL={url}"]) + "\n"
+    return without_db_url(text) + f"DB_URL={url}\n"
 
 
 def without_db_url(text: str) -> str:
@@ -236,16 +237,21 @@ def existing_db_url(paths: Paths) -> str | None:
         raise SandboxError(str(exc)) from None
 
 
-def write_env(paths: Paths, text: str) -> None:
-    """Replace .env atomically, readable by its owner only: it holds a password."""
-    temporary = paths.env.with_name(".env.sandbox-tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_private(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
+    """Write a file only its owner may read (it holds a password), optionally handing it to owner."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-    os.chmod(temporary, 0o600)
-    owner = paths.root.stat()
-    if os.geteuid() == 0:  # a root run in a user's clone must leave .env to that user
-        os.chown(temporary, owner.st_uid, owner.st_gid)
+    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that was already there
+    if owner is not None:
+        os.chown(path, *owner)
+
+
+def write_env(paths: Paths, text: str) -> None:
+    """Replace .env atomically; a root run in a user's clone leaves it to that user."""
+    temporary = paths.env.with_name(".env.sandbox-tmp")
+    root = paths.root.stat()
+    write_private(temporary, text, (root.st_uid, root.st_gid) if os.geteuid() == 0 else None)
     os.replace(temporary, paths.env)
 
 
@@ -312,10 +318,7 @@ def prepare_folder(paths: Paths, user: pwd.struct_passwd) -> None:
 def init_cluster(paths: Paths, bindir: Path, user: pwd.struct_passwd) -> int:
     """initdb with password auth for TCP and a random superuser password; returns the chosen port."""
     prepare_folder(paths, user)
-    fd = os.open(paths.pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(24) + "\n")
-    os.chown(paths.pwfile, user.pw_uid, user.pw_gid)
+    write_private(paths.pwfile, secrets.token_urlsafe(24) + "\n", (user.pw_uid, user.pw_gid))
     done = run_as(user.pw_name, [str(bindir / "initdb"), "-D", str(paths.data), "-U", SUPERUSER,
                                  "--auth-local=peer", "--auth-host=scram-sha-256", f"--pwfile={paths.pwfile}",
                                  "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
@@ -375,8 +378,12 @@ def process_exists(pid: int) -> bool:
 
 
 def last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "no output")
 
 
 def superuser_url(paths: Paths, state: State) -> str:
@@ -392,35 +399,40 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
                            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}", **kwargs)  # fmt: skip
 
 
-def ensure_role_and_database(admin: psycopg.Connection, password: str) -> list[str]:
-    """Create (or re-password) the login role and the database it owns; only ours are ever touched."""
-    done = []
-    role = admin.execute(
-        "SELECT rolsuper, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (ROLE,)
-    ).fetchone()
-    if role is not None and role[1] != MARKER:
-        raise SandboxError(f"role '{ROLE}' already exists on that server and is not the sandbox's: use another server")
-    verb = "CREATE" if role is None else "ALTER"
+def ensure_role(admin: psycopg.Connection, password: str) -> str:
+    """Create the login role, or set its password again (the .env one, or a new one)."""
+    exists = exists_as_ours(admin, "role", ROLE, ROLE_COMMENT_SQL)
+    verb = "ALTER" if exists else "CREATE"
     admin.execute(sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER PASSWORD {}").format(
         sql.Identifier(ROLE), sql.Literal(password)))  # fmt: skip
     admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(ROLE), sql.Literal(MARKER)))
-    done.append(f"{'created' if role is None else 'updated'} login role {ROLE} (not a superuser)")
-    database = admin.execute(
-        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (DBNAME,)
-    ).fetchone()
-    if database is not None and database[0] != MARKER:
-        raise SandboxError(f"database '{DBNAME}' already exists on that server and is not the sandbox's: use another server")
-    if database is None:
-        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DBNAME), sql.Identifier(ROLE)))
-        admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(DBNAME), sql.Literal(MARKER)))
-        done.append(f"created database {DBNAME}")
-    return done
+    return f"{'updated' if exists else 'created'} login role {ROLE} (not a superuser)"
+
+
+def ensure_database(admin: psycopg.Connection) -> str:
+    """Create the database, owned by the login role so the seeded tables are its own."""
+    if exists_as_ours(admin, "database", DBNAME, DATABASE_COMMENT_SQL):
+        return f"database {DBNAME} exists"
+    admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DBNAME), sql.Identifier(ROLE)))
+    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(DBNAME), sql.Literal(MARKER)))
+    return f"created database {DBNAME}"
+
+
+def exists_as_ours(admin: psycopg.Connection, kind: str, name: str, comment_query: str) -> bool:
+    """Whether the sandbox's object exists; one of that name we did not make stops everything."""
+    row = admin.execute(comment_query, (name,)).fetchone()
+    if row is not None and row[0] != MARKER:
+        raise SandboxError(f"{kind} '{name}' already exists on that server and is not the sandbox's: "
+                           "leave it alone and use another server")  # fmt: skip
+    return row is not None
 
 
 def drop_role_and_database(admin: psycopg.Connection) -> None:
-    """Undo ensure_role_and_database, for `stop --server`."""
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME)))
-    admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
+    """Undo ensure_role and ensure_database, for `stop --server`; never drops what we did not make."""
+    if exists_as_ours(admin, "database", DBNAME, DATABASE_COMMENT_SQL):
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(DBNAME)))
+    if exists_as_ours(admin, "role", ROLE, ROLE_COMMENT_SQL):
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(ROLE)))
 
 
 def row_counts(conn: psycopg.Connection) -> tuple[int, int] | None:
@@ -479,7 +491,7 @@ def init_local(args: argparse.Namespace, paths: Paths, report: Reporter) -> Stat
     return state
 
 
-def start_on_server(args, paths: Paths, state: State | None, existing: str | None, report: Reporter) -> int:
+def start_on_server(args: argparse.Namespace, paths: Paths, state: State | None, existing: str | None, report: Reporter) -> int:
     admin_url = parse_url(args.server, "--server")
     if state is not None and state.mode == "local":
         raise SandboxError(f"a local sandbox exists in {paths.sandbox}: run `stop` first to use --server")
@@ -501,12 +513,12 @@ def refuse_or(decision: str, existing: str | None, paths: Paths) -> str:
     return decision
 
 
-def finish_start(args, paths: Paths, target: Target, admin: psycopg.Connection, decision: str,
+def finish_start(args: argparse.Namespace, paths: Paths, target: Target, admin: psycopg.Connection, decision: str,
                  existing: str | None, report: Reporter) -> int:  # fmt: skip
     """Role, database, seed and .env: the part both modes share."""
     password = dburl.parse(existing).password if decision == "keep" else secrets.token_urlsafe(24)
-    for line in ensure_role_and_database(admin, password):
-        report.say(line)
+    report.say(ensure_role(admin, password))
+    report.say(ensure_database(admin))
     url = target.url(password)
     seed_if_needed(url, args.market_data_rows, args.assets_rows, report)
     if decision == "keep":
@@ -621,8 +633,10 @@ def describe(exc: Exception) -> str:
     """One line for any failure: ours say what to do; others at least say what broke."""
     if isinstance(exc, (SandboxError, ValueError)):
         return str(exc)
-    if isinstance(exc, psycopg.OperationalError):
-        return f"cannot reach the database: {last_line(str(exc))}"
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return f"not allowed: {last_line(str(exc))}: the --server role needs CREATEROLE and CREATEDB"
+    if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
+        return f"cannot reach the database: {first_line(str(exc))}"
     if isinstance(exc, psycopg.Error):
         return f"database error: {last_line(str(exc))}"
     if isinstance(exc, OSError):
