@@ -57,37 +57,22 @@ class SandboxError(Exception):
 
 @dataclass(frozen=True)
 class Paths:
-    """Where the sandbox keeps things, all under the project root."""
+    """Where the sandbox keeps things: .sandbox/ (git-ignored) and .env, under the project root."""
 
     root: Path
+    sandbox: Path
+    data: Path
+    sockets: Path
+    log: Path
+    pwfile: Path  # the cluster superuser's password, for the admin work of a later `start`
+    state: Path
+    env: Path
 
-    @property
-    def sandbox(self) -> Path:
-        return self.root / ".sandbox"
-
-    @property
-    def data(self) -> Path:
-        return self.sandbox / "data"
-
-    @property
-    def sockets(self) -> Path:
-        return self.sandbox / "run"
-
-    @property
-    def log(self) -> Path:
-        return self.sandbox / "server.log"
-
-    @property
-    def pwfile(self) -> Path:
-        return self.sandbox / "superuser.pw"
-
-    @property
-    def state(self) -> Path:
-        return self.sandbox / "state.json"
-
-    @property
-    def env(self) -> Path:
-        return self.root / ".env"
+    @classmethod
+    def under(cls, root: Path) -> Paths:
+        box = root / ".sandbox"
+        return cls(root, box, box / "data", box / "run", box / "server.log", box / "superuser.pw",
+                   box / "state.json", root / ".env")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -618,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     report = Reporter(args.json)
     try:
-        code = COMMANDS[args.command](args, Paths(args.root.resolve()), report)
+        code = COMMANDS[args.command](args, Paths.under(args.root.resolve()), report)
     except KeyboardInterrupt:
         report.finish(False, "interrupted: run `python tools/sandbox.py stop` to clean up")
         return 130
