@@ -52,24 +52,28 @@ def _preflight(url: str) -> dburl.DbUrl:
     return parsed
 
 
+ROOT_WITHOUT_SERVER = (
+    "running as root: pg_ctl refuses to start PostgreSQL as root. Run as an ordinary user, "
+    "or set INFRA_SELFTEST_PG_URL to a superuser URL of a running server (bash .ci/run does both)"
+)
+
 if ADMIN_URL:
     _admin = _preflight(ADMIN_URL)
     pg_server = factories.postgresql_noproc(
         host=_admin.hosts[0][0], port=_admin.hosts[0][1] or 5432, user=_admin.user,
         password=_admin.password, dbname=RUN, load=[_seed_template],
     )  # fmt: skip
+elif os.geteuid() == 0:
+
+    @pytest.fixture(scope="session")
+    def pg_server() -> None:
+        """Only the database tests need a server; the others still run as root."""
+        pytest.fail(ROOT_WITHOUT_SERVER, pytrace=False)
+
 else:
     pg_server = factories.postgresql_proc(password=secrets.token_urlsafe(16), dbname=RUN, load=[_seed_template])
 
 postgresql = factories.postgresql("pg_server", dbname=RUN)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not ADMIN_URL and os.geteuid() == 0:
-        raise pytest.UsageError(
-            "running as root: pg_ctl refuses to start PostgreSQL as root. Run as an ordinary user, "
-            "or set INFRA_SELFTEST_PG_URL to a superuser URL of a running server (bash .ci/run does both)"
-        )
 
 
 @dataclass(frozen=True)
