@@ -241,14 +241,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _counts(results: list[CheckResult]) -> str:
-    """``4 passed, 1 failed, 1 could not check``; the verdict first."""
+def _counts(results: list[CheckResult], exitstatus: int) -> str:
+    """``1 failed, 1 could not check, 4 passed``; and when pytest itself failed the run otherwise
+    (a collection error, an error in teardown), that too: the verdict must match the exit code."""
     parts = [(sum(r.verdict == v for r in results), v) for v in (FAILED, NOT_CHECKED, NOT_RUN, PASSED)]
-    return ", ".join(f"{n} {verdict}" for n, verdict in parts if n)
+    counts = ", ".join(f"{n} {verdict}" for n, verdict in parts if n)
+    if exitstatus != pytest.ExitCode.OK and all(r.verdict == PASSED for r in results):
+        counts += f"; but pytest ended with exit code {int(exitstatus)}: see its errors"
+    return counts
 
 
-def _overall(results: list[CheckResult]) -> str:
-    return "PASSED" if results and all(r.verdict == PASSED for r in results) else "FAILED"
+def _overall(results: list[CheckResult], exitstatus: int) -> str:
+    passed = results and exitstatus == pytest.ExitCode.OK and all(r.verdict == PASSED for r in results)
+    return "PASSED" if passed else "FAILED"
 
 
 # --- the default HTML report ------------------------------------------------------------------
@@ -375,7 +380,7 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
     results = list(session.config.stash.get(RESULTS, {}).values())
     if not results:
         return
-    overall = _overall(results)
+    overall = _overall(results, session.exitstatus)
     rows = "".join(
         f"<tr><td>{html.escape(r.name)}</td><td>{_verdict_html(r.verdict)}</td><td>{_evidence_html(r)}</td></tr>"
         for r in results
@@ -383,7 +388,8 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
     prefix.extend(
         [
             STYLE,
-            f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: {html.escape(_counts(results))}</p>',
+            f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: '
+            f"{html.escape(_counts(results, session.exitstatus))}</p>",
             '<table class="infra-checks"><thead><tr><th>Check</th><th>Result</th><th>Evidence, or cause and fix</th>'
             f"</tr></thead><tbody>{rows}</tbody></table>",
         ]
@@ -435,8 +441,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             write(f"{'':<17}{label}: {value}")
         for line in result.cause.splitlines():
             write(f"{'':<17}{line}", **MARKUP[result.verdict])
-    overall = _overall(results)
-    write(f"audit {overall}: {_counts(results)}", bold=True, green=overall == "PASSED", red=overall != "PASSED")
+    overall = _overall(results, exitstatus)
+    ok = overall == "PASSED"
+    write(f"audit {overall}: {_counts(results, exitstatus)}", bold=True, green=ok, red=not ok)
     path = html_report_path(config)
     if path is not None:
         write(f"HTML report (attach it to the ticket): {path}")

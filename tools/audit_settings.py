@@ -48,7 +48,12 @@ SETTINGS = (
         "empty: none); --html PATH writes it elsewhere instead",
         "reports",
     ),
-    Setting("infra_project_name", "--project-name", "the audited project's name in the report title (default: the root's folder name)", ""),
+    Setting(
+        "infra_project_name",
+        "--project-name",
+        "the audited project's name in the report title (default: the root's folder name)",
+        "",
+    ),
 )
 
 
@@ -69,7 +74,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(setting.ini, setting.help, default=setting.default)
         group.addoption(setting.flag, dest=setting.ini, metavar="VALUE", help=f"{setting.help} [ini: {setting.ini}]")
     group.addoption(
-        "--no-default-report", action="store_true", help="do not write the HTML report to infra_report_dir (--html still works)"
+        "--no-default-report",
+        action="store_true",
+        help="do not write the HTML report to infra_report_dir (--html still works)",
     )
 
 
