@@ -608,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
         report.finish(False, "interrupted: run `python tools/sandbox.py stop` to clean up")
         return 130
     except Exception as exc:  # the CLI's edge: one clear line, never a traceback
-        report.finish(False, dburl.scrub(dburl.redact(describe(exc)), dburl.guess_secrets(args.server or "")))
+        text = describe(exc) if isinstance(exc, SandboxError) else dburl.redact(describe(exc))  # ours are safe
+        report.finish(False, dburl.scrub(text, dburl.guess_secrets(args.server or "")))
         return 1
     report.finish(True)
     return code
