@@ -273,7 +273,12 @@ def default_html_report(config: pytest.Config) -> None:
     folder = audit_settings.report_settings(config, config.rootpath).default_dir
     if folder is not None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        option.htmlpath = str(folder / f"infra-audit-{stamp}.html")
+        path = folder / f"infra-audit-{stamp}.html"
+        for n in range(2, 100):  # two runs within a second keep both reports
+            if not path.exists():
+                break
+            path = folder / f"infra-audit-{stamp}-{n}.html"
+        option.htmlpath = str(path)
         option.self_contained_html = True
 
 
@@ -311,7 +316,9 @@ def _environment(config: pytest.Config, finished: float | None) -> dict[str, str
         "Project": name,
         "Project root": str(root),
         "Database": _database(root),
-        "PostgreSQL server": facts.get("PostgreSQL server", "unknown: the database was not reached"),
+        "PostgreSQL server": facts.get(
+            "PostgreSQL server", "not checked yet" if finished is None else "unknown: the database was not reached"
+        ),
         "Audit suite": f"infra-audit {tools.__version__} (Python {platform.python_version()})",
         "Started": started_at.strftime("%Y-%m-%d %H:%M:%S %z"),
         "Duration": "running" if finished is None else f"{finished - started:.1f} s",
