@@ -159,11 +159,13 @@ def test_foreign_db_url_is_kept_unless_forced(started) -> None:
 
 def test_stop_leaves_no_server_and_no_data(started) -> None:
     root, _ = started
-    pid = postmaster_pid(root)
-    (root / ".env").write_text(f"KEEP=1\nDB_URL={env_url(root).raw}\n")
+    pid, url = postmaster_pid(root), env_url(root).raw
+    (root / ".env").write_text(f"KEEP=1\nDB_URL={url}\n")
     stopped = cli(root, "stop")
     assert stopped.returncode == 0, stopped.stderr
-    assert not Path(f"/proc/{pid}").exists()
+    assert not sandbox.process_exists(pid)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2)
     assert not (root / ".sandbox").exists()
     assert (root / ".env").read_text() == "KEEP=1\n"
     assert cli(root, "status").returncode == 1

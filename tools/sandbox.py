@@ -353,13 +353,17 @@ def stop_server(paths: Paths, state: State) -> None:
 
 
 def process_exists(pid: int) -> bool:
+    """Whether pid is still running; an exited one that nobody has reaped yet (a zombie) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # another user's process: it exists
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill() said it exists
 
 
 def last_line(text: str) -> str:
