@@ -13,8 +13,11 @@ from tools.audit_settings import AuditSettings
 @pytest.mark.check("root is clean")
 def test_root_is_clean(project_root: Path, evidence) -> None:
     """No orphaned virtualenv artifacts (bin/ lib/ lib64 include/ pyvenv.cfg made by a venv) in the root."""
-    scan = venv_artifacts.scan_root(project_root)
     evidence.add("root", project_root)
+    try:
+        scan = venv_artifacts.scan_root(project_root)
+    except venv_artifacts.GitError as exc:
+        pytest.fail(f"cannot tell project files from venv leftovers: {exc}", pytrace=False)
     evidence.add("venv made in root", f"yes (pyvenv.cfg home = {scan.venv_home})" if scan.venv_home else "no")
     found = venv_artifacts.describe(scan)
     evidence.add("artifacts", "; ".join(found) if found else "none")
