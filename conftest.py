@@ -95,8 +95,10 @@ def db_attempt(
     except db_probe.ProbeError as exc:
         yield Attempt(None, str(exc), time.monotonic() - started)
         return
-    with conn:
+    try:
         yield Attempt(conn, seconds=time.monotonic() - started)
+    finally:
+        conn.close()  # never commit(): after a server stopped answering, that would wait for it forever
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ def test_row_counts_nonzero(db: psycopg.Connection, audit_settings: AuditSetting
     problems = []
     for table in audit_settings.tables:
         try:
-            stats = db_probe.table_stats(db, table, audit_settings.exact_count_limit)
+            stats = db_probe.table_stats(db, table, audit_settings.exact_count_limit, audit_settings.timeouts)
         except db_probe.ProbeError as exc:
             evidence.add(table, f"FAILED ({exc.cause})")
             problems.append(str(exc))

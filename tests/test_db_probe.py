@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections.abc import Iterator
 
@@ -12,7 +14,7 @@ from tools import db_probe
 from tools.dburl import parse
 from tools.db_probe import ProbeError, Timeouts
 
-FAST = Timeouts(connect=1.0, query=1.0)
+FAST = Timeouts(connect=1.0, query=1.0)  # a frozen server is given up on after query + 2 s
 
 
 @pytest.fixture
@@ -88,12 +90,12 @@ def test_silent_server_hits_our_deadline_not_libpqs(silent_port):
 
 
 def test_small_table_is_counted_exactly(conn):
-    stats = db_probe.table_stats(conn, "market_data", exact_limit=1000)
+    stats = db_probe.table_stats(conn, "market_data", 1000, FAST)
     assert (stats.rows, stats.exact, stats.shown) == (120, True, "120 rows")
 
 
 def test_big_table_reports_the_planner_estimate_without_counting(conn):
-    stats = db_probe.table_stats(conn, "market_data", exact_limit=100)
+    stats = db_probe.table_stats(conn, "market_data", 100, FAST)
     assert (stats.rows, stats.exact) == (120, False)
     assert stats.shown == "~120 rows (planner estimate)"
 
@@ -101,14 +103,14 @@ def test_big_table_reports_the_planner_estimate_without_counting(conn):
 def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):
     target.admin.execute("CREATE TABLE fresh AS SELECT generate_series(1, 50) AS n")
     target.admin.execute("GRANT SELECT ON fresh TO PUBLIC")
-    stats = db_probe.table_stats(conn, "fresh", exact_limit=10)
+    stats = db_probe.table_stats(conn, "fresh", 10, FAST)
     assert (stats.rows, stats.exact) == (None, False)
     assert "until ANALYZE" in stats.shown
 
 
 def probe_error(conn: psycopg.Connection, table: str) -> ProbeError:
     with pytest.raises(ProbeError) as raised:
-        db_probe.table_stats(conn, table, exact_limit=1000)
+        db_probe.table_stats(conn, table, 1000, FAST)
     return raised.value
 
 
@@ -143,7 +145,7 @@ def test_slow_table_hits_the_statement_timeout(target, conn):
     target.admin.execute("GRANT SELECT ON slow TO PUBLIC")
     error = probe_error(conn, "slow")
     assert error.cause == "timeout"
-    assert "took longer than 1s" in str(error)
+    assert "took longer than 1 s" in str(error)
 
 
 def test_invalid_table_name_is_named(conn):
@@ -153,3 +155,21 @@ def test_invalid_table_name_is_named(conn):
 def test_server_version_is_readable(conn):
     major, minor = db_probe.server_version(conn).split(".")
     assert int(major) >= 10 and int(minor) >= 0
+
+
+def test_server_that_freezes_mid_audit_hits_our_own_deadline(target, conn):
+    """statement_timeout is enforced by the server; a frozen server needs the client's clock too."""
+    backend = conn.info.backend_pid
+    try:
+        os.kill(backend, signal.SIGSTOP)
+    except PermissionError:
+        pytest.skip("the server runs as another OS user: its backend cannot be frozen from here")
+    try:
+        first = probe_error(conn, "market_data")
+        second = probe_error(conn, "assets")
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    assert first.cause == "no_answer"
+    assert "stopped answering while checking table 'market_data'" in str(first)
+    assert second.cause == "no_answer", "a connection left busy must not hang the next check"
+    conn.close()

@@ -52,10 +52,12 @@ def measure(admin: dburl.DbUrl, size: int, repeat: int) -> tuple[float, float, s
     try:
         with psycopg.connect(scratch.raw) as conn:
             seed.seed(conn, market_data_rows=size)
-        with db_probe.connect(scratch, db_probe.Timeouts(connect=3, query=600)) as conn:
-            audit = median_ms(lambda: [db_probe.table_stats(conn, t, EXACT_LIMIT) for t in ("market_data", "assets")], repeat)
+        timeouts = db_probe.Timeouts(connect=3, query=600)
+        with db_probe.connect(scratch, timeouts) as conn:
+            check = lambda table: db_probe.table_stats(conn, table, EXACT_LIMIT, timeouts)  # noqa: E731
+            audit = median_ms(lambda: [check(table) for table in ("market_data", "assets")], repeat)
             naive = median_ms(lambda: conn.execute("SELECT count(*) FROM market_data").fetchone(), repeat)
-            shown = db_probe.table_stats(conn, "market_data", EXACT_LIMIT).shown
+            shown = check("market_data").shown
     finally:
         with psycopg.connect(admin.raw, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

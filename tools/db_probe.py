@@ -15,7 +15,9 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
 from psycopg import errors, sql
@@ -23,6 +25,9 @@ from psycopg import errors, sql
 from tools.dburl import DbUrl, scrub
 
 APPLICATION_NAME = "infra-audit"
+# How long past the server's statement_timeout we still wait for its answer (it normally cancels itself).
+ANSWER_GRACE_S = 2.0
+T = TypeVar("T")
 
 
 class ProbeError(Exception):
@@ -45,6 +50,11 @@ class Timeouts:
         """Waiting on a lock gives up first, so a locked table is named as such, not as slow."""
         return self.query / 2
 
+    @property
+    def answer(self) -> float:
+        """The client's own deadline for a query: for a server that stops answering altogether."""
+        return self.query + ANSWER_GRACE_S
+
 
 @dataclass(frozen=True)
 class TableStats:
@@ -64,7 +74,7 @@ class TableStats:
 
 def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
     """Open a read-only, autocommit session and run ``SELECT 1``, all within ``timeouts.connect``
-    seconds, or raise ProbeError."""
+    seconds, or raise ProbeError. Close it with ``close()``, not ``commit()``: see ``_fetch_one``."""
     options = " ".join(
         filter(
             None,
@@ -83,7 +93,9 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
         "options": options,
     }
     try:
-        return _with_deadline(lambda: _ping(psycopg.connect(url.raw, **kwargs)), timeouts.connect)
+        return _with_deadline(
+            lambda: _ping(psycopg.connect(url.raw, **kwargs)), timeouts.connect, discard=psycopg.Connection.close
+        )
     except TimeoutError:
         raise ProbeError(
             "timeout",
@@ -108,11 +120,11 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-def _with_deadline(opener, seconds: float) -> psycopg.Connection:
-    """Run ``opener`` in a daemon thread and stop waiting at the deadline.
+def _with_deadline(work: Callable[[], T], seconds: float, *, discard: Callable[[T], None] = lambda _: None) -> T:
+    """Run ``work`` in a daemon thread and stop waiting for it at the deadline (raise TimeoutError).
 
-    A connection that arrives after the deadline is closed by the thread itself, so nothing leaks
-    and the process can still exit at once.
+    The thread cannot be killed, only abandoned: a result that arrives late goes to ``discard``
+    (a late connection is closed), and as a daemon it never keeps the process from exiting.
     """
     results: queue.Queue = queue.Queue(maxsize=1)
     lock = threading.Lock()
@@ -120,17 +132,17 @@ def _with_deadline(opener, seconds: float) -> psycopg.Connection:
 
     def attempt() -> None:
         try:
-            outcome: object = opener()
+            outcome: object = work()
         except BaseException as exc:  # handed to the waiting thread, re-raised there
             outcome = exc
         with lock:
             if abandoned:
-                if isinstance(outcome, psycopg.Connection):
-                    outcome.close()
+                if not isinstance(outcome, BaseException):
+                    discard(outcome)
                 return
             results.put(outcome)
 
-    threading.Thread(target=attempt, name="infra-audit-connect", daemon=True).start()
+    threading.Thread(target=attempt, name="infra-audit-deadline", daemon=True).start()
     try:
         outcome = results.get(timeout=seconds)
     except queue.Empty:
@@ -208,45 +220,62 @@ def server_version(conn: psycopg.Connection) -> str:
     return f"{major}.{number % 10000}" if major >= 10 else f"{major}.{number // 100 % 100}.{number % 100}"
 
 
-def table_stats(conn: psycopg.Connection, table: str, exact_limit: int) -> TableStats:
+def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts: Timeouts) -> TableStats:
     """Prove ``table`` exists, is readable and non-empty, reading at most ``exact_limit + 1`` rows.
 
     Big tables (by the planner's ``reltuples``) are never counted: ``EXISTS`` decides non-empty
     and the estimate is reported. Raises ProbeError(cause) with cause ``missing``, ``empty``,
-    ``permission``, ``locked``, ``timeout`` or ``query_failed``.
+    ``permission``, ``locked``, ``timeout``, ``no_answer``, ``bad_name`` or ``query_failed``.
     """
-    name, estimate = _locate(conn, table)
-    try:
-        if estimate >= exact_limit:
-            nonempty = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name)).fetchone()[0]
-            stats = TableStats(table, estimate, exact=False)
-        else:
-            bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
-                name, sql.Literal(exact_limit + 1)
-            )
-            rows = conn.execute(bounded).fetchone()[0]
-            nonempty = rows > 0
-            exact = rows <= exact_limit
-            stats = TableStats(table, rows if exact else (estimate if estimate > 0 else None), exact)
-    except psycopg.Error as exc:
-        raise _classify_query_error(exc, table, conn) from None
+    name, estimate = _locate(conn, table, timeouts)
+    if estimate >= exact_limit:
+        (nonempty,) = _fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
+        stats = TableStats(table, estimate, exact=False)
+    else:
+        bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
+            name, sql.Literal(exact_limit + 1)
+        )
+        (rows,) = _fetch_one(conn, bounded, table, timeouts)
+        nonempty = rows > 0
+        exact = rows <= exact_limit
+        stats = TableStats(table, rows if exact else (estimate if estimate > 0 else None), exact)
     if not nonempty:
         raise ProbeError("empty", f"table '{table}' is empty: load its data (or check the database in DB_URL)")
     return stats
 
 
-def _locate(conn: psycopg.Connection, table: str) -> tuple[sql.SQL, int]:
-    """The table's quoted name and planner estimate, read from the catalog (no lock taken)."""
+def _fetch_one(
+    conn: psycopg.Connection, query: sql.Composable | str, table: str, timeouts: Timeouts, params: tuple = ()
+) -> tuple:
+    """The first row of one query, bounded by the server's timeouts AND by our own clock.
+
+    After a ``no_answer`` the connection stays busy in the abandoned thread: later queries on it
+    wait for its lock and hit the same deadline, so nothing ever hangs; close it, never commit.
+    """
     try:
-        row = conn.execute(
-            "SELECT c.oid::regclass::text, c.reltuples::bigint, has_table_privilege(c.oid, 'SELECT'),"
-            " current_user, current_schemas(false)::text"
-            " FROM (SELECT to_regclass(%s) AS oid) AS r LEFT JOIN pg_class c ON c.oid = r.oid",
-            (table,),
-        ).fetchone()
+        row = _with_deadline(lambda: conn.execute(query, params).fetchone(), timeouts.answer)
+    except TimeoutError:
+        raise ProbeError(
+            "no_answer",
+            f"the server stopped answering while checking table '{table}' (nothing within {timeouts.answer:g} s, "
+            "its own statement_timeout included): check the server's health and load",
+        ) from None
     except psycopg.Error as exc:
-        raise _classify_query_error(exc, table, conn) from None
-    quoted, estimate, readable, user, schemas = row
+        raise _classify_query_error(exc, table, timeouts) from None
+    return row
+
+
+def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[sql.SQL, int]:
+    """The table's quoted name and planner estimate, read from the catalog (no lock taken)."""
+    quoted, estimate, readable, user, schemas = _fetch_one(
+        conn,
+        "SELECT c.oid::regclass::text, c.reltuples::bigint, has_table_privilege(c.oid, 'SELECT'),"
+        " current_user, current_schemas(false)::text"
+        " FROM (SELECT to_regclass(%s) AS oid) AS r LEFT JOIN pg_class c ON c.oid = r.oid",
+        table,
+        timeouts,
+        (table,),
+    )
     if quoted is None:
         raise ProbeError(
             "missing",
@@ -258,17 +287,17 @@ def _locate(conn: psycopg.Connection, table: str) -> tuple[sql.SQL, int]:
     return sql.SQL(quoted), int(estimate)
 
 
-def _classify_query_error(exc: psycopg.Error, table: str, conn: psycopg.Connection) -> ProbeError:
+def _classify_query_error(exc: psycopg.Error, table: str, timeouts: Timeouts) -> ProbeError:
     if isinstance(exc, errors.LockNotAvailable):
         return ProbeError(
             "locked",
-            f"table '{table}' is locked by another session (waited {_setting_s(conn, 'lock_timeout')}): "
+            f"table '{table}' is locked by another session (waited {timeouts.lock:g} s): "
             "find the holder in pg_locks / pg_stat_activity, then retry",
         )
     if isinstance(exc, errors.QueryCanceled):
         return ProbeError(
             "timeout",
-            f"reading table '{table}' took longer than {_setting_s(conn, 'statement_timeout')}: "
+            f"reading table '{table}' took longer than {timeouts.query:g} s: "
             "the server is overloaded or the table is bloated; retry, or raise infra_query_timeout",
         )
     if isinstance(exc, errors.InsufficientPrivilege):
@@ -276,11 +305,3 @@ def _classify_query_error(exc: psycopg.Error, table: str, conn: psycopg.Connecti
     if isinstance(exc, (errors.InvalidName, errors.SyntaxError, errors.InvalidParameterValue)):
         return ProbeError("bad_name", f"'{table}' is not a valid table name: fix infra_tables in pytest.ini")
     return ProbeError("query_failed", f"checking table '{table}' failed: {_last_reason(str(exc))}")
-
-
-def _setting_s(conn: psycopg.Connection, name: str) -> str:
-    """A timeout setting for a message; the connection may be unusable, so never raise from here."""
-    try:
-        return str(conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0])
-    except psycopg.Error:
-        return "its deadline"

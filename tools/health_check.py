@@ -62,15 +62,17 @@ def probe(root: Path, tables: list[str], timeouts: db_probe.Timeouts, exact_limi
     except db_probe.ProbeError as exc:
         health.error, health.cause = str(exc), exc.cause
         return health
-    with conn:
+    try:
         health.connect_seconds = round(time.monotonic() - started, 3)
         health.server_version = db_probe.server_version(conn)
         for table in tables:
             try:
-                stats = db_probe.table_stats(conn, table, exact_limit)
+                stats = db_probe.table_stats(conn, table, exact_limit, timeouts)
                 health.tables[table] = {"ok": True, "rows": stats.rows, "exact": stats.exact, "shown": stats.shown}
             except db_probe.ProbeError as exc:
                 health.tables[table] = {"ok": False, "cause": exc.cause, "error": str(exc)}
+    finally:
+        conn.close()  # never commit(): after a server stopped answering, that would wait for it forever
     return health
 
 
