@@ -27,6 +27,7 @@ from psycopg import sql  # noqa: E402
 
 from tools import db_probe, dburl, seed  # noqa: E402
 from tools.audit_settings import SETTINGS  # noqa: E402
+from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
 
 EXACT_LIMIT = int({s.ini: s.default for s in SETTINGS}["infra_exact_count_limit"])
 
@@ -65,6 +66,7 @@ def measure(admin: dburl.DbUrl, size: int, repeat: int) -> tuple[float, float, s
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerate_closed_stdout()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--server", default=os.environ.get("INFRA_SELFTEST_PG_URL"), help="admin URL of a server")
     parser.add_argument("--sizes", default="10000,100000,1000000,5000000", help="market_data row counts")

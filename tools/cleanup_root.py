@@ -31,6 +31,7 @@ from pathlib import Path
 # Run as a script, Python puts tools/ (not the repo root) on sys.path; `from tools ...` needs the root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
 from tools.venv_artifacts import Artifact, GitError, Scan, describe_artifact, git_tracked, scan_root  # noqa: E402
 
 ARCHIVE_PREFIX = "_archive_venv_cleanup_"
@@ -460,6 +461,7 @@ def run(args: argparse.Namespace, report: Report) -> Outcome:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; problems that stop the run become one 'error:' line and exit 2."""
+    tolerate_closed_stdout()
     args = parse_args(argv)
     report = Report(quiet=args.json)
     try:

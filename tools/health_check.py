@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 from tools import db_config, db_probe  # noqa: E402
 from tools.audit_settings import SETTINGS  # noqa: E402
 from tools.dburl import redact, scrub  # noqa: E402
+from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
 
 RULE = "=" * 80
 DEFAULTS = {setting.ini: setting.default for setting in SETTINGS}
@@ -111,6 +112,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerate_closed_stdout()
     args = parse_args(argv)
     sys.stdout.reconfigure(errors="backslashreplace")
     tables = args.tables.replace(",", " ").split()

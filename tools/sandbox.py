@@ -31,6 +31,7 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools import db_config, dburl, seed  # noqa: E402
+from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
 
 DBNAME = "mt5_crs"
 ROLE = "trader"
@@ -604,6 +605,7 @@ COMMANDS = {"start": start, "stop": stop, "status": status}
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerate_closed_stdout()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     report = Reporter(args.json)
     try:

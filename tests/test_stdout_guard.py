@@ -1,0 +1,26 @@
+"""tools/stdout_guard.py: a reader that goes away (`| head -1`) neither crashes a tool nor stops its work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support import REPO
+from tools import venv_artifacts
+
+
+def test_fixer_piped_into_head_finishes_its_work_without_a_traceback(tmp_path):
+    root = tmp_path / "project"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    fixer = subprocess.Popen(
+        [sys.executable, str(REPO / "tools" / "cleanup_root.py"), "--root", str(root)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    first_line = fixer.stdout.readline()
+    fixer.stdout.close()  # what `| head -1` does after its line
+    _, stderr = fixer.communicate(timeout=60)
+    assert first_line.strip()
+    assert fixer.returncode == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert venv_artifacts.scan_root(root).clean, "the work went on to the end after the reader left"
+    assert len(list(root.glob("_archive_venv_cleanup_*/manifest.json"))) == 1
