@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import AuditRun, clean_env, write_env
+from tests.support import REPO, AuditRun, clean_env, write_env
 
 AUDIT_TESTS = (
     "test_env_has_db_url",
@@ -218,3 +218,25 @@ def test_bad_settings_are_usage_errors(project, run_audit, flag, value, complain
     assert "Traceback" not in run.output
 
 
+
+
+def test_fixer_turns_the_root_check_green_and_restore_turns_it_red_again(project, run_audit):
+    """The loop a user follows: audit fails naming artifacts, run the fix it names, audit passes; undo."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project)], check=True)
+    (project / "bin" / "deploy.sh").write_text("#!/bin/sh\necho deploying\n")  # the project's own script
+    fixer = [sys.executable, str(REPO / "tools" / "cleanup_root.py"), "--root", str(project)]
+
+    before = run_audit(project, "-k", "test_root_is_clean")
+    assert before.outcome("test_root_is_clean") == "failed"
+    assert "bin/activate" in before.message("test_root_is_clean")
+    assert "bin/deploy.sh" not in before.message("test_root_is_clean")
+
+    subprocess.run(fixer, check=True, capture_output=True)
+    after = run_audit(project, "-k", "test_root_is_clean")
+    assert (after.exit_code, after.outcome("test_root_is_clean")) == (0, "passed"), after.output
+    assert (project / "bin" / "deploy.sh").read_text() == "#!/bin/sh\necho deploying\n"
+
+    (archive,) = project.glob("_archive_venv_cleanup_*")
+    subprocess.run([*fixer, "--restore", str(archive)], check=True, capture_output=True)
+    again = run_audit(project, "-k", "test_root_is_clean")
+    assert again.outcome("test_root_is_clean") == "failed"
