@@ -105,6 +105,24 @@ def audit_role(pg_server) -> Iterator[Role]:
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role.name)))
 
 
+@pytest.fixture
+def make_role(pg_server) -> Iterator[Callable[[str], Role]]:
+    """Login roles with chosen passwords (short, common, awkward), dropped after the test."""
+    made: list[Role] = []
+
+    def make(password: str) -> Role:
+        role = Role(f"{RUN}_r{len(made)}", password)
+        with _admin_connection(pg_server, "postgres") as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role.name), password))
+        made.append(role)
+        return role
+
+    yield make
+    with _admin_connection(pg_server, "postgres") as conn:
+        for role in made:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role.name)))
+
+
 def _admin_connection(pg_server, dbname: str) -> psycopg.Connection:
     return psycopg.connect(
         host=pg_server.host, port=pg_server.port, user=pg_server.user, password=pg_server.password,

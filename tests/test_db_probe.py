@@ -173,3 +173,12 @@ def test_server_that_freezes_mid_audit_hits_our_own_deadline(target, conn):
     assert "stopped answering while checking table 'market_data'" in str(first)
     assert second.cause == "no_answer", "a connection left busy must not hang the next check"
     conn.close()
+
+
+def test_a_one_letter_password_does_not_hide_the_cause(target, make_role):
+    """The cause is read from libpq's words before the password is masked out of them."""
+    role = make_role("a")
+    host_part = target.url.split("@", 1)[1]
+    error = connect_error(f"postgresql://{role.name}:b@{host_part}")
+    assert error.cause == "auth"
+    assert str(error).startswith(f"authentication failed for user '{role.name}'")

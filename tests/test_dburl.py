@@ -5,8 +5,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from psycopg.conninfo import conninfo_to_dict
 
 from tools import dburl
 from tools.dburl import DbUrlError, parse, redact, scrub
@@ -60,10 +62,14 @@ def test_password_with_reserved_characters_round_trips_through_build():
     assert parsed.redacted == "postgresql://trader:***@localhost:5432/mt5_crs"
 
 
-def test_unescaped_at_sign_in_password_is_still_hidden():
-    parsed = parse("postgresql://trader:p@ss@localhost/mt5_crs")
-    assert (parsed.password, parsed.hosts) == ("p@ss", (("localhost", None),))
-    assert "p@ss" not in parsed.redacted and "p@ss" not in repr(parsed)
+@pytest.mark.parametrize("url", ["postgresql://trader:p@ss@localhost/mt5_crs", "postgresql://trader:pa/ss@localhost/mt5_crs"])
+def test_raw_at_or_slash_in_a_password_is_refused_as_libpq_would_misread_it(url):
+    """libpq ends the credentials at the first '@' (or never finds them after a '/'): it would dial another host."""
+    with pytest.raises(DbUrlError) as raised:
+        parse(url)
+    assert "percent-encode them (@ as %40, / as %2F)" in str(raised.value)
+    assert "ss" not in str(raised.value).replace("password", "")
+    assert "p@ss" not in redact(url) and "pa/ss" not in redact(url)
 
 
 def test_redact_masks_urls_inside_libpq_messages_and_conninfo():
@@ -74,13 +80,46 @@ def test_redact_masks_urls_inside_libpq_messages_and_conninfo():
 
 
 def test_secrets_cover_decoded_and_encoded_spellings():
-    parsed = parse("postgresql://u:a%2Fb@h/db?password=other")
-    assert set(parsed.secrets) >= {"a/b", "a%2Fb", "other"}
-    assert scrub("a/b and a%2Fb and other", parsed.secrets) == "*** and *** and ***"
+    parsed = parse("postgresql://u:ab%2Fcd@h/db?password=other")
+    assert set(parsed.secrets) >= {"ab/cd", "ab%2Fcd", "other"}
+    assert scrub("ab/cd and ab%2Fcd and other", parsed.secrets) == "*** and *** and ***"
+
+
+def test_scrub_masks_whole_tokens_only_so_reports_stay_readable():
+    assert scrub("postgresql://trader:postgres@h/db failed: postgres said no", ["postgres"]) == (
+        "postgresql://trader:***@h/db failed: *** said no"
+    )
+    assert scrub("340,494 rows at 127.0.0.1; password=4", ["4"]) == "340,494 rows at 127.0.0.1; password=***"
 
 
 def test_guess_secrets_finds_the_password_of_a_url_that_does_not_parse():
     assert dburl.guess_secrets("postgresql//trader:hunter2@db/x") == ("hunter2",)
+
+
+urls = st.builds(
+    "postgresql://{}:{}@{}:{}/{}".format,
+    st.text("abcxyz_", min_size=1, max_size=6),
+    st.text("ab:@/?#%&=+ .x9", max_size=10),
+    st.sampled_from(["localhost", "db.internal", "10.1.2.3", "[::1]"]),
+    st.integers(1, 65535),
+    st.text("mt5_crs/@?x", min_size=1, max_size=8),
+)
+
+
+@settings(max_examples=400)
+@given(url=urls)
+def test_whatever_parse_accepts_libpq_reads_the_same_way(url):
+    """Differential test against libpq itself: no URL we pass as valid means something else to it."""
+    try:
+        parsed = parse(url)
+    except DbUrlError:
+        return  # stricter than libpq is allowed (a raw '@' in a password); laxer is not
+    libpq = conninfo_to_dict(url)
+    assert libpq.get("user") == parsed.user
+    assert libpq.get("password") == parsed.password
+    assert libpq.get("dbname", "") == parsed.dbname
+    assert libpq.get("host") == ",".join(host for host, _ in parsed.hosts)
+    assert libpq.get("port") == (",".join("" if port is None else str(port) for _, port in parsed.hosts) or None)
 
 
 # A marker character no other part of the URL or any message contains, so "not in" is meaningful.

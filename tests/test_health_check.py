@@ -80,3 +80,17 @@ def test_bad_flags_exit_2(run_health_check):
     done = run_health_check("--connect-timeout", "-1")
     assert done.returncode == 2
     assert "timeouts must be > 0" in done.stderr
+
+
+@pytest.mark.parametrize("password", ["1", "a", "postgres", "true"])
+def test_short_or_common_password_is_masked_without_mangling_the_report(project, target, make_role, run_health_check, password):
+    """Masking is by whole token: a password '1' must not turn '120 rows' into '***20 rows' or break the JSON."""
+    role = make_role(password)
+    host_part = target.url.split("@", 1)[1]
+    write_env(project, f"DB_URL=postgresql://{role.name}:{password}@{host_part}\n")
+    done = run_health_check("--root", str(project), "--json")
+    report = json.loads(done.stdout)
+    assert report["healthy"] is True and report["tables"]["market_data"]["rows"] == 120
+    assert report["database"] == f"postgresql://{role.name}:***@{host_part}"
+    text = run_health_check("--root", str(project)).stdout
+    assert "   market_data: 120 rows" in text and "📊 Infrastructure Health Check" in text

@@ -103,7 +103,9 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
             "the network, and that the server is not overloaded",
         ) from None
     except psycopg.Error as exc:
-        raise classify_connect_error(scrub(str(exc), url.secrets), url) from None
+        # Classify libpq's own words first, then mask: a short password must not hide the cause.
+        error = classify_connect_error(str(exc), url)
+        raise ProbeError(error.cause, scrub(str(error), url.secrets)) from None
 
 
 def _ping(conn: psycopg.Connection) -> psycopg.Connection:

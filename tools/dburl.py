@@ -17,10 +17,12 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import quote, unquote
+from urllib.parse import quote
+from urllib.parse import unquote as _unquote
 
 SCHEMES = ("postgresql", "postgres")
 MASK = "***"
+MIN_BLIND_SECRET = 4
 EXAMPLE = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -91,9 +93,9 @@ def parse(url: str) -> DbUrl:
     scheme = match.group(1)
     if scheme.lower() not in SCHEMES:
         raise DbUrlError(f"unsupported scheme '{scheme}': expected {EXAMPLE}")
-    rest = text[match.end() :]
-    rest, _, query = rest.partition("?")
-    userinfo, hostspec, path = _split_authority(rest)
+    if re.search(r"\s", text):
+        raise DbUrlError("the URL holds a space or other blank: percent-encode it (a space as %20)")
+    userinfo, hostspec, path, query = _split(text[match.end() :])
     user, password = _split_userinfo(userinfo)
     params = _parse_query(query)
     hosts = tuple(_parse_host(part) for part in hostspec.split(",")) if hostspec else ()
@@ -106,19 +108,39 @@ def parse(url: str) -> DbUrl:
     return parsed
 
 
-def _split_authority(rest: str) -> tuple[str, str, str]:
-    """Split ``user:pw@host:port/db`` at the LAST ``@`` so an unescaped ``@`` in a password survives."""
-    at = rest.rfind("@")
-    userinfo, hostpath = (rest[:at], rest[at + 1 :]) if at >= 0 else ("", rest)
-    hostspec, _, path = hostpath.partition("/")
-    return userinfo, hostspec, path
+def _split(rest: str) -> tuple[str, str, str, str]:
+    """``user:pw@hosts/db?query`` split the way libpq splits it, so what we accept is what it reads.
+
+    libpq takes credentials up to the FIRST ``@`` met before any ``/``. A raw ``@`` or ``/`` inside
+    a password would make it read another host, so both are refused here, without echoing them.
+    """
+    stop = next((i for i, char in enumerate(rest) if char in "@/"), len(rest))
+    userinfo, rest = (rest[:stop], rest[stop + 1 :]) if rest[stop : stop + 1] == "@" else ("", rest)
+    end = next((i for i, char in enumerate(rest) if char in "/?"), len(rest))
+    hostspec, tail = rest[:end], rest[end:]
+    if "@" in hostspec or (not userinfo and "@" in tail.partition("?")[0]):
+        raise DbUrlError(
+            "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)"
+        )
+    path, _, query = tail[1:].partition("?") if tail.startswith("/") else ("", "", tail[1:])
+    return userinfo, hostspec, path, query
+
+
+def unquote(text: str) -> str:
+    """Percent-decode strictly, as libpq does: a ``%`` must start a two-digit hex escape."""
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        raise DbUrlError("a '%' in the URL does not start a %XX escape: write a literal % as %25")
+    try:
+        return _unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise DbUrlError("a %XX escape in the URL does not decode to UTF-8 text: fix the escape") from None
 
 
 def _split_userinfo(userinfo: str) -> tuple[str | None, str | None]:
     if not userinfo:
         return None, None
     user, sep, password = userinfo.partition(":")
-    return unquote(user) or None, unquote(password) if sep else None
+    return unquote(user) or None, unquote(password) or None if sep else None
 
 
 def _parse_host(part: str) -> tuple[str, int | None]:
@@ -209,11 +231,37 @@ def guess_secrets(raw: str) -> tuple[str, ...]:
 
 
 def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
-    """Replace every occurrence of each secret; the last line of defence before text is shown."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, MASK)
+    """Mask passwords in ``text``: the last line of defence before text is shown.
+
+    Passwords in credential positions (``user:PASSWORD@``, ``password=...``) are always masked,
+    whatever they are (``redact``). Beyond those, each secret of ``MIN_BLIND_SECRET`` characters
+    or more is masked wherever it stands as a whole token: one that starts or ends with a letter
+    or digit is not matched inside a longer word or number, so ``postgres`` does not eat
+    ``postgresql://``. Shorter secrets are not hunted through free text, where ``1`` or ``a``
+    would shred every number and word of a report.
+
+    >>> scrub("host=db password=1 url postgresql://u:1@127.0.0.1/db, 120 rows", ["1"])
+    'host=db password=*** url postgresql://u:***@127.0.0.1/db, 120 rows'
+    >>> scrub("FATAL: hunter22 and hunter222", ["hunter22"])
+    'FATAL: *** and hunter222'
+    """
+    text = redact(text)
+    for secret in sorted((s for s in secrets if len(s) >= MIN_BLIND_SECRET), key=len, reverse=True):
+        before = r"(?<![0-9A-Za-z])" if secret[0].isalnum() else ""
+        after = r"(?![0-9A-Za-z])" if secret[-1].isalnum() else ""
+        text = re.sub(before + re.escape(secret) + after, MASK, text)
     return text
+
+
+def scrub_data(data: object, secrets: tuple[str, ...] | list[str]) -> object:
+    """``scrub`` every string inside JSON-like data, so the serialized result stays valid JSON."""
+    if isinstance(data, str):
+        return scrub(data, secrets)
+    if isinstance(data, dict):
+        return {key: scrub_data(value, secrets) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [scrub_data(value, secrets) for value in data]
+    return data
 
 
 def build(host: str, port: str | None, user: str | None, password: str | None, dbname: str) -> str:

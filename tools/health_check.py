@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 
 from tools import db_config, db_probe  # noqa: E402
 from tools.audit_settings import SETTINGS  # noqa: E402
-from tools.dburl import redact, scrub  # noqa: E402
+from tools.dburl import redact, scrub, scrub_data  # noqa: E402
 from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
 
 RULE = "=" * 80
@@ -118,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     tables = args.tables.replace(",", " ").split()
     timeouts = db_probe.Timeouts(connect=args.connect_timeout, query=args.query_timeout)
     health = probe(args.root.resolve(), tables, timeouts, args.exact_count_limit)
-    output = json.dumps({"healthy": health.healthy, **vars(health)}, indent=2) if args.json else render(health)
-    print(scrub(output, db_config.known_secrets(args.root.resolve(), os.environ)))
+    secrets = db_config.known_secrets(args.root.resolve(), os.environ)
+    if args.json:
+        print(json.dumps(scrub_data({"healthy": health.healthy, **vars(health)}, secrets), indent=2))
+    else:
+        print(scrub(render(health), secrets))
     return 0 if health.healthy else 1
 
 
