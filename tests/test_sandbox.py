@@ -144,7 +144,8 @@ def test_second_start_changes_nothing(started) -> None:
 
 def test_foreign_db_url_is_kept_unless_forced(started) -> None:
     root, _ = started
-    (root / ".env").write_text("# mine\nAPI_KEY=abc\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\n")
+    original = "# mine\nAPI_KEY=abc\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\n"
+    (root / ".env").write_text(original)
     refused = cli(root, "start")
     assert_one_line_error(refused, "--force", "postgresql://me:***@db.example:5432/prod")
     assert "hunter2" not in refused.stderr + refused.stdout
@@ -152,9 +153,14 @@ def test_foreign_db_url_is_kept_unless_forced(started) -> None:
 
     forced = cli(root, "start", "--force")
     assert forced.returncode == 0, forced.stderr
+    assert "hunter2" not in forced.stdout + forced.stderr
     text = (root / ".env").read_text()
-    assert text.startswith("# mine\nAPI_KEY=abc\nDB_URL=postgresql://trader:") and "hunter2" not in text
+    assert text.startswith("# mine\nAPI_KEY=abc\n# DB_URL=postgresql://me:hunter2@db.example:5432/prod  # set aside")
+    assert env_url(root).user == "trader", "the sandbox's DB_URL is the one in force"
     assert counts(env_url(root).raw) == (seed.SPEC_MARKET_DATA_ROWS, seed.SPEC_ASSETS_ROWS)
+
+    assert cli(root, "stop").returncode == 0
+    assert (root / ".env").read_text() == original, "stop gives the user's own DB_URL back, exactly"
 
 
 def test_stop_leaves_no_server_and_no_data(started) -> None:
@@ -260,6 +266,9 @@ def test_env_decision(existing, port, force, expected) -> None:
 def test_env_text_keeps_other_lines() -> None:
     text = "A=1\n# note\nexport DB_URL=old\nB=2"
     assert sandbox.with_db_url(text, "new") == "A=1\n# note\nB=2\nDB_URL=new\n"
+    forced = sandbox.with_db_url(text, "new", set_aside=True)
+    assert forced.endswith("\nB=2\nDB_URL=new\n") and "# export DB_URL=old  # set aside" in forced
+    assert sandbox.without_db_url(forced) == "A=1\n# note\nexport DB_URL=old\nB=2\n", "stop restores it exactly"
     assert sandbox.with_db_url("", "new") == "DB_URL=new\n"
     assert sandbox.without_db_url(text) == "A=1\n# note\nB=2\n"
     assert sandbox.without_db_url("DB_URL=x\n") == ""

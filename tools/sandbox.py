@@ -50,6 +50,7 @@ INSTALL_HINT = (
     "postgresql-server; macOS: brew install postgresql), pass --pg-bin DIR, or use --server ADMIN_URL"
 )
 _DB_URL_LINE = re.compile(r"^\s*(export\s+)?DB_URL\s*=")
+SET_ASIDE = "  # set aside by tools/sandbox.py start --force; `sandbox.py stop` restores it"
 
 
 class SandboxError(Exception):
@@ -145,14 +146,29 @@ def env_decision(existing: str | None, target: Target | None, force: bool) -> st
     return "refuse"
 
 
-def with_db_url(text: str, url: str) -> str:
-    """.env text with DB_URL set to url, every other line kept as it was."""
-    return without_db_url(text) + f"DB_URL={url}\n"
+def with_db_url(text: str, url: str, set_aside: bool = False) -> str:
+    """.env text with DB_URL set to url, every other line kept as it was.
+
+    With ``set_aside`` (``--force`` over somebody else's DB_URL) the old line stays, commented
+    out and marked, so that ``stop`` can put it back: nothing the user wrote is lost.
+    """
+    lines = []
+    for line in text.splitlines():
+        if not _DB_URL_LINE.match(line):
+            lines.append(line)
+        elif set_aside:
+            lines.append(f"# {line}{SET_ASIDE}")
+    return "\n".join([*lines, f"DB_URL={url}"]) + "\n"
 
 
 def without_db_url(text: str) -> str:
-    """.env text with its DB_URL line(s) removed, everything else kept."""
-    lines = [line for line in text.splitlines() if not _DB_URL_LINE.match(line)]
+    """.env text with the sandbox's DB_URL line(s) removed and any set-aside DB_URL restored."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("# ") and line.endswith(SET_ASIDE):
+            lines.append(line[2 : -len(SET_ASIDE)])
+        elif not _DB_URL_LINE.match(line):
+            lines.append(line)
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -514,7 +530,10 @@ def finish_start(args: argparse.Namespace, paths: Paths, target: Target, admin: 
     if decision == "keep":
         report.say(f"{paths.env} already points at the sandbox", db_url=dburl.redact(url))
     else:
-        write_env(paths, with_db_url(read_env_text(paths), url))
+        foreign = existing is not None and not target.matches(existing)
+        write_env(paths, with_db_url(read_env_text(paths), url, set_aside=foreign))
+        if foreign:
+            report.say(f"set your DB_URL={dburl.redact(existing)} aside in {paths.env}: `stop` restores it")
         report.say(f"wrote DB_URL={dburl.redact(url)} to {paths.env} (mode 0600)", db_url=dburl.redact(url))
     if "DB_URL" in os.environ:
         report.say("note: DB_URL is set in your environment and wins over .env: unset it to use the sandbox")
