@@ -169,7 +169,8 @@ _CONNECT_CAUSES: tuple[tuple[str, str, str], ...] = (
     ("no_database", r"database \".*\" does not exist",
      "database '{db}' does not exist on {host}: create it, or fix the database name in DB_URL"),
     ("refused", r"Connection refused",
-     "connection refused by {host}: is PostgreSQL running and listening there? Start it, or fix host/port in DB_URL"),
+     "connection refused by {host}: is PostgreSQL running and listening there? Start it{sandbox}, "
+     "or fix host/port in DB_URL"),
     ("host_not_found", r"failed to resolve host|could not translate host name|Name or service not known",
      "host not found: {host} does not resolve; fix the host in DB_URL"),
     ("no_socket", r"No such file or directory",
@@ -195,11 +196,16 @@ def classify_connect_error(text: str, url: DbUrl) -> ProbeError:
         "host": url.where,
         "socket": _socket_path(text) or url.param("host") or "the default socket",
         "detail": detail,
+        "sandbox": " (the local sandbox: python tools/sandbox.py start)" if _is_loopback(url) else "",
     }
     for cause, pattern, message in _CONNECT_CAUSES:
         if re.search(pattern, text):
             return ProbeError(cause, message.format(**fields))
     return ProbeError("connect_failed", f"cannot connect to {url.target}: {detail}")
+
+
+def _is_loopback(url: DbUrl) -> bool:
+    return bool(url.hosts) and all(host in ("localhost", "127.0.0.1", "::1") for host, _ in url.hosts)
 
 
 def _last_reason(text: str) -> str:
