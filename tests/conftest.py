@@ -44,12 +44,40 @@ def _preflight(url: str) -> dburl.DbUrl:
     """Fail in seconds with a clear line, instead of pytest-postgresql retrying bad credentials for 60 s."""
     parsed = dburl.parse(url)
     try:
-        psycopg.connect(url, connect_timeout=3).close()
+        with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
+            _drop_leftovers_of_killed_runs(conn)
     except psycopg.Error as exc:
         raise pytest.UsageError(
             f"INFRA_SELFTEST_PG_URL ({parsed.redacted}) is unusable: {dburl.scrub(str(exc), parsed.secrets)}"
         ) from None
     return parsed
+
+
+def _drop_leftovers_of_killed_runs(conn: psycopg.Connection) -> None:
+    """A run killed before its janitor leaves its databases and roles; their pid names them as dead."""
+    leftovers = conn.execute(
+        "SELECT 'DATABASE', datname FROM pg_database WHERE datname ~ '^infra_selftest_[0-9]+'"
+        " UNION ALL SELECT 'ROLE', rolname FROM pg_roles WHERE rolname ~ '^infra_selftest_[0-9]+_'"
+    ).fetchall()
+    for kind, name in leftovers:  # databases first: a role cannot go while it has grants in one
+        pid = int(name.split("_")[2])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        if kind == "DATABASE":
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH is_template false").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        else:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 ROOT_WITHOUT_SERVER = (
