@@ -144,8 +144,7 @@ def test_second_start_changes_nothing(started) -> None:
 
 def test_foreign_db_url_is_kept_unless_forced(started) -> None:
     root, _ = started
-    original = "# mine\nAPI_KEY=abc\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\n"
-    (root / ".env").write_text(original)
+    (root / ".env").write_text("# mine\nAPI_KEY=abc\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\n")
     refused = cli(root, "start")
     assert_one_line_error(refused, "--force", "postgresql://me:***@db.example:5432/prod")
     assert "hunter2" not in refused.stderr + refused.stdout
@@ -159,21 +158,19 @@ def test_foreign_db_url_is_kept_unless_forced(started) -> None:
     assert env_url(root).user == "trader", "the sandbox's DB_URL is the one in force"
     assert counts(env_url(root).raw) == (seed.SPEC_MARKET_DATA_ROWS, seed.SPEC_ASSETS_ROWS)
 
-    assert cli(root, "stop").returncode == 0
-    assert (root / ".env").read_text() == original, "stop gives the user's own DB_URL back, exactly"
-
 
 def test_stop_leaves_no_server_and_no_data(started) -> None:
     root, _ = started
     pid, url = postmaster_pid(root), env_url(root).raw
-    (root / ".env").write_text(f"KEEP=1\nDB_URL={url}\n")
+    mine = "KEEP=1\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\n"
+    (root / ".env").write_text(sandbox.with_db_url(mine, url, set_aside=True))  # as `start --force` leaves it
     stopped = cli(root, "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert not sandbox.process_exists(pid)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=2)
     assert not (root / ".sandbox").exists()
-    assert (root / ".env").read_text() == "KEEP=1\n"
+    assert (root / ".env").read_text() == mine, "stop gives the user's own DB_URL back, exactly"
     assert cli(root, "status").returncode == 1
 
 
