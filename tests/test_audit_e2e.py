@@ -41,12 +41,14 @@ def outcomes(run: AuditRun) -> dict[str, str]:
 
 def test_healthy_project_passes_every_check(project, target, run_audit):
     write_env(project, f"DB_URL={target.url}\n")
+    (project / ".env").chmod(0o640)
     run = run_audit(project)
     assert run.exit_code == 0, run.output
     assert outcomes(run) == dict.fromkeys(AUDIT_TESTS, "passed")
     assert "market_data: 120 rows" in run.output
     assert "assets: 4 rows" in run.output
     assert "source: " + str(project / ".env") in run.output
+    assert ".env permissions: 0640 (other users can read the password: chmod 600 .env)" in run.output
     assert_clean(run, target.role.password)
 
 
