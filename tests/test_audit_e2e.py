@@ -146,7 +146,7 @@ def test_silent_server_is_tried_once_and_every_database_check_reports_the_timeou
     write_env(project, f"DB_URL=postgresql://trader:hunter2-secret@127.0.0.1:{port}/mt5_crs\n")
     run = run_audit(project, "--connect-timeout", "1")
     assert run.exit_code == 1
-    message = "no answer from 'mt5_crs' at 127.0.0.1:%d within 1 s" % port
+    message = f"no answer from 'mt5_crs' at 127.0.0.1:{port} within 1 s"
     assert message in run.message("test_db_reachable_within_3s")
     for name in DB_TESTS:
         assert message in run.message(name)

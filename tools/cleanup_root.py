@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
-from tools.venv_artifacts import Artifact, GitError, Scan, describe_artifact, git_tracked, scan_root  # noqa: E402
+from tools.venv_artifacts import Artifact, GitError, Scan, describe_artifact, scan_root  # noqa: E402
 
 ARCHIVE_PREFIX = "_archive_venv_cleanup_"
 MANIFEST = "manifest.json"

@@ -14,7 +14,6 @@ import math
 import queue
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
