@@ -133,6 +133,12 @@ def audit_role(pg_server) -> Iterator[Role]:
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role.name)))
 
 
+@pytest.fixture(scope="session")
+def admin_url(pg_server) -> str:
+    """A superuser URL of the test server, for tools that administer one (benchmark, sandbox --server)."""
+    return f"postgresql://{pg_server.user}:{pg_server.password}@{pg_server.host}:{pg_server.port}/postgres"
+
+
 @pytest.fixture
 def make_role(pg_server) -> Iterator[Callable[[str], Role]]:
     """Login roles with chosen passwords (short, common, awkward), dropped after the test."""
