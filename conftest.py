@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 import psycopg
 import pytest
 
-pytest.register_assert_rewrite("tools.audit_settings", "tools.audit_report")
+pytest.register_assert_rewrite("tools.audit_settings", "tools.audit_report", "tools.audit_html")
 
 from tools import audit_settings as settings_plugin  # noqa: E402
 from tools import db_config, db_probe  # noqa: E402
@@ -25,7 +25,7 @@ from tools.audit_report import remember_secrets  # noqa: E402
 from tools.audit_settings import AuditSettings  # noqa: E402
 from tools.dburl import DbUrl  # noqa: E402
 
-pytest_plugins = ("tools.audit_settings", "tools.audit_report")
+pytest_plugins = ("tools.audit_settings", "tools.audit_report", "tools.audit_html")
 
 SETTINGS = pytest.StashKey[AuditSettings]()
 T = TypeVar("T")

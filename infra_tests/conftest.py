@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.audit_report import default_html_report
+from tools.audit_html import default_html_report
 
 
 @pytest.hookimpl(tryfirst=True)
