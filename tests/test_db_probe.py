@@ -182,3 +182,39 @@ def test_a_one_letter_password_does_not_hide_the_cause(target, make_role):
     error = connect_error(f"postgresql://{role.name}:b@{host_part}")
     assert error.cause == "auth"
     assert str(error).startswith(f"authentication failed for user '{role.name}'")
+
+
+@pytest.mark.parametrize(
+    ("libpq_text", "cause", "advice"),
+    [
+        (
+            'connection failed: connection to server at "10.0.0.5", port 6432 failed: '
+            "FATAL:  unsupported startup parameter: options",
+            "pooler",
+            "ignore_startup_parameters",
+        ),
+        (
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            "FATAL:  sorry, too many clients already",
+            "too_many",
+            "raise max_connections",
+        ),
+        (
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            "FATAL:  the database system is starting up",
+            "unavailable",
+            "try again in a moment",
+        ),
+        (
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            'FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "trader", database "mt5_crs", no encryption',
+            "not_allowed",
+            "ask its administrator",
+        ),
+    ],
+)
+def test_server_side_refusals_we_cannot_stage_here_are_classified(libpq_text, cause, advice):
+    """libpq's exact words for situations this machine cannot produce (a pooler, a full or starting server)."""
+    error = db_probe.classify_connect_error(libpq_text, parse("postgresql://trader:pw@10.0.0.5/mt5_crs"))
+    assert error.cause == cause
+    assert advice in str(error)

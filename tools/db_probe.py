@@ -180,6 +180,9 @@ _CONNECT_CAUSES: tuple[tuple[str, str, str], ...] = (
      "the server on {host} is not accepting connections yet ({detail}): try again in a moment"),
     ("too_many", r"too many (connections|clients)|remaining connection slots",
      "the server on {host} has no free connection slots: try later, or raise max_connections"),
+    ("pooler", r"unsupported startup parameter",
+     "the server on {host} refuses startup options ({detail}): a pooler such as PgBouncer? Add 'options' to its "
+     "ignore_startup_parameters, or point DB_URL at PostgreSQL itself"),
     ("ssl", r"SSL|sslmode",
      "TLS negotiation with {host} failed ({detail}): check sslmode in DB_URL"),
 )
