@@ -155,6 +155,44 @@ def test_restore_never_writes_through_a_new_symlink(polluted: PollutedRoot) -> N
     assert os.listdir(polluted.outside) == ["data.txt"]
 
 
+def test_restore_through_a_link_to_the_archive_goes_into_the_recorded_root(polluted: PollutedRoot,
+                                                                            tmp_path: Path) -> None:
+    before = tree_snapshot(polluted.root)
+    assert run_fixer("--root", polluted.root).returncode == 0
+    elsewhere = tmp_path / "w"
+    elsewhere.mkdir()
+    (elsewhere / "myarchive").symlink_to(only_archive(polluted))
+    result = run_fixer("--root", polluted.root, "--restore", elsewhere / "myarchive")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.listdir(elsewhere) == ["myarchive"]
+    assert tree_snapshot(polluted.root) == before
+
+
+def test_restore_of_a_moved_archive_is_refused(polluted: PollutedRoot, tmp_path: Path) -> None:
+    assert run_fixer("--root", polluted.root).returncode == 0
+    moved = tmp_path / "w" / only_archive(polluted).name
+    moved.parent.mkdir()
+    only_archive(polluted).rename(moved)
+    before = tree_snapshot(tmp_path, skip_archives=False)
+    result = run_fixer("--restore", moved)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: archive {moved} is at {moved}, not directly inside its root")
+    assert result.stderr.count("\n") == 1
+    assert tree_snapshot(tmp_path, skip_archives=False) == before
+
+
+def test_restore_refuses_a_root_other_than_the_recorded_one(polluted: PollutedRoot, tmp_path: Path) -> None:
+    assert run_fixer("--root", polluted.root).returncode == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    before = tree_snapshot(tmp_path, skip_archives=False)
+    result = run_fixer("--root", other, "--restore", only_archive(polluted))
+    assert result.returncode == 2
+    assert result.stderr == (f"error: --root {other} is not the root this archive was made in ({polluted.root}); "
+                             "nothing restored\n")
+    assert tree_snapshot(tmp_path, skip_archives=False) == before
+
+
 def test_interrupted_cleanup_restores_exactly(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch) -> None:
     before = tree_snapshot(polluted.root)
     real_move, calls = cleanup_root.move, []

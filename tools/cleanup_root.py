@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
 from tools.venv_artifacts import Artifact, GitError, Scan, describe_artifact, scan_root  # noqa: E402
 
+DEFAULT_ROOT = Path(__file__).resolve().parents[1]  # the repository holding this script
 ARCHIVE_PREFIX = "_archive_venv_cleanup_"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -184,6 +185,9 @@ def load_manifest(archive: Path) -> dict:
     entries = manifest.get("entries")
     if not isinstance(entries, list) or not all(_valid_entry(e) for e in entries):
         raise UsageError(f"{archive / MANIFEST} has malformed entries; restore by hand from the folder")
+    recorded = manifest.get("root")
+    if not isinstance(recorded, str) or not Path(recorded).is_absolute():
+        raise UsageError(f"{archive / MANIFEST} records no absolute root; restore by hand from the folder")
     return manifest
 
 
@@ -356,10 +360,14 @@ def _verify(root: Path, scan: Scan, before: dict[str, tuple], archive: Path, rep
 
 # --- restore -------------------------------------------------------------------------------------
 
-def restore(archive: Path, report: Report) -> Outcome:
-    """Move every archived entry back into the folder that holds the archive, never overwriting."""
+def restore(archive: Path, report: Report, root: Path | None = None) -> Outcome:
+    """Move every archived entry back into the manifest's root, never overwriting.
+
+    root is an explicit --root, checked against the manifest rather than trusted, so a typo cannot
+    restore into another project.
+    """
     manifest = load_manifest(archive)
-    root = archive.parent
+    root, archive = restore_target(archive, Path(manifest["root"]), root)
     outcome = Outcome("restore", str(root), archive=str(archive), venv_home=manifest.get("venv_home"))
     pending = [e for e in manifest["entries"] if e.get("status") in ("planned", "moved")]
     if not pending:
@@ -374,6 +382,21 @@ def restore(archive: Path, report: Report) -> Outcome:
         _prune_empty_dirs(archive)
     report.say("summary", "", f"restored {len(pending) - refused}, refused {refused}; manifest kept in {archive}")
     return outcome
+
+
+def restore_target(archive: Path, recorded: Path, given: Path | None) -> tuple[Path, Path]:
+    """The root to restore into (the manifest's) and the archive's real path inside it.
+
+    The archive's own parent is not trusted: reached through a symlink, or moved elsewhere, it would
+    put the venv files outside the project. Refuses (UsageError) instead of guessing.
+    """
+    real_root, real_archive = Path(os.path.realpath(recorded)), Path(os.path.realpath(archive))
+    if given is not None and os.path.realpath(given) != str(real_root):
+        raise UsageError(f"--root {given} is not the root this archive was made in ({recorded}); nothing restored")
+    if real_archive.parent != real_root:
+        raise UsageError(f"archive {archive} is at {real_archive}, not directly inside its root {recorded} "
+                         "(moved?); move it back into that root, then restore; nothing restored")
+    return recorded, recorded / real_archive.name
 
 
 def _restore_entry(root: Path, archive: Path, manifest: dict, entry: dict, report: Report) -> None:
@@ -437,8 +460,9 @@ def _prune_empty_dirs(archive: Path) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The CLI; argparse exits 2 on usage errors."""
     parser = argparse.ArgumentParser(description="Archive (or restore) venv leftovers in a project root.")
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
-                        help="project root (default: the repository holding this script)")
+    parser.add_argument("--root", type=Path,
+                        help="project root (default: the repository holding this script; "
+                             "with --restore: the archive's recorded root)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument("--restore", type=Path, metavar="ARCHIVE", help="move an archive's entries back")
     parser.add_argument("--json", action="store_true", help="print one JSON result instead of lines")
@@ -450,12 +474,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, report: Report) -> Outcome:
     """Dispatch to clean or restore after checking the paths given."""
-    root = args.root.absolute()
+    root = (args.root or DEFAULT_ROOT).absolute()
     if not root.is_dir():
         raise UsageError(f"--root {args.root} is not a directory; pass the project root folder")
     if args.restore is not None:
         archive = args.restore if args.restore.is_absolute() or args.restore.exists() else root / args.restore
-        return restore(archive.absolute(), report)
+        return restore(archive.absolute(), report, root if args.root else None)
     return clean(root, args.dry_run, report)
 
 
