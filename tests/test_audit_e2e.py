@@ -209,6 +209,8 @@ def test_missing_required_path_is_named(project, target, run_audit):
     ("flag", "value", "complaint"),
     [
         ("--connect-timeout", "soon", "infra_connect_timeout must be a number"),
+        ("--connect-timeout", "nan", "infra_connect_timeout must be a number"),
+        ("--query-timeout", "1e300", "the query timeout must be a number of seconds above 0 and up to 3600"),
         ("--exact-count-limit", "-5", "infra_exact_count_limit must be a number >= 0"),
         ("--project-root", "/no/such/dir", "is not a directory"),
     ],

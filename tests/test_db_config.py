@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tools.db_config import ConfigError, known_secrets, resolve_db_url
@@ -61,4 +63,28 @@ def test_invalid_url_error_names_its_origin_but_not_the_password(tmp_path):
 
 def test_known_secrets_include_every_configured_password(tmp_path):
     (tmp_path / ".env").write_text("DB_URL=postgresql//trader:in-url@h/db\nPOSTGRES_PASSWORD=in-parts\n")
-    assert set(known_secrets(tmp_path, {"PGPASSWORD": "in-libpq"})) == {"in-url", "in-parts", "in-libpq"}
+    assert set(known_secrets(tmp_path, {"PGPASSWORD": "in-libpq"})) >= {"in-url", "in-parts", "in-libpq"}
+
+
+def test_setting_shows_a_rebuilt_url_or_nothing(tmp_path):
+    good = resolve_db_url(tmp_path, {"DB_URL": "postgresql://trader:it's@db/mt5_crs"})
+    assert good.shown == "postgresql://trader:***@db/mt5_crs"
+    broken = resolve_db_url(tmp_path, {"DB_URL": "postgresql:/trader:hunter2@db/mt5_crs"})
+    assert broken.shown == "(not shown: DB_URL is not a valid URL)"
+    assert "hunter2" not in repr(broken), "pytest -l prints reprs of locals"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_env_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path, kind):
+    env = tmp_path / ".env"
+    if kind == "fifo":
+        os.mkfifo(env)  # reading it would block forever
+    elif kind == "directory":
+        env.mkdir()
+    else:
+        env.symlink_to("/dev/zero")  # reading it would never end
+    with pytest.raises(ConfigError) as raised:
+        resolve_db_url(tmp_path, {})
+    assert "is not a regular file" in str(raised.value)
+    # The audit also reads .env for passwords to mask when DB_URL comes from the environment: no hang there either.
+    assert known_secrets(tmp_path, {"DB_URL": "postgresql://u:hunter2@h/db"}) == ("hunter2",)

@@ -38,8 +38,9 @@ def test_parse_accepts_what_libpq_accepts(url, user, hosts, dbname):
         ("localhost:5432/mt5_crs", "not a URL"),
         ("postgresql//trader:pw@localhost/mt5_crs", "not a URL"),
         ("mysql://trader:pw@localhost/mt5_crs", "unsupported scheme 'mysql'"),
-        ("postgresql://trader:pw@localhost:54x2/mt5_crs", "port '54x2'"),
-        ("postgresql://trader:pw@localhost:70000/mt5_crs", "port '70000'"),
+        ("postgresql://trader:pw@localhost:54x2/mt5_crs", "a port is not a number from 1 to 65535"),
+        ("postgresql://trader:pw@localhost:70000/mt5_crs", "a port is not a number from 1 to 65535"),
+        ("postgresql://trader:pwsecret-host:5432/mt5_crs", "or the '@' between USER:PASSWORD and the host is missing"),
         ("postgresql://trader:pw@localhost:5432/", "no database name"),
         ("postgresql://trader:pw@localhost:5432", "no database name"),
         ("postgresql://trader:pw@:5432/mt5_crs", "no host"),
@@ -93,7 +94,10 @@ def test_scrub_masks_whole_tokens_only_so_reports_stay_readable():
 
 
 def test_guess_secrets_finds_the_password_of_a_url_that_does_not_parse():
-    assert dburl.guess_secrets("postgresql//trader:hunter2@db/x") == ("hunter2",)
+    for broken in ("postgresql//trader:hunter2@db/x", "postgresql:/trader:hunter2@db/x", "postgresql://trader:hun ter2@db/x"):
+        found = dburl.guess_secrets(broken)
+        assert "hunter2" in found or "hun ter2" in found
+        assert "hunter2" not in scrub(f"value was {broken}!", found)
 
 
 urls = st.builds(
@@ -136,3 +140,26 @@ def test_no_password_survives_redaction_or_error_messages(password):
             parse(bad)
         assert "§" not in str(raised.value) and "%C2%A7" not in str(raised.value)
         assert "§" not in redact(bad) and "%C2%A7" not in redact(bad)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://trader:it's@db/mt5_crs", "postgresql://trader:***@db/mt5_crs"),
+        ("postgresql://trader:a?b@db/mt5_crs", "postgresql://trader:***@db/mt5_crs"),
+        ("postgresql://trader:a%2fb@db/mt5_crs", "postgresql://trader:***@db/mt5_crs"),
+        ("postgresql://trader@db/mt5_crs?pass%77ord=abc", "postgresql://trader@db/mt5_crs?password=***"),
+        ("postgresql://tr%61der:x@db/?dbname=mt5_crs", "postgresql://trader:***@db/mt5_crs"),
+    ],
+)
+def test_redacted_is_rebuilt_so_no_typing_quirk_leaves_the_password(url, shown):
+    assert parse(url).redacted == shown
+
+
+def test_secrets_include_the_password_exactly_as_typed():
+    assert "a%2fb" in parse("postgresql://trader:a%2fb@db/mt5_crs").secrets
+
+
+def test_repr_never_shows_the_password():
+    parsed = parse("postgresql://trader:hunter2@db/mt5_crs?password=hunter3")
+    assert "hunter" not in repr(parsed)

@@ -76,10 +76,12 @@ def test_configuration_errors_are_one_line_without_traceback(project, run_health
     assert "Traceback" not in done.stderr and "hunter2" not in done.stdout + done.stderr
 
 
-def test_bad_flags_exit_2(run_health_check):
-    done = run_health_check("--connect-timeout", "-1")
+@pytest.mark.parametrize("flag", ["--connect-timeout=-1", "--connect-timeout=nan", "--query-timeout=inf", "--connect-timeout=1e300"])
+def test_bad_flags_exit_2(run_health_check, flag):
+    done = run_health_check(flag)
     assert done.returncode == 2
-    assert "timeouts must be > 0" in done.stderr
+    assert "timeout must be a number of seconds above 0 and up to 3600" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("password", ["1", "a", "postgres", "true"])
@@ -94,3 +96,20 @@ def test_short_or_common_password_is_masked_without_mangling_the_report(project,
     assert report["database"] == f"postgresql://{role.name}:***@{host_part}"
     text = run_health_check("--root", str(project)).stdout
     assert "   market_data: 120 rows" in text and "📊 Infrastructure Health Check" in text
+
+
+def test_awkward_short_password_works_and_never_shows(project, target, make_role, run_health_check, run_audit):
+    """A 3-character password with a quote and a '?' (libpq takes it raw): too short for free-text
+    masking, so only the rebuilt URL keeps it out of every output."""
+    password = "x'?"
+    role = make_role(password)
+    host_part = target.url.split("@", 1)[1]
+    write_env(project, f"DB_URL=postgresql://{role.name}:{password}@{host_part}\n")
+    shown = f"postgresql://{role.name}:***@{host_part}"
+    text, as_json = run_health_check("--root", str(project)), run_health_check("--root", str(project), "--json")
+    assert text.returncode == 0 and f"✅ Database Connection: {shown}" in text.stdout
+    assert json.loads(as_json.stdout)["database"] == shown
+    audit = run_audit(project, "-v")
+    assert audit.exit_code == 0, audit.output
+    for output in (text.stdout, as_json.stdout, audit.output, audit.junit):
+        assert f":{password}@" not in output and f"{role.name}:x'" not in output

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import tools
-from tools import audit_settings, db_config, dburl
+from tools import audit_settings, db_config
 from tools.audit_report import (
     ENVIRONMENT,
     PASSED,
@@ -84,7 +84,7 @@ def html_report_path(config: pytest.Config) -> Path | None:
 
 def _database(root: Path) -> str:
     try:
-        return dburl.redact(db_config.resolve_db_url(root, os.environ).value)
+        return db_config.resolve_db_url(root, os.environ).shown
     except db_config.ConfigError as exc:
         return f"not configured: {exc}"
 

@@ -6,6 +6,7 @@ A pytest plugin (loaded by the root ``conftest.py``). Bad values stop the run wi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def _number(config: pytest.Config, name: str, kind: type, minimum: float) -> flo
         value = kind(text)
     except ValueError:
         value = None
-    if value is None or value < minimum:
+    if value is None or not math.isfinite(value) or value < minimum:
         raise pytest.UsageError(f"{name} must be a number >= {minimum}, got '{text}': fix pytest.ini or the flag")
     return value
 
@@ -126,13 +127,17 @@ def from_config(config: pytest.Config) -> AuditSettings:
     tables = _words(_raw(config, "infra_tables"))
     if not tables:
         raise pytest.UsageError("infra_tables is empty: list the tables to check in pytest.ini")
+    try:
+        timeouts = Timeouts(
+            connect=_number(config, "infra_connect_timeout", float, 0.1),
+            query=_number(config, "infra_query_timeout", float, 0.1),
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(f"{exc}: fix infra_connect_timeout / infra_query_timeout") from None
     return AuditSettings(
         project_root=root,
         tables=tables,
         required_paths=_words(_raw(config, "infra_required_paths")),
-        timeouts=Timeouts(
-            connect=_number(config, "infra_connect_timeout", float, 0.1),
-            query=_number(config, "infra_query_timeout", float, 0.1),
-        ),
+        timeouts=timeouts,
         exact_count_limit=int(_number(config, "infra_exact_count_limit", int, 0)),
     )

@@ -8,8 +8,9 @@ a missing setting is reported, not papered over with a built-in fallback.
 from __future__ import annotations
 
 import io
+import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -19,6 +20,7 @@ from tools import dburl
 
 COMPONENTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
 REQUIRED_COMPONENTS = ("POSTGRES_HOST", "POSTGRES_DB")
+MAX_ENV_BYTES = 1 << 20  # a FIFO or /dev/zero behind .env must not hang or exhaust the run
 
 
 class ConfigError(Exception):
@@ -29,8 +31,17 @@ class ConfigError(Exception):
 class DbUrlSetting:
     """The raw ``DB_URL`` and where it came from, so every message can point at the right file."""
 
-    value: str
+    value: str = field(repr=False)
     origin: str
+
+    @property
+    def shown(self) -> str:
+        """The URL for a report: rebuilt with the password masked, or not shown at all when it
+        does not parse (nobody can tell where the password of a broken URL ends)."""
+        try:
+            return dburl.parse(self.value).redacted
+        except dburl.DbUrlError:
+            return "(not shown: DB_URL is not a valid URL)"
 
     def parse(self) -> dburl.DbUrl:
         """The validated URL, or a ConfigError that names the origin."""
@@ -43,6 +54,10 @@ class DbUrlSetting:
 def read_dotenv(path: Path) -> dict[str, str]:
     """The variables of a ``.env`` file; a line python-dotenv cannot parse is an error, not skipped."""
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ENV_BYTES:
+            kind = "not a regular file" if not stat.S_ISREG(info.st_mode) else f"over {MAX_ENV_BYTES} bytes"
+            raise ConfigError(f"{path} is {kind}: .env must be a small text file of KEY=value lines")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
@@ -93,9 +108,14 @@ def _from_components(parts: Mapping[str, str], origin: str) -> DbUrlSetting:
 def known_secrets(project_root: Path, environ: Mapping[str, str]) -> tuple[str, ...]:
     """Every password a run could print: DB_URL's (even malformed), the POSTGRES_* and libpq ones."""
     found = [environ.get(name, "") for name in ("PGPASSWORD", "POSTGRES_PASSWORD")]
-    try:
-        found.append(read_dotenv(project_root / ".env").get("POSTGRES_PASSWORD", ""))
-        found += dburl.guess_secrets(resolve_db_url(project_root, environ).value)
-    except ConfigError:
-        pass  # nothing readable, so nothing to hide; the checks report the problem themselves
+    # Each source on its own: an unreadable .env must not hide the password of an exported DB_URL.
+    # What cannot be read holds nothing to hide; the checks report the problem themselves.
+    for read in (
+        lambda: [read_dotenv(project_root / ".env").get("POSTGRES_PASSWORD", "")],
+        lambda: dburl.guess_secrets(resolve_db_url(project_root, environ).value),
+    ):
+        try:
+            found += read()
+        except ConfigError:
+            pass
     return tuple(sorted({secret for secret in found if secret}, key=len, reverse=True))

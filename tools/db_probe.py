@@ -26,6 +26,7 @@ from tools.dburl import DbUrl, scrub
 APPLICATION_NAME = "infra-audit"
 # How long past the server's statement_timeout we still wait for its answer (it normally cancels itself).
 ANSWER_GRACE_S = 2.0
+MAX_TIMEOUT_S = 3600  # "never a hang": no deadline may be infinite, NaN, or so large it overflows
 T = TypeVar("T")
 
 
@@ -43,6 +44,11 @@ class Timeouts:
 
     connect: float = 3.0
     query: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name, value in (("connect", self.connect), ("query", self.query)):
+            if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+                raise ValueError(f"the {name} timeout must be a number of seconds above 0 and up to {MAX_TIMEOUT_S}")
 
     @property
     def lock(self) -> float:

@@ -44,11 +44,29 @@ class DbUrl:
     hosts: tuple[tuple[str, int | None], ...]
     dbname: str
     params: tuple[tuple[str, str], ...] = field(repr=False)
+    scheme: str = "postgresql"
+    typed: tuple[str, ...] = field(repr=False, default=())  # the password(s) exactly as written in the URL
 
     @property
     def redacted(self) -> str:
-        """The URL as typed, with every password replaced by ``***``: safe for reports."""
-        return redact(self.raw)
+        """The URL rebuilt from its parts with every password as ``***``: safe for reports.
+
+        Rebuilt, not masked in place, so no quirk of how the URL was typed (quotes, ``?`` or
+        lower-case escapes in the password) can leave a piece of the password showing.
+
+        >>> parse("postgres://tr%61der:it's?me@db:5432/mt5_crs?sslmode=require&pass%77ord=x").redacted
+        'postgres://trader:***@db:5432/mt5_crs?sslmode=require&password=***'
+        """
+        auth = ""
+        if self.user is not None or self.password is not None:
+            auth = quote(self.user or "", safe="") + (f":{MASK}" if self.password is not None else "") + "@"
+        hosts = ",".join(_host_text(host, port) for host, port in self.hosts)
+        query = "&".join(
+            f"{quote(key, safe='')}={MASK if key == 'password' else quote(value, safe='/')}"
+            for key, value in self.params
+            if key != "dbname"
+        )
+        return f"{self.scheme}://{auth}{hosts}/{quote(self.dbname, safe='')}" + (f"?{query}" if query else "")
 
     @property
     def where(self) -> str:
@@ -62,15 +80,20 @@ class DbUrl:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every spelling of the password that could surface in text (decoded and as typed)."""
+        """Every spelling of the password that could surface in text (decoded, encoded, as typed)."""
         found = {p for p in (self.password, self.param("password")) if p}
-        spelled = {quote(p, safe="") for p in found} | {quote(p) for p in found}
+        spelled = {quote(p, safe="") for p in found} | {quote(p) for p in found} | set(filter(None, self.typed))
         return tuple(sorted(found | spelled, key=len, reverse=True))
 
     def param(self, key: str) -> str | None:
         """The last value of a query parameter, as libpq would read it."""
         values = [value for name, value in self.params if name == key]
         return values[-1] if values else None
+
+
+def _host_text(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else quote(host, safe="")
+    return f"{shown}:{port}" if port else shown
 
 
 def _host_label(host: str, port: int | None) -> str:
@@ -99,13 +122,19 @@ def parse(url: str) -> DbUrl:
     user, password = _split_userinfo(userinfo)
     params = _parse_query(query)
     hosts = tuple(_parse_host(part) for part in hostspec.split(",")) if hostspec else ()
-    dbname = unquote(path) or dict(params).get("dbname", "")
-    parsed = DbUrl(text, user, password, hosts, dbname, params)
+    dbname = dict(params).get("dbname") or unquote(path)  # a ?dbname= wins over the path, as in libpq
+    typed = (userinfo.partition(":")[2], *(_typed_values(query, "password")))
+    parsed = DbUrl(text, user, password, hosts, dbname, params, scheme, typed)
     if not any(host for host, _ in hosts) and not parsed.param("host"):
         raise DbUrlError(f"no host: add one ({EXAMPLE}) or name a socket folder with ?host=/var/run/postgresql")
     if not parsed.dbname:
         raise DbUrlError(f"no database name: end the URL with /DATABASE ({EXAMPLE})")
     return parsed
+
+
+def _typed_values(query: str, key: str) -> list[str]:
+    """The values of ``key`` in a query string exactly as written (before %-decoding)."""
+    return [item.partition("=")[2] for item in query.split("&") if _unquote(item.partition("=")[0]) == key]
 
 
 def _split(rest: str) -> tuple[str, str, str, str]:
@@ -148,18 +177,21 @@ def _parse_host(part: str) -> tuple[str, int | None]:
     if part.startswith("["):
         host, bracket, tail = part[1:].partition("]")
         if not bracket or (tail and not tail.startswith(":")):
-            raise DbUrlError(f"cannot read host '{part}': write IPv6 addresses as [::1]:5432")
+            raise DbUrlError("cannot read a host in brackets: write IPv6 addresses as [::1]:5432")
         port_text = tail[1:]
     else:
         host, _, port_text = part.partition(":")
-    return unquote(host), _parse_port(port_text, part)
+    return unquote(host), _parse_port(port_text)
 
 
-def _parse_port(text: str, part: str) -> int | None:
+def _parse_port(text: str) -> int | None:
+    """The port after ``host:``. Never echoed: without an ``@``, "host:port" is really "user:password"."""
     if not text:
         return None
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise DbUrlError(f"port '{text}' of host '{part}' is not a number from 1 to 65535")
+        raise DbUrlError(
+            "a port is not a number from 1 to 65535 (or the '@' between USER:PASSWORD and the host is missing)"
+        )
     return int(text)
 
 
@@ -203,10 +235,9 @@ def redact(text: str) -> str:
 
 def _password_span(token: str) -> tuple[int, int] | None:
     """Where the password sits in ``scheme://user:password@host...``: after the first ``:`` of the
-    userinfo, up to the LAST ``@`` before the query, so unescaped ``@`` and ``/`` stay covered."""
+    userinfo, up to the LAST ``@`` of the token, so raw ``@``, ``/`` or ``?`` in it stay covered."""
     start = token.find("//") + 2
-    query = token.find("?", start)
-    at = token.rfind("@", start, len(token) if query < 0 else query)
+    at = token.rfind("@", start)
     colon = token.find(":", start, at)
     return (colon + 1, at) if at > 0 and colon >= 0 else None
 
@@ -217,17 +248,21 @@ def _mask_userinfo(token: str) -> str:
 
 
 def guess_secrets(raw: str) -> tuple[str, ...]:
-    """What to scrub for a DB_URL that may not even parse: its password(s), however it is spelled."""
+    """What to scrub for a DB_URL that may not even parse: its password, however it is spelled.
+
+    For a broken URL nobody can tell where the password ends, so every reading counts: the
+    text after each ``:`` up to the last ``@``, any ``password=`` value, and the whole value.
+
+    >>> sorted(guess_secrets("postgresql:/trader:hunter2@db/x"))
+    ['/trader:hunter2', 'hunter2', 'postgresql:/trader:hunter2@db/x']
+    """
     try:
         return parse(raw).secrets
     except DbUrlError:
-        found = []
-        for match in _URL_TOKEN.finditer(raw):
-            span = _password_span(match.group(0))
-            if span and span[1] > span[0]:
-                found.append(match.group(0)[span[0] : span[1]])
-        found += [m.group(2).strip("'") for m in _PASSWORD_PARAM.finditer(raw) if m.group(2).strip("'")]
-        return tuple(found)
+        head = raw[: raw.rfind("@")] if "@" in raw else ""
+        found = {raw.strip(), *(head[i + 1 :] for i, char in enumerate(head) if char == ":")}
+        found.update(m.group(2).strip("'") for m in _PASSWORD_PARAM.finditer(raw))
+        return tuple(sorted(filter(None, found), key=len, reverse=True))
 
 
 def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 
 from tools import db_config, db_probe  # noqa: E402
 from tools.audit_settings import SETTINGS  # noqa: E402
-from tools.dburl import redact, scrub, scrub_data  # noqa: E402
+from tools.dburl import scrub, scrub_data  # noqa: E402
 from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
 
 RULE = "=" * 80
@@ -52,7 +52,7 @@ def probe(root: Path, tables: list[str], timeouts: db_probe.Timeouts, exact_limi
     health = Health()
     try:
         setting = db_config.resolve_db_url(root, os.environ)
-        health.database, health.source = redact(setting.value), setting.origin
+        health.database, health.source = setting.shown, setting.origin
         url = setting.parse()
     except db_config.ConfigError as exc:
         health.error, health.cause = str(exc), "config"
@@ -104,8 +104,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--exact-count-limit", type=int, default=int(DEFAULTS["infra_exact_count_limit"]))
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     args = parser.parse_args(argv)
-    if args.connect_timeout <= 0 or args.query_timeout <= 0 or args.exact_count_limit < 0:
-        parser.error("timeouts must be > 0 and --exact-count-limit >= 0")
+    try:
+        args.timeouts = db_probe.Timeouts(connect=args.connect_timeout, query=args.query_timeout)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.exact_count_limit < 0:
+        parser.error("--exact-count-limit must be >= 0")
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a directory")
     return args
@@ -116,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.stdout.reconfigure(errors="backslashreplace")
     tables = args.tables.replace(",", " ").split()
-    timeouts = db_probe.Timeouts(connect=args.connect_timeout, query=args.query_timeout)
-    health = probe(args.root.resolve(), tables, timeouts, args.exact_count_limit)
+    health = probe(args.root.resolve(), tables, args.timeouts, args.exact_count_limit)
     secrets = db_config.known_secrets(args.root.resolve(), os.environ)
     if args.json:
         print(json.dumps(scrub_data({"healthy": health.healthy, **vars(health)}, secrets), indent=2))
