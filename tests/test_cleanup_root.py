@@ -151,8 +151,23 @@ def test_restore_never_writes_through_a_new_symlink(polluted: PollutedRoot) -> N
     (polluted.root / "bin").symlink_to(polluted.outside)
     result = run_fixer("--restore", only_archive(polluted))
     assert result.returncode == 1
-    assert f"REFUSED    bin/activate: {polluted.root}/bin now leads outside the root through a symlink" in result.stdout
+    assert (f"REFUSED    bin/activate: {polluted.root}/bin is a symlink (-> {polluted.outside}); "
+            "restore never writes through a link") in result.stdout
     assert os.listdir(polluted.outside) == ["data.txt"]
+
+
+def test_restore_never_writes_through_a_symlink_inside_the_root(polluted: PollutedRoot) -> None:
+    assert run_fixer("--root", polluted.root).returncode == 0
+    (polluted.root / "bin").rename(polluted.root / "scripts")
+    (polluted.root / "bin").symlink_to("scripts")
+    scripts_before = sorted(os.listdir(polluted.root / "scripts"))
+    result = run_fixer("--restore", only_archive(polluted))
+    assert result.returncode == 1
+    in_bin = sorted(p for p in polluted.expected if p.startswith("bin/"))
+    assert reported(result.stdout, "REFUSED") == in_bin
+    assert f"REFUSED    bin/activate: {polluted.root}/bin is a symlink (-> scripts)" in result.stdout
+    assert sorted(os.listdir(polluted.root / "scripts")) == scripts_before
+    assert all(os.path.lexists(only_archive(polluted) / p) for p in in_bin)
 
 
 def test_restore_through_a_link_to_the_archive_goes_into_the_recorded_root(polluted: PollutedRoot,

@@ -402,7 +402,8 @@ def restore_target(archive: Path, recorded: Path, given: Path | None) -> tuple[P
 def _restore_entry(root: Path, archive: Path, manifest: dict, entry: dict, report: Report) -> None:
     """Put one entry back if the archived copy still matches its fingerprint and nothing is in its place."""
     src, dst, name = archive / entry["destination"], root / entry["source"], entry["source"]
-    problem = _restore_problem(root, src, dst, entry)
+    problem = _linked_parent(root, entry["source"]) or _linked_parent(archive, entry["destination"]) \
+        or _restore_problem(src, dst, entry)
     if problem == "in place":
         entry["status"] = "restored"
         report.say("in-place", name, "was never moved; still at its place")
@@ -420,7 +421,20 @@ def _restore_entry(root: Path, archive: Path, manifest: dict, entry: dict, repor
     save_manifest(archive, manifest)
 
 
-def _restore_problem(root: Path, src: Path, dst: Path, entry: dict) -> str | None:
+def _linked_parent(base: Path, rel: str) -> str | None:
+    """Why rel's folders below base cannot be trusted: a symlink among them, even one pointing inside base.
+
+    Through a link (say bin -> scripts) the entry would land somewhere it never was; restore is exact or refuses.
+    """
+    folder = base
+    for part in Path(rel).parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            return f"{folder} is a symlink (-> {os.readlink(folder)}); restore never writes through a link"
+    return None
+
+
+def _restore_problem(src: Path, dst: Path, entry: dict) -> str | None:
     """Why an entry cannot go back (None: it can; 'in place': it never left)."""
     if not os.path.lexists(src):
         if entry["status"] == "planned" and os.path.lexists(dst):
@@ -428,8 +442,6 @@ def _restore_problem(root: Path, src: Path, dst: Path, entry: dict) -> str | Non
         return f"missing from the archive ({src}); cannot restore"
     if os.path.lexists(dst):
         return f"{dst} exists now; not overwritten (move it away and re-run --restore)"
-    if not _inside(dst.parent, root):
-        return f"{dst.parent} now leads outside the root through a symlink; not restored"
     try:
         actual = fingerprint(src)
     except OSError as exc:
@@ -437,12 +449,6 @@ def _restore_problem(root: Path, src: Path, dst: Path, entry: dict) -> str | Non
     if any(actual[k] != entry.get(k) for k in FINGERPRINT_KEYS):
         return "archived copy differs from the manifest (content, mode or link changed); left in the archive"
     return None
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """Whether path, with its existing links resolved, is root or below it."""
-    real, real_root = os.path.realpath(path), os.path.realpath(root)
-    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
 
 
 def _prune_empty_dirs(archive: Path) -> None:
