@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -24,3 +25,19 @@ def test_fixer_piped_into_head_finishes_its_work_without_a_traceback(tmp_path):
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
     assert venv_artifacts.scan_root(root).clean, "the work went on to the end after the reader left"
     assert len(list(root.glob("_archive_venv_cleanup_*/manifest.json"))) == 1
+
+
+def test_a_file_name_the_terminal_cannot_encode_is_escaped_not_a_crash(tmp_path):
+    root = tmp_path / "project"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    odd = root / "bin" / os.fsdecode(b"tool-\xff")
+    odd.write_text(f"#!{root}/bin/python\nprint('venv entry point')\n")
+    (root / "bin" / "deploy.sh").write_text("#!/bin/sh\n")  # a project script: bin/ stays, its venv files are listed
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "cleanup_root.py"), "--root", str(root)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "tool-\\udcff" in done.stdout or "tool-\\xff" in done.stdout
+    assert venv_artifacts.scan_root(root).clean

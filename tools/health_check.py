@@ -118,7 +118,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     tolerate_closed_stdout()
     args = parse_args(argv)
-    sys.stdout.reconfigure(errors="backslashreplace")
     tables = args.tables.replace(",", " ").split()
     health = probe(args.root.resolve(), tables, args.timeouts, args.exact_count_limit)
     secrets = db_config.known_secrets(args.root.resolve(), os.environ)

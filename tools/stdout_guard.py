@@ -1,8 +1,11 @@
-"""Keep a command working when its reader goes away (``cleanup_root.py | head``).
+"""Keep a command working whatever happens to its output.
 
-Python turns a closed pipe into ``BrokenPipeError`` at the next ``print``: a traceback, and for
-the fixer an interruption between two moves. With the guard, output to a closed pipe is dropped
-and the work goes on to its end, so the exit code still tells the truth.
+Two things turn a ``print`` into a traceback, and for the fixer into an interruption between two
+moves: a reader that goes away (``cleanup_root.py | head``: ``BrokenPipeError``), and a name that
+the terminal's encoding cannot show (a file name with a byte that is not UTF-8:
+``UnicodeEncodeError``). With the guard, output to a closed pipe is dropped, characters that
+cannot be encoded are shown as escapes, and the work goes on to its end, so the exit code still
+tells the truth.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class _DropWhenClosed:
 
 
 def tolerate_closed_stdout() -> None:
-    """Install the guard on ``sys.stdout`` (once)."""
+    """Install the guard on ``sys.stdout`` (once), and escape what stdout and stderr cannot encode."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if not isinstance(sys.stdout, _DropWhenClosed):
         sys.stdout = _DropWhenClosed(sys.stdout)
