@@ -261,11 +261,29 @@ def test_unmovable_entries_are_reported_one_by_one(polluted: PollutedRoot) -> No
         result = run_fixer("--root", polluted.root)
     assert result.returncode == 1
     # pyvenv.cfg stays too: the proof lets a re-run finish the job.
-    assert reported(result.stdout, "FAILED") == sorted(in_bin + ["pyvenv.cfg"])
+    assert reported(result.stdout, "FAILED") == in_bin
+    assert f"held       pyvenv.cfg: kept as the venv proof because {len(in_bin)} entry(ies) could not move" \
+        in result.stdout
     assert all(line.endswith("; left in place") for line in result.stdout.splitlines() if line.startswith("FAILED"))
     assert all((polluted.root / p).is_symlink() or (polluted.root / p).is_file() for p in in_bin)
     rerun = run_fixer("--root", polluted.root)
     assert rerun.returncode == 0 and not scan_root(polluted.root).artifacts
+
+
+def test_proof_is_held_while_a_suspect_remains(polluted: PollutedRoot) -> None:
+    vendored = next((polluted.root / "lib").iterdir()) / "site-packages" / "vendored.py"
+    write(vendored, "# tracked: lib/ is project content now\n")
+    git(polluted.root, "add", "-f", str(vendored))
+    dry = run_fixer("--root", polluted.root, "--dry-run")
+    assert reported(dry.stdout, "would-hold") == ["pyvenv.cfg"] and "pyvenv.cfg" not in reported(dry.stdout, "would-move")
+    result = run_fixer("--root", polluted.root)
+    assert result.returncode == 1
+    assert "held       pyvenv.cfg: kept as the venv proof because 1 suspect(s) remain; fix those and re-run" \
+        in result.stdout
+    assert (polluted.root / "pyvenv.cfg").is_file()
+    rerun = scan_root(polluted.root)
+    assert rerun.venv_home and [s.path for s in rerun.suspects] == ["lib"]
+    assert [a.path for a in rerun.artifacts] == ["pyvenv.cfg"]
 
 
 @pytest.mark.parametrize("args, message", [

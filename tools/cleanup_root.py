@@ -272,12 +272,21 @@ def clean(root: Path, dry_run: bool, report: Report) -> Outcome:
                    f"nothing moved; {len(scan.suspects)} suspect(s) need a human decision")
         return outcome
     if dry_run:
-        for artifact in move_order(scan.artifacts):
-            report.say("would-move", artifact.path, f"-> {ARCHIVE_PREFIX}<UTC>/{artifact.path}")
-        report.say("summary", "", f"dry run: {len(scan.artifacts)} entries would move; nothing changed")
+        _dry_run(scan, report)
         return outcome
     _archive_all(root, scan, outcome, report)
     return outcome
+
+
+def _dry_run(scan: Scan, report: Report) -> None:
+    """Say what a cleanup would do, including holding the proof back, without touching anything."""
+    held = proof_hold_reason(0, len(scan.suspects))
+    moving = [a for a in move_order(scan.artifacts) if not (held and a.path == MOVE_LAST)]
+    for artifact in moving:
+        report.say("would-move", artifact.path, f"-> {ARCHIVE_PREFIX}<UTC>/{artifact.path}")
+    if held and len(moving) < len(scan.artifacts):
+        report.say("would-hold", MOVE_LAST, held)
+    report.say("summary", "", f"dry run: {len(moving)} entries would move; nothing changed")
 
 
 def _report_scan(scan: Scan, report: Report) -> None:
@@ -303,14 +312,14 @@ def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> No
                 "entries": [plan_entry(root, a) for a in move_order(scan.artifacts)]}
     save_manifest(archive, manifest)
     for entry in manifest["entries"]:
-        _hold_proof(manifest, entry)
+        _hold_proof(manifest, entry, len(scan.suspects))
         _move_entry(root, archive, manifest, entry, report)
-    failed = [e for e in manifest["entries"] if e["status"] == "failed"]
-    problems = len(failed) + _verify(root, scan, before, archive, report)
+    statuses = [e["status"] for e in manifest["entries"]]
+    problems = statuses.count("failed") + _verify(root, scan, before, archive, report)
     if problems:
         outcome.exit_code = EXIT_UNRESOLVED
-    moved = len(manifest["entries"]) - len(failed)
-    report.say("summary", "", f"moved {moved}, failed {len(failed)}, suspects {len(scan.suspects)}; undo with: "
+    report.say("summary", "", f"moved {statuses.count('moved')}, failed {statuses.count('failed')}, "
+               f"held {statuses.count('held')}, suspects {len(scan.suspects)}; undo with: "
                f"python tools/cleanup_root.py --restore {archive}")
 
 
@@ -319,16 +328,22 @@ def _archive_names(root: Path) -> set[str]:
     return {n for n in _listing(root) if n.startswith(ARCHIVE_PREFIX)}
 
 
-def _hold_proof(manifest: dict, entry: dict) -> None:
-    """Keep pyvenv.cfg when anything failed, so a re-run still proves the venv and can finish."""
-    others_failed = any(e["status"] == "failed" for e in manifest["entries"] if e is not entry)
-    if entry["source"] == MOVE_LAST and entry["status"] == "planned" and others_failed:
-        entry.update(status="failed", error="kept as the venv proof because other entries could not move; "
-                     "fix those and re-run")
+def _hold_proof(manifest: dict, entry: dict, suspects: int) -> None:
+    """Keep pyvenv.cfg while anything venv-made stays, so a re-run still proves the venv and can finish."""
+    failed = sum(1 for e in manifest["entries"] if e["status"] == "failed")
+    reason = proof_hold_reason(failed, suspects)
+    if entry["source"] == MOVE_LAST and entry["status"] == "planned" and reason:
+        entry.update(status="held", error=reason)
+
+
+def proof_hold_reason(failed: int, suspects: int) -> str | None:
+    """Why pyvenv.cfg must stay: without it, what is left (a suspect lib/, an unmoved file) is never provable again."""
+    left = [f"{n} {what}" for n, what in ((failed, "entry(ies) could not move"), (suspects, "suspect(s) remain")) if n]
+    return f"kept as the venv proof because {' and '.join(left)}; fix those and re-run" if left else None
 
 
 def _move_entry(root: Path, archive: Path, manifest: dict, entry: dict, report: Report) -> None:
-    """Move one planned entry and record its new status before going on; report either way."""
+    """Move one planned entry and record its status (moved, failed, held) before going on; report either way."""
     if entry["status"] == "planned":
         try:
             move(root / entry["source"], archive / entry["destination"])
@@ -336,8 +351,10 @@ def _move_entry(root: Path, archive: Path, manifest: dict, entry: dict, report: 
             entry.update(status="failed", error=_error_text(exc))
         else:
             entry["status"] = "moved"
-        save_manifest(archive, manifest)
-    if entry["status"] == "failed":
+    save_manifest(archive, manifest)
+    if entry["status"] == "held":
+        report.say("held", entry["source"], entry["error"])
+    elif entry["status"] == "failed":
         report.say("FAILED", entry["source"], f"{entry['error']}; left in place")
     else:
         report.say("moved", entry["source"], f"-> {archive.name}/{entry['destination']}")
