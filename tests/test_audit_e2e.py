@@ -213,6 +213,8 @@ def test_missing_required_path_is_named(project, target, run_audit):
         ("--query-timeout", "1e300", "the query timeout must be a number of seconds above 0 and up to 3600"),
         ("--exact-count-limit", "-5", "infra_exact_count_limit must be a number >= 0"),
         ("--project-root", "/no/such/dir", "is not a directory"),
+        ("--html", "/proc/no/report.html", "cannot write the HTML report to /proc/no/report.html"),
+        ("--junitxml", "/proc/no.xml", "cannot write the JUnit XML to /proc/no.xml"),
     ],
 )
 def test_bad_settings_are_usage_errors(project, run_audit, flag, value, complaint):

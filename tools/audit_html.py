@@ -71,6 +71,30 @@ def default_html_report(config: pytest.Config) -> None:
         option.self_contained_html = True
 
 
+def check_report_paths(config: pytest.Config) -> None:
+    """Refuse, before any check runs, a report that could not be written (a folder that is a file,
+    no permission, /proc): pytest-html and JUnit would otherwise fail at the very end, with a traceback."""
+    for what, option in (("HTML report", "htmlpath"), ("JUnit XML", "xmlpath")):
+        text = getattr(config.option, option, None)
+        if not text:
+            continue
+        path = Path(os.path.expandvars(text)).expanduser().absolute()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                raise IsADirectoryError(f"{path} is a folder")
+            if not path.exists():  # the only sure test is to try (permissions, /proc, read-only mounts)
+                path.touch(exist_ok=False)
+                path.unlink()
+            elif not os.access(path, os.W_OK):
+                raise PermissionError(f"{path} is not writable")
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"cannot write the {what} to {path}: {exc.strerror or exc}: choose another path "
+                "(--report-dir, --html or --junitxml)"
+            ) from None
+
+
 def html_report_path(config: pytest.Config) -> Path | None:
     """Where pytest-html writes this run's report (it resolves the path the same way), or None."""
     path = getattr(config.option, "htmlpath", None)
