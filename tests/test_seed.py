@@ -145,7 +145,7 @@ def test_works_on_an_autocommit_connection(conn) -> None:
 
 @pytest.mark.parametrize(
     ("market_data_rows", "assets_rows", "message"),
-    [(1, 0, "assets_rows >= 1"), (-1, 3, ">= 0"), (0, -2, ">= 0")],
+    [(1, 0, "assets_rows >= 1"), (-1, 3, ">= 0"), (0, -2, ">= 0"), (10**20, 3, "above 100,000,000 are refused")],
 )
 def test_impossible_counts_are_refused_before_touching_the_database(conn, market_data_rows, assets_rows, message):
     with pytest.raises(ValueError, match=message):

@@ -13,6 +13,7 @@ import psycopg
 
 SPEC_MARKET_DATA_ROWS = 340_494
 SPEC_ASSETS_ROWS = 975
+MAX_ROWS = 100_000_000
 
 # Only the first symbols carry bars, as in a broker feed where most listed
 # instruments are never downloaded; each of them gets every timeframe.
@@ -174,6 +175,8 @@ def seed_params(*, market_data_rows: int, assets_rows: int, now: datetime | None
     """Validate the counts and derive the query parameters (pure, no I/O)."""
     if market_data_rows < 0 or assets_rows < 0:
         raise ValueError("row counts must be >= 0")
+    if market_data_rows > MAX_ROWS or assets_rows > MAX_ROWS:
+        raise ValueError(f"row counts above {MAX_ROWS:,} are refused: a sandbox seed must finish in minutes")
     if market_data_rows > 0 and assets_rows < 1:
         raise ValueError("market_data rows need at least one asset to reference (assets_rows >= 1)")
     symbols = min(assets_rows, SYMBOLS_WITH_BARS)
