@@ -286,6 +286,19 @@ def test_proof_is_held_while_a_suspect_remains(polluted: PollutedRoot) -> None:
     assert [a.path for a in rerun.artifacts] == ["pyvenv.cfg"]
 
 
+def test_control_characters_in_names_cannot_fake_report_lines(polluted: PollutedRoot) -> None:
+    name = "bin/weird\nFAILED     pyvenv.cfg\x1b[2K"
+    write(polluted.root / name, f"#!{polluted.root}/bin/python\nimport sys\n", 0o755)
+    actions = {"venv", "artifact", "archive", "moved", "verified", "summary"}
+    result = run_fixer("--root", polluted.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {line.split()[0] for line in result.stdout.splitlines()} == actions
+    assert "moved      bin/weird\\nFAILED     pyvenv.cfg\\x1b[2K: -> " in result.stdout
+    back = run_fixer("--restore", only_archive(polluted), "--json")
+    assert back.returncode == 0 and (polluted.root / name).is_file()
+    assert name in [e["path"] for e in json.loads(back.stdout)["events"]]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--root", "/nonexistent/project"], "error: --root /nonexistent/project is not a directory"),
     (["--restore", "/nonexistent/_archive_venv_cleanup_x"], "error: archive /nonexistent/_archive_venv_cleanup_x"),

@@ -42,11 +42,30 @@ EXIT_OK, EXIT_UNRESOLVED, EXIT_USAGE = 0, 1, 2
 MAX_ARCHIVE_SUFFIX = 100
 RENAME_NOREPLACE, AT_FDCWD = 1, -100  # Linux renameat2 constants
 MOVE_LAST = "pyvenv.cfg"  # the proof moves last, so an interrupted run can simply be re-run
+NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 FINGERPRINT_KEYS = ("kind", "mode", "size", "sha256", "link_target")
 
 
 class UsageError(Exception):
     """A problem the user must fix before anything can run; shown as one line, exit 2."""
+
+
+def printable(text: str) -> str:
+    """text with control characters, non-printables and backslashes escaped.
+
+    File names may hold a newline: printed raw, 'bin/x\\nmoved ...' would fake a report line.
+    """
+    return "".join(c if c.isprintable() and c != "\\" else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    """One character as an escape; an undecodable file name byte (surrogateescape) as the byte it was."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    if char in NAMED_ESCAPES:
+        return NAMED_ESCAPES[char]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 @dataclass
@@ -60,6 +79,7 @@ class Report:
         """Record one action and, for humans, print it at once (a crash keeps the trail)."""
         self.events.append({"action": action, "path": path, "detail": detail})
         if not self.quiet:
+            path, detail = printable(path), printable(detail)
             print(f"{action:<10} {path}{': ' + detail if path and detail else detail}", flush=True)
 
     def count(self, action: str) -> int:
@@ -515,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run(args, report)
     except (UsageError, GitError, OSError) as exc:
         message = str(exc)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {printable(message)}", file=sys.stderr)
         if args.json:
             print(json.dumps({"error": message, "exit_code": EXIT_USAGE}))
         return EXIT_USAGE
