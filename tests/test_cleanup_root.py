@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.venv_roots import PollutedRoot, git, polluted_root, run_fixer, tree_snapshot, write
+from tests.venv_roots import FIXER, PollutedRoot, git, polluted_root, run_fixer, tree_snapshot, write
 from tools import cleanup_root
 from tools.venv_artifacts import scan_root
 
@@ -297,6 +299,32 @@ def test_control_characters_in_names_cannot_fake_report_lines(polluted: Polluted
     back = run_fixer("--restore", only_archive(polluted), "--json")
     assert back.returncode == 0 and (polluted.root / name).is_file()
     assert name in [e["path"] for e in json.loads(back.stdout)["events"]]
+
+
+def test_a_very_deep_site_packages_is_archived_and_restored(polluted: PollutedRoot) -> None:
+    deep = next((polluted.root / "lib").iterdir()) / "site-packages" / "deep"
+    deep.joinpath(*["d"] * 600).mkdir(parents=True)
+    (deep.joinpath(*["d"] * 600) / "bottom.txt").write_text("600 folders down\n")
+    before = cleanup_root.fingerprint(polluted.root / "lib")
+    result = run_fixer("--root", polluted.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lib" in reported(result.stdout, "moved")
+    back = run_fixer("--restore", only_archive(polluted))
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert cleanup_root.fingerprint(polluted.root / "lib") == before
+
+
+def test_a_failed_first_manifest_write_leaves_no_archive_folder(polluted: PollutedRoot) -> None:
+    before = tree_snapshot(polluted.root, skip_archives=False)
+
+    def no_file_growth() -> None:  # Python ignores SIGXFSZ, so every write past 0 bytes fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    result = subprocess.run([sys.executable, str(FIXER), "--root", str(polluted.root)], capture_output=True,
+                            text=True, preexec_fn=no_file_growth, timeout=120)
+    assert result.returncode == 2 and result.stderr == "error: [Errno 27] File too large\n", result.stderr
+    assert polluted.archives() == []
+    assert tree_snapshot(polluted.root, skip_archives=False) == before
 
 
 @pytest.mark.parametrize("args, message", [

@@ -17,6 +17,7 @@ See docs/cleanup.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -24,9 +25,11 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 # Run as a script, Python puts tools/ (not the repo root) on sys.path; `from tools ...` needs the root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -105,15 +108,9 @@ class Outcome:
 def fingerprint(path: Path) -> dict:
     """Kind, mode, size, link target and sha256 (a Merkle digest for folders), without following links."""
     st = os.lstat(path)
-    mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISLNK(st.st_mode):
-        return _print("symlink", mode, 0, None, os.readlink(path))
     if stat.S_ISDIR(st.st_mode):
-        return _dir_print(path, mode)
-    if stat.S_ISREG(st.st_mode):
-        with open(path, "rb") as handle:
-            return _print("file", mode, st.st_size, hashlib.file_digest(handle, "sha256").hexdigest(), None)
-    return _print("other", mode, 0, None, None)
+        return _dir_print(path, stat.S_IMODE(st.st_mode))
+    return _leaf_print(path, st)
 
 
 def _print(kind: str, mode: int, size: int, sha256: str | None, link_target: str | None) -> dict:
@@ -121,14 +118,58 @@ def _print(kind: str, mode: int, size: int, sha256: str | None, link_target: str
     return {"kind": kind, "mode": mode, "size": size, "sha256": sha256, "link_target": link_target}
 
 
+def _leaf_print(path: Path, st: os.stat_result) -> dict:
+    """The fingerprint of anything but a folder."""
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        return _print("symlink", mode, 0, None, os.readlink(path))
+    if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as handle:
+            return _print("file", mode, st.st_size, hashlib.file_digest(handle, "sha256").hexdigest(), None)
+    return _print("other", mode, 0, None, None)
+
+
+@dataclass
+class _Folder:
+    """A folder whose digest is being built: its children are folded in, in name order, as they finish."""
+
+    path: Path
+    mode: int
+    name: str = ""
+    names: Iterator[str] = field(init=False)
+    digest: Any = field(init=False, default_factory=hashlib.sha256)
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        self.names = iter(sorted(os.listdir(self.path)))
+
+    def add(self, name: str, child: dict) -> None:
+        """Fold one finished child into this folder's digest."""
+        self.size += child["size"]
+        self.digest.update(json.dumps([name, child], sort_keys=True).encode())
+
+
 def _dir_print(path: Path, mode: int) -> dict:
-    """A folder's digest covers every name, kind, mode, content and link target below it."""
-    digest, size = hashlib.sha256(), 0
-    for name in sorted(os.listdir(path)):
-        child = fingerprint(path / name)
-        size += child["size"]
-        digest.update(json.dumps([name, child], sort_keys=True).encode())
-    return _print("dir", mode, size, digest.hexdigest(), None)
+    """A folder's digest covers every name, kind, mode, content and link target below it.
+
+    Walked with an explicit stack: a site-packages hundreds of folders deep must not hit the recursion limit.
+    """
+    stack = [_Folder(path, mode)]
+    while True:
+        folder = stack[-1]
+        name = next(folder.names, None)
+        if name is None:
+            stack.pop()
+            done = _print("dir", folder.mode, folder.size, folder.digest.hexdigest(), None)
+            if not stack:
+                return done
+            stack[-1].add(folder.name, done)
+            continue
+        st = os.lstat(folder.path / name)
+        if stat.S_ISDIR(st.st_mode):
+            stack.append(_Folder(folder.path / name, stat.S_IMODE(st.st_mode), name))
+        else:
+            folder.add(name, _leaf_print(folder.path / name, st))
 
 
 # --- moving without ever overwriting or copying ---------------------------------------------------
@@ -177,10 +218,14 @@ def _error_text(exc: OSError) -> str:
 def save_manifest(archive: Path, manifest: dict) -> None:
     """Write temp + fsync + rename + fsync the folder, so a crash leaves the old or the new manifest."""
     temp = archive / (MANIFEST + ".tmp")
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(manifest, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)  # a half-written temp is ours and worthless; the last manifest stays
+        raise
     os.replace(temp, archive / MANIFEST)
     folder = os.open(archive, os.O_RDONLY)
     try:
@@ -322,15 +367,20 @@ def _report_scan(scan: Scan, report: Report) -> None:
 
 
 def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> None:
-    """Create the archive, record the plan, move entry by entry, then verify."""
+    """Plan (fingerprint) first, then create the archive and record the plan, move entry by entry, verify."""
     before = kept_snapshot(root, scan, _archive_names(root))
+    entries = [plan_entry(root, a) for a in move_order(scan.artifacts)]  # before mkdir: a crash leaves no folder
     archive = make_archive(root, datetime.now(timezone.utc))
+    manifest = {"format": MANIFEST_FORMAT, "tool": "tools/cleanup_root.py", "root": str(root),
+                "created": datetime.now(timezone.utc).isoformat(), "venv_home": scan.venv_home, "entries": entries}
+    try:
+        save_manifest(archive, manifest)
+    except BaseException:
+        with contextlib.suppress(OSError):  # only if empty: this run made it and nothing was recorded
+            os.rmdir(archive)
+        raise
     outcome.archive = str(archive)
     report.say("archive", archive.name, "created")
-    manifest = {"format": MANIFEST_FORMAT, "tool": "tools/cleanup_root.py", "root": str(root),
-                "created": datetime.now(timezone.utc).isoformat(), "venv_home": scan.venv_home,
-                "entries": [plan_entry(root, a) for a in move_order(scan.artifacts)]}
-    save_manifest(archive, manifest)
     for entry in manifest["entries"]:
         _hold_proof(manifest, entry, len(scan.suspects))
         _move_entry(root, archive, manifest, entry, report)
