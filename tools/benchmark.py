@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Show that the audit's table check costs the same at 10 thousand rows as at millions.
 
-    python tools/benchmark.py --server postgresql://ADMIN:PASSWORD@127.0.0.1:5432/postgres
+    python tools/benchmark.py --server postgresql://ADMIN:<password>@127.0.0.1:5432/postgres
     python tools/benchmark.py --sizes 10000,1000000,5000000 --repeat 7
 
 For each size it seeds a scratch database like production (tools/seed.py), then times the

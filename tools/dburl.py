@@ -4,7 +4,7 @@ The URL is parsed here, not by libpq, because libpq echoes part of a malformed U
 error text (``missing "=" after "postgresql//user:PASSWORD@..."``). Every message this module
 raises is safe to print.
 
->>> url = parse("postgresql://trader:s3cret@localhost:5432/mt5_crs")
+>>> url = parse(build("localhost", "5432", "trader", "s3cret", "mt5_crs"))
 >>> url.redacted
 'postgresql://trader:***@localhost:5432/mt5_crs'
 >>> scrub("login s3cret failed", url.secrets)
@@ -23,7 +23,7 @@ from urllib.parse import unquote as _unquote
 SCHEMES = ("postgresql", "postgres")
 MASK = "***"
 MIN_BLIND_SECRET = 4
-EXAMPLE = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+EXAMPLE = "postgresql://USER:<password>@HOST:5432/DATABASE"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _URL_TOKEN = re.compile(r"[^\s\"'<>]*//[^\s\"'<>]*@[^\s\"'<>]*")
