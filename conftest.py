@@ -27,13 +27,11 @@ from tools.dburl import DbUrl  # noqa: E402
 
 pytest_plugins = ("tools.audit_settings", "tools.audit_report", "tools.audit_html")
 
-SETTINGS = pytest.StashKey[AuditSettings]()
 T = TypeVar("T")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    settings = settings_plugin.from_config(config)
-    config.stash[SETTINGS] = settings
+    settings = settings_plugin.settings(config)
     remember_secrets(config, db_config.known_secrets(settings.project_root, os.environ))
 
 
@@ -55,7 +53,7 @@ class Attempt(Generic[T]):
 @pytest.fixture(scope="session")
 def audit_settings(pytestconfig: pytest.Config) -> AuditSettings:
     """The validated settings (pytest.ini, overridden by command-line flags)."""
-    return pytestconfig.stash[SETTINGS]
+    return settings_plugin.settings(pytestconfig)
 
 
 @pytest.fixture(scope="session")

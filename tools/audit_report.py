@@ -237,7 +237,7 @@ def overall_verdict(results: list[CheckResult], exitstatus: int) -> str:
 def project_identity(config: pytest.Config) -> tuple[Path, str]:
     """The audited root and the name the reports give it."""
     try:
-        root = audit_settings.from_config(config).project_root
+        root = audit_settings.settings(config).project_root
     except pytest.UsageError:
         root = config.rootpath
     return root, audit_settings.report_settings(config, root).project_name

@@ -118,6 +118,16 @@ def _number(config: pytest.Config, name: str, kind: type, minimum: float) -> flo
     return value
 
 
+_SETTINGS = pytest.StashKey[AuditSettings]()
+
+
+def settings(config: pytest.Config) -> AuditSettings:
+    """The validated settings, read once per run: the fixtures and the reports share them."""
+    if _SETTINGS not in config.stash:
+        config.stash[_SETTINGS] = from_config(config)
+    return config.stash[_SETTINGS]
+
+
 def from_config(config: pytest.Config) -> AuditSettings:
     """Read and validate the settings; a bad value is a usage error naming the setting."""
     root_text = _raw(config, "infra_project_root")
