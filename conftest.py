@@ -1,8 +1,10 @@
-"""Fixtures of the infrastructure audit (`pytest infra_tests`).
+"""Fixtures of the infrastructure audit (`pytest infra_tests`), and the audit's settings plugin.
 
-`project_root`, `audit_settings`, `db_url` and `db` are what the checks use. Each expensive step
-(reading DB_URL, connecting) runs once per session and its outcome is kept, so when the database
-is down every check that needs it reports the same cause at once instead of waiting again.
+`project_root`, `audit_settings` and `db` are what the checks use (`db_url_attempt` and
+`db_attempt` when a check reports on the attempt itself). Each expensive step (reading DB_URL,
+connecting) runs once per session and its outcome is kept, so when the database is down every
+check that needs it reports the same cause at once instead of waiting again. Nothing here runs
+unless an audit check asks for it: the suite's own tests (`python -m pytest tests`) never do.
 """
 
 from __future__ import annotations
@@ -17,22 +19,16 @@ from typing import Generic, TypeVar
 import psycopg
 import pytest
 
-pytest.register_assert_rewrite("tools.audit_settings", "tools.audit_report", "tools.audit_html")
+from tools.core import db_config
+from tools.core import probe as db_probe
+from tools.core.dburl import DbUrl
+from tools.core.errors import ConfigError, ProbeError
+from tools.core.settings import AuditSettings
+from tools.plugin import settings as settings_plugin
 
-from tools import audit_settings as settings_plugin  # noqa: E402
-from tools import db_config, db_probe  # noqa: E402
-from tools.audit_report import remember_secrets  # noqa: E402
-from tools.audit_settings import AuditSettings  # noqa: E402
-from tools.dburl import DbUrl  # noqa: E402
-
-pytest_plugins = ("tools.audit_settings", "tools.audit_report", "tools.audit_html")
+pytest_plugins = ("tools.plugin.settings",)
 
 T = TypeVar("T")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    settings = settings_plugin.settings(config)
-    remember_secrets(config, db_config.known_secrets(settings.project_root, os.environ))
 
 
 @dataclass(frozen=True)
@@ -68,14 +64,8 @@ def db_url_attempt(project_root: Path) -> Attempt[tuple[db_config.DbUrlSetting, 
     try:
         setting = db_config.resolve_db_url(project_root, os.environ)
         return Attempt((setting, setting.parse()))
-    except db_config.ConfigError as exc:
-        return Attempt(None, str(exc))
-
-
-@pytest.fixture(scope="session")
-def db_url(db_url_attempt: Attempt[tuple[db_config.DbUrlSetting, DbUrl]]) -> DbUrl:
-    """The validated database URL; `db_url.redacted` is the form to show."""
-    return db_url_attempt.get()[1]
+    except ConfigError as exc:
+        return Attempt(None, settings_plugin.advice(exc))
 
 
 @pytest.fixture(scope="session")
@@ -90,8 +80,8 @@ def db_attempt(
     started = time.monotonic()
     try:
         conn = db_probe.connect(url, audit_settings.timeouts)
-    except db_probe.ProbeError as exc:
-        yield Attempt(None, str(exc), time.monotonic() - started)
+    except ProbeError as exc:
+        yield Attempt(None, settings_plugin.advice(exc), time.monotonic() - started)
         return
     try:
         yield Attempt(conn, seconds=time.monotonic() - started)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tools import db_probe
-from tools.audit_settings import AuditSettings
+from tools.core import probe as db_probe
+from tools.core.errors import ProbeError
+from tools.plugin.settings import advice
+from tools.core.settings import AuditSettings
 
 
 @pytest.mark.check("database reachable within {connect_timeout} s")
@@ -35,9 +37,9 @@ def test_row_counts_nonzero(db: psycopg.Connection, audit_settings: AuditSetting
     for table in audit_settings.tables:
         try:
             stats = db_probe.table_stats(db, table, audit_settings.exact_count_limit, audit_settings.timeouts)
-        except db_probe.ProbeError as exc:
+        except ProbeError as exc:
             evidence.add(table, f"FAILED ({exc.cause})")
-            problems.append(str(exc))
+            problems.append(advice(exc))
         else:
             evidence.add(table, stats.shown + (" (exact count)" if stats.exact else ""))
     if problems:

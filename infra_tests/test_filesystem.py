@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tools import venv_artifacts
-from tools.audit_settings import AuditSettings
+from tools.core import venv_artifacts
+from tools.core.errors import GitError
+from tools.core.settings import AuditSettings
 
 
 @pytest.mark.check("root is clean")
@@ -16,7 +17,7 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
     evidence.add("root", project_root)
     try:
         scan = venv_artifacts.scan_root(project_root)
-    except venv_artifacts.GitError as exc:
+    except GitError as exc:
         pytest.fail(f"cannot tell project files from venv leftovers: {exc}", pytrace=False)
     evidence.add("venv made in root", f"yes (pyvenv.cfg home = {scan.venv_home})" if scan.venv_home else "no")
     found = venv_artifacts.describe(scan)

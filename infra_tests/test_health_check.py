@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.audit_settings import AuditSettings
+from tools.core.settings import AuditSettings
 
 HEALTH_CHECK = Path(__file__).resolve().parents[1] / "tools" / "health_check.py"
 

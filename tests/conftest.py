@@ -25,7 +25,7 @@ from psycopg import sql
 from pytest_postgresql import factories
 
 from tests.support import REPO, AuditRun, audit, clean_env
-from tools import dburl, seed
+from tools.core import dburl, seed
 
 RUN = f"infra_selftest_{os.getpid()}"
 ADMIN_URL = os.environ.get("INFRA_SELFTEST_PG_URL")

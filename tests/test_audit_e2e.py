@@ -208,10 +208,10 @@ def test_missing_required_path_is_named(project, target, run_audit):
 @pytest.mark.parametrize(
     ("flag", "value", "complaint"),
     [
-        ("--connect-timeout", "soon", "infra_connect_timeout must be a number"),
-        ("--connect-timeout", "nan", "infra_connect_timeout must be a number"),
-        ("--query-timeout", "1e300", "the query timeout must be a number of seconds above 0 and up to 3600"),
-        ("--exact-count-limit", "-5", "infra_exact_count_limit must be a number >= 0"),
+        ("--connect-timeout", "soon", "the connect timeout must be a number"),
+        ("--connect-timeout", "nan", "the connect timeout must be a number"),
+        ("--query-timeout", "1e300", "the query timeout must be a number >= 0.1 and <= 3600"),
+        ("--exact-count-limit", "-5", "the exact count limit must be a number >= 0"),
         ("--project-root", "/no/such/dir", "is not a directory"),
         ("--html", "/proc/no/report.html", "cannot write the HTML report to /proc/no/report.html"),
         ("--junitxml", "/proc/no.xml", "cannot write the JUnit XML to /proc/no.xml"),

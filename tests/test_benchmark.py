@@ -8,7 +8,7 @@ import sys
 import psycopg
 
 from tests.support import REPO, clean_env
-from tools import dburl
+from tools.core import dburl
 
 
 def test_benchmark_seeds_measures_and_cleans_up(admin_url):

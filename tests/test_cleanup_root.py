@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.venv_roots import FIXER, PollutedRoot, git, polluted_root, run_fixer, tree_snapshot, write
-from tools import cleanup_root
-from tools.venv_artifacts import scan_root
+from tools.core import archive
+from tools.core.venv_artifacts import scan_root
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ def test_restore_of_a_moved_archive_is_refused(polluted: PollutedRoot, tmp_path:
     before = tree_snapshot(tmp_path, skip_archives=False)
     result = run_fixer("--restore", moved)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: archive {moved} is at {moved}, not directly inside its root")
+    assert result.stderr.startswith(f"cleanup_root.py: error: archive {moved} is at {moved}, not directly inside its root")
     assert result.stderr.count("\n") == 1
     assert tree_snapshot(tmp_path, skip_archives=False) == before
 
@@ -205,14 +205,14 @@ def test_restore_refuses_a_root_other_than_the_recorded_one(polluted: PollutedRo
     before = tree_snapshot(tmp_path, skip_archives=False)
     result = run_fixer("--root", other, "--restore", only_archive(polluted))
     assert result.returncode == 2
-    assert result.stderr == (f"error: --root {other} is not the root this archive was made in ({polluted.root}); "
+    assert result.stderr == (f"cleanup_root.py: error: --root {other} is not the root this archive was made in ({polluted.root}); "
                              "nothing restored\n")
     assert tree_snapshot(tmp_path, skip_archives=False) == before
 
 
 def test_interrupted_cleanup_restores_exactly(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch) -> None:
     before = tree_snapshot(polluted.root)
-    real_move, calls = cleanup_root.move, []
+    real_move, calls = archive.move, []
 
     def crash_on_third(src: Path, dst: Path) -> None:
         calls.append(src)
@@ -220,9 +220,9 @@ def test_interrupted_cleanup_restores_exactly(polluted: PollutedRoot, monkeypatc
             raise KeyboardInterrupt  # the process dies mid-run
         real_move(src, dst)
 
-    monkeypatch.setattr(cleanup_root, "move", crash_on_third)
+    monkeypatch.setattr(archive, "move", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
-        cleanup_root.clean(polluted.root, False, cleanup_root.Report(quiet=True))
+        archive.clean(polluted.root, False, archive.Report())
     monkeypatch.undo()
     statuses = [e["status"] for e in json.loads((only_archive(polluted) / "manifest.json").read_text())["entries"]]
     assert statuses[:3] == ["moved", "moved", "planned"]
@@ -232,7 +232,7 @@ def test_interrupted_cleanup_restores_exactly(polluted: PollutedRoot, monkeypatc
 
 def test_same_second_archives_do_not_collide(tmp_path: Path) -> None:
     now = datetime(2025, 12, 29, 12, 0, 0, tzinfo=timezone.utc)
-    first, second = cleanup_root.make_archive(tmp_path, now), cleanup_root.make_archive(tmp_path, now)
+    first, second = archive.make_archive(tmp_path, now), archive.make_archive(tmp_path, now)
     assert (first.name, second.name) == ("_archive_venv_cleanup_20251229T120000Z",
                                          "_archive_venv_cleanup_20251229T120000Z_2")
 
@@ -291,7 +291,7 @@ def test_proof_is_held_while_a_suspect_remains(polluted: PollutedRoot) -> None:
 def test_control_characters_in_names_cannot_fake_report_lines(polluted: PollutedRoot) -> None:
     name = "bin/weird\nFAILED     pyvenv.cfg\x1b[2K"
     write(polluted.root / name, f"#!{polluted.root}/bin/python\nimport sys\n", 0o755)
-    actions = {"venv", "artifact", "archive", "moved", "verified", "summary"}
+    actions = {"venv", "artifact", "archive", "moved", "verified", "summary", "undo"}
     result = run_fixer("--root", polluted.root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert {line.split()[0] for line in result.stdout.splitlines()} == actions
@@ -305,13 +305,13 @@ def test_a_very_deep_site_packages_is_archived_and_restored(polluted: PollutedRo
     deep = next((polluted.root / "lib").iterdir()) / "site-packages" / "deep"
     deep.joinpath(*["d"] * 600).mkdir(parents=True)
     (deep.joinpath(*["d"] * 600) / "bottom.txt").write_text("600 folders down\n")
-    before = cleanup_root.fingerprint(polluted.root / "lib")
+    before = archive.fingerprint(polluted.root / "lib")
     result = run_fixer("--root", polluted.root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "lib" in reported(result.stdout, "moved")
     back = run_fixer("--restore", only_archive(polluted))
     assert back.returncode == 0, back.stdout + back.stderr
-    assert cleanup_root.fingerprint(polluted.root / "lib") == before
+    assert archive.fingerprint(polluted.root / "lib") == before
 
 
 def test_a_failed_first_manifest_write_leaves_no_archive_folder(polluted: PollutedRoot) -> None:
@@ -322,14 +322,14 @@ def test_a_failed_first_manifest_write_leaves_no_archive_folder(polluted: Pollut
 
     result = subprocess.run([sys.executable, str(FIXER), "--root", str(polluted.root)], capture_output=True,
                             text=True, preexec_fn=no_file_growth, timeout=120)
-    assert result.returncode == 2 and result.stderr == "error: [Errno 27] File too large\n", result.stderr
+    assert result.returncode == 2 and result.stderr == "cleanup_root.py: error: File too large\n", result.stderr
     assert polluted.archives() == []
     assert tree_snapshot(polluted.root, skip_archives=False) == before
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--root", "/nonexistent/project"], "error: --root /nonexistent/project is not a directory"),
-    (["--restore", "/nonexistent/_archive_venv_cleanup_x"], "error: archive /nonexistent/_archive_venv_cleanup_x"),
+    (["--root", "/nonexistent/project"], "cleanup_root.py: error: --root /nonexistent/project is not a directory"),
+    (["--restore", "/nonexistent/_archive_venv_cleanup_x"], "cleanup_root.py: error: archive /nonexistent/_archive_venv_cleanup_x"),
 ])
 def test_bad_paths_are_one_clear_line(args: list[str], message: str) -> None:
     result = run_fixer(*args)
@@ -415,11 +415,11 @@ def test_project_content_never_moves_and_restore_is_exact(project: dict[str, boo
         root.mkdir(), outside.mkdir()
         build_tree(root, outside, project, venv, cfg)
         before = tree_snapshot(root)
-        outcome = cleanup_root.clean(root, False, cleanup_root.Report(quiet=True))
+        outcome = archive.clean(root, False, archive.Report())
         after = tree_snapshot(root)
         assert all(after.get(rel) == before[rel] for rel in project)
         if cfg is None or "home" not in cfg:
             assert outcome.archive is None and after == before
         if outcome.archive:
-            cleanup_root.restore(Path(outcome.archive), cleanup_root.Report(quiet=True))
+            archive.restore(Path(outcome.archive), archive.Report())
             assert tree_snapshot(root) == before

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from tools.db_config import ConfigError, known_secrets, resolve_db_url
+from tools.core.db_config import known_secrets, resolve_db_url
+from tools.core.errors import ConfigError
 
 URL = "postgresql://trader:from-file@localhost:5432/mt5_crs"
 

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tools import db_probe
-from tools.dburl import parse
-from tools.db_probe import ProbeError, Timeouts
+from tools.core import probe as db_probe
+from tools.core.dburl import parse
+from tools.core.errors import ProbeError
+from tools.core.probe import Timeouts
 
 FAST = Timeouts(connect=1.0, query=1.0)  # a frozen server is given up on after query + 2 s
 

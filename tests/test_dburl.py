@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from psycopg.conninfo import conninfo_to_dict
 
-from tools import dburl
-from tools.dburl import DbUrlError, parse, redact, scrub
+from tools.core import dburl
+from tools.core.dburl import parse, redact, scrub
+from tools.core.errors import DbUrlError
 
 
 @pytest.mark.parametrize(

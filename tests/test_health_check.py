@@ -80,7 +80,7 @@ def test_configuration_errors_are_one_line_without_traceback(project, run_health
 def test_bad_flags_exit_2(run_health_check, flag):
     done = run_health_check(flag)
     assert done.returncode == 2
-    assert "timeout must be a number of seconds above 0 and up to 3600" in done.stderr
+    assert "timeout must be a number >= 0.1 and <= 3600" in done.stderr
     assert "Traceback" not in done.stderr
 
 

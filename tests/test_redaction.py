@@ -27,9 +27,9 @@ def test_libpq_echo():
 '''
 
 CONFTEST = f'''
-from tools.audit_report import remember_secrets
+from tools.plugin.report import remember_secrets
 
-pytest_plugins = ("tools.audit_settings", "tools.audit_report")
+pytest_plugins = ("tools.plugin.settings", "tools.plugin.report")
 
 def pytest_configure(config):
     remember_secrets(config, ("{SECRET}",))

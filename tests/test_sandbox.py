@@ -19,7 +19,8 @@ import psycopg
 import pytest
 
 from tests.support import REPO, clean_env
-from tools import dburl, sandbox, seed
+from tools import sandbox
+from tools.core import dburl, pgserver, seed
 
 SMALL = ("--market-data-rows", "500", "--assets-rows", "10")
 
@@ -89,9 +90,9 @@ def counts(url: str) -> tuple[int, int]:
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("sandbox: error: "), done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("sandbox.py: error: "), done.stderr
     for fragment in fragments:
         assert fragment in done.stderr
 
@@ -166,7 +167,7 @@ def test_stop_leaves_no_server_and_no_data(started) -> None:
     (root / ".env").write_text(sandbox.with_db_url(mine, url, set_aside=True))  # as `start --force` leaves it
     stopped = cli(root, "stop")
     assert stopped.returncode == 0, stopped.stderr
-    assert not sandbox.process_exists(pid)
+    assert not pgserver.process_exists(pid)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=2)
     assert not (root / ".sandbox").exists()
@@ -181,7 +182,7 @@ def test_missing_binaries_name_what_to_install(root: Path, tmp_path: Path) -> No
 
 
 def test_unreachable_server_is_one_line_without_password(root: Path) -> None:
-    closed = sandbox.free_port()
+    closed = pgserver.free_port()
     done = cli(root, "start", "--server", f"postgresql://admin:s3cr3t-pw@127.0.0.1:{closed}/postgres")
     assert_one_line_error(done, "cannot reach the database")
     assert "s3cr3t-pw" not in done.stdout + done.stderr
@@ -272,5 +273,5 @@ def test_env_text_keeps_other_lines() -> None:
 
 
 def test_long_socket_folder_falls_back_to_tcp_only() -> None:
-    assert "unix_socket_directories = '/short/run'" in sandbox.server_conf(5432, Path("/short/run"))
-    assert "unix_socket_directories = ''" in sandbox.server_conf(5432, Path("/" + "x" * 100))
+    assert "unix_socket_directories = '/short/run'" in pgserver.server_conf(5432, Path("/short/run"))
+    assert "unix_socket_directories = ''" in pgserver.server_conf(5432, Path("/" + "x" * 100))

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tools import seed
+from tools.core import seed
 
 NOW = datetime(2024, 5, 17, 12, 30, tzinfo=timezone.utc)
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from tests.support import REPO
-from tools import venv_artifacts
+from tools.core import venv_artifacts
 
 
 def test_fixer_piped_into_head_finishes_its_work_without_a_traceback(tmp_path):

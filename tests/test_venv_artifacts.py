@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.venv_roots import PollutedRoot, git, make_venv, polluted_root, tree_snapshot, write
-from tools.venv_artifacts import Artifact, GitError, Scan, describe, git_tracked, scan_root
+from tools.core.errors import GitError
+from tools.core.venv_artifacts import Artifact, Scan, describe, git_tracked, scan_root
 
 PY_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -192,6 +193,6 @@ def test_git_failure_refuses_to_guess(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_git_timeout_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_git(tmp_path, monkeypatch, f"exec {shutil.which('sleep')} 5")
-    monkeypatch.setattr("tools.venv_artifacts.GIT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("tools.core.venv_artifacts.GIT_TIMEOUT_S", 0.2)
     with pytest.raises(GitError, match="took over 0.2s"):
         git_tracked(tmp_path)

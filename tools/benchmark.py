@@ -5,14 +5,13 @@
     python tools/benchmark.py --sizes 10000,1000000,5000000 --repeat 7
 
 For each size it seeds a scratch database like production (tools/seed.py), then times the
-audit's check of ``market_data`` and ``assets`` (``tools.db_probe.table_stats``, the code the
+audit's check of ``market_data`` and ``assets`` (``tools.core.probe.table_stats``, the code the
 audit runs) against a naive ``SELECT count(*)``, and prints medians. The scratch databases are
 dropped afterwards. The admin URL defaults to ``INFRA_SELFTEST_PG_URL`` (set by ``.ci/run``).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -20,16 +19,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: make `tools` importable
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
 
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from tools import db_probe, dburl, seed  # noqa: E402
-from tools.audit_settings import SETTINGS  # noqa: E402
-from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
+from tools import _cli  # noqa: E402
+from tools.core import dburl, seed, settings  # noqa: E402
+from tools.core import probe as db_probe  # noqa: E402
 
-EXACT_LIMIT = int({s.ini: s.default for s in SETTINGS}["infra_exact_count_limit"])
+EXACT_LIMIT = int(settings.defaults()["infra_exact_count_limit"])
 
 
 def median_ms(action: Callable[[], object], repeat: int) -> float:
@@ -66,8 +65,8 @@ def measure(admin: dburl.DbUrl, size: int, repeat: int) -> tuple[float, float, s
 
 
 def main(argv: list[str] | None = None) -> int:
-    tolerate_closed_stdout()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    _cli.tolerate_closed_stdout()
+    parser = _cli.Parser(prog="benchmark.py", description=__doc__.split("\n")[0])
     parser.add_argument("--server", default=os.environ.get("INFRA_SELFTEST_PG_URL"), help="admin URL of a server")
     parser.add_argument("--sizes", default="10000,100000,1000000,5000000", help="market_data row counts")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement (median reported)")

@@ -1,561 +1,37 @@
 #!/usr/bin/env python3
 """Archive the leftovers of a venv made in the project root, reversibly.
 
-    python tools/cleanup_root.py [--root PATH] [--dry-run] [--restore ARCHIVE] [--json]
+    python3 tools/cleanup_root.py [--root PATH] [--dry-run] [--restore ARCHIVE] [--json]
 
-What moves is decided by tools.venv_artifacts alone (the audit's classifier),
-so nothing moves unless <root>/pyvenv.cfg with 'home' proves a venv was made
-there. Entries are renamed (never copied) into a fresh
-<root>/_archive_venv_cleanup_<UTC>/ whose manifest.json is fsynced before each
-move, so any run, even one killed midway, can be undone with --restore.
-Exit codes: 0 clean (or nothing to do), 1 something needs a human (suspects,
-a failed move or restore, a failed verification), 2 cannot start (bad
-arguments, bad root, missing archive, corrupt manifest, git failure).
-See docs/cleanup.md.
+Nothing moves unless <root>/pyvenv.cfg with 'home' proves a venv was made there; entries are
+renamed (never copied, never deleted) into <root>/_archive_venv_cleanup_<UTC>/ with a manifest,
+so any run can be undone with --restore (tools.core.archive does the work). Exit codes: 0 clean
+(or nothing to do), 1 something needs a human (suspects, a failed move or restore, a failed
+verification), 2 cannot start (bad arguments, bad root, missing archive, corrupt manifest, git
+failure), 130 interrupted. See docs/cleanup.md.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import ctypes
-import errno
-import hashlib
-import json
-import os
-import stat
 import sys
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-# Run as a script, Python puts tools/ (not the repo root) on sys.path; `from tools ...` needs the root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
 
-from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
-from tools.venv_artifacts import Artifact, GitError, Scan, describe_artifact, scan_root  # noqa: E402
+from tools import _cli  # noqa: E402
+from tools.core import archive  # noqa: E402
+from tools.core.errors import ArchiveError  # noqa: E402
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[1]  # the repository holding this script
-ARCHIVE_PREFIX = "_archive_venv_cleanup_"
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
-EXIT_OK, EXIT_UNRESOLVED, EXIT_USAGE = 0, 1, 2
-MAX_ARCHIVE_SUFFIX = 100
-RENAME_NOREPLACE, AT_FDCWD = 1, -100  # Linux renameat2 constants
-MOVE_LAST = "pyvenv.cfg"  # the proof moves last, so an interrupted run can simply be re-run
-NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
-FINGERPRINT_KEYS = ("kind", "mode", "size", "sha256", "link_target")
+TOOL = "cleanup_root.py"
+CHECKOUT = Path(__file__).resolve().parents[1]  # the repository holding this script
 
 
-class UsageError(Exception):
-    """A problem the user must fix before anything can run; shown as one line, exit 2."""
-
-
-def printable(text: str) -> str:
-    """text with control characters, non-printables and backslashes escaped.
-
-    File names may hold a newline: printed raw, 'bin/x\\nmoved ...' would fake a report line.
-    """
-    return "".join(c if c.isprintable() and c != "\\" else _escape(c) for c in text)
-
-
-def _escape(char: str) -> str:
-    """One character as an escape; an undecodable file name byte (surrogateescape) as the byte it was."""
-    code = ord(char)
-    if 0xDC80 <= code <= 0xDCFF:
-        return f"\\x{code - 0xDC00:02x}"
-    if char in NAMED_ESCAPES:
-        return NAMED_ESCAPES[char]
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-@dataclass
-class Report:
-    """The audit trail: every action as one line, printed as it happens unless quiet."""
-
-    quiet: bool = False
-    events: list[dict[str, str]] = field(default_factory=list)
-
-    def say(self, action: str, path: str, detail: str = "") -> None:
-        """Record one action and, for humans, print it at once (a crash keeps the trail)."""
-        self.events.append({"action": action, "path": path, "detail": detail})
-        if not self.quiet:
-            path, detail = printable(path), printable(detail)
-            print(f"{action:<10} {path}{': ' + detail if path and detail else detail}", flush=True)
-
-    def count(self, action: str) -> int:
-        """How many lines of one action were said."""
-        return sum(1 for e in self.events if e["action"] == action)
-
-
-@dataclass
-class Outcome:
-    """What a run did, for the exit code and --json."""
-
-    command: str
-    root: str
-    exit_code: int = EXIT_OK
-    venv_home: str | None = None
-    artifacts: list[dict[str, str]] = field(default_factory=list)
-    suspects: list[dict[str, str]] = field(default_factory=list)
-    archive: str | None = None
-
-
-# --- fingerprints: what restore checks before it moves anything back ---------------------------
-
-def fingerprint(path: Path) -> dict:
-    """Kind, mode, size, link target and sha256 (a Merkle digest for folders), without following links."""
-    st = os.lstat(path)
-    if stat.S_ISDIR(st.st_mode):
-        return _dir_print(path, stat.S_IMODE(st.st_mode))
-    return _leaf_print(path, st)
-
-
-def _print(kind: str, mode: int, size: int, sha256: str | None, link_target: str | None) -> dict:
-    """One fingerprint record, keyed as in the manifest."""
-    return {"kind": kind, "mode": mode, "size": size, "sha256": sha256, "link_target": link_target}
-
-
-def _leaf_print(path: Path, st: os.stat_result) -> dict:
-    """The fingerprint of anything but a folder."""
-    mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISLNK(st.st_mode):
-        return _print("symlink", mode, 0, None, os.readlink(path))
-    if stat.S_ISREG(st.st_mode):
-        with open(path, "rb") as handle:
-            return _print("file", mode, st.st_size, hashlib.file_digest(handle, "sha256").hexdigest(), None)
-    return _print("other", mode, 0, None, None)
-
-
-@dataclass
-class _Folder:
-    """A folder whose digest is being built: its children are folded in, in name order, as they finish."""
-
-    path: Path
-    mode: int
-    name: str = ""
-    names: Iterator[str] = field(init=False)
-    digest: Any = field(init=False, default_factory=hashlib.sha256)
-    size: int = 0
-
-    def __post_init__(self) -> None:
-        self.names = iter(sorted(os.listdir(self.path)))
-
-    def add(self, name: str, child: dict) -> None:
-        """Fold one finished child into this folder's digest."""
-        self.size += child["size"]
-        self.digest.update(json.dumps([name, child], sort_keys=True).encode())
-
-
-def _dir_print(path: Path, mode: int) -> dict:
-    """A folder's digest covers every name, kind, mode, content and link target below it.
-
-    Walked with an explicit stack: a site-packages hundreds of folders deep must not hit the recursion limit.
-    """
-    stack = [_Folder(path, mode)]
-    while True:
-        folder = stack[-1]
-        name = next(folder.names, None)
-        if name is None:
-            stack.pop()
-            done = _print("dir", folder.mode, folder.size, folder.digest.hexdigest(), None)
-            if not stack:
-                return done
-            stack[-1].add(folder.name, done)
-            continue
-        st = os.lstat(folder.path / name)
-        if stat.S_ISDIR(st.st_mode):
-            stack.append(_Folder(folder.path / name, stat.S_IMODE(st.st_mode), name))
-        else:
-            folder.add(name, _leaf_print(folder.path / name, st))
-
-
-# --- moving without ever overwriting or copying ---------------------------------------------------
-
-def _load_renameat2():
-    """libc's renameat2, or None where the platform has none."""
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    return function
-
-
-_RENAMEAT2 = _load_renameat2()
-
-
-def rename_noreplace(src: Path, dst: Path) -> None:
-    """Atomic rename that fails if dst exists (os.rename would silently replace files and empty dirs)."""
-    if _RENAMEAT2 is not None:
-        if _RENAMEAT2(AT_FDCWD, os.fsencode(src), AT_FDCWD, os.fsencode(dst), RENAME_NOREPLACE) == 0:
-            return
-        code = ctypes.get_errno()
-        if code not in (errno.ENOSYS, errno.EINVAL):  # those two: the filesystem lacks the flag
-            raise OSError(code, os.strerror(code), str(src), None, str(dst))
-    if os.path.lexists(dst):
-        raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
-    os.rename(src, dst)
-
-
-def move(src: Path, dst: Path) -> None:
-    """Move one entry by rename only: refuse across devices rather than copy-then-delete."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if os.lstat(src).st_dev != os.stat(dst.parent).st_dev:
-        raise OSError(errno.EXDEV, "on another device; refusing to copy", str(src))
-    rename_noreplace(src, dst)
-
-
-def _error_text(exc: OSError) -> str:
-    """An OSError as the user should read it."""
-    return exc.strerror or str(exc)
-
-
-# --- the manifest: written before every move -----------------------------------------------------
-
-def save_manifest(archive: Path, manifest: dict) -> None:
-    """Write temp + fsync + rename + fsync the folder, so a crash leaves the old or the new manifest."""
-    temp = archive / (MANIFEST + ".tmp")
-    try:
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        temp.unlink(missing_ok=True)  # a half-written temp is ours and worthless; the last manifest stays
-        raise
-    os.replace(temp, archive / MANIFEST)
-    folder = os.open(archive, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
-def load_manifest(archive: Path) -> dict:
-    """Read and sanity-check an archive's manifest; every problem is a UsageError line."""
-    if not archive.is_dir():
-        raise UsageError(f"archive {archive} does not exist; pass the _archive_venv_cleanup_* folder a cleanup created")
-    try:
-        manifest = json.loads((archive / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UsageError(f"{archive / MANIFEST} is missing; without it nothing can be restored safely") from exc
-    except (OSError, ValueError) as exc:
-        problem = f"{archive / MANIFEST} is unreadable or corrupt ({exc})"
-        raise UsageError(f"{problem}; restore by hand from the folder") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise UsageError(f"{archive / MANIFEST} is not a cleanup manifest (format {MANIFEST_FORMAT})")
-    entries = manifest.get("entries")
-    if not isinstance(entries, list) or not all(_valid_entry(e) for e in entries):
-        raise UsageError(f"{archive / MANIFEST} has malformed entries; restore by hand from the folder")
-    recorded = manifest.get("root")
-    if not isinstance(recorded, str) or not Path(recorded).is_absolute():
-        raise UsageError(f"{archive / MANIFEST} records no absolute root; restore by hand from the folder")
-    return manifest
-
-
-def _valid_entry(entry: object) -> bool:
-    """An entry restore can act on: relative paths that stay inside root and archive."""
-    if not isinstance(entry, dict):
-        return False
-    paths = [entry.get("source"), entry.get("destination")]
-    return all(isinstance(p, str) and Path(p).parts and not Path(p).is_absolute() and ".." not in Path(p).parts
-               for p in paths)
-
-
-def plan_entry(root: Path, artifact: Artifact) -> dict:
-    """A manifest entry: where it goes, its fingerprint and evidence; 'failed' if it cannot be read."""
-    entry = {"source": artifact.path, "destination": artifact.path, "evidence": artifact.evidence,
-             "status": "planned", "error": None}
-    try:
-        entry.update(fingerprint(root / artifact.path))
-    except OSError as exc:
-        entry.update(_print(artifact.kind, 0, 0, None, None), status="failed", error=f"cannot read: {_error_text(exc)}")
-    return entry
-
-
-# --- cleanup ----------------------------------------------------------------------------------------
-
-def make_archive(root: Path, now: datetime) -> Path:
-    """A new archive folder made with exclusive creation; same-second runs get a suffix."""
-    base = ARCHIVE_PREFIX + now.strftime("%Y%m%dT%H%M%SZ")
-    for n in range(1, MAX_ARCHIVE_SUFFIX + 1):
-        archive = root / (base if n == 1 else f"{base}_{n}")
-        try:
-            archive.mkdir()
-            return archive
-        except FileExistsError:
-            continue
-    raise UsageError(f"{MAX_ARCHIVE_SUFFIX} archives named {base}* already exist in {root}; remove old ones")
-
-
-def move_order(artifacts: tuple[Artifact, ...]) -> list[Artifact]:
-    """pyvenv.cfg last: while it stays, a re-run still proves the venv and finds what is left."""
-    return sorted(artifacts, key=lambda a: a.path == MOVE_LAST)
-
-
-def kept_snapshot(root: Path, scan: Scan, archive_names: set[str]) -> dict[str, tuple]:
-    """lstat facts of every kept top-level entry and kept bin/ file, to prove they were not touched."""
-    moving = {a.path for a in scan.artifacts}
-    names = [n for n in _listing(root) if n not in moving and n not in archive_names]
-    if "bin" in names and (root / "bin").is_dir() and not (root / "bin").is_symlink():
-        names += [f"bin/{n}" for n in _listing(root / "bin") if f"bin/{n}" not in moving]
-    return {name: _lstat_facts(root / name) for name in names}
-
-
-def _listing(path: Path) -> list[str]:
-    """Entries of a folder; empty when unreadable (the classifier reports those)."""
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return []
-
-
-def _lstat_facts(path: Path) -> tuple:
-    """What 'untouched' means: same inode, type, mode; for non-folders also size and mtime."""
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        return ("unreadable", exc.errno)
-    if stat.S_ISDIR(st.st_mode):  # a folder's mtime changes when a venv file leaves it
-        return (st.st_ino, st.st_mode)
-    return (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns)
-
-
-def clean(root: Path, dry_run: bool, report: Report) -> Outcome:
-    """Scan, then (unless dry-run) archive every artifact and verify the result."""
-    scan = scan_root(root)
-    outcome = Outcome("dry-run" if dry_run else "clean", str(root), venv_home=scan.venv_home,
-                      artifacts=[asdict(a) for a in scan.artifacts], suspects=[asdict(a) for a in scan.suspects])
-    _report_scan(scan, report)
-    if scan.suspects:
-        outcome.exit_code = EXIT_UNRESOLVED
-    if not scan.artifacts:
-        report.say("summary", "", "nothing to clean" if scan.clean else
-                   f"nothing moved; {len(scan.suspects)} suspect(s) need a human decision")
-        return outcome
-    if dry_run:
-        _dry_run(scan, report)
-        return outcome
-    _archive_all(root, scan, outcome, report)
-    return outcome
-
-
-def _dry_run(scan: Scan, report: Report) -> None:
-    """Say what a cleanup would do, including holding the proof back, without touching anything."""
-    held = proof_hold_reason(0, len(scan.suspects))
-    moving = [a for a in move_order(scan.artifacts) if not (held and a.path == MOVE_LAST)]
-    for artifact in moving:
-        report.say("would-move", artifact.path, f"-> {ARCHIVE_PREFIX}<UTC>/{artifact.path}")
-    if held and len(moving) < len(scan.artifacts):
-        report.say("would-hold", MOVE_LAST, held)
-    report.say("summary", "", f"dry run: {len(moving)} entries would move; nothing changed")
-
-
-def _report_scan(scan: Scan, report: Report) -> None:
-    """One line for the proof and each finding."""
-    if scan.venv_home:
-        report.say("venv", "pyvenv.cfg", f"home = {scan.venv_home}: a venv was made in the root")
-    else:
-        report.say("venv", "", "no pyvenv.cfg with 'home' in the root: no venv proven, nothing will move")
-    for artifact in scan.artifacts:
-        report.say("artifact", "", describe_artifact(artifact))
-    for suspect in scan.suspects:
-        report.say("suspect", "", describe_artifact(suspect))
-
-
-def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> None:
-    """Plan (fingerprint) first, then create the archive and record the plan, move entry by entry, verify."""
-    before = kept_snapshot(root, scan, _archive_names(root))
-    entries = [plan_entry(root, a) for a in move_order(scan.artifacts)]  # before mkdir: a crash leaves no folder
-    archive = make_archive(root, datetime.now(timezone.utc))
-    manifest = {"format": MANIFEST_FORMAT, "tool": "tools/cleanup_root.py", "root": str(root),
-                "created": datetime.now(timezone.utc).isoformat(), "venv_home": scan.venv_home, "entries": entries}
-    try:
-        save_manifest(archive, manifest)
-    except BaseException:
-        with contextlib.suppress(OSError):  # only if empty: this run made it and nothing was recorded
-            os.rmdir(archive)
-        raise
-    outcome.archive = str(archive)
-    report.say("archive", archive.name, "created")
-    for entry in manifest["entries"]:
-        _hold_proof(manifest, entry, len(scan.suspects))
-        _move_entry(root, archive, manifest, entry, report)
-    statuses = [e["status"] for e in manifest["entries"]]
-    problems = statuses.count("failed") + _verify(root, scan, before, archive, report)
-    if problems:
-        outcome.exit_code = EXIT_UNRESOLVED
-    report.say("summary", "", f"moved {statuses.count('moved')}, failed {statuses.count('failed')}, "
-               f"held {statuses.count('held')}, suspects {len(scan.suspects)}; undo with: "
-               f"python tools/cleanup_root.py --restore {archive}")
-
-
-def _archive_names(root: Path) -> set[str]:
-    """Archive folders already in root: never 'kept entries' to compare, never classified."""
-    return {n for n in _listing(root) if n.startswith(ARCHIVE_PREFIX)}
-
-
-def _hold_proof(manifest: dict, entry: dict, suspects: int) -> None:
-    """Keep pyvenv.cfg while anything venv-made stays, so a re-run still proves the venv and can finish."""
-    failed = sum(1 for e in manifest["entries"] if e["status"] == "failed")
-    reason = proof_hold_reason(failed, suspects)
-    if entry["source"] == MOVE_LAST and entry["status"] == "planned" and reason:
-        entry.update(status="held", error=reason)
-
-
-def proof_hold_reason(failed: int, suspects: int) -> str | None:
-    """Why pyvenv.cfg must stay: without it, what is left (a suspect lib/, an unmoved file) is never provable again."""
-    left = [f"{n} {what}" for n, what in ((failed, "entry(ies) could not move"), (suspects, "suspect(s) remain")) if n]
-    return f"kept as the venv proof because {' and '.join(left)}; fix those and re-run" if left else None
-
-
-def _move_entry(root: Path, archive: Path, manifest: dict, entry: dict, report: Report) -> None:
-    """Move one planned entry and record its status (moved, failed, held) before going on; report either way."""
-    if entry["status"] == "planned":
-        try:
-            move(root / entry["source"], archive / entry["destination"])
-        except OSError as exc:
-            entry.update(status="failed", error=_error_text(exc))
-        else:
-            entry["status"] = "moved"
-    save_manifest(archive, manifest)
-    if entry["status"] == "held":
-        report.say("held", entry["source"], entry["error"])
-    elif entry["status"] == "failed":
-        report.say("FAILED", entry["source"], f"{entry['error']}; left in place")
-    else:
-        report.say("moved", entry["source"], f"-> {archive.name}/{entry['destination']}")
-
-
-def _verify(root: Path, scan: Scan, before: dict[str, tuple], archive: Path, report: Report) -> int:
-    """Re-scan (nothing may be left) and re-lstat kept entries (none may have changed); count problems."""
-    after_scan = scan_root(root)
-    left = list(after_scan.artifacts + after_scan.suspects)
-    for artifact in left:
-        report.say("left", "", describe_artifact(artifact))
-    after = kept_snapshot(root, scan, _archive_names(root) | {archive.name})
-    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
-    for name in changed:
-        report.say("CHANGED", name, "a kept entry differs from before the run; check it")
-    if not left and not changed:
-        report.say("verified", "", f"classifier finds nothing left; {len(before)} kept entries untouched")
-    return len(left) + len(changed)
-
-
-# --- restore -------------------------------------------------------------------------------------
-
-def restore(archive: Path, report: Report, root: Path | None = None) -> Outcome:
-    """Move every archived entry back into the manifest's root, never overwriting.
-
-    root is an explicit --root, checked against the manifest rather than trusted, so a typo cannot
-    restore into another project.
-    """
-    manifest = load_manifest(archive)
-    root, archive = restore_target(archive, Path(manifest["root"]), root)
-    outcome = Outcome("restore", str(root), archive=str(archive), venv_home=manifest.get("venv_home"))
-    pending = [e for e in manifest["entries"] if e.get("status") in ("planned", "moved")]
-    if not pending:
-        report.say("summary", "", f"nothing to restore in {archive.name} (no entry is archived)")
-        return outcome
-    for entry in reversed(pending):
-        _restore_entry(root, archive, manifest, entry, report)
-    refused = sum(1 for e in pending if e["status"] != "restored")
-    if refused:
-        outcome.exit_code = EXIT_UNRESOLVED
-    else:
-        _prune_empty_dirs(archive)
-    report.say("summary", "", f"restored {len(pending) - refused}, refused {refused}; manifest kept in {archive}")
-    return outcome
-
-
-def restore_target(archive: Path, recorded: Path, given: Path | None) -> tuple[Path, Path]:
-    """The root to restore into (the manifest's) and the archive's real path inside it.
-
-    The archive's own parent is not trusted: reached through a symlink, or moved elsewhere, it would
-    put the venv files outside the project. Refuses (UsageError) instead of guessing.
-    """
-    real_root, real_archive = Path(os.path.realpath(recorded)), Path(os.path.realpath(archive))
-    if given is not None and os.path.realpath(given) != str(real_root):
-        raise UsageError(f"--root {given} is not the root this archive was made in ({recorded}); nothing restored")
-    if real_archive.parent != real_root:
-        raise UsageError(f"archive {archive} is at {real_archive}, not directly inside its root {recorded} "
-                         "(moved?); move it back into that root, then restore; nothing restored")
-    return recorded, recorded / real_archive.name
-
-
-def _restore_entry(root: Path, archive: Path, manifest: dict, entry: dict, report: Report) -> None:
-    """Put one entry back if the archived copy still matches its fingerprint and nothing is in its place."""
-    src, dst, name = archive / entry["destination"], root / entry["source"], entry["source"]
-    problem = _linked_parent(root, entry["source"]) or _linked_parent(archive, entry["destination"]) \
-        or _restore_problem(src, dst, entry)
-    if problem == "in place":
-        entry["status"] = "restored"
-        report.say("in-place", name, "was never moved; still at its place")
-    elif problem:
-        report.say("REFUSED", name, problem)
-        return
-    else:
-        try:
-            move(src, dst)
-        except OSError as exc:
-            report.say("REFUSED", name, f"{_error_text(exc)}; left in the archive")
-            return
-        entry["status"] = "restored"
-        report.say("restored", name, f"<- {archive.name}/{entry['destination']}")
-    save_manifest(archive, manifest)
-
-
-def _linked_parent(base: Path, rel: str) -> str | None:
-    """Why rel's folders below base cannot be trusted: a symlink among them, even one pointing inside base.
-
-    Through a link (say bin -> scripts) the entry would land somewhere it never was; restore is exact or refuses.
-    """
-    folder = base
-    for part in Path(rel).parts[:-1]:
-        folder = folder / part
-        if folder.is_symlink():
-            return f"{folder} is a symlink (-> {os.readlink(folder)}); restore never writes through a link"
-    return None
-
-
-def _restore_problem(src: Path, dst: Path, entry: dict) -> str | None:
-    """Why an entry cannot go back (None: it can; 'in place': it never left)."""
-    if not os.path.lexists(src):
-        if entry["status"] == "planned" and os.path.lexists(dst):
-            return "in place"
-        return f"missing from the archive ({src}); cannot restore"
-    if os.path.lexists(dst):
-        return f"{dst} exists now; not overwritten (move it away and re-run --restore)"
-    try:
-        actual = fingerprint(src)
-    except OSError as exc:
-        return f"archived copy unreadable ({_error_text(exc)}); left in the archive"
-    if any(actual[k] != entry.get(k) for k in FINGERPRINT_KEYS):
-        return "archived copy differs from the manifest (content, mode or link changed); left in the archive"
-    return None
-
-
-def _prune_empty_dirs(archive: Path) -> None:
-    """After a full restore only manifest.json stays: drop the emptied folders, never a file."""
-    for folder, _, _ in os.walk(archive, topdown=False):
-        if Path(folder) != archive:
-            try:
-                os.rmdir(folder)
-            except OSError:
-                pass  # not empty: it holds something we did not put back, keep it
-
-
-# --- command line --------------------------------------------------------------------------------
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The CLI; argparse exits 2 on usage errors."""
-    parser = argparse.ArgumentParser(description="Archive (or restore) venv leftovers in a project root.")
+def parse_args(argv: list[str] | None):
+    parser = _cli.Parser(prog=TOOL, description="Archive (or restore) venv leftovers in a project root.")
     parser.add_argument("--root", type=Path,
                         help="project root (default: the repository holding this script; "
-                             "with --restore: the archive's recorded root)")
+                             "with --restore: the archive's recorded root)")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument("--restore", type=Path, metavar="ARCHIVE", help="move an archive's entries back")
     parser.add_argument("--json", action="store_true", help="print one JSON result instead of lines")
@@ -565,33 +41,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace, report: Report) -> Outcome:
+def run(args, report: archive.Report) -> archive.Outcome:
     """Dispatch to clean or restore after checking the paths given."""
-    root = (args.root or DEFAULT_ROOT).absolute()
+    root = (args.root or CHECKOUT).absolute()
     if not root.is_dir():
-        raise UsageError(f"--root {args.root} is not a directory; pass the project root folder")
+        raise ArchiveError(f"--root {args.root} is not a directory; pass the project root folder")
     if args.restore is not None:
-        archive = args.restore if args.restore.is_absolute() or args.restore.exists() else root / args.restore
-        return restore(archive.absolute(), report, root if args.root else None)
-    return clean(root, args.dry_run, report)
+        folder = args.restore if args.restore.is_absolute() or args.restore.exists() else root / args.restore
+        return archive.restore(folder.absolute(), report, root if args.root else None)
+    outcome = archive.clean(root, args.dry_run, report)
+    if outcome.archive:
+        report.say("undo", "", f"python3 tools/cleanup_root.py --restore {outcome.archive}")
+    return outcome
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; problems that stop the run become one 'error:' line and exit 2."""
-    tolerate_closed_stdout()
     args = parse_args(argv)
-    report = Report(quiet=args.json)
-    try:
+    report = archive.Report(echo=None if args.json else lambda line: print(line, flush=True))
+
+    def work() -> _cli.Result:
         outcome = run(args, report)
-    except (UsageError, GitError, OSError) as exc:
-        message = str(exc)
-        print(f"error: {printable(message)}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"error": message, "exit_code": EXIT_USAGE}))
-        return EXIT_USAGE
-    if args.json:
-        print(json.dumps({**asdict(outcome), "events": report.events}, indent=2))
-    return outcome.exit_code
+        code = _cli.EXIT_PROBLEM if outcome.unresolved else _cli.EXIT_OK
+        return _cli.Result(code, {**asdict(outcome), "events": report.events})
+
+    return _cli.run(TOOL, work, as_json=args.json)
 
 
 if __name__ == "__main__":

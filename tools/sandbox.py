@@ -12,13 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pwd
 import re
 import secrets
 import shutil
-import socket
-import stat
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -27,34 +23,26 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-# Run as `python tools/sandbox.py`, Python puts tools/ (not the project root) on sys.path.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
 
-from tools import db_config, dburl, seed  # noqa: E402
-from tools.stdout_guard import tolerate_closed_stdout  # noqa: E402
+from tools import _cli  # noqa: E402
+from tools.core import db_config, dburl, pgserver, seed  # noqa: E402
+from tools.core.errors import ConfigError, DbUrlError, SandboxError  # noqa: E402
+from tools.core.pgserver import HOST, write_private  # noqa: E402
+from tools.core.text import first_line, last_line  # noqa: E402
 
 DBNAME = "mt5_crs"
 ROLE = "trader"
-SUPERUSER = "postgres"
-SERVER_OS_USER = "postgres"  # who runs the server when we are root: PostgreSQL refuses root
-HOST = "127.0.0.1"
 MARKER = "made by tools/sandbox.py"  # comment on the role and database: only these are ever changed
 ROLE_COMMENT_SQL = "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s"
 DATABASE_COMMENT_SQL = "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s"
 CONNECT_TIMEOUT = 5
 STATEMENT_TIMEOUT_MS = 15_000
-PG_CTL_WAIT = 60
-MAX_SOCKET_PATH = 107
-INSTALL_HINT = (
-    "install the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install "
-    "postgresql-server; macOS: brew install postgresql), pass --pg-bin DIR, or use --server ADMIN_URL"
-)
+TOOL = "sandbox.py"
+FLAGS = {"pg_bin": "--pg-bin DIR, or use an existing server with --server ADMIN_URL",
+         "server": "or use an existing server with --server ADMIN_URL"}  # fmt: skip
 _DB_URL_LINE = re.compile(r"^\s*(export\s+)?DB_URL\s*=")
 SET_ASIDE = "  # set aside by tools/sandbox.py start --force; `sandbox.py stop` restores it"
-
-
-class SandboxError(Exception):
-    """A failure the user can act on; the message is one line and holds no secret."""
 
 
 @dataclass(frozen=True)
@@ -63,18 +51,13 @@ class Paths:
 
     root: Path
     sandbox: Path
-    data: Path
-    sockets: Path
-    log: Path
-    pwfile: Path  # the cluster superuser's password, for the admin work of a later `start`
     state: Path
     env: Path
 
     @classmethod
     def under(cls, root: Path) -> Paths:
         box = root / ".sandbox"
-        return cls(root, box, box / "data", box / "run", box / "server.log", box / "superuser.pw",
-                   box / "state.json", root / ".env")  # fmt: skip
+        return cls(root, box, box / "state.json", root / ".env")
 
 
 @dataclass(frozen=True)
@@ -107,7 +90,7 @@ class Target:
         """Whether an existing DB_URL is this sandbox's (then it is ours to keep or update)."""
         try:
             parsed = dburl.parse(url)
-        except dburl.DbUrlError:
+        except DbUrlError:
             return False
         same = (parsed.user, parsed.dbname, parsed.hosts[:1]) == (ROLE, DBNAME, ((self.host, self.port),))
         return same and bool(parsed.password)
@@ -126,12 +109,6 @@ class Reporter:
         self.lines.append(line)
         if not self.as_json:
             print(line, flush=True)
-
-    def finish(self, ok: bool, error: str | None = None) -> None:
-        if error and not self.as_json:
-            print(f"sandbox: error: {error}", file=sys.stderr)
-        if self.as_json:
-            print(json.dumps({"ok": ok, **({"error": error} if error else {}), **self.facts, "log": self.lines}))
 
 
 # ---- pure logic -------------------------------------------------------------------------------
@@ -172,34 +149,9 @@ def without_db_url(text: str) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def unreachable_ancestor(path: Path, uid: int, gids: set[int]) -> Path | None:
-    """The first folder above path that the user (uid, gids) may not enter, if any."""
-    for folder in reversed(path.parents):
-        mode = folder.stat()
-        if mode.st_uid == uid:
-            allowed = mode.st_mode & stat.S_IXUSR
-        elif mode.st_gid in gids:
-            allowed = mode.st_mode & stat.S_IXGRP
-        else:
-            allowed = mode.st_mode & stat.S_IXOTH
-        if not allowed:
-            return folder
-    return None
-
-
-def server_conf(port: int, sockets: Path) -> str:
-    """Settings appended to postgresql.conf: loopback only, our port, sockets inside .sandbox.
-
-    A socket path longer than the kernel allows (107 bytes) would stop the server from starting;
-    then it listens on TCP only, which is all the sandbox uses.
-    """
-    quoted = str(sockets).replace("'", "''") if len(f"{sockets}/.s.PGSQL.{port}") <= MAX_SOCKET_PATH else ""
-    return f"\n# tools/sandbox.py\nlisten_addresses = '{HOST}'\nport = {port}\nunix_socket_directories = '{quoted}'\n"
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python tools/sandbox.py",
+    parser = _cli.Parser(
+        prog=TOOL,
         description="A PostgreSQL sandbox seeded like production (mt5_crs), with DB_URL written to .env.",
     )
     parser.add_argument("command", nargs="?", default="start", choices=("start", "stop", "status"))
@@ -235,18 +187,8 @@ def save_state(paths: Paths, state: State) -> None:
 def existing_db_url(paths: Paths) -> str | None:
     try:
         return db_config.read_dotenv(paths.env).get("DB_URL")
-    except db_config.ConfigError as exc:
+    except ConfigError as exc:
         raise SandboxError(str(exc)) from None
-
-
-def write_private(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
-    """Write a file only its owner may read (it holds a password), optionally handing it to owner."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that was already there
-    if owner is not None:
-        os.chown(path, *owner)
 
 
 def write_env(paths: Paths, text: str) -> None:
@@ -261,139 +203,8 @@ def read_env_text(paths: Paths) -> str:
     return paths.env.read_text() if paths.env.exists() else ""
 
 
-# ---- the local server -----------------------------------------------------------------------------
-
-
-def find_bindir(pg_bin: Path | None) -> Path:
-    """The folder with initdb and pg_ctl, or a SandboxError naming what to install."""
-    if pg_bin is None:
-        try:
-            found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=10, check=True)
-        except (OSError, subprocess.SubprocessError):
-            raise SandboxError(f"PostgreSQL binaries not found (no working pg_config on PATH): {INSTALL_HINT}") from None
-        pg_bin = Path(found.stdout.strip())
-    missing = [name for name in ("initdb", "pg_ctl", "postgres") if not (pg_bin / name).is_file()]
-    if missing:
-        raise SandboxError(f"{pg_bin} has no {', '.join(missing)}: {INSTALL_HINT}")
-    return pg_bin
-
-
-def server_os_user() -> pwd.struct_passwd:
-    """Who runs the server: ourselves, or the unprivileged `postgres` user when we are root."""
-    if os.geteuid() != 0:
-        return pwd.getpwuid(os.geteuid())
-    try:
-        return pwd.getpwnam(SERVER_OS_USER)
-    except KeyError:
-        raise SandboxError(
-            f"running as root, but there is no '{SERVER_OS_USER}' OS user to run PostgreSQL: create one "
-            f"(useradd --system {SERVER_OS_USER}) or run as an ordinary user"
-        ) from None
-
-
-def run_as(user: str, command: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    """Run a server command as the server's OS user (runuser when we are root and it is not)."""
-    label = Path(command[0]).name
-    if pwd.getpwuid(os.geteuid()).pw_name != user:
-        if os.geteuid() != 0:
-            raise SandboxError(f"this sandbox's server runs as '{user}': run this command as root (or as {user})")
-        command = ["runuser", "-u", user, "--", *command]
-    try:
-        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise SandboxError(f"{label} took over {timeout:g} s: see {cwd}") from None
-
-
-def prepare_folder(paths: Paths, user: pwd.struct_passwd) -> None:
-    """Create .sandbox/ for the server's user, and make sure that user can reach it."""
-    blocked = unreachable_ancestor(paths.sandbox, user.pw_uid, set(os.getgrouplist(user.pw_name, user.pw_gid)))
-    if blocked is not None:
-        raise SandboxError(
-            f"the '{user.pw_name}' user cannot enter {blocked}, so PostgreSQL cannot use {paths.sandbox}: "
-            f"allow it (chmod o+x {blocked}), clone the project elsewhere, or use --server ADMIN_URL"
-        )
-    for folder in (paths.sandbox, paths.sockets):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chown(folder, user.pw_uid, user.pw_gid)
-
-
-def init_cluster(paths: Paths, bindir: Path, user: pwd.struct_passwd) -> int:
-    """initdb with password auth for TCP and a random superuser password; returns the chosen port."""
-    prepare_folder(paths, user)
-    write_private(paths.pwfile, secrets.token_urlsafe(24) + "\n", (user.pw_uid, user.pw_gid))
-    done = run_as(user.pw_name, [str(bindir / "initdb"), "-D", str(paths.data), "-U", SUPERUSER,
-                                 "--auth-local=peer", "--auth-host=scram-sha-256", f"--pwfile={paths.pwfile}",
-                                 "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
-                  paths.sandbox, timeout=180)  # fmt: skip
-    if done.returncode != 0:
-        shutil.rmtree(paths.data, ignore_errors=True)
-        raise SandboxError(f"initdb failed: {last_line(done.stderr)}")
-    port = free_port()
-    with open(paths.data / "postgresql.conf", "a") as conf:
-        conf.write(server_conf(port, paths.sockets))
-    return port
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def pg_ctl(paths: Paths, state: State, *args: str) -> subprocess.CompletedProcess:
-    command = [str(Path(state.pg_bin) / "pg_ctl"), "-D", str(paths.data), *args]
-    return run_as(state.os_user, command, paths.sandbox, timeout=PG_CTL_WAIT + 10)
-
-
-def is_running(paths: Paths, state: State) -> bool:
-    return paths.data.is_dir() and pg_ctl(paths, state, "status").returncode == 0
-
-
-def start_server(paths: Paths, state: State) -> None:
-    done = pg_ctl(paths, state, "start", "-w", "-t", str(PG_CTL_WAIT), "-l", str(paths.log))
-    if done.returncode != 0:
-        reason = last_line(paths.log.read_text() if paths.log.exists() else done.stderr)
-        raise SandboxError(f"PostgreSQL did not start on {state.where} ({reason}): see {paths.log}")
-
-
-def stop_server(paths: Paths, state: State) -> None:
-    """Stop without a shutdown checkpoint (the data is deleted next), and return only once it has exited."""
-    pid = int((paths.data / "postmaster.pid").read_text().split()[0])
-    done = pg_ctl(paths, state, "stop", "-m", "immediate", "-w", "-t", str(PG_CTL_WAIT))
-    if done.returncode != 0:
-        raise SandboxError(f"pg_ctl stop failed ({last_line(done.stderr)}): see {paths.log}")
-    deadline = time.monotonic() + PG_CTL_WAIT
-    while process_exists(pid):  # pg_ctl returns when the pid file is gone, a moment before the exit
-        if time.monotonic() > deadline:
-            raise SandboxError(f"PostgreSQL (pid {pid}) is still running {PG_CTL_WAIT} s after stop: kill {pid}")
-        time.sleep(0.05)
-
-
-def process_exists(pid: int) -> bool:
-    """Whether pid is still running; an exited one that nobody has reaped yet (a zombie) is not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: it exists
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill() said it exists
-
-
-def last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
-def first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "no output")
-
-
-def superuser_url(paths: Paths, state: State) -> str:
-    return dburl.build(HOST, str(state.port), SUPERUSER, paths.pwfile.read_text().strip(), "postgres")
+def cluster_of(paths: Paths, state: State) -> pgserver.Cluster:
+    return pgserver.Cluster(paths.sandbox, Path(state.pg_bin), state.os_user, state.port)
 
 
 # ---- the database ---------------------------------------------------------------------------------
@@ -472,28 +283,28 @@ def start(args: argparse.Namespace, paths: Paths, report: Reporter) -> int:
         return start_on_server(args, paths, state, existing, report)
     if state is not None and state.mode != "local":
         raise SandboxError(f"the sandbox lives on {state.server}: run `stop` first to use a local server")
-    if not (paths.data / "PG_VERSION").exists():
+    if state is not None and not (cluster_of(paths, state).data / "PG_VERSION").exists():
         state = None  # nothing (or a broken leftover) to reuse: initialise afresh
     target = Target(HOST, state.port) if state else None
     decision = refuse_or(env_decision(existing, target, args.force), existing, paths)
     if state is None:
         state = init_local(args, paths, report)
-    if is_running(paths, state):
+    cluster = cluster_of(paths, state)
+    if cluster.is_running():
         report.say(f"PostgreSQL already running on {state.where}", running=True)
     else:
-        start_server(paths, state)
+        cluster.start()
         report.say(f"started PostgreSQL on {state.where} (server runs as {state.os_user})", running=True)
-    with connect(superuser_url(paths, state), autocommit=True) as admin:
+    with connect(cluster.superuser_url(), autocommit=True) as admin:
         return finish_start(args, paths, Target(HOST, state.port), admin, decision, existing, report)
 
 
 def init_local(args: argparse.Namespace, paths: Paths, report: Reporter) -> State:
-    bindir = find_bindir(args.pg_bin)
-    user = server_os_user()
-    port = init_cluster(paths, bindir, user)
-    state = State("local", HOST, port, os_user=user.pw_name, pg_bin=str(bindir))
+    bindir = pgserver.find_bindir(args.pg_bin)
+    cluster = pgserver.init_cluster(paths.sandbox, bindir, pgserver.server_os_user())
+    state = State("local", HOST, cluster.port, os_user=cluster.os_user, pg_bin=str(bindir))
     save_state(paths, state)
-    report.say(f"initialised a PostgreSQL cluster in {paths.data} ({bindir})", data=str(paths.data))
+    report.say(f"initialised a PostgreSQL cluster in {cluster.data} ({bindir})", data=str(cluster.data))
     return state
 
 
@@ -544,7 +355,7 @@ def finish_start(args: argparse.Namespace, paths: Paths, target: Target, admin: 
 def parse_url(url: str, origin: str) -> dburl.DbUrl:
     try:
         return dburl.parse(url)
-    except dburl.DbUrlError as exc:
+    except DbUrlError as exc:
         raise SandboxError(f"{origin}: {exc}") from None
 
 
@@ -554,8 +365,9 @@ def status(args: argparse.Namespace, paths: Paths, report: Reporter) -> int:
         report.say(f"no sandbox in {paths.sandbox}: run `python tools/sandbox.py start`", running=False)
         return 1
     if state.mode == "local":
-        running = is_running(paths, state)
-        where = f"PostgreSQL on {state.where}, data in {paths.data}, server user {state.os_user}"
+        cluster = cluster_of(paths, state)
+        running = cluster.is_running()
+        where = f"PostgreSQL on {state.where}, data in {cluster.data}, server user {state.os_user}"
     else:
         running = reachable(existing_db_url(paths))
         where = f"database {DBNAME} on {state.server}"
@@ -575,8 +387,8 @@ def reachable(url: str | None) -> bool:
 
 def stop(args: argparse.Namespace, paths: Paths, report: Reporter) -> int:
     state = load_state(paths)
-    if state is not None and state.mode == "local" and is_running(paths, state):
-        stop_server(paths, state)
+    if state is not None and state.mode == "local" and cluster_of(paths, state).is_running():
+        cluster_of(paths, state).stop()
         report.say(f"stopped PostgreSQL on {state.where}")
     if state is not None and state.mode == "server":
         stop_on_server(args, state, report)
@@ -624,25 +436,26 @@ COMMANDS = {"start": start, "stop": stop, "status": status}
 
 
 def main(argv: list[str] | None = None) -> int:
-    tolerate_closed_stdout()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     report = Reporter(args.json)
-    try:
-        code = COMMANDS[args.command](args, Paths.under(args.root.resolve()), report)
-    except KeyboardInterrupt:
-        report.finish(False, "interrupted: run `python tools/sandbox.py stop` to clean up")
-        return 130
-    except Exception as exc:  # the CLI's edge: one clear line, never a traceback
-        text = describe(exc) if isinstance(exc, SandboxError) else dburl.redact(describe(exc))  # ours are safe
-        report.finish(False, dburl.scrub(text, dburl.guess_secrets(args.server or "")))
-        return 1
-    report.finish(True)
-    return code
+
+    def work() -> _cli.Result:
+        try:
+            code = COMMANDS[args.command](args, Paths.under(args.root.resolve()), report)
+        except (psycopg.Error, ValueError) as exc:  # the CLI's edge: one clear line, never a traceback
+            raise SandboxError(dburl.redact(describe(exc))) from None
+        except KeyboardInterrupt:
+            report.say("interrupted: run `python3 tools/sandbox.py stop` to clean up")
+            raise
+        return _cli.Result(code, {**report.facts, "log": report.lines})
+
+    return _cli.run(TOOL, work, as_json=args.json, secrets=lambda: dburl.guess_secrets(args.server or ""),
+                    setting_names=FLAGS)
 
 
 def describe(exc: Exception) -> str:
     """One line for any failure: ours say what to do; others at least say what broke."""
-    if isinstance(exc, (SandboxError, ValueError)):
+    if isinstance(exc, ValueError):
         return str(exc)
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return f"not allowed: {last_line(str(exc))}: the --server role needs CREATEROLE and CREATEDB"

@@ -1,11 +1,11 @@
 """What the audit shows: each check by its human name, with its evidence or its cause, and never a secret.
 
-A pytest plugin (loaded by the root ``conftest.py``). It keeps one record per check and serves it to:
+A pytest plugin, registered by ``tools.plugin.activate`` only when the audit runs. It keeps one record per check and serves it to:
 
 - the terminal: a summary of every check's verdict and evidence after the run (the spec's
   "Table Statistics");
 - JUnit XML: ``check``, ``check result``, ``evidence: <label>`` and ``cause and fix`` properties on each test case;
-- the HTML report, rendered from the same records by ``tools.audit_html``.
+- the HTML report, rendered from the same records by ``tools.plugin.html``.
 
 A check's human name comes from its ``@pytest.mark.check("root is clean")`` marker. Its verdict is
 one of ``passed``, ``failed``, ``could not check`` (it errored before it could look, e.g. the
@@ -17,13 +17,15 @@ behind messages that are built without it in the first place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tools import audit_settings, dburl
+from tools.core import db_config, dburl
+from tools.plugin import settings as audit_settings
 
 
 SECRETS = pytest.StashKey[tuple[str, ...]]()
@@ -60,6 +62,11 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 def remember_secrets(config: pytest.Config, secrets: tuple[str, ...]) -> None:
     config.stash[SECRETS] = secrets
+
+
+def known_secrets(config: pytest.Config) -> tuple[str, ...]:
+    """Every password this run could print (DB_URL's, even malformed; POSTGRES_* and libpq's)."""
+    return db_config.known_secrets(audit_settings.settings(config).project_root, os.environ)
 
 
 def safe(config: pytest.Config, text: object) -> str:
@@ -107,6 +114,7 @@ class PlainText:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    remember_secrets(config, known_secrets(config))
     config.addinivalue_line(
         "markers",
         "check(name): the check's human name in the HTML report, the terminal summary and JUnit; "
@@ -123,10 +131,7 @@ def check_name(item: pytest.Item) -> str:
     marker = item.get_closest_marker("check")
     if marker is None or not marker.args:
         return item.name.removeprefix("test_").replace("_", " ")
-    try:
-        connect = float(audit_settings._raw(item.config, "infra_connect_timeout"))
-    except ValueError:
-        connect = 3.0
+    connect = audit_settings.settings(item.config).timeouts.connect
     return str(marker.args[0]).format(connect_timeout=f"{connect:g}")
 
 
@@ -236,11 +241,8 @@ def overall_verdict(results: list[CheckResult], exitstatus: int) -> str:
 
 def project_identity(config: pytest.Config) -> tuple[Path, str]:
     """The audited root and the name the reports give it."""
-    try:
-        root = audit_settings.settings(config).project_root
-    except pytest.UsageError:
-        root = config.rootpath
-    return root, audit_settings.report_settings(config, root).project_name
+    found = audit_settings.settings(config)
+    return found.project_root, found.project_name
 
 
 

@@ -9,8 +9,8 @@ every entry must also have the shape the venv gives it. Venv-looking entries
 without that proof are suspects: reported, never moved. Only the five names a
 venv writes are ever looked at, so venv/, .venv/, src/, scripts/, .git, *.py
 and archive folders can never be classified. Git-tracked paths are project
-content. Pure and read-only: symlinks are never followed (lstat, readlink)
-and unreadable entries are skipped or reported, not raised.
+content (it asks `git ls-files`, the one outside call). Read-only: symlinks are never followed
+(lstat, readlink) and unreadable entries are skipped or reported, not raised.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.core.errors import GitError
 
 GIT_TIMEOUT_S = 20
 HEAD_BYTES = 16 * 1024  # enough for a shebang and the VIRTUAL_ENV line of activate scripts
@@ -71,10 +73,6 @@ class _Candidate:
     artifact: Artifact
     movable: bool
     shaped: bool = True
-
-
-class GitError(RuntimeError):
-    """git runs and the root is in a work tree, but listing failed: refuse to guess."""
 
 
 def git_tracked(root: Path) -> frozenset[str]:

@@ -1,6 +1,7 @@
 """The audit's HTML report: one self-contained file a person can attach to a ticket.
 
-A pytest plugin (loaded by the root ``conftest.py``) on top of ``tools.audit_report``'s one record
+A pytest plugin, registered by ``tools.plugin.activate`` only when the audit runs, on top of
+``tools.plugin.report``'s one record
 per check. It names the default report file, replaces pytest-metadata's environment table (whose
 CI variables and package lists could carry tokens) with our own safe rows, and renders each check
 by its human name with its evidence or its cause and fix.
@@ -19,8 +20,10 @@ from pathlib import Path
 import pytest
 
 import tools
-from tools import audit_settings, db_config
-from tools.audit_report import (
+from tools.core import db_config
+from tools.core.errors import ConfigError
+from tools.plugin import settings as audit_settings
+from tools.plugin.report import (
     ENVIRONMENT,
     PASSED,
     RESULTS,
@@ -50,7 +53,7 @@ STARTED = pytest.StashKey[tuple[float, datetime.datetime]]()
 
 def default_html_report(config: pytest.Config) -> None:
     """Write the audit's HTML report to ``<infra_report_dir>/infra-audit-<timestamp>.html`` unless
-    told otherwise. Called by ``infra_tests/conftest.py`` (so only the audit writes it), before
+    told otherwise. Called by ``tools.plugin.activate`` (so only the audit writes it), before
     pytest-html reads its options. ``--html`` wins; ``--no-default-report`` or an empty
     ``infra_report_dir`` turn it off; a run from inside another pytest test (the suite's own
     tests) never writes it."""
@@ -59,8 +62,8 @@ def default_html_report(config: pytest.Config) -> None:
         return
     if getattr(option, "collectonly", False) or hasattr(config, "workerinput") or "PYTEST_CURRENT_TEST" in os.environ:
         return
-    folder = audit_settings.report_settings(config, config.rootpath).default_dir
-    if folder is not None:
+    folder = audit_settings.settings(config).report_dir
+    if folder is not None and not config.getoption("no_default_report"):
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = folder / f"infra-audit-{stamp}.html"
         for n in range(2, 100):  # two runs within a second keep both reports
@@ -109,7 +112,7 @@ def html_report_path(config: pytest.Config) -> Path | None:
 def _database(root: Path) -> str:
     try:
         return db_config.resolve_db_url(root, os.environ).shown
-    except db_config.ConfigError as exc:
+    except ConfigError as exc:
         return f"not configured: {exc}"
 
 

@@ -20,6 +20,8 @@ from functools import lru_cache
 from urllib.parse import quote
 from urllib.parse import unquote as _unquote
 
+from tools.core.errors import DbUrlError
+
 SCHEMES = ("postgresql", "postgres")
 MASK = "***"
 MIN_BLIND_SECRET = 4
@@ -28,10 +30,6 @@ EXAMPLE = "postgresql://USER:<password>@HOST:5432/DATABASE"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _URL_TOKEN = re.compile(r"[^\s\"'<>]*//[^\s\"'<>]*@[^\s\"'<>]*")
 _PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
-
-
-class DbUrlError(ValueError):
-    """A DB_URL that cannot be used; the message names the problem and never holds the password."""
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,12 @@ from pathlib import Path
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from tools import dburl
+from tools.core import dburl
+from tools.core.errors import ConfigError, DbUrlError
 
 COMPONENTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
 REQUIRED_COMPONENTS = ("POSTGRES_HOST", "POSTGRES_DB")
 MAX_ENV_BYTES = 1 << 20  # a FIFO or /dev/zero behind .env must not hang or exhaust the run
-
-
-class ConfigError(Exception):
-    """The configuration cannot be read; the message says what to change and holds no secret."""
 
 
 @dataclass(frozen=True)
@@ -40,14 +37,14 @@ class DbUrlSetting:
         does not parse (nobody can tell where the password of a broken URL ends)."""
         try:
             return dburl.parse(self.value).redacted
-        except dburl.DbUrlError:
+        except DbUrlError:
             return "(not shown: DB_URL is not a valid URL)"
 
     def parse(self) -> dburl.DbUrl:
         """The validated URL, or a ConfigError that names the origin."""
         try:
             return dburl.parse(self.value)
-        except dburl.DbUrlError as exc:
+        except DbUrlError as exc:
             raise ConfigError(f"DB_URL from {self.origin} is invalid: {exc}") from None
 
 

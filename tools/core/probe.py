@@ -21,21 +21,14 @@ from typing import TypeVar
 import psycopg
 from psycopg import errors, sql
 
-from tools.dburl import DbUrl, scrub
+from tools.core.dburl import DbUrl, scrub
+from tools.core.errors import ProbeError
 
 APPLICATION_NAME = "infra-audit"
 # How long past the server's statement_timeout we still wait for its answer (it normally cancels itself).
 ANSWER_GRACE_S = 2.0
 MAX_TIMEOUT_S = 3600  # "never a hang": no deadline may be infinite, NaN, or so large it overflows
 T = TypeVar("T")
-
-
-class ProbeError(Exception):
-    """A check that could not succeed. ``cause`` is a short key (``refused``, ``missing``...)."""
-
-    def __init__(self, cause: str, message: str) -> None:
-        super().__init__(message)
-        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -174,8 +167,7 @@ _CONNECT_CAUSES: tuple[tuple[str, str, str], ...] = (
     ("no_database", r"database \".*\" does not exist",
      "database '{db}' does not exist on {host}: create it, or fix the database name in DB_URL"),
     ("refused", r"Connection refused",
-     "connection refused by {host}: is PostgreSQL running and listening there? Start it{sandbox}, "
-     "or fix host/port in DB_URL"),
+     "connection refused by {host}: is PostgreSQL running and listening there? Start it, or fix host/port in DB_URL"),
     ("host_not_found", r"failed to resolve host|could not translate host name|Name or service not known",
      "host not found: {host} does not resolve; fix the host in DB_URL"),
     ("no_socket", r"No such file or directory",
@@ -204,11 +196,11 @@ def classify_connect_error(text: str, url: DbUrl) -> ProbeError:
         "host": url.where,
         "socket": _socket_path(text) or url.param("host") or "the default socket",
         "detail": detail,
-        "sandbox": " (the local sandbox: python tools/sandbox.py start)" if _is_loopback(url) else "",
     }
     for cause, pattern, message in _CONNECT_CAUSES:
         if re.search(pattern, text):
-            return ProbeError(cause, message.format(**fields))
+            local = cause == "refused" and _is_loopback(url)  # the caller may offer its local server
+            return ProbeError(cause, message.format(**fields), setting="local_server" if local else None)
     return ProbeError("connect_failed", f"cannot connect to {url.target}: {detail}")
 
 
@@ -296,7 +288,8 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[s
         raise ProbeError(
             "missing",
             f"table '{table}' does not exist in database '{conn.info.dbname}' (schemas searched: {schemas}): "
-            "create it, or fix the table list (infra_tables in pytest.ini)",
+            "create it, or fix the table list",
+            setting="tables",
         )
     if not readable:
         raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {quoted} TO {user}")
@@ -314,10 +307,11 @@ def _classify_query_error(exc: psycopg.Error, table: str, timeouts: Timeouts) ->
         return ProbeError(
             "timeout",
             f"reading table '{table}' took longer than {timeouts.query:g} s: "
-            "the server is overloaded or the table is bloated; retry, or raise infra_query_timeout",
+            "the server is overloaded or the table is bloated; retry, or raise the query timeout",
+            setting="query_timeout",
         )
     if isinstance(exc, errors.InsufficientPrivilege):
         return ProbeError("permission", f"permission denied on table '{table}': {_last_reason(str(exc))}")
     if isinstance(exc, (errors.InvalidName, errors.SyntaxError, errors.InvalidParameterValue)):
-        return ProbeError("bad_name", f"'{table}' is not a valid table name: fix infra_tables in pytest.ini")
+        return ProbeError("bad_name", f"'{table}' is not a valid table name: fix the table list", setting="tables")
     return ProbeError("query_failed", f"checking table '{table}' failed: {_last_reason(str(exc))}")

@@ -1,0 +1,56 @@
+"""The library's one error hierarchy.
+
+Every message is one line, safe to print (it never holds a password), and states the cause.
+Where the fix is to change a setting, ``setting`` names it by its key in ``tools.core.settings``
+(``tables``, ``query_timeout``...) and the caller says it in its own terms: ``--tables`` for a
+command, ``infra_tables in pytest.ini`` for the audit.
+"""
+
+from __future__ import annotations
+
+
+class InfraError(Exception):
+    """A problem a person can act on."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+    def advice(self, setting_names: dict[str, str]) -> str:
+        """The message, with the setting to change spelled as the caller's user knows it."""
+        text = str(self)
+        if self.setting is not None and self.setting in setting_names:
+            text += f" ({setting_names[self.setting]})"
+        return text
+
+
+class SettingsError(InfraError):
+    """A setting's value is out of range or malformed."""
+
+
+class DbUrlError(InfraError, ValueError):
+    """A DB_URL that cannot be used."""
+
+
+class ConfigError(InfraError):
+    """The configuration (environment, ``.env``) cannot be read or holds no usable DB_URL."""
+
+
+class ProbeError(InfraError):
+    """A database check that could not succeed; ``cause`` is a short key (``refused``, ``missing``...)."""
+
+    def __init__(self, cause: str, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message, setting=setting)
+        self.cause = cause
+
+
+class GitError(InfraError):
+    """git could not say which files are tracked, so project files cannot be told from leftovers."""
+
+
+class ArchiveError(InfraError):
+    """The fixer cannot start or restore: a bad root, a missing or corrupt archive."""
+
+
+class SandboxError(InfraError):
+    """The sandbox cannot do what was asked."""

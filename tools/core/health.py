@@ -1,0 +1,82 @@
+"""The health probe's logic: resolve DB_URL, connect within the deadline, look at each table.
+
+``tools/health_check.py`` renders it for people (the spec's layout) or as JSON for monitoring.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from tools.core import db_config, probe as db_probe
+from tools.core.errors import ConfigError, ProbeError
+from tools.core.settings import AuditSettings
+
+RULE = "=" * 80
+
+
+@dataclass
+class Health:
+    """What the probe found; rendered as text or JSON."""
+
+    database: str = "(DB_URL not set)"
+    source: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    connect_seconds: float | None = None
+    server_version: str | None = None
+    tables: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None and all(t["ok"] for t in self.tables.values())
+
+
+def probe(settings: AuditSettings, setting_names: dict[str, str]) -> Health:
+    """Resolve DB_URL, connect within the deadline, and check each table; fixes name settings as
+    ``setting_names`` spells them."""
+    health = Health()
+    try:
+        setting = db_config.resolve_db_url(settings.project_root, os.environ)
+        health.database, health.source = setting.shown, setting.origin
+        url = setting.parse()
+    except ConfigError as exc:
+        health.error, health.cause = exc.advice(setting_names), "config"
+        return health
+    started = time.monotonic()
+    try:
+        conn = db_probe.connect(url, settings.timeouts)
+    except ProbeError as exc:
+        health.error, health.cause = exc.advice(setting_names), exc.cause
+        return health
+    try:
+        health.connect_seconds = round(time.monotonic() - started, 3)
+        health.server_version = db_probe.server_version(conn)
+        for table in settings.tables:
+            try:
+                stats = db_probe.table_stats(conn, table, settings.exact_count_limit, settings.timeouts)
+                health.tables[table] = {"ok": True, "rows": stats.rows, "exact": stats.exact, "shown": stats.shown}
+            except ProbeError as exc:
+                health.tables[table] = {"ok": False, "cause": exc.cause, "error": exc.advice(setting_names)}
+    finally:
+        conn.close()  # never commit(): after a server stopped answering, that would wait for it forever
+    return health
+
+
+def render(health: Health) -> str:
+    """The spec's report: header, connection lines, table statistics, verdict."""
+    lines = ["📊 Infrastructure Health Check", RULE, ""]
+    if health.error is not None and health.connect_seconds is None:
+        lines += [f"❌ Database Connection Failed: {health.database}", f"   Error: {health.error}"]
+    else:
+        lines += [
+            f"✅ Database Connection: {health.database}",
+            f"✅ Connection Status: HEALTHY (PostgreSQL {health.server_version}, {health.connect_seconds:.3f} s)",
+            "",
+            "📈 Table Statistics:",
+        ]
+        for table, result in health.tables.items():
+            lines.append(f"   {table}: {result['shown']}" if result["ok"] else f"   ❌ {table}: {result['error']}")
+    lines += ["", "✅ System Healthy" if health.healthy else "❌ System Unhealthy"]
+    return "\n".join(lines)

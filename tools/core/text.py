@@ -1,0 +1,34 @@
+"""Text for people: what a terminal line may show, and the telling line of a tool's output."""
+
+from __future__ import annotations
+
+NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def printable(text: str) -> str:
+    """text with control characters, non-printables and backslashes escaped.
+
+    File names may hold a newline: printed raw, 'bin/x\\nmoved ...' would fake a report line.
+    """
+    return "".join(c if c.isprintable() and c != "\\" else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    """One character as an escape; an undecodable file name byte (surrogateescape) as the byte it was."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    if char in NAMED_ESCAPES:
+        return NAMED_ESCAPES[char]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line (where a failing program says why), or 'no output'."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line, or 'no output'."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "no output")

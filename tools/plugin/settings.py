@@ -1,0 +1,54 @@
+"""The audit's settings as pytest sees them: ``pytest.ini`` keys, each with a command-line flag.
+
+The definitions and the validation live in ``tools.core.settings`` (the health check reads the
+same ones without pytest); here they become options, and a bad value becomes a usage error
+(exit code 4) that names the ``pytest.ini`` key and the flag, before any check runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.core import settings as core_settings
+from tools.core.errors import InfraError, SettingsError
+from tools.core.settings import AuditSettings
+
+# How the audit's user changes each setting (a library error names the setting by its key).
+SETTING_NAMES = {
+    **{s.key: f"fix {s.ini} in pytest.ini, or {s.flag}" for s in core_settings.SETTINGS},
+    "local_server": "for a local sandbox: python3 tools/sandbox.py start",
+}
+_SETTINGS = pytest.StashKey[AuditSettings]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("infra", "infrastructure audit (settings default to pytest.ini)")
+    for setting in core_settings.SETTINGS:
+        parser.addini(setting.ini, setting.help, default=setting.default)
+        group.addoption(setting.flag, dest=setting.ini, metavar="VALUE", help=f"{setting.help} [ini: {setting.ini}]")
+    group.addoption(
+        "--no-default-report",
+        action="store_true",
+        help="do not write the HTML report to infra_report_dir (--html still works)",
+    )
+
+
+def settings(config: pytest.Config) -> AuditSettings:
+    """The validated settings, read once per run: the fixtures and the reports share them."""
+    if _SETTINGS not in config.stash:
+        values = {s.ini: _raw(config, s.ini) for s in core_settings.SETTINGS}
+        try:
+            config.stash[_SETTINGS] = core_settings.build(values, config.rootpath)
+        except SettingsError as exc:
+            raise pytest.UsageError(advice(exc)) from None
+    return config.stash[_SETTINGS]
+
+
+def advice(exc: InfraError) -> str:
+    """A library error with its fix in the audit's terms (the pytest.ini key and the flag)."""
+    return exc.advice(SETTING_NAMES)
+
+
+def _raw(config: pytest.Config, name: str) -> str:
+    value = config.getoption(name)
+    return str(value if value is not None else config.getini(name))
