@@ -68,11 +68,17 @@ def make(admin: psycopg.Connection) -> Iterator[Callable[..., str]]:
         return name
 
     yield create
-    for kind, name, marker, comment in sorted(made, key=lambda item: item[0] != "database"):
-        if marker is not None:
-            drop_if_ours(admin, kind, name, marker)
-        elif _comment(admin, kind, name) == (comment or None):  # COMMENT IS '' removes the comment
-            admin.execute(sql.SQL("DROP {} {}").format(sql.SQL(ownership.KINDS[kind][3]), sql.Identifier(name)))
+    failures = []
+    for kind, name, marker, comment in sorted(made, key=lambda item: item[0] != "database"):  # roles last
+        try:
+            if marker is not None:
+                drop_if_ours(admin, kind, name, marker)
+            elif _comment(admin, kind, name) == (comment or None):  # COMMENT IS '' removes the comment
+                keyword = sql.SQL(ownership.KINDS[kind][3])  # IF EXISTS: the suite's name-based janitor may race us
+                admin.execute(sql.SQL("DROP {} IF EXISTS {}").format(keyword, sql.Identifier(name)))
+        except psycopg.Error as exc:  # go on: one failure must not leave the rest behind
+            failures.append(f"{kind} {name}: {exc}")
+    assert not failures, f"could not drop: {failures}"
 
 
 def _comment(conn: psycopg.Connection, kind: str, name: str) -> str | None:
