@@ -46,8 +46,12 @@ def test_what_would_need_saslprep_is_refused(password: str) -> None:
         scram_sha256_verifier(password)
 
 
-@pytest.mark.parametrize("text", ["", "md5abc", "SCRAM-SHA-256$x:AA==$AA==:AA==", "SCRAM-SHA-256$4096:AA==$AA==:AA==",
-                                  "SCRAM-SHA-1$4096:AA==$" + "A" * 44 + ":" + "A" * 44])  # fmt: skip
+KEY = "A" * 43 + "="  # 32 bytes in base64
+
+
+@pytest.mark.parametrize("text", ["", "md5abc", "SCRAM-SHA-256$x:AA==$AA==:AA==", f"SCRAM-SHA-256$4096:AA==$AA==:{KEY}",
+                                  f"SCRAM-SHA-256$4096:AA==${KEY}:AA==", f"SCRAM-SHA-256$0:AA==${KEY}:{KEY}",
+                                  f"SCRAM-SHA-1$4096:AA==${KEY}:{KEY}", f"SCRAM-SHA-256$4096:AA*==${KEY}:{KEY}"])  # fmt: skip
 def test_junk_is_not_a_verifier(text: str) -> None:
     with pytest.raises(ValueError, match="not a SCRAM-SHA-256 verifier"):
         parse_verifier(text)
