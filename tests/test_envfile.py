@@ -117,6 +117,23 @@ def test_a_read_only_env_is_refused_untouched(tmp_path: Path, box: Path, mode: i
     assert envfile.load_saved(box) is None
 
 
+def test_an_env_made_read_only_while_the_sandbox_ran_is_left_alone(tmp_path: Path, box: Path) -> None:
+    env = write(tmp_path / ".env", b"A=1\n")
+    saved = set_db_url(env, URL, box)
+    written = env.read_bytes()
+    env.chmod(0o444)
+    assert "read-only: left untouched" in restore(env, saved)
+    assert env.read_bytes() == written and stat.S_IMODE(env.stat().st_mode) == 0o444
+
+
+def test_a_hard_linked_env_is_refused_untouched(tmp_path: Path, box: Path) -> None:
+    env = write(tmp_path / ".env", b"A=1\n")
+    os.link(env, tmp_path / "twin.env")
+    with pytest.raises(EnvFileError, match="2 hard links: left untouched"):
+        set_db_url(env, URL, box)
+    assert env.read_bytes() == b"A=1\n" and env.stat().st_ino == (tmp_path / "twin.env").stat().st_ino
+
+
 def test_a_missing_env_is_created_private_and_removed_at_stop(tmp_path: Path, box: Path) -> None:
     env = tmp_path / ".env"
     saved = set_db_url(env, URL, box)
@@ -270,3 +287,14 @@ def test_round_trip_property(lines: list[str], eol: str, final_newline: bool, us
         assert URL.encode() not in restored and restored.endswith(user_line) and b"set aside by" not in restored
     else:
         assert restored == original
+
+
+@settings(derandomize=True, max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([*"AB_=#'\"\\ \t\n\rx$", "é", "DB_URL", "export ", "\r\n"]), max_size=25).map("".join))
+def test_our_lines_come_out_exactly_from_any_text(text: str) -> None:
+    """Whatever python-dotenv makes of the text (quotes left open, stray backslashes), removal is exact."""
+    original = text.encode()
+    written, _ = envfile.add_db_url(original, URL, "a" * 12, "b" * 12, force=True)
+    assert envfile.remove_ours(written, "b" * 12, "a" * 12) == (original, False)
+    assert envfile.remove_ours(b"X=1\n" + written, "b" * 12, "a" * 12) == (b"X=1\n" + original, False)
+    assert envfile.remove_ours(written, "c" * 12) == (written, envfile.has_db_url(written))  # another checkout's

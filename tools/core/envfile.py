@@ -213,6 +213,8 @@ def write_atomically(target: Path, data: bytes, mode: int, owner: tuple[int, int
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except FileExistsError:
             continue  # somebody's file (or link) has that name: leave it, take another
+        except PermissionError:
+            raise EnvFileError(f"cannot write in {target.parent}: make it writable, or set DB_URL yourself") from None
         break
     else:
         raise EnvFileError(f"cannot create a temporary file beside {target}: clear {target.parent} of .tmp files")
@@ -265,6 +267,18 @@ def _read(real: Path) -> bytes | None:
         return None
 
 
+def _editable(env_path: Path, real: Path) -> os.stat_result:
+    """The file's status, or an EnvFileError when editing it would break what the user set up."""
+    info = real.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise EnvFileError(f"{env_path} is not a regular file: move it away or set DB_URL yourself")
+    if not info.st_mode & stat.S_IWUSR or not os.access(real, os.W_OK):
+        raise EnvFileError(f"{env_path} is read-only: left untouched; make it writable (chmod u+w) or edit DB_URL yourself")
+    if info.st_nlink > 1:  # a rename would split the hard link, as it once split symlinks
+        raise EnvFileError(f"{env_path} has {info.st_nlink} hard links: left untouched; use a symlink or edit DB_URL yourself")
+    return info
+
+
 def set_db_url(env_path: Path, url: str, saved_dir: Path, *, force: bool = False) -> Saved:
     """Append our marked ``DB_URL=url`` to env_path and record in saved_dir how to undo it.
 
@@ -273,25 +287,23 @@ def set_db_url(env_path: Path, url: str, saved_dir: Path, *, force: bool = False
     and never counted as the user's original. A read-only .env is refused, untouched.
     """
     earlier = load_saved(saved_dir)
+    notes = []
     if earlier is not None:
-        restore(env_path, earlier)
+        notes.append(restore(env_path, earlier))
         (saved_dir / RECORD).unlink()
     real = _real_file(env_path)
     checkout = checkout_key(saved_dir)
     current = _read(real)
     if current is None:
         folder = real.parent.stat()
-        info_mode, owner = 0o600, ((folder.st_uid, folder.st_gid) if os.geteuid() == 0 else None)
-        base, notes = b"", []
+        mode, owner = 0o600, ((folder.st_uid, folder.st_gid) if os.geteuid() == 0 else None)
+        base = b""
     else:
-        info = real.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise EnvFileError(f"{env_path} is not a regular file: move it away or set DB_URL yourself")
-        if not info.st_mode & stat.S_IWUSR or not os.access(real, os.W_OK):
-            raise EnvFileError(f"{env_path} is read-only: left untouched; make it writable (chmod u+w) or set DB_URL yourself")
-        info_mode, owner = info.st_mode, _owner_to_keep(info.st_uid, info.st_gid)
+        info = _editable(env_path, real)
+        mode, owner = info.st_mode, _owner_to_keep(info.st_uid, info.st_gid)
         base, _ = remove_ours(current, checkout)
-        notes = ["dropped a dead sandbox's DB_URL left by an earlier run"] if base != current else []
+        if base != current:
+            notes.append(f"dropped a dead sandbox's {KEY} left in {env_path} by an earlier run")
     run_id = secrets.token_hex(6)
     try:
         written, set_aside = add_db_url(base, url, run_id, checkout, force)
@@ -300,11 +312,14 @@ def set_db_url(env_path: Path, url: str, saved_dir: Path, *, force: bool = False
     if set_aside:
         notes.append(f"set aside your {KEY} in {env_path}: `stop` restores it")
     existed = current is not None and (base != b"" or current == b"")  # only dead lines: not the user's file
-    saved = Saved(run_id, checkout, str(real), existed, base, info_mode, *(owner or (os.geteuid(), os.getegid())),
-                  hashlib.sha256(written).hexdigest(),
-                  "; ".join([*notes, f"wrote {KEY} to {env_path}"]))  # fmt: skip
-    write_atomically(saved_dir / RECORD, saved.to_json().encode(), 0o600, None)
-    write_atomically(real, written, info_mode, owner)
+    saved = Saved(run_id, checkout, str(real), existed, base, mode, *(owner or (os.geteuid(), os.getegid())),
+                  hashlib.sha256(written).hexdigest(), "; ".join([*notes, f"wrote {KEY} to {env_path}"]))  # fmt: skip
+    write_atomically(saved_dir / RECORD, saved.to_json().encode(), 0o600, None)  # first: a crash leaves no unknown line
+    try:
+        write_atomically(real, written, mode, owner)
+    except BaseException:
+        (saved_dir / RECORD).unlink()
+        raise
     return saved
 
 
@@ -312,17 +327,21 @@ def restore(env_path: Path, saved: Saved) -> str:
     """Undo ``set_db_url``: the original bytes if the file is as we wrote it, else only our lines out.
 
     Never deletes a line it did not write; a DB_URL the user set meanwhile is kept, and said so.
+    Returns one line saying what it did (or why it left the file alone).
     """
-    real = _real_file(env_path) if env_path.is_symlink() or env_path.exists() else env_path
-    if str(real) != saved.path:
-        return f"{env_path} now leads to {real}, not the file the sandbox edited: left as it is"
-    current = _read(real)
-    if current is None:
+    if not (env_path.is_symlink() or env_path.exists()):
         return f"{env_path} is gone: nothing to restore"
+    try:
+        real = _real_file(env_path)
+        if str(real) != saved.path:
+            return f"{env_path} now leads to {real}, not the file the sandbox edited: left as it is"
+        info = _editable(env_path, real)
+    except EnvFileError as exc:
+        return str(exc)
+    current = real.read_bytes()
     if hashlib.sha256(current).hexdigest() == saved.written_sha256:
         if not saved.existed:
-            real.unlink()
-            _fsync_folder(real.parent)
+            _remove(real)
             return f"removed {env_path}, which the sandbox had created"
         write_atomically(real, saved.original, saved.mode, _owner_to_keep(saved.uid, saved.gid))
         return f"restored {env_path} as it was before the sandbox"
@@ -330,11 +349,14 @@ def restore(env_path: Path, saved: Saved) -> str:
     if rest == current:
         return f"{env_path} holds no sandbox line any more: left as it is"
     if rest == b"" and not saved.existed:
-        real.unlink()
-        _fsync_folder(real.parent)
+        _remove(real)
         return f"removed {env_path}, which held only the sandbox's lines"
-    info = real.stat()
     write_atomically(real, rest, info.st_mode, _owner_to_keep(info.st_uid, info.st_gid))
     if user_sets_it:
         return f"removed the sandbox's lines from {env_path}; kept the {KEY} you set there since (your earlier one stays commented out)"
     return f"removed the sandbox's lines from {env_path}; kept your other changes"
+
+
+def _remove(real: Path) -> None:
+    real.unlink()
+    _fsync_folder(real.parent)
