@@ -282,15 +282,11 @@ def _editable(env_path: Path, real: Path) -> os.stat_result:
 def set_db_url(env_path: Path, url: str, saved_dir: Path, *, force: bool = False) -> Saved:
     """Append our marked ``DB_URL=url`` to env_path and record in saved_dir how to undo it.
 
-    A record left in saved_dir by an earlier call is undone first. A marked line of an earlier run
-    of this checkout with no record (its saved_dir was deleted) is a dead sandbox's: it is dropped,
-    and never counted as the user's original. A read-only .env is refused, untouched.
+    Lines marked by an earlier run of this checkout are dropped first (a second ``start``, or one
+    after its saved_dir was deleted): that sandbox's URL is dead, and must never be recorded as the
+    user's original. A read-only .env is refused, untouched.
     """
-    earlier = load_saved(saved_dir)
     notes = []
-    if earlier is not None:
-        notes.append(restore(env_path, earlier))
-        (saved_dir / RECORD).unlink()
     real = _real_file(env_path)
     checkout = checkout_key(saved_dir)
     current = _read(real)
@@ -303,7 +299,7 @@ def set_db_url(env_path: Path, url: str, saved_dir: Path, *, force: bool = False
         mode, owner = info.st_mode, _owner_to_keep(info.st_uid, info.st_gid)
         base, _ = remove_ours(current, checkout)
         if base != current:
-            notes.append(f"dropped a dead sandbox's {KEY} left in {env_path} by an earlier run")
+            notes.append(f"dropped the {KEY} an earlier sandbox run left in {env_path}")
     run_id = secrets.token_hex(6)
     try:
         written, set_aside = add_db_url(base, url, run_id, checkout, force)
