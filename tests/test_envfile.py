@@ -164,7 +164,7 @@ def test_the_users_own_new_db_url_is_kept_and_said(tmp_path: Path, box: Path) ->
     env.write_bytes(env.read_bytes() + b"DB_URL=new\n")
     message = restore(env, saved)
     assert env.read_bytes() == b"# DB_URL=old\nDB_URL=new\n"
-    assert "kept the DB_URL you set there since" in message
+    assert "kept the DB_URL you set since" in message
 
 
 def test_our_line_changed_by_the_user_is_theirs(tmp_path: Path, box: Path) -> None:
@@ -173,7 +173,7 @@ def test_our_line_changed_by_the_user_is_theirs(tmp_path: Path, box: Path) -> No
     env.write_bytes(env.read_bytes().replace(URL.encode(), b"postgresql://me@elsewhere/db"))
     message = restore(env, saved)
     assert env.read_bytes() == b"A=1\nDB_URL=postgresql://me@elsewhere/db\n"
-    assert "kept the DB_URL you set there since" in message
+    assert "kept the DB_URL you set since" in message
 
 
 def test_a_file_without_our_lines_is_left_alone(tmp_path: Path, box: Path) -> None:

@@ -26,10 +26,10 @@ PREFIX = f"infra_selftest_{os.getpid()}_own_{TOKEN}"
 ODD_COMMENTS = [
     "", "not json", "{}", "[1, 2]", '"a string"', "null", "{" * 3 + "broken", "[" * 50_000,
     '{"format": "infra-ownership/1"}',
-    '{"format": "infra-ownership/1", "maker": "self-tests", "checkout": "x", "host": "h", "pid": "12",'
-    ' "run_id": "r", "created": "c"}',
-    '{"format": "infra-ownership/2", "maker": "self-tests", "checkout": "x", "host": "h", "pid": 12,'
-    ' "run_id": "r", "created": "c"}',
+    ('{"format": "infra-ownership/1", "maker": "self-tests", "checkout": "x", "host": "h", "pid": "12",'
+     ' "run_id": "r", "created": "c"}'),
+    ('{"format": "infra-ownership/2", "maker": "self-tests", "checkout": "x", "host": "h", "pid": 12,'
+     ' "run_id": "r", "created": "c"}'),
     "made by tools/sandbox.py",
 ]  # fmt: skip
 

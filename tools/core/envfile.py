@@ -35,7 +35,8 @@ TOOL = "tools/sandbox.py"
 RECORD = "env-record.json"  # inside the caller's saved_dir
 KEY = "DB_URL"
 _TAG = rb"tools/sandbox\.py \(run (?P<run>[0-9a-f]{12}), checkout (?P<checkout>[0-9a-f]{12})\)"
-_ADDED = re.compile(rb"# added by " + _TAG + rb": `stop` removes this line and the next \(sha256 (?P<next>[0-9a-f]{12})\)")
+_REMOVES = b": `stop` removes this line and the next"
+_ADDED = re.compile(rb"# added by " + _TAG + re.escape(_REMOVES) + rb" \(sha256 (?P<next>[0-9a-f]{12})\)")
 _SET_ASIDE = re.compile(rb"# (?P<line>.*)  # set aside by " + _TAG)
 _EOL = re.compile(rb"(\r\n|\r|\n)\Z")
 _TEMP_TRIES = 8
@@ -143,7 +144,7 @@ def add_db_url(data: bytes, url: str, run_id: str, checkout: str, force: bool) -
             out.append(b"# " + content + b"  # set aside by " + tag(run_id, checkout) + ending)
     eol = _eol(data)
     db_line = f"{KEY}={url}".encode()
-    marker = b"# added by %s: `stop` removes this line and the next (sha256 %s)" % (tag(run_id, checkout), _short_hash(db_line))
+    marker = b"# added by %s%s (sha256 %s)" % (tag(run_id, checkout), _REMOVES, _short_hash(db_line))
     if data and not data.endswith((b"\n", b"\r")):  # keep the file's missing final newline missing
         out.append(eol + marker + eol + db_line)
     else:
@@ -273,9 +274,9 @@ def _editable(env_path: Path, real: Path) -> os.stat_result:
     if not stat.S_ISREG(info.st_mode):
         raise EnvFileError(f"{env_path} is not a regular file: move it away or set DB_URL yourself")
     if not info.st_mode & stat.S_IWUSR or not os.access(real, os.W_OK):
-        raise EnvFileError(f"{env_path} is read-only: left untouched; make it writable (chmod u+w) or edit DB_URL yourself")
+        raise EnvFileError(f"{env_path} is read-only: left untouched; make it writable or edit DB_URL yourself")
     if info.st_nlink > 1:  # a rename would split the hard link, as it once split symlinks
-        raise EnvFileError(f"{env_path} has {info.st_nlink} hard links: left untouched; use a symlink or edit DB_URL yourself")
+        raise EnvFileError(f"{env_path} has {info.st_nlink} hard links: left untouched; edit DB_URL yourself")
     return info
 
 
@@ -349,7 +350,7 @@ def restore(env_path: Path, saved: Saved) -> str:
         return f"removed {env_path}, which held only the sandbox's lines"
     write_atomically(real, rest, info.st_mode, _owner_to_keep(info.st_uid, info.st_gid))
     if user_sets_it:
-        return f"removed the sandbox's lines from {env_path}; kept the {KEY} you set there since (your earlier one stays commented out)"
+        return f"removed the sandbox's lines from {env_path}; kept the {KEY} you set since (the old one: a comment)"
     return f"removed the sandbox's lines from {env_path}; kept your other changes"
 
 

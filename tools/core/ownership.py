@@ -19,7 +19,7 @@ import os
 import secrets
 import socket
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -58,7 +58,7 @@ class Marker:
     @classmethod
     def new(cls, maker: str, checkout: Path | str) -> Marker:
         return cls(maker, checkout_id(checkout), socket.gethostname(), os.getpid(), secrets.token_hex(8),
-                   datetime.now(timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+                   datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, sort_keys=True)
@@ -76,8 +76,8 @@ class Marker:
             marker = cls(**data)
         except TypeError:
             return None
-        types_ok = all(isinstance(getattr(marker, name), str) for name in ("maker", "checkout", "host", "run_id", "created"))
-        return marker if types_ok and type(marker.pid) is int else None
+        texts = (marker.maker, marker.checkout, marker.host, marker.run_id, marker.created)
+        return marker if all(isinstance(text, str) for text in texts) and type(marker.pid) is int else None
 
     def owns(self, other: Marker | None, *, same_run: bool = False) -> bool:
         """Whether other was written by the same maker in the same checkout (and run, if asked)."""
