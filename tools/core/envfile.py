@@ -114,7 +114,8 @@ def has_db_url(data: bytes) -> bool:
     return any(binding.key == KEY for binding in _bindings(data))
 
 
-def tag(run_id: str, checkout: str) -> bytes:
+def _tag(run_id: str, checkout: str) -> bytes:
+    """Names the run and the checkout in our comments; the checkout keeps two clones sharing a .env apart."""
     return f"{TOOL} (run {run_id}, checkout {checkout})".encode()
 
 
@@ -141,10 +142,10 @@ def add_db_url(data: bytes, url: str, run_id: str, checkout: str, force: bool) -
             out.append(lines.pop(0))
         for line in lines:
             content, ending = _split(line)
-            out.append(b"# " + content + b"  # set aside by " + tag(run_id, checkout) + ending)
+            out.append(b"# " + content + b"  # set aside by " + _tag(run_id, checkout) + ending)
     eol = _eol(data)
     db_line = f"{KEY}={url}".encode()
-    marker = b"# added by %s%s (sha256 %s)" % (tag(run_id, checkout), _REMOVES, _short_hash(db_line))
+    marker = b"# added by %s%s (sha256 %s)" % (_tag(run_id, checkout), _REMOVES, _short_hash(db_line))
     if data and not data.endswith((b"\n", b"\r")):  # keep the file's missing final newline missing
         out.append(eol + marker + eol + db_line)
     else:
