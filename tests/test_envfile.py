@@ -59,6 +59,15 @@ def test_start_then_stop_gives_back_the_exact_bytes_and_mode(tmp_path: Path, box
     assert stat.S_IMODE(env.stat().st_mode) == 0o640
 
 
+@pytest.mark.parametrize("mode", [0o644, 0o600, 0o664, 0o200], ids=oct)
+def test_the_mode_is_kept_while_the_sandbox_runs_and_after(tmp_path: Path, box: Path, mode: int) -> None:
+    env = write(tmp_path / ".env", b"A=1\n", mode)
+    saved = set_db_url(env, URL, box)
+    assert stat.S_IMODE(env.stat().st_mode) == mode
+    restore(env, saved)
+    assert stat.S_IMODE(env.stat().st_mode) == mode and env.read_bytes() == b"A=1\n"
+
+
 def test_our_line_uses_the_files_line_ending_and_keeps_a_missing_final_newline(tmp_path: Path, box: Path) -> None:
     env = write(tmp_path / ".env", b"A=1\r\nB=2")
     set_db_url(env, URL, box)
