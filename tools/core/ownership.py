@@ -96,6 +96,7 @@ class Marker:
 
 
 def read_marker_file(path: Path) -> Marker | None:
+    """The marker in a folder's state file, or None (no file, or not our marker)."""
     try:
         return Marker.from_json(path.read_text(errors="replace"))
     except (FileNotFoundError, IsADirectoryError):
@@ -163,10 +164,9 @@ def drop_if_ours(conn: psycopg.Connection, kind: str, name: str, marker: Marker)
     """
     if read_marker(conn, kind, name) != marker:
         return False
-    keyword = KINDS[kind][3]
-    if kind == "database":
+    if kind == "database":  # a template cannot be dropped; FORCE ends a dead run's lingering sessions
         conn.execute(sql.SQL("ALTER DATABASE {} WITH is_template false").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
     else:
-        conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(keyword), sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
     return True
