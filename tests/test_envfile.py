@@ -216,6 +216,17 @@ def test_a_lost_record_then_force_then_stop_gives_back_no_dead_url(tmp_path: Pat
     assert (env.read_bytes() if original else env.exists()) == (original or False)
 
 
+def test_the_users_db_url_is_told_from_the_sandboxes(tmp_path: Path, box: Path) -> None:
+    env = tmp_path / ".env"
+    assert envfile.user_db_url(env, box) is None
+    set_db_url(env, OTHER_URL, box)
+    assert envfile.user_db_url(env, box) is None  # only a sandbox's line, live or dead
+    write(env, b"DB_URL=mine\n")
+    set_db_url(env, OTHER_URL, box, force=True)
+    shutil.rmtree(box)
+    assert envfile.user_db_url(env, box) == "mine"  # the set-aside one is what the user has
+
+
 def test_a_second_start_with_the_record_undoes_the_first(tmp_path: Path, box: Path) -> None:
     env = write(tmp_path / ".env", b"DB_URL=mine\n")
     set_db_url(env, OTHER_URL, box, force=True)

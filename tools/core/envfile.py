@@ -29,6 +29,7 @@ import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 TOOL = "tools/sandbox.py"
@@ -267,6 +268,18 @@ def _read(real: Path) -> bytes | None:
         return real.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def user_db_url(env_path: Path, saved_dir: Path) -> str | None:
+    """The DB_URL .env would give once this checkout's sandbox lines are out: the user's own, or None.
+
+    For deciding whether ``start`` needs ``--force``: a line an earlier sandbox run left is not the user's.
+    """
+    current = _read(_real_file(env_path))
+    if current is None:
+        return None
+    rest, _ = remove_ours(current, checkout_key(saved_dir))
+    return dotenv_values(stream=io.StringIO(rest.decode("utf-8", "surrogateescape"))).get(KEY)
 
 
 def _editable(env_path: Path, real: Path) -> os.stat_result:
