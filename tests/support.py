@@ -1,18 +1,91 @@
-"""Plain helpers for the suite's own tests: throwaway configuration and the audit run as a subprocess."""
+"""Plain helpers for the suite's own tests: the test server's databases and roles, throwaway
+configuration, and the audit run as a subprocess.
+
+Every database and role the self-tests make is named ``RUN_...`` (pid and a random token: unique
+to this run) and carries ``MARKER`` (tools/core/ownership.py); it is dropped only while it still
+carries that marker, and a later run's janitor takes it only once this process is dead.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
+import secrets
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
+from tools.core import dburl, ownership, scram
+
 REPO = Path(__file__).resolve().parents[1]
+MAKER = "self-tests"
+RUN = f"infra_selftest_{os.getpid()}_{secrets.token_hex(3)}"
+MARKER = ownership.Marker.new(MAKER, REPO)
+_serial = itertools.count()
 # Variables that would leak the developer's own configuration into a test's subprocess.
 CONFIG_VARIABLES = ("DB_URL", "PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGOPTIONS")
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """The test server, reached as a superuser over TCP."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def url(self, dbname: str = "postgres") -> str:
+        """The superuser's URL for dbname (it holds the password: for psycopg and test tools only)."""
+        return dburl.build(self.host, str(self.port), self.user, self.password, dbname)
+
+    def admin(self, dbname: str = "postgres") -> psycopg.Connection:
+        """An autocommit superuser connection with deadlines on every step."""
+        return ownership.connect(self.url(dbname))
+
+
+def unique_name(what: str) -> str:
+    """A database or role name no other run (and no other object of this run) can have."""
+    return f"{RUN}_{what}{next(_serial)}"
+
+
+@contextmanager
+def made_database(server: PgServer, what: str, template: str | None = None) -> Iterator[str]:
+    """A new database (a copy of template, if given) marked as this run's; dropped after, if still ours."""
+    name = unique_name(what)
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    with server.admin() as admin:
+        admin.execute(create)  # CREATE DATABASE cannot share a transaction with its COMMENT
+        admin.execute(MARKER.comment_sql("database", name))
+    try:
+        yield name
+    finally:
+        with server.admin() as admin:
+            ownership.drop_if_ours(admin, "database", name, MARKER)
+
+
+@contextmanager
+def made_role(server: PgServer, what: str, password: str) -> Iterator[str]:
+    """A login role with password (sent as a SCRAM verifier), marked in the same transaction; dropped after."""
+    name = unique_name(what)
+    with server.admin() as admin, admin.transaction():
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN {}").format(sql.Identifier(name), scram.password_clause(password)))
+        admin.execute(MARKER.comment_sql("role", name))
+    try:
+        yield name
+    finally:
+        with server.admin() as admin:
+            ownership.drop_if_ours(admin, "role", name, MARKER)
 
 
 def write_env(root: Path, text: str) -> None:

