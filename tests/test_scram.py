@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from tests.support import REPO
-from tools import dburl
+from tools.core import dburl
 from tools.core import ownership
 from tools.core.scram import parse_verifier, password_clause, scram_sha256_verifier, verifies
 

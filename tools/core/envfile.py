@@ -32,6 +32,8 @@ from pathlib import Path
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from tools.core.errors import InfraError
+
 TOOL = "tools/sandbox.py"
 RECORD = "env-record.json"  # inside the caller's saved_dir
 KEY = "DB_URL"
@@ -43,7 +45,7 @@ _EOL = re.compile(rb"(\r\n|\r|\n)\Z")
 _TEMP_TRIES = 8
 
 
-class EnvFileError(Exception):
+class EnvFileError(InfraError):
     """A .env we must not or cannot edit; the message is one line, says what to do, holds no secret."""
 
 

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from tools.core.envfile import write_atomically
-from tools.db_probe import _with_deadline
+from tools.core.probe import _with_deadline
 
 FORMAT = "infra-ownership/1"  # tells our JSON from any other comment
 CONNECT_TIMEOUT_S = 5
