@@ -31,6 +31,7 @@ MAX_AGE = timedelta(days=36500)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _AGE = re.compile(r"([0-9]{1,9})([smhdw])")
 _BARE = re.compile(r'[^\s."=]+')
+_WORD_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 _FORM = "TABLE[.COLUMN]=AGE with AGE like 90s, 15m, 6h, 3d or 2w"
 
 
@@ -235,7 +236,8 @@ class Plan:
             "date": "((now() AT TIME ZONE 'UTC')::date - newest) * 86400",
         }[self.column_type]
         return sql.SQL(
-            f"(CASE WHEN isfinite(newest) THEN {age} WHEN newest < now() THEN 'Infinity' ELSE '-Infinity' END)::float8"
+            f"CASE WHEN isfinite(newest) THEN ({age})::float8 WHEN newest < now() THEN 'Infinity'::float8"
+            " ELSE '-Infinity'::float8 END"
         )
 
 
@@ -315,18 +317,25 @@ class Freshness:
 
 
 def age_words(seconds: float) -> str:
-    """``5 days 3 hours``, ``12 minutes``, ``45 seconds``; negative ages are ``... in the future``."""
+    """``5 days 3 hours``, ``12 minutes``, ``45 seconds``: the largest unit and the next; negative ages are
+    ``... in the future``."""
     if seconds != seconds or abs(seconds) == float("inf"):
         return "in the future (infinity)" if seconds < 0 else "infinitely old"
     if seconds < 0:
         return f"{age_words(-seconds)} in the future"
     left = int(seconds)
-    parts = []
-    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        count, left = divmod(left, size)
-        if count:
-            parts.append(f"{count} {name}" + ("s" if count != 1 else ""))
-    return " ".join(parts[:2]) or "0 seconds"
+    index = next(i for i, (_, size) in enumerate(_WORD_UNITS) if left >= size or size == 1)
+    name, size = _WORD_UNITS[index]
+    parts = [_count(left // size, name)]
+    if index + 1 < len(_WORD_UNITS):  # the next unit only: "10 days", never "10 days 5 seconds"
+        next_name, next_size = _WORD_UNITS[index + 1]
+        if left % size >= next_size:
+            parts.append(_count(left % size // next_size, next_name))
+    return " ".join(parts)
+
+
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}" + ("" if number == 1 else "s")
 
 
 def check(
