@@ -105,7 +105,7 @@ def test_torn_and_invalid_lines_are_skipped_and_counted(path):
     with open(path, "ab") as file:
         file.write(b"not json\n")
         file.write(b'{"time": "2026-11-28T10:00:00Z", "target": "x"}\n')  # fields missing
-        file.write(b'{"tables": {"a": {"rows": -5, "exact": true}}, "time": "x", "target": "t", "passed": true}\n')
+        file.write(b'{"tables": {"a": {"rows": -5, "exact": true}}, "time": "2026-11-28T10:00:00Z", "target": "t", "passed": true}\n')
         file.write(b"\xff\xfe\n")
         file.write(record(1, time="2026-11-28T11:00:00Z").to_line().encode()[:40])  # a run killed mid-line
     assert history.read(path) == history.History((record(340_000, time="2026-11-27T10:00:00Z"),), 5)
@@ -166,3 +166,12 @@ def test_a_bad_max_shrink_is_one_clear_line(text, says):
     with pytest.raises(ValueError, match=f"^infra_max_shrink: .*{says}") as raised:
         history.parse_max_shrink(text)
     assert "\n" not in str(raised.value)
+
+
+def test_a_whole_last_line_without_its_newline_is_kept(path):
+    """A file edited by hand may lack the final newline; its last record is whole and still counts."""
+    path.parent.mkdir(parents=True)
+    path.write_text(record(340_000).to_line().rstrip("\n"))
+    assert history.read(path) == history.History((record(340_000),), 0)
+    history.append(path, record(339_000, time="2026-11-29T10:00:00Z"))
+    assert len(history.read(path).records) == 2

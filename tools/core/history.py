@@ -166,13 +166,7 @@ def read(path: Path) -> History:
             f"cannot read the audit history {path}: {exc.strerror or exc}; fix its permissions or move it aside"
         ) from None
     records, skipped = [], 0
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    elif lines[-1]:  # no final newline: a line still being written, or torn by a kill
-        lines.pop()
-        skipped += 1
-    for raw in lines:
+    for raw in data.split(b"\n"):  # a torn line is cut JSON: invalid, so skipped and counted with the rest
         if not raw.strip():
             continue
         try:
