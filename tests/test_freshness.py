@@ -277,6 +277,20 @@ def test_a_big_table_without_an_index_gets_the_create_index_instead_of_a_scan(ta
     assert check(conn, "events=3d", group=None, exact_limit=1000).ok  # small: scanned
 
 
+def test_a_never_analyzed_table_is_judged_by_its_size(target, conn):
+    """No planner estimate yet (reltuples = -1, as after a restore) must not read as "small, scan it"."""
+    stage(
+        target,
+        "CREATE TABLE restored (ts timestamptz) WITH (autovacuum_enabled = false)",
+        "INSERT INTO restored SELECT now() FROM generate_series(1, 2000)",
+        "GRANT SELECT ON restored TO PUBLIC",
+    )
+    error = probe_error(conn, "restored=3d", exact_limit=100)  # 2,000 rows take far more than 100 x 50 bytes
+    assert error.cause == "needs_index"
+    assert str(error).startswith("table restored (never analyzed, ") and "kB on disk)" in str(error)
+    assert check(conn, "restored=3d", group=None, exact_limit=100_000).ok
+
+
 def test_a_big_table_without_a_group_index_gets_the_create_index(target, conn):
     stage(
         target,

@@ -27,6 +27,8 @@ DEFAULT_GROUP = "symbol"
 PREFERRED_COLUMNS = ("ts", "time", "timestamp", "datetime", "date")
 TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
 SHOWN_GROUPS = 20
+# A table never analyzed has no row estimate; below this many bytes per allowed row it counts as small.
+BYTES_PER_ROW_GUESS = 50
 MAX_AGE = timedelta(days=36500)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _AGE = re.compile(r"([0-9]{1,9})([smhdw])")
@@ -357,7 +359,7 @@ def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshne
 
 
 _CATALOG = """
-SELECT c.oid::regclass::text, c.reltuples::bigint, has_table_privilege(c.oid, 'SELECT'), current_user,
+SELECT c.oid::regclass::text, c.reltuples::bigint, pg_relation_size(c.oid), has_table_privilege(c.oid, 'SELECT'), current_user,
        (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, NULL), a.attnum) ORDER BY a.attnum)
           FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
        (SELECT json_agg(to_json(i.indkey::int2[]))
@@ -380,14 +382,17 @@ def resolve(
             f"infra_freshness = {rule.text} names a table that does not exist in database '{conn.info.dbname}': "
             'fix infra_freshness (quote mixed-case names: "Market Data"=3d)',
         )
-    table, estimate, readable, user, columns, indexes = found
+    table, estimate, size_bytes, readable, user, columns, indexes = found
     if not readable:
         raise ProbeError("permission", f"permission denied on table {table}: GRANT SELECT ON {table} TO {user}")
-    big = estimate >= exact_limit
+    if estimate >= 0:
+        big, size = estimate >= exact_limit, f"~{estimate:,} rows"
+    else:  # never analyzed (a fresh restore): judge by its size on disk instead of trusting "no rows"
+        big, size = size_bytes >= exact_limit * BYTES_PER_ROW_GUESS, f"never analyzed, {size_bytes // 1024:,} kB on disk"
     types = {name: kind for name, kind, _ in columns}
     numbers = {name: number for name, _, number in columns}
     leading = {index[0] for index in indexes or ()}
-    column = column or _find_column(rule, table, types, numbers, leading, big, estimate)
+    column = column or _find_column(rule, table, types, numbers, leading, big, size)
     if column not in types:
         raise ProbeError("missing_column", f"table {table} has no column '{column}': fix infra_freshness = {rule.text}")
     if types[column] not in TIME_TYPES:
@@ -398,8 +403,8 @@ def resolve(
         )
     indexed = numbers[column] in leading
     if big and not indexed:
-        raise _needs_index(table, estimate, (column,), "its newest row")
-    keys, group_indexed = _group_keys(table, group, column, numbers, indexes or (), big, estimate)
+        raise _needs_index(table, size, (column,), "its newest row")
+    keys, group_indexed = _group_keys(table, group, column, numbers, indexes or (), big, size)
     return Plan(rule, table, column, types[column], indexed, keys, group_indexed)
 
 
@@ -410,12 +415,13 @@ def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeou
         return names[0], None
     if len(names) == 3:
         return ".".join(names[:2]), rule.names[2]
-    (exists,) = db_probe._fetch_one(conn, "SELECT to_regclass(%s) IS NOT NULL", rule.text, timeouts, (".".join(names),))
-    return (".".join(names), None) if exists else (names[0], rule.names[1])
+    qualified = ".".join(names)
+    (exists,) = db_probe._fetch_one(conn, "SELECT to_regclass(%s) IS NOT NULL", qualified, timeouts, (qualified,))
+    return (qualified, None) if exists else (names[0], rule.names[1])
 
 
 def _find_column(
-    rule: FreshnessRule, table: str, types: dict, numbers: dict, leading: set, big: bool, estimate: int
+    rule: FreshnessRule, table: str, types: dict, numbers: dict, leading: set, big: bool, size: str
 ) -> str:
     """The one time column an index answers max() for (or, in a small table, the one time column)."""
     times = [name for name, kind in types.items() if kind in TIME_TYPES]
@@ -437,7 +443,7 @@ def _find_column(
         )
     column = pool[0] if len(pool) == 1 else preferred[0]
     if big and not indexed:
-        raise _needs_index(table, estimate, (column,), "its newest row")
+        raise _needs_index(table, size, (column,), "its newest row")
     return column
 
 
@@ -447,7 +453,7 @@ def _with_column(rule: FreshnessRule, column: str) -> str:
 
 
 def _group_keys(
-    table: str, group: str | None, column: str, numbers: dict, indexes: list, big: bool, estimate: int
+    table: str, group: str | None, column: str, numbers: dict, indexes: list, big: bool, size: str
 ) -> tuple[tuple[str, ...], bool]:
     """The group columns an index leads with, ((symbol, timeframe) over (symbol)), and whether one does."""
     if group is None:
@@ -466,14 +472,14 @@ def _group_keys(
     if any(len(index) >= 2 and index[0] == g and index[1] == ts for index in indexes):
         return (group,), True
     if big:
-        raise _needs_index(table, estimate, (group, column), f"each {group}'s newest row")
+        raise _needs_index(table, size, (group, column), f"each {group}'s newest row")
     return (group,), False
 
 
-def _needs_index(table: str, estimate: int, columns: tuple[str, ...], what: str) -> ProbeError:
+def _needs_index(table: str, size: str, columns: tuple[str, ...], what: str) -> ProbeError:
     listed = ", ".join(quote_name(name) for name in columns)
     return ProbeError(
         "needs_index",
-        f"table {table} (~{estimate:,} rows) has no index to find {what} without reading the whole table: "
+        f"table {table} ({size}) has no index to find {what} without reading the whole table: "
         f"CREATE INDEX ON {table} ({listed})",
     )
