@@ -169,7 +169,8 @@ def test_with_an_index_on_symbol_and_ts_only_the_groups_are_symbols(target, fift
     assert (result.groups, result.stale_group_count) == (50, 3)
     assert sorted(group.shown for group in result.stale_groups) == sorted(f"{s} (5 days)" for s in STOPPED)
     assert result.problems == (
-        "market_data: 3 of 50 symbols have no row newer than 3 days: " + ", ".join(g.shown for g in result.stale_groups),
+        "market_data: 3 of 50 symbols have no row newer than 3 days: "
+        + ", ".join(g.shown for g in result.stale_groups),
     )
 
 
@@ -180,7 +181,8 @@ def test_grouping_off_passes_when_the_table_is_fresh(target, fifty, conn):
 
 
 def test_more_than_twenty_stale_groups_are_summed_up(target, fifty, conn):
-    stop(target, tuple(f"{p}{i:04d}" for i, p in zip(range(1, 51), "EQ IX CM CR FX".split() * 10) if i <= 30), 4)
+    prefixes = ("FX", "EQ", "IX", "CM", "CR")  # as seed.py names asset i: prefix i % 5, then i
+    stop(target, tuple(f"{prefixes[i % 5]}{i:04d}" for i in range(1, 31)), 4)
     result = check(conn)
     assert len(result.stale_groups) == freshness.SHOWN_GROUPS
     assert result.problems[-1].endswith(f" and {result.stale_group_count - freshness.SHOWN_GROUPS} more")
@@ -326,7 +328,7 @@ def test_qualified_and_quoted_tables_resolve(target, conn):
     stage(
         target,
         'CREATE TABLE "Market Data" ("Ts" timestamptz)',
-        'INSERT INTO "Market Data" VALUES (now() - interval \'1 hour\')',
+        "INSERT INTO \"Market Data\" VALUES (now() - interval '1 hour')",
         "CREATE SCHEMA other",
         "CREATE TABLE other.feed (ts timestamptz)",
         "INSERT INTO other.feed VALUES (now())",

@@ -105,15 +105,18 @@ def test_torn_and_invalid_lines_are_skipped_and_counted(path):
     with open(path, "ab") as file:
         file.write(b"not json\n")
         file.write(b'{"time": "2026-11-28T10:00:00Z", "target": "x"}\n')  # fields missing
-        file.write(b'{"tables": {"a": {"rows": -5, "exact": true}}, "time": "2026-11-28T10:00:00Z", "target": "t", "passed": true}\n')
+        file.write(
+            b'{"tables": {"a": {"rows": -5, "exact": true}}, "time": "2026-11-28T10:00:00Z", "target": "t", "passed": true}\n'
+        )
         file.write(b"\xff\xfe\n")
+        file.write(record(2, time="2026-11-28T10:00:00").to_line().encode())  # a time without its zone
         file.write(record(1, time="2026-11-28T11:00:00Z").to_line().encode()[:40])  # a run killed mid-line
-    assert history.read(path) == history.History((record(340_000, time="2026-11-27T10:00:00Z"),), 5)
+    assert history.read(path) == history.History((record(340_000, time="2026-11-27T10:00:00Z"),), 6)
     # The next append starts on a new line: the torn tail stays apart and this record stays whole.
     history.append(path, record(339_000, time="2026-11-29T10:00:00Z"))
     read = history.read(path)
     assert [r.time for r in read.records] == ["2026-11-27T10:00:00Z", "2026-11-29T10:00:00Z"]
-    assert read.skipped == 5
+    assert read.skipped == 6
 
 
 def test_each_record_is_written_by_one_write_of_a_whole_line(path, monkeypatch):
@@ -155,7 +158,9 @@ def test_an_estimate_from_the_probe_is_recorded_as_one(path):
     assert history.last_passing(path, TARGET).tables["market_data"] == TableCount(340_000, False)
 
 
-@pytest.mark.parametrize(("text", "share"), [("10%", 0.10), ("0.1", 0.10), (" 5 % ", 0.05), ("0", 0.0), ("99.5%", 0.995)])
+@pytest.mark.parametrize(
+    ("text", "share"), [("10%", 0.10), ("0.1", 0.10), (" 5 % ", 0.05), ("0", 0.0), ("99.5%", 0.995)]
+)
 def test_max_shrink_reads_percentages_and_fractions(text, share):
     assert history.parse_max_shrink(text) == pytest.approx(share)
 

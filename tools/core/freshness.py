@@ -11,6 +11,7 @@ The settings: ``infra_freshness`` (``TABLE[.COLUMN]=AGE ...``) and ``infra_fresh
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -139,7 +140,9 @@ def _names(text: str, position: int) -> tuple[tuple[str, ...], int]:
         else:
             match = _BARE.match(text, position)
             if not match:
-                raise ValueError(f"infra_freshness: expected a name at '{text[position:position + 20]}'; the form is {_FORM}")
+                raise ValueError(
+                    f"infra_freshness: expected a name at '{text[position : position + 20]}'; the form is {_FORM}"
+                )
             name, position = match.group(0).lower(), match.end()  # bare names fold to lower case, as in SQL
         if not name:
             raise ValueError(f"infra_freshness: empty name in '{text.strip()}'; the form is {_FORM}")
@@ -321,7 +324,7 @@ class Freshness:
 def age_words(seconds: float) -> str:
     """``5 days 3 hours``, ``12 minutes``, ``45 seconds``: the largest unit and the next; negative ages are
     ``... in the future``."""
-    if seconds != seconds or abs(seconds) == float("inf"):
+    if math.isinf(seconds):  # an 'infinity' timestamp
         return "in the future (infinity)" if seconds < 0 else "infinitely old"
     if seconds < 0:
         return f"{age_words(-seconds)} in the future"
@@ -388,7 +391,10 @@ def resolve(
     if estimate >= 0:
         big, size = estimate >= exact_limit, f"~{estimate:,} rows"
     else:  # never analyzed (a fresh restore): judge by its size on disk instead of trusting "no rows"
-        big, size = size_bytes >= exact_limit * BYTES_PER_ROW_GUESS, f"never analyzed, {size_bytes // 1024:,} kB on disk"
+        big, size = (
+            size_bytes >= exact_limit * BYTES_PER_ROW_GUESS,
+            f"never analyzed, {size_bytes // 1024:,} kB on disk",
+        )
     types = {name: kind for name, kind, _ in columns}
     numbers = {name: number for name, _, number in columns}
     leading = {index[0] for index in indexes or ()}

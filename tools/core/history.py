@@ -69,7 +69,7 @@ class Record:
             tables[str(name)] = TableCount(rows, bool(count["exact"]))
         if not isinstance(data["time"], str) or not isinstance(data["target"], str):
             raise ValueError("bad time or target")
-        datetime.fromisoformat(data["time"].replace("Z", "+00:00"))
+        _parse_time(data["time"])
         return cls(data["time"], data["target"], tables, data["passed"] is True)
 
 
@@ -116,10 +116,14 @@ def parse_max_shrink(text: str) -> float:
     cleaned = text.strip()
     match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(%?)", cleaned)
     if not match:
-        raise ValueError(f"infra_max_shrink: '{cleaned}' is not a share: write a percentage like 10% or a fraction like 0.1")
+        raise ValueError(
+            f"infra_max_shrink: '{cleaned}' is not a share: write a percentage like 10% or a fraction like 0.1"
+        )
     value = float(match.group(1)) / (100 if match.group(2) else 1)
     if not 0 <= value < 1:
-        raise ValueError(f"infra_max_shrink: '{cleaned}' is out of range: write from 0% up to (not including) 100%, e.g. 10% or 0.1")
+        raise ValueError(
+            f"infra_max_shrink: '{cleaned}' is out of range: write from 0% up to (not including) 100%, e.g. 10% or 0.1"
+        )
     return value
 
 
@@ -141,7 +145,9 @@ def append(path: Path, record: Record) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise HistoryError(f"cannot write the audit history {path}: {exc.strerror or exc}; fix its folder's permissions") from None
+        raise HistoryError(
+            f"cannot write the audit history {path}: {exc.strerror or exc}; fix its folder's permissions"
+        ) from None
     if written != len(line):
         raise HistoryError(f"the audit history {path} took only {written} of {len(line)} bytes: is the disk full?")
 
@@ -213,5 +219,12 @@ def compare(previous: Record | None, current: Record, max_shrink: float = DEFAUL
 
 def _shown_time(iso: str) -> str:
     """``2026-11-28 10:00 UTC`` from the record's ISO time."""
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return _parse_time(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _parse_time(iso: str) -> datetime:
+    """A record's time; one without a zone is invalid (it would be read in this machine's zone)."""
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("time without a zone")
+    return moment
