@@ -80,6 +80,13 @@ class History:
     records: tuple[Record, ...]
     skipped: int
 
+    def last_passing(self, target: str) -> Record | None:
+        """The newest record of ``target`` whose audit passed: failed audits never become the baseline."""
+        for record in reversed(self.records):
+            if record.target == target and record.passed:
+                return record
+        return None
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -183,11 +190,8 @@ def read(path: Path) -> History:
 
 
 def last_passing(path: Path, target: str) -> Record | None:
-    """The newest record of ``target`` whose audit passed: failed audits never become the baseline."""
-    for record in reversed(read(path).records):
-        if record.target == target and record.passed:
-            return record
-    return None
+    """``read(path).last_passing(target)``; read the History yourself to also report skipped lines."""
+    return read(path).last_passing(target)
 
 
 def compare(previous: Record | None, current: Record, max_shrink: float = DEFAULT_MAX_SHRINK) -> list[Finding]:
