@@ -149,7 +149,8 @@ def test_the_target_key_and_the_file_hold_no_secrets(path, target):
     (line,) = text.splitlines()
     assert json.loads(line)["tables"]["market_data"] == {"rows": 120, "exact": True}
     assert history.target_key(parse("postgresql://u:pw@h1:5433,h2/db")) == "h1:5433,h2:5432/db"
-    assert history.target_key(parse("postgresql:///db?host=/run/postgresql")) == "/run/postgresql/db"
+    assert history.target_key(parse("postgresql:///db?host=/run/postgresql")) == "/run/postgresql:5432/db"
+    assert history.target_key(parse("postgresql://DB.Example/db?port=5433")) == "db.example:5433/db"
 
 
 def test_an_estimate_from_the_probe_is_recorded_as_one(path):

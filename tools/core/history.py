@@ -109,8 +109,9 @@ def record(target: str, counts: Iterable[TableStats], passed: bool, time: str | 
 
 def target_key(url: DbUrl) -> str:
     """``db.example.com:5432/mt5_crs``: the server(s) and database, never the user or password."""
-    hosts = ",".join(f"[{h}]:{p or 5432}" if ":" in h else f"{h}:{p or 5432}" for h, p in url.hosts)
-    return f"{hosts or url.param('host') or 'local socket'}/{url.dbname}"
+    port = url.param("port") or "5432"
+    hosts = ",".join(f"[{h.lower()}]:{p or port}" if ":" in h else f"{h.lower()}:{p or port}" for h, p in url.hosts)
+    return f"{hosts or (url.param('host') or 'local socket') + ':' + port}/{url.dbname}"
 
 
 def now_utc() -> str:
