@@ -305,6 +305,18 @@ def test_a_big_table_without_a_group_index_gets_the_create_index(target, conn):
     assert small.ok and small.plan.group == ("symbol",) and not small.plan.group_indexed
 
 
+def test_a_column_with_too_many_values_is_no_group(target, fifty, conn, monkeypatch):
+    """The walk stops after MAX_GROUPS + 1 groups instead of visiting every id of a huge table."""
+    monkeypatch.setattr(freshness, "MAX_GROUPS", 149)
+    error = probe_error(conn, "market_data=3d", group="symbol")
+    assert error.cause == "too_many_groups" and "more than 149 distinct symbol/timeframe values" in str(error)
+    monkeypatch.setattr(freshness, "MAX_GROUPS", 10)
+    plan = freshness.resolve(conn, rule("market_data=3d"), "symbol", EXACT_LIMIT, TIMEOUTS)
+    assert conn.execute(plan.group_query, (1.0, 1.0)).fetchone()[0] == 11  # walked no further
+    monkeypatch.setattr(freshness, "MAX_GROUPS", 150)
+    assert check(conn).groups == 150
+
+
 def test_a_table_without_the_group_column_names_the_setting(conn):
     error = probe_error(conn, "market_data=3d", group="ticker")
     assert error.cause == "no_group_column"

@@ -28,6 +28,8 @@ DEFAULT_GROUP = "symbol"
 PREFERRED_COLUMNS = ("ts", "time", "timestamp", "datetime", "date")
 TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
 SHOWN_GROUPS = 20
+# The skip scan stops after this many groups: a column with more values (an id?) is no group.
+MAX_GROUPS = 10_000
 # A table never analyzed has no row estimate; below this many bytes per allowed row it counts as small.
 BYTES_PER_ROW_GUESS = 50
 MAX_AGE = timedelta(days=36500)
@@ -187,6 +189,7 @@ class Plan:
 
         With an index on (group..., column) the groups are walked by a recursive skip scan, one index
         probe per group, and each group's newest row is one more probe: never a scan of the table.
+        The walk stops after MAX_GROUPS + 1 groups, so a column with millions of values cannot time out.
         """
         keys = [sql.Identifier(name) for name in self.group]
         src = [sql.SQL("src.{}").format(key) for key in keys]
@@ -199,15 +202,16 @@ class Plan:
             match = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(s, w) for s, w in zip(src, walked))
             newest = sql.SQL(
                 "WITH RECURSIVE walk AS ("
-                " (SELECT {listed} FROM {table} AS src WHERE {not_null} ORDER BY {listed} LIMIT 1)"
+                " (SELECT {listed}, 1 AS infra_depth FROM {table} AS src WHERE {not_null} ORDER BY {listed} LIMIT 1)"
                 " UNION ALL"
-                " SELECT step.* FROM walk CROSS JOIN LATERAL"
+                " SELECT step.*, walk.infra_depth + 1 FROM walk CROSS JOIN LATERAL"
                 " (SELECT {listed} FROM {table} AS src WHERE ({listed}) > ({walked}) AND {not_null}"
-                " ORDER BY {listed} LIMIT 1) AS step"
+                " ORDER BY {listed} LIMIT 1) AS step WHERE walk.infra_depth <= {max_groups}"
                 "), newest AS MATERIALIZED (SELECT {key_text} AS key,"
                 " (SELECT max(src.{column}) FROM {table} AS src WHERE {match}) AS newest FROM walk)"
             ).format(listed=listed, table=table, not_null=not_null, walked=sql.SQL(", ").join(walked),
-                     key_text=key_text, column=column, match=match)  # fmt: skip
+                     key_text=key_text, column=column, match=match,
+                     max_groups=sql.Literal(MAX_GROUPS))  # fmt: skip
         else:  # a small table without the index: one pass over it is cheap
             newest = sql.SQL(
                 "WITH walk AS (SELECT {listed}, max(src.{column}) AS newest FROM {table} AS src"
@@ -357,6 +361,12 @@ def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshne
     if plan.group:
         limit = plan.rule.limit.total_seconds()
         groups, stale_count, rows = db_probe._fetch_one(conn, plan.group_query, plan.table, timeouts, (limit, limit))
+        if groups > MAX_GROUPS:
+            raise ProbeError(
+                "too_many_groups",
+                f"{plan.table} has more than {MAX_GROUPS:,} distinct {'/'.join(plan.group)} values: per-group "
+                "freshness is for a column like symbol; set infra_freshness_group to one, or leave it empty",
+            )
         stale = tuple(StaleGroup(tuple(key), shown, float(seconds)) for key, shown, seconds in rows or ())
     return Freshness(plan, newest, age, groups, stale, stale_count)
 
