@@ -6,7 +6,12 @@ skip scan over ``(symbol, ts)`` for the groups), so the check costs milliseconds
 size. A big table without the index it needs is refused with the ``CREATE INDEX`` that fixes it
 rather than scanned. Ages are measured against the server's clock, never this machine's.
 
-The settings: ``infra_freshness`` (``TABLE[.COLUMN]=AGE ...``) and ``infra_freshness_group``.
+The settings: ``infra_freshness`` (``TABLE[.COLUMN]=AGE ...``) and ``infra_freshness_group``. Use::
+
+    rules = parse_rules(text)            # ValueError: a usage error, one line
+    group = parse_group(group_text)      # None: the per-group check is off
+    result = check(conn, rule, group, exact_limit, timeouts)   # ProbeError: cannot be judged (cause, fix)
+    result.ok, result.problems, result.evidence                 # stale data is a result, not an error
 """
 
 from __future__ import annotations

@@ -4,7 +4,13 @@ the last PASSING audit of the same database, so a table that silently lost rows 
 One line per audit, written with a single ``os.write`` in ``O_APPEND`` mode: a killed run leaves
 either the whole line or none of it, and a torn line (from another writer or a full disk) is
 skipped and counted on read rather than crashing the audit. The file holds no secrets: the
-target is ``host:port/database``, never a user or password.
+target is ``host:port/database``, never a user or password. Use::
+
+    key = target_key(db_url)
+    past = read(path)                                   # HistoryError: unreadable; past.skipped: torn lines
+    current = record(key, table_stats_list, passed=...)
+    findings = compare(past.last_passing(key), current, parse_max_shrink(text))
+    append(path, replace(current, passed=not any(f.failed for f in findings) and ...))
 """
 
 from __future__ import annotations
