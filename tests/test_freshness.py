@@ -9,11 +9,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tools import db_probe, seed
-from tools.core import freshness
+from tools.core import freshness, seed
+from tools.core import probe as db_probe
+from tools.core.dburl import parse
+from tools.core.errors import ProbeError
 from tools.core.freshness import FreshnessRule, parse_group, parse_rules
-from tools.db_probe import ProbeError, Timeouts
-from tools.dburl import parse
+from tools.core.probe import Timeouts
 
 TIMEOUTS = Timeouts(connect=3.0, query=3.0)
 EXACT_LIMIT = 100_000

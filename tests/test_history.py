@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tools import db_probe
 from tools.core import history
-from tools.core.history import HistoryError, Record, TableCount
-from tools.db_probe import TableStats, Timeouts
-from tools.dburl import parse
+from tools.core import probe as db_probe
+from tools.core.dburl import parse
+from tools.core.errors import HistoryError
+from tools.core.history import Record, TableCount
+from tools.core.probe import TableStats, Timeouts
 
 TARGET = "db.example:5432/mt5_crs"
 OTHER = "db.example:5432/staging"

@@ -58,3 +58,7 @@ class SandboxError(InfraError):
 
 class EnvFileError(InfraError):
     """A .env the sandbox must not or cannot edit (read-only, hard-linked, not a regular file)."""
+
+
+class HistoryError(InfraError):
+    """The row-count history file cannot be read or written."""

@@ -24,8 +24,9 @@ from datetime import timedelta
 import psycopg
 from psycopg import sql
 
-from tools import db_probe
-from tools.db_probe import ProbeError, Timeouts
+from tools.core import probe as db_probe
+from tools.core.errors import ProbeError
+from tools.core.probe import Timeouts
 
 DEFAULT_FRESHNESS = "market_data=3d"
 DEFAULT_GROUP = "symbol"
@@ -361,11 +362,11 @@ def check(
 
 def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshness:
     """Run the plan's queries, each under the session's statement_timeout and the client's own deadline."""
-    newest, age = db_probe._fetch_one(conn, plan.newest_query, plan.table, timeouts)
+    newest, age = db_probe.fetch_one(conn, plan.newest_query, plan.table, timeouts)
     groups, stale_count, stale = 0, 0, ()
     if plan.group:
         limit = plan.rule.limit.total_seconds()
-        groups, stale_count, rows = db_probe._fetch_one(conn, plan.group_query, plan.table, timeouts, (limit, limit))
+        groups, stale_count, rows = db_probe.fetch_one(conn, plan.group_query, plan.table, timeouts, (limit, limit))
         if groups > MAX_GROUPS:
             raise ProbeError(
                 "too_many_groups",
@@ -393,7 +394,7 @@ def resolve(
     """Find the table, its time column and the indexes that answer the check, or raise ProbeError saying
     what to write (``infra_freshness = market_data.ts=3d``) or which index to create."""
     table_text, column = _split_names(conn, rule, timeouts)
-    found = db_probe._fetch_one(conn, _CATALOG, table_text, timeouts, (table_text,))
+    found = db_probe.fetch_one(conn, _CATALOG, table_text, timeouts, (table_text,))
     if found is None:
         raise ProbeError(
             "missing",
@@ -437,7 +438,7 @@ def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeou
     if len(names) == 3:
         return ".".join(names[:2]), rule.names[2]
     qualified = ".".join(names)
-    (exists,) = db_probe._fetch_one(conn, "SELECT to_regclass(%s) IS NOT NULL", qualified, timeouts, (qualified,))
+    (exists,) = db_probe.fetch_one(conn, "SELECT to_regclass(%s) IS NOT NULL", qualified, timeouts, (qualified,))
     return (qualified, None) if exists else (names[0], rule.names[1])
 
 

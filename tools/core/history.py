@@ -23,15 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tools.db_probe import TableStats
-from tools.dburl import DbUrl
+from tools.core.dburl import DbUrl
+from tools.core.errors import HistoryError
+from tools.core.probe import TableStats
 
 DEFAULT_PATH = Path("reports") / "infra-history.jsonl"
 DEFAULT_MAX_SHRINK = 0.10
-
-
-class HistoryError(Exception):
-    """The history file cannot be read or written; the message is one line naming the file and the fix."""
 
 
 @dataclass(frozen=True)
