@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tools.core import envfile
-from tools.core.envfile import EnvFileError, restore, set_db_url
+from tools.core.envfile import restore, set_db_url
+from tools.core.errors import EnvFileError
 
 URL = "postgresql://trader:s3cret-token@127.0.0.1:54321/mt5_crs"
 OTHER_URL = "postgresql://trader:0ther-token@127.0.0.1:54999/mt5_crs"

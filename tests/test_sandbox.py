@@ -17,10 +17,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
+from tests.fingerprint import SELF_TESTS, server_fingerprint
 from tests.support import REPO, clean_env
-from tools import sandbox
-from tools.core import dburl, pgserver, seed
+from tools.core import db_config, dburl, ownership, pgserver, seed
 
 SMALL = ("--market-data-rows", "500", "--assets-rows", "10")
 
@@ -63,17 +64,16 @@ def started() -> Iterator[tuple[Path, subprocess.CompletedProcess]]:
         yield folder, done
 
 
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess:
+def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "tools" / "sandbox.py"), *args, "--root", str(root)],
-        env=clean_env(), capture_output=True, text=True, timeout=180,
+        env=clean_env(**(env or {})), capture_output=True, text=True, timeout=180,
     )  # fmt: skip
 
 
 def env_url(root: Path) -> dburl.DbUrl:
-    lines = [line for line in (root / ".env").read_text().splitlines() if line.startswith("DB_URL=")]
-    assert len(lines) == 1
-    return dburl.parse(lines[0].removeprefix("DB_URL="))
+    """The DB_URL in force in the root's .env, as the audit reads it."""
+    return dburl.parse(db_config.read_dotenv(root / ".env")["DB_URL"])
 
 
 def postmaster_pid(root: Path) -> int:
@@ -145,34 +145,79 @@ def test_second_start_changes_nothing(started) -> None:
 
 def test_foreign_db_url_is_kept_unless_forced(started) -> None:
     root, _ = started
-    (root / ".env").write_text("# mine\nAPI_KEY=abc\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\n")
+    mine = b"# mine\r\nAPI_KEY=abc\r\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\r\nX='multi\r\nDB_URL=inside'"
+    (root / ".env").write_bytes(mine)  # CRLF, a DB_URL= line inside a quoted value, no final newline
+    (root / ".env").chmod(0o640)
     refused = cli(root, "start")
     assert_one_line_error(refused, "--force", "postgresql://me:***@db.example:5432/prod")
     assert "hunter2" not in refused.stderr + refused.stdout
-    assert "hunter2" in (root / ".env").read_text()
+    assert (root / ".env").read_bytes() == mine
 
     forced = cli(root, "start", "--force")
     assert forced.returncode == 0, forced.stderr
     assert "hunter2" not in forced.stdout + forced.stderr
-    text = (root / ".env").read_text()
-    assert text.startswith("# mine\nAPI_KEY=abc\n# DB_URL=postgresql://me:hunter2@db.example:5432/prod  # set aside")
+    text = (root / ".env").read_bytes()
+    assert text.startswith(b"# mine\r\nAPI_KEY=abc\r\n# DB_URL=postgresql://me:hunter2@db.example:5432/prod  # set aside")
+    assert b"DB_URL=inside'" in text, "a line inside a quoted value is the user's, never ours to set aside"
     assert env_url(root).user == "trader", "the sandbox's DB_URL is the one in force"
     assert counts(env_url(root).raw) == (seed.SPEC_MARKET_DATA_ROWS, seed.SPEC_ASSETS_ROWS)
+    again = cli(root, "start")
+    assert again.returncode == 0 and "already points at the sandbox" in again.stdout, again.stdout + again.stderr
+    assert (root / ".env").read_bytes() == text
 
 
-def test_stop_leaves_no_server_and_no_data(started) -> None:
+def test_stop_leaves_no_server_and_no_data_and_gives_env_back(started) -> None:
     root, _ = started
     pid, url = postmaster_pid(root), env_url(root).raw
-    mine = "KEEP=1\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\n"
-    (root / ".env").write_text(sandbox.with_db_url(mine, url, set_aside=True))  # as `start --force` leaves it
+    (root / ".sandbox" / "my-notes.txt").write_text("the user's own file\n")
     stopped = cli(root, "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert not pgserver.process_exists(pid)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=2)
-    assert not (root / ".sandbox").exists()
-    assert (root / ".env").read_text() == mine, "stop gives the user's own DB_URL back, exactly"
+    assert sorted(p.name for p in (root / ".sandbox").iterdir()) == ["my-notes.txt"], "only what it made is removed"
+    assert "kept" in stopped.stdout and "my-notes.txt" in stopped.stdout
+    expected = b"# mine\r\nAPI_KEY=abc\r\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\r\nX='multi\r\nDB_URL=inside'"
+    assert (root / ".env").read_bytes() == expected, "stop gives the user's .env back, byte for byte"
+    assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o640
     assert cli(root, "status").returncode == 1
+
+
+def test_a_read_only_env_is_refused_untouched(root: Path) -> None:
+    (root / ".env").write_text("DB_URL=postgresql://me:hunter2@db.example:5432/prod\n")
+    (root / ".env").chmod(0o444)
+    done = cli(root, "start", "--force", *SMALL)
+    assert_one_line_error(done, "read-only")
+    assert (root / ".env").read_text() == "DB_URL=postgresql://me:hunter2@db.example:5432/prod\n"
+    assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o444
+
+
+def test_a_symlinked_env_stays_a_link_and_its_target_comes_back(root: Path) -> None:
+    shared = root / "shared.env"
+    shared.write_bytes(b"KEEP=1")
+    (root / ".env").symlink_to("shared.env")
+    started_ = cli(root, "start", *SMALL)
+    assert started_.returncode == 0, started_.stderr
+    assert (root / ".env").is_symlink() and b"DB_URL=" in shared.read_bytes()
+    assert cli(root, "stop").returncode == 0
+    assert os.readlink(root / ".env") == "shared.env" and shared.read_bytes() == b"KEEP=1"
+
+
+def test_a_corrupt_state_says_what_to_do_for_every_command(root: Path) -> None:
+    (root / ".sandbox").mkdir()
+    (root / ".sandbox" / "state.json").write_text("{not json")
+    for command in ("start", "status", "stop"):
+        done = cli(root, command, *SMALL) if command == "start" else cli(root, command)
+        assert_one_line_error(done, "state.json is unreadable", "move")
+        assert "run `stop`" not in done.stderr
+    assert (root / ".sandbox" / "state.json").read_text() == "{not json"
+
+
+def test_a_root_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "sandbox.py"), "status", "--root", str(tmp_path / "file")],
+                          env=clean_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert_one_line_error(done, "is not a directory")
 
 
 def test_missing_binaries_name_what_to_install(root: Path, tmp_path: Path) -> None:
@@ -183,9 +228,13 @@ def test_missing_binaries_name_what_to_install(root: Path, tmp_path: Path) -> No
 
 def test_unreachable_server_is_one_line_without_password(root: Path) -> None:
     closed = pgserver.free_port()
-    done = cli(root, "start", "--server", f"postgresql://admin:s3cr3t-pw@127.0.0.1:{closed}/postgres")
+    done = cli(root, "start", "--server", env={"INFRA_ADMIN_URL": f"postgresql://admin:s3cr3t-pw@127.0.0.1:{closed}/postgres"})
     assert_one_line_error(done, "cannot reach the database")
     assert "s3cr3t-pw" not in done.stdout + done.stderr
+
+
+def test_server_mode_needs_the_admin_url_in_the_environment(root: Path) -> None:
+    assert_one_line_error(cli(root, "start", "--server"), "INFRA_ADMIN_URL")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the data folder to another user")
@@ -198,78 +247,67 @@ def test_folder_the_server_user_cannot_enter_is_named() -> None:
     assert_one_line_error(done, f"cannot enter {private}", "chmod o+x")
 
 
-@pytest.fixture
-def admin_url(pg_server) -> str:
-    return dburl.build(pg_server.host, str(pg_server.port), pg_server.user, pg_server.password, "postgres")
-
-
 def admin_query(admin_url: str, query: str) -> list[tuple]:
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
         cursor = admin.execute(query)
         return cursor.fetchall() if cursor.description else []
 
 
-def test_server_mode_creates_seeds_and_drops(root: Path, admin_url: str) -> None:
-    started = cli(root, "start", "--server", admin_url, *SMALL)
+def sandbox_names(root: Path) -> tuple[str, str]:
+    state = json.loads((root / ".sandbox" / "state.json").read_text())
+    return state["role"], state["database"]
+
+
+def test_server_mode_creates_seeds_and_drops_its_own_and_nothing_else(root: Path, admin_url: str) -> None:
+    before = server_fingerprint(admin_url)
+    env = {"INFRA_ADMIN_URL": admin_url}
+    started = cli(root, "start", "--server", *SMALL, env=env)
     assert started.returncode == 0, started.stderr
+    assert dburl.parse(admin_url).password not in started.stdout + started.stderr
+    role, database = sandbox_names(root)
+    assert role.startswith("trader_sandbox_") and database.startswith("mt5_crs_sandbox_"), "names of its own"
     url = env_url(root)
+    assert (url.user, url.dbname) == (role, database)
     assert url.hosts[0] == (dburl.parse(admin_url).hosts[0][0], dburl.parse(admin_url).hosts[0][1])
     assert counts(url.raw) == (500, 10)
     assert cli(root, "status").returncode == 0
+    verifier = admin_query(admin_url, f"SELECT rolpassword FROM pg_authid WHERE rolname = '{role}'")[0][0]
+    assert verifier.startswith("SCRAM-SHA-256$"), "the password reached the server as a verifier only"
 
-    (root / ".env").unlink()  # the next start must re-password the role and write a working URL
-    again = cli(root, "start", "--server", admin_url, *SMALL)
+    (root / ".env").unlink()  # the next start must re-password its own role and write a working URL
+    again = cli(root, "start", "--server", *SMALL, env=env)
     assert again.returncode == 0, again.stderr
     assert env_url(root).password != url.password and counts(env_url(root).raw) == (500, 10)
 
-    stopped = cli(root, "stop", "--server", admin_url)
+    stopped = cli(root, "stop", "--server", env=env)
     assert stopped.returncode == 0, stopped.stderr
-    assert admin_query(admin_url, "SELECT 1 FROM pg_database WHERE datname = 'mt5_crs'") == []
-    assert admin_query(admin_url, "SELECT 1 FROM pg_roles WHERE rolname = 'trader'") == []
+    assert admin_query(admin_url, f"SELECT 1 FROM pg_database WHERE datname = '{database}'") == []
+    assert admin_query(admin_url, f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'") == []
     assert list(root.iterdir()) == []  # .sandbox/ and the .env it wrote are gone
+    assert server_fingerprint(admin_url) == before, "nothing else on the server changed"
 
 
-def test_server_mode_leaves_a_foreign_database_alone(root: Path, admin_url: str) -> None:
-    """A server that already has a real mt5_crs must not get it truncated, re-owned or dropped."""
+def test_server_mode_leaves_a_look_alike_it_did_not_make_alone(root: Path, admin_url: str) -> None:
+    """An object named like this checkout's sandbox but not marked as its own is never altered or dropped."""
+    probe = cli(root, "start", "--server", *SMALL, env={"INFRA_ADMIN_URL": admin_url})  # learn the names
+    assert probe.returncode == 0, probe.stderr
+    role, database = sandbox_names(root)
+    assert cli(root, "stop", "--server", env={"INFRA_ADMIN_URL": admin_url}).returncode == 0
+    marker = ownership.Marker.new(SELF_TESTS, REPO)  # someone else's: not the sandbox's marker
+    with ownership.connect(admin_url) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        admin.execute(marker.comment_sql("database", database))
     try:
-        admin_query(admin_url, "CREATE DATABASE mt5_crs")
-        (root / ".env").write_text("DB_URL=postgresql://trader:pw@127.0.0.1:5432/mt5_crs\n")
-        started = cli(root, "start", "--server", admin_url, "--force", *SMALL)
-        assert_one_line_error(started, "database 'mt5_crs' already exists", "not the sandbox's")
-        stopped = cli(root, "stop", "--server", admin_url)
-        assert_one_line_error(stopped, "database 'mt5_crs' already exists")
-        assert admin_query(admin_url, "SELECT 1 FROM pg_database WHERE datname = 'mt5_crs'") == [(1,)]
+        before = server_fingerprint(admin_url)
+        started = cli(root, "start", "--server", "--force", *SMALL, env={"INFRA_ADMIN_URL": admin_url})
+        assert_one_line_error(started, f"database '{database}' already exists", "not this checkout's sandbox")
+        stopped = cli(root, "stop", "--server", env={"INFRA_ADMIN_URL": admin_url})
+        assert stopped.returncode == 0 and "left database" in stopped.stdout, stopped.stdout + stopped.stderr
+        assert server_fingerprint(admin_url) == before
+        assert admin_query(admin_url, f"SELECT 1 FROM pg_database WHERE datname = '{database}'") == [(1,)]
     finally:
-        admin_query(admin_url, "DROP DATABASE IF EXISTS mt5_crs")
-        admin_query(admin_url, "DROP ROLE IF EXISTS trader")
-
-
-@pytest.mark.parametrize(
-    ("existing", "port", "force", "expected"),
-    [
-        (None, None, False, "write"),
-        ("postgresql://trader:pw@127.0.0.1:5555/mt5_crs", 5555, False, "keep"),
-        ("postgresql://trader:pw@127.0.0.1:5555/mt5_crs", 6666, False, "refuse"),
-        ("postgresql://trader@127.0.0.1:5555/mt5_crs", 5555, False, "refuse"),  # no password to keep
-        ("postgresql://trader:pw@127.0.0.1:5555/mt5_crs", None, False, "refuse"),
-        ("postgresql://other:pw@db:5432/x", None, True, "write"),
-        ("not a url", 5555, False, "refuse"),
-    ],
-)
-def test_env_decision(existing, port, force, expected) -> None:
-    target = sandbox.Target("127.0.0.1", port) if port else None
-    assert sandbox.env_decision(existing, target, force) == expected
-
-
-def test_env_text_keeps_other_lines() -> None:
-    text = "A=1\n# note\nexport DB_URL=old\nB=2"
-    assert sandbox.with_db_url(text, "new") == "A=1\n# note\nB=2\nDB_URL=new\n"
-    forced = sandbox.with_db_url(text, "new", set_aside=True)
-    assert forced.endswith("\nB=2\nDB_URL=new\n") and "# export DB_URL=old  # set aside" in forced
-    assert sandbox.without_db_url(forced) == "A=1\n# note\nexport DB_URL=old\nB=2\n", "stop restores it exactly"
-    assert sandbox.with_db_url("", "new") == "DB_URL=new\n"
-    assert sandbox.without_db_url(text) == "A=1\n# note\nB=2\n"
-    assert sandbox.without_db_url("DB_URL=x\n") == ""
+        with ownership.connect(admin_url) as admin:
+            ownership.drop_if_ours(admin, "database", database, marker)
 
 
 def test_long_socket_folder_falls_back_to_tcp_only() -> None:

@@ -32,6 +32,8 @@ from pathlib import Path
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from tools.core.errors import EnvFileError
+
 TOOL = "tools/sandbox.py"
 RECORD = "env-record.json"  # inside the caller's saved_dir
 KEY = "DB_URL"
@@ -41,10 +43,6 @@ _ADDED = re.compile(rb"# added by " + _TAG + re.escape(_REMOVES) + rb" \(sha256 
 _SET_ASIDE = re.compile(rb"# (?P<line>.*)  # set aside by " + _TAG)
 _EOL = re.compile(rb"(\r\n|\r|\n)\Z")
 _TEMP_TRIES = 8
-
-
-class EnvFileError(Exception):
-    """A .env we must not or cannot edit; the message is one line, says what to do, holds no secret."""
 
 
 @dataclass(frozen=True)

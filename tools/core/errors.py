@@ -54,3 +54,11 @@ class ArchiveError(InfraError):
 
 class SandboxError(InfraError):
     """The sandbox cannot do what was asked."""
+
+
+class EnvFileError(InfraError):
+    """A .env the sandbox must not or cannot edit (read-only, hard-linked, not a regular file)."""
+
+
+class HistoryError(InfraError):
+    """The row-count history file cannot be read or written."""

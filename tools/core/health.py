@@ -9,7 +9,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from tools.core import db_config, probe as db_probe
+from tools.core import db_config
+from tools.core import probe as db_probe
 from tools.core.errors import ConfigError, ProbeError
 from tools.core.settings import AuditSettings
 

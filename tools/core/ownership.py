@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from tools.core.envfile import write_atomically
-from tools.core.probe import _with_deadline
+from tools.core.probe import with_deadline
 
 FORMAT = "infra-ownership/1"  # tells our JSON from any other comment
 CONNECT_TIMEOUT_S = 5
@@ -106,7 +106,7 @@ def read_marker_file(path: Path) -> Marker | None:
 def connect(url: str, **kwargs: object) -> psycopg.Connection:
     """An autocommit admin connection whose every step has a deadline."""
     options = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
-    return _with_deadline(
+    return with_deadline(
         lambda: psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, options=options, autocommit=True, **kwargs),
         CONNECT_TIMEOUT_S + 1, discard=psycopg.Connection.close,
     )  # fmt: skip

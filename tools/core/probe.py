@@ -72,7 +72,7 @@ class TableStats:
 
 def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
     """Open a read-only, autocommit session and run ``SELECT 1``, all within ``timeouts.connect``
-    seconds, or raise ProbeError. Close it with ``close()``, not ``commit()``: see ``_fetch_one``."""
+    seconds, or raise ProbeError. Close it with ``close()``, not ``commit()``: see ``fetch_one``."""
     options = " ".join(
         filter(
             None,
@@ -91,7 +91,7 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
         "options": options,
     }
     try:
-        return _with_deadline(
+        return with_deadline(
             lambda: _ping(psycopg.connect(url.raw, **kwargs)), timeouts.connect, discard=psycopg.Connection.close
         )
     except TimeoutError:
@@ -120,7 +120,7 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-def _with_deadline(work: Callable[[], T], seconds: float, *, discard: Callable[[T], None] = lambda _: None) -> T:
+def with_deadline(work: Callable[[], T], seconds: float, *, discard: Callable[[T], None] = lambda _: None) -> T:
     """Run ``work`` in a daemon thread and stop waiting for it at the deadline (raise TimeoutError).
 
     The thread cannot be killed, only abandoned: a result that arrives late goes to ``discard``
@@ -154,6 +154,44 @@ def _with_deadline(work: Callable[[], T], seconds: float, *, discard: Callable[[
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome
+
+
+class Deadlined:
+    """A connection whose every statement also has a client-side deadline.
+
+    ``statement_timeout`` is the server's own promise; a server that authenticates and then stalls
+    (frozen, or behind a dead network path) never keeps it. Rows are fetched inside the deadline,
+    so ``execute(...).fetchone()`` and ``.fetchall()`` work as on a cursor. After a timeout the
+    connection is busy in the abandoned thread: close it, never commit.
+    """
+
+    def __init__(self, conn: psycopg.Connection, seconds: float, what: str) -> None:
+        self.conn, self.seconds, self.what = conn, seconds, what
+
+    def execute(self, query: sql.Composable | str, params: tuple | None = None) -> _Rows:
+        def run() -> list[tuple]:
+            cursor = self.conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+        try:
+            return _Rows(with_deadline(run, self.seconds))
+        except TimeoutError:
+            raise ProbeError(
+                "no_answer", f"{self.what} stopped answering (nothing within {self.seconds:g} s): check its health and load"
+            ) from None
+
+
+class _Rows:
+    """The fetched rows of one statement, read like a cursor."""
+
+    def __init__(self, rows: list[tuple]) -> None:
+        self._rows = rows
+
+    def fetchone(self) -> tuple | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple]:
+        return self._rows
 
 
 _CONNECT_CAUSES: tuple[tuple[str, str, str], ...] = (
@@ -237,13 +275,13 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
     """
     name, estimate = _locate(conn, table, timeouts)
     if estimate >= exact_limit:
-        (nonempty,) = _fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
+        (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
         stats = TableStats(table, estimate, exact=False)
     else:
         bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
             name, sql.Literal(exact_limit + 1)
         )
-        (rows,) = _fetch_one(conn, bounded, table, timeouts)
+        (rows,) = fetch_one(conn, bounded, table, timeouts)
         nonempty = rows > 0
         exact = rows <= exact_limit
         stats = TableStats(table, rows if exact else (estimate if estimate > 0 else None), exact)
@@ -252,7 +290,7 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
     return stats
 
 
-def _fetch_one(
+def fetch_one(
     conn: psycopg.Connection, query: sql.Composable | str, table: str, timeouts: Timeouts, params: tuple = ()
 ) -> tuple:
     """The first row of one query, bounded by the server's timeouts AND by our own clock.
@@ -261,7 +299,7 @@ def _fetch_one(
     wait for its lock and hit the same deadline, so nothing ever hangs; close it, never commit.
     """
     try:
-        row = _with_deadline(lambda: conn.execute(query, params).fetchone(), timeouts.answer)
+        row = with_deadline(lambda: conn.execute(query, params).fetchone(), timeouts.answer)
     except TimeoutError:
         raise ProbeError(
             "no_answer",
@@ -275,7 +313,7 @@ def _fetch_one(
 
 def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[sql.SQL, int]:
     """The table's quoted name and planner estimate, read from the catalog (no lock taken)."""
-    quoted, estimate, readable, user, schemas = _fetch_one(
+    quoted, estimate, readable, user, schemas = fetch_one(
         conn,
         "SELECT c.oid::regclass::text, c.reltuples::bigint, has_table_privilege(c.oid, 'SELECT'),"
         " current_user, current_schemas(false)::text"

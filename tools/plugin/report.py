@@ -27,7 +27,6 @@ import pytest
 from tools.core import db_config, dburl
 from tools.plugin import settings as audit_settings
 
-
 SECRETS = pytest.StashKey[tuple[str, ...]]()
 EVIDENCE = pytest.StashKey[list[tuple[str, str]]]()
 RESULTS = pytest.StashKey[dict[str, "CheckResult"]]()

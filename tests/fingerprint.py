@@ -1,0 +1,54 @@
+"""A server's fingerprint for "never touch what you did not make" tests.
+
+Every database (owner, comment, size class) and role (attributes, password hash) that no
+self-test run marked as its own, plus a digest of every table's rows in databases the caller
+names. Taken before and after an action, equal fingerprints prove the action left the user's
+world as it was.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from tools.core import ownership
+
+SELF_TESTS = "self-tests"
+
+
+def server_fingerprint(admin_url: str, contents_of: tuple[str, ...] = ()) -> dict[str, object]:
+    """What the server holds that no self-test made; ``contents_of`` databases also by row content."""
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        databases = conn.execute(
+            "SELECT datname, pg_get_userbyid(datdba), shobj_description(oid, 'pg_database') FROM pg_database"
+        ).fetchall()
+        roles = conn.execute(
+            "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolcanlogin, md5(coalesce(rolpassword, '')),"
+            " shobj_description(oid, 'pg_authid') FROM pg_authid WHERE rolname !~ '^pg_'"
+        ).fetchall()
+    print_ = {
+        "databases": sorted(row for row in databases if not _made_by_self_tests(row[2])),
+        "roles": sorted(row for row in roles if not _made_by_self_tests(row[6])),
+    }
+    for dbname in contents_of:
+        print_[f"rows of {dbname}"] = _contents(admin_url, dbname)
+    return print_
+
+
+def _made_by_self_tests(comment: str | None) -> bool:
+    marker = ownership.Marker.from_json(comment)
+    return marker is not None and marker.maker == SELF_TESTS
+
+
+def _contents(admin_url: str, dbname: str) -> list[tuple[str, str]]:
+    """(table, md5 of all its rows) for every ordinary table of one database."""
+    url = psycopg.conninfo.make_conninfo(admin_url, dbname=dbname)
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        tables = conn.execute(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+        ).fetchall()
+        return [
+            (table, conn.execute(f"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t")
+             .fetchone()[0])
+            for (table,) in tables
+        ]  # fmt: skip

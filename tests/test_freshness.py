@@ -1,0 +1,365 @@
+"""tools/core/freshness.py: the settings' parsing, and the checks against a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tools.core import freshness, seed
+from tools.core import probe as db_probe
+from tools.core.dburl import parse
+from tools.core.errors import ProbeError
+from tools.core.freshness import FreshnessRule, parse_group, parse_rules
+from tools.core.probe import Timeouts
+
+TIMEOUTS = Timeouts(connect=3.0, query=3.0)
+EXACT_LIMIT = 100_000
+STOPPED = ("FX0005", "EQ0011", "CM0048")  # three of the 50 symbols with bars
+
+
+@pytest.fixture
+def conn(target) -> Iterator[psycopg.Connection]:
+    """The audit's own session: the read-only role, read-only transactions, deadlines set."""
+    with db_probe.connect(parse(target.url), TIMEOUTS) as connection:
+        yield connection
+
+
+@pytest.fixture
+def fifty(target) -> None:
+    """The target reseeded with 50 symbols x 3 timeframes, 100 bars each, the newest at the server's now()."""
+    seed.seed(target.admin, market_data_rows=15_000, assets_rows=50)
+
+
+def rule(text: str) -> FreshnessRule:
+    (only,) = parse_rules(text)
+    return only
+
+
+def check(conn, text: str = "market_data=3d", group: str | None = "symbol", exact_limit: int = EXACT_LIMIT):
+    return freshness.check(conn, rule(text), group, exact_limit, TIMEOUTS)
+
+
+def probe_error(conn, text: str, group: str | None = None, exact_limit: int = EXACT_LIMIT) -> ProbeError:
+    with pytest.raises(ProbeError) as raised:
+        check(conn, text, group, exact_limit)
+    assert "\n" not in str(raised.value)
+    return raised.value
+
+
+def stop(target, symbols: tuple[str, ...], days: int) -> None:
+    """Move these symbols' bars ``days`` back, as if their feed stopped then (in two steps: the unique
+    (symbol, timeframe, ts) key is checked row by row, and a direct shift would collide with older bars)."""
+    where = f"WHERE symbol IN ({', '.join(repr(s) for s in symbols)})"
+    stage(target, f"UPDATE market_data SET ts = ts - interval '1000 days' {where}",
+          f"UPDATE market_data SET ts = ts + interval '{1000 - days} days' {where}")  # fmt: skip
+
+
+def stage(target, *statements: str) -> None:
+    for statement in statements:
+        target.admin.execute(statement)
+
+
+# --- parsing ---------------------------------------------------------------------------------------
+
+
+def test_the_default_setting_parses():
+    assert parse_rules(freshness.DEFAULT_FRESHNESS) == (FreshnessRule(("market_data",), timedelta(days=3), "3d"),)
+    assert parse_group(freshness.DEFAULT_GROUP) == "symbol"
+
+
+@pytest.mark.parametrize(
+    ("text", "names", "limit"),
+    [
+        ("market_data.ts=90s", ("market_data", "ts"), timedelta(seconds=90)),
+        ("public.market_data.ts=15m", ("public", "market_data", "ts"), timedelta(minutes=15)),
+        ('"Market Data"=6h', ("Market Data",), timedelta(hours=6)),
+        ('"odd.name=x"."a ""b"""=2w', ("odd.name=x", 'a "b"'), timedelta(weeks=2)),
+        ("Market_Data=1d", ("market_data",), timedelta(days=1)),  # bare names fold to lower case, as in SQL
+    ],
+)
+def test_names_may_be_qualified_and_quoted(text, names, limit):
+    assert rule(text).names == names
+    assert rule(text).limit == limit
+    assert parse_rules(rule(text).text) == (rule(text),)  # what messages print parses back to the same rule
+
+
+def test_several_rules_and_an_empty_setting():
+    assert [r.names for r in parse_rules("  market_data=3d\t assets.created_at=30d ")] == [
+        ("market_data",), ("assets", "created_at"),
+    ]  # fmt: skip
+    assert parse_rules("") == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("market_data", "'market_data' has no '=AGE'"),
+        ("market_data=3", "'3' is not an age"),
+        ("market_data=3 d", "'3' is not an age"),
+        ("market_data=3y", "'3y' is not an age"),
+        ("market_data=0s", "'0s' is out of range"),
+        ("market_data=99999999d", "out of range"),
+        ('"market_data=3d', "unclosed quote"),
+        ("a.b.c.d=1d", "too many parts"),
+        ("market_data=1d market_data=2d", "listed twice"),
+        ("=3d", "expected a name"),
+        ('""=3d', "empty name"),
+    ],
+)
+def test_a_bad_spec_is_one_line_with_the_expected_form(text, says):
+    with pytest.raises(ValueError) as raised:
+        parse_rules(text)
+    message = str(raised.value)
+    assert says in message and message.startswith("infra_freshness: ")
+    assert "TABLE[.COLUMN]=AGE" in message and "\n" not in message
+
+
+def test_the_group_setting_is_one_column_or_empty():
+    assert parse_group("") is None and parse_group("   ") is None
+    assert parse_group('"Sym Bol"') == "Sym Bol"
+    for bad in ("symbol timeframe", "a.symbol", '"open'):
+        with pytest.raises(ValueError, match="^infra_freshness_group: .* is not one column name"):
+            parse_group(bad)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(0, "0 seconds"), (45, "45 seconds"), (720, "12 minutes"), (3660, "1 hour 1 minute"),
+     (5 * 86400 + 3 * 3600 + 59, "5 days 3 hours"), (10 * 86400 + 5, "10 days"), (-7200, "2 hours in the future")],
+)  # fmt: skip
+def test_ages_read_as_words(seconds, words):
+    assert freshness.age_words(seconds) == words
+
+
+# --- against the database ------------------------------------------------------------------------
+
+
+def test_a_seeded_copy_is_fresh(conn):
+    result = check(conn)
+    assert result.ok, result.problems
+    assert (result.plan.column, result.plan.indexed) == ("ts", True)
+    assert result.plan.group == ("symbol", "timeframe")  # the unique (symbol, timeframe, ts) index leads so
+    assert result.evidence.startswith("market_data.ts: newest row ")
+    assert "limit 3 days" in result.evidence and "12 of 12 symbol/timeframe pairs within the limit" in result.evidence
+
+
+def test_three_stopped_symbols_are_named_with_their_ages(target, fifty, conn):
+    stop(target, STOPPED, 5)
+    result = check(conn)
+    assert not result.ok
+    assert (result.groups, result.stale_group_count) == (150, 9)
+    assert {group.key[0] for group in result.stale_groups} == set(STOPPED)
+    assert all(group.shown.endswith("(5 days)") for group in result.stale_groups)
+    (problem,) = result.problems  # the table as a whole is fresh: only the groups are named
+    assert problem.startswith("market_data: 9 of 150 symbol/timeframe pairs have no row newer than 3 days: ")
+    assert "FX0005 M15 (5 days)" in problem
+
+
+def test_with_an_index_on_symbol_and_ts_only_the_groups_are_symbols(target, fifty, conn):
+    stage(
+        target,
+        "ALTER TABLE market_data DROP CONSTRAINT market_data_symbol_timeframe_ts_key",
+    )
+    stop(target, STOPPED, 5)
+    result = check(conn)
+    assert result.plan.group == ("symbol",)
+    assert (result.groups, result.stale_group_count) == (50, 3)
+    assert sorted(group.shown for group in result.stale_groups) == sorted(f"{s} (5 days)" for s in STOPPED)
+    assert result.problems == (
+        "market_data: 3 of 50 symbols have no row newer than 3 days: "
+        + ", ".join(g.shown for g in result.stale_groups),
+    )
+
+
+def test_grouping_off_passes_when_the_table_is_fresh(target, fifty, conn):
+    stop(target, STOPPED, 5)
+    result = check(conn, group=None)
+    assert result.ok and result.plan.group == () and "pairs" not in result.evidence
+
+
+def test_more_than_twenty_stale_groups_are_summed_up(target, fifty, conn):
+    prefixes = ("FX", "EQ", "IX", "CM", "CR")  # as seed.py names asset i: prefix i % 5, then i
+    stop(target, tuple(f"{prefixes[i % 5]}{i:04d}" for i in range(1, 31)), 4)
+    result = check(conn)
+    assert len(result.stale_groups) == freshness.SHOWN_GROUPS
+    assert result.problems[-1].endswith(f" and {result.stale_group_count - freshness.SHOWN_GROUPS} more")
+
+
+def test_groups_that_never_had_rows_are_not_stale(target, fifty, conn):
+    stage(target, f"DELETE FROM market_data WHERE symbol IN {STOPPED}")
+    result = check(conn)
+    assert result.ok and result.groups == 141
+
+
+def test_a_table_whose_newest_row_is_ten_days_old_fails_with_its_age(target, conn):
+    stage(target, "UPDATE market_data SET ts = ts - interval '10 days'")
+    result = check(conn, group=None)
+    (problem,) = result.problems
+    assert problem.startswith("market_data.ts: the newest row (")
+    assert "is 10 days old, older than the limit of 3 days (infra_freshness = market_data=3d)" in problem
+
+
+def test_a_future_newest_row_is_not_stale_and_says_so(target, conn):
+    stage(target, "UPDATE market_data SET ts = ts + (now() - (SELECT max(ts) FROM market_data))"
+                  " + interval '2 days 1 hour 30 minutes'")  # fmt: skip
+    result = check(conn, "market_data=1d")  # further ahead than the limit, and still not stale
+    assert result.ok
+    assert ", 2 days 1 hour in the future (limit 1 day)" in result.evidence
+
+
+def test_ages_come_from_the_server_clock_and_naive_timestamps_read_as_utc(target):
+    stage(
+        target,
+        "CREATE TABLE feed (at timestamp without time zone, day date)",
+        "CREATE INDEX ON feed (at)",
+        "INSERT INTO feed VALUES ((now() AT TIME ZONE 'UTC') - interval '2 hours', (now() AT TIME ZONE 'UTC')::date - 5)",
+        "GRANT SELECT ON feed TO PUBLIC",
+        # The session's zone must not shift a naive timestamp's age: the audit's session gets Tokyo's.
+        f"ALTER DATABASE {target.dbname} SET timezone = 'Asia/Tokyo'",
+    )
+    with db_probe.connect(parse(target.url), TIMEOUTS) as conn:
+        result = check(conn, "feed.at=3h", group=None)
+        assert result.ok and ", 2 hours old (limit 3 hours)" in result.evidence
+        assert "(no time zone: read as UTC)" in result.evidence
+        dated = check(conn, "feed.day=3d", group=None)
+        assert not dated.ok and " is 5 days old" in dated.problems[0]
+
+
+def test_a_table_without_a_time_column_is_named(target, conn):
+    stage(target, "CREATE TABLE notes (id int, body text)", "GRANT SELECT ON notes TO PUBLIC")
+    error = probe_error(conn, "notes=1d")
+    assert error.cause == "no_time_column"
+    assert "table notes has no timestamp, timestamptz or date column" in str(error)
+
+
+def test_two_candidate_columns_ask_which_one(target, conn):
+    stage(
+        target,
+        "CREATE TABLE events (created_at timestamptz, updated_at timestamptz)",
+        "INSERT INTO events VALUES (now(), now())",
+        "GRANT SELECT ON events TO PUBLIC",
+    )
+    error = probe_error(conn, "events=3d")
+    assert error.cause == "ambiguous_column"
+    assert "(created_at, updated_at)" in str(error) and "infra_freshness = events.created_at=3d" in str(error)
+    named = check(conn, "events.updated_at=3d", group=None)  # small and unindexed: scanned, and says so
+    assert named.ok and named.evidence.endswith("small table without an index, scanned")
+
+
+def test_a_preferred_name_or_the_one_indexed_column_settles_it(target, conn):
+    stage(
+        target,
+        "CREATE TABLE ticks (created_at timestamptz, ts timestamptz, seen date)",
+        "INSERT INTO ticks VALUES (now(), now(), current_date)",
+        "GRANT SELECT ON ticks TO PUBLIC",
+    )
+    assert check(conn, "ticks=3d", group=None).plan.column == "ts"
+    stage(target, "CREATE INDEX ON ticks (seen)")
+    assert check(conn, "ticks=3d", group=None).plan.column == "seen"
+
+
+def test_a_big_table_without_an_index_gets_the_create_index_instead_of_a_scan(target, conn):
+    stage(
+        target,
+        "CREATE TABLE events (id int, ts timestamptz)",
+        "INSERT INTO events SELECT i, now() FROM generate_series(1, 50) AS i",
+        "ANALYZE events",
+        "GRANT SELECT ON events TO PUBLIC",
+    )
+    error = probe_error(conn, "events=3d", exact_limit=10)  # a planner estimate of 50 >= 10: "big"
+    assert error.cause == "needs_index"
+    assert str(error) == (
+        "table events (~50 rows) has no index to find its newest row without reading the whole table: "
+        "CREATE INDEX ON events (ts)"
+    )
+    assert str(probe_error(conn, "events.ts=3d", exact_limit=10)).endswith("CREATE INDEX ON events (ts)")
+    assert check(conn, "events=3d", group=None, exact_limit=1000).ok  # small: scanned
+
+
+def test_a_never_analyzed_table_is_judged_by_its_size(target, conn):
+    """No planner estimate yet (reltuples = -1, as after a restore) must not read as "small, scan it"."""
+    stage(
+        target,
+        "CREATE TABLE restored (ts timestamptz) WITH (autovacuum_enabled = false)",
+        "INSERT INTO restored SELECT now() FROM generate_series(1, 2000)",
+        "GRANT SELECT ON restored TO PUBLIC",
+    )
+    error = probe_error(conn, "restored=3d", exact_limit=100)  # 2,000 rows take far more than 100 x 50 bytes
+    assert error.cause == "needs_index"
+    assert str(error).startswith("table restored (never analyzed, ") and "kB on disk)" in str(error)
+    assert check(conn, "restored=3d", group=None, exact_limit=100_000).ok
+
+
+def test_a_big_table_without_a_group_index_gets_the_create_index(target, conn):
+    stage(
+        target,
+        "ALTER TABLE market_data DROP CONSTRAINT market_data_symbol_timeframe_ts_key",
+        "DROP INDEX market_data_symbol_ts_idx",
+    )
+    error = probe_error(conn, "market_data=3d", group="symbol", exact_limit=10)
+    assert error.cause == "needs_index" and str(error).endswith("CREATE INDEX ON market_data (symbol, ts)")
+    small = check(conn, exact_limit=EXACT_LIMIT)
+    assert small.ok and small.plan.group == ("symbol",) and not small.plan.group_indexed
+
+
+def test_a_column_with_too_many_values_is_no_group(target, fifty, conn, monkeypatch):
+    """The walk stops after MAX_GROUPS + 1 groups instead of visiting every id of a huge table."""
+    monkeypatch.setattr(freshness, "MAX_GROUPS", 149)
+    error = probe_error(conn, "market_data=3d", group="symbol")
+    assert error.cause == "too_many_groups" and "more than 149 distinct symbol/timeframe values" in str(error)
+    monkeypatch.setattr(freshness, "MAX_GROUPS", 10)
+    plan = freshness.resolve(conn, rule("market_data=3d"), "symbol", EXACT_LIMIT, TIMEOUTS)
+    assert conn.execute(plan.group_query, (1.0, 1.0)).fetchone()[0] == 11  # walked no further
+    monkeypatch.setattr(freshness, "MAX_GROUPS", 150)
+    assert check(conn).groups == 150
+
+
+def test_a_table_without_the_group_column_names_the_setting(conn):
+    error = probe_error(conn, "market_data=3d", group="ticker")
+    assert error.cause == "no_group_column"
+    assert "no column 'ticker'" in str(error) and "infra_freshness_group" in str(error)
+
+
+def test_the_group_query_walks_the_index_and_never_scans_the_table(target, fifty, conn):
+    for drop in (None, "ALTER TABLE market_data DROP CONSTRAINT market_data_symbol_timeframe_ts_key"):
+        if drop:
+            stage(target, drop)
+        plan = freshness.resolve(conn, rule("market_data=3d"), "symbol", EXACT_LIMIT, TIMEOUTS)
+        explained = "\n".join(
+            line for (line,) in conn.execute(sql.SQL("EXPLAIN {}").format(plan.group_query), (1.0, 1.0))
+        )
+        assert "Seq Scan" not in explained and "Index Only Scan" in explained, explained
+        newest = "\n".join(line for (line,) in conn.execute(sql.SQL("EXPLAIN {}").format(plan.newest_query)))
+        assert "Seq Scan" not in newest, newest
+
+
+def test_qualified_and_quoted_tables_resolve(target, conn):
+    stage(
+        target,
+        'CREATE TABLE "Market Data" ("Ts" timestamptz)',
+        "INSERT INTO \"Market Data\" VALUES (now() - interval '1 hour')",
+        "CREATE SCHEMA other",
+        "CREATE TABLE other.feed (ts timestamptz)",
+        "INSERT INTO other.feed VALUES (now())",
+        "GRANT USAGE ON SCHEMA other TO PUBLIC",
+        'GRANT SELECT ON "Market Data", other.feed TO PUBLIC',
+    )
+    quoted = check(conn, '"Market Data"=2h', group=None)
+    assert quoted.ok and quoted.plan.label == '"Market Data"."Ts"'
+    assert check(conn, "other.feed=1d", group=None).plan.table == "other.feed"  # schema.table
+    assert check(conn, "market_data.ts=3d", group=None).plan.column == "ts"  # table.column
+    assert probe_error(conn, "nosuch=1d").cause == "missing"
+    assert probe_error(conn, "market_data.nosuch=1d").cause == "missing_column"
+    assert probe_error(conn, "market_data.symbol=1d").cause == "bad_column"
+
+
+def test_every_query_runs_under_the_deadline(target, conn):
+    """A table locked by another session fails as 'locked' within the deadline instead of hanging."""
+    with psycopg.connect(target.admin.info.dsn, password=target.admin.info.password) as locker:
+        locker.execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
+        error = probe_error(conn, "market_data=3d", group="symbol")
+    assert error.cause == "locked"

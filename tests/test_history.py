@@ -1,0 +1,184 @@
+"""tools/core/history.py: the audit history file, and the comparison with the last passing audit."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tools.core import history
+from tools.core import probe as db_probe
+from tools.core.dburl import parse
+from tools.core.errors import HistoryError
+from tools.core.history import Record, TableCount
+from tools.core.probe import TableStats, Timeouts
+
+TARGET = "db.example:5432/mt5_crs"
+OTHER = "db.example:5432/staging"
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "reports" / "infra-history.jsonl"  # the folder does not exist yet
+
+
+def counts(market_data: int, exact: bool = True, assets: int = 975) -> dict[str, TableCount]:
+    return {"market_data": TableCount(market_data, exact), "assets": TableCount(assets, True)}
+
+
+def record(market_data: int, *, exact: bool = True, passed: bool = True, target: str = TARGET,
+           time: str = "2026-11-28T10:00:00Z") -> Record:  # fmt: skip
+    return Record(time, target, counts(market_data, exact), passed)
+
+
+def failed(findings: list[history.Finding]) -> list[history.Finding]:
+    return [finding for finding in findings if finding.failed]
+
+
+def test_the_first_audit_is_the_baseline_and_passes(path):
+    assert history.last_passing(path, TARGET) is None  # no file yet: nothing to compare
+    (finding,) = history.compare(None, record(340_494))
+    assert finding.kind == "baseline" and not finding.failed
+    assert finding.message == f"first audit of {TARGET}: these row counts are the baseline"
+
+
+def test_a_record_round_trips_through_the_file_and_the_folder_is_created(path):
+    written = record(340_494, exact=False)
+    history.append(path, written)
+    history.append(path, record(340_500, time="2026-11-29T10:00:00Z"))
+    assert history.read(path).records[0] == written
+    assert history.last_passing(path, TARGET).time == "2026-11-29T10:00:00Z"
+    assert path.read_text().count("\n") == 2
+
+
+def test_twenty_percent_fewer_rows_fails_naming_both_counts_and_when(path):
+    history.append(path, record(340_494))
+    current = record(272_395, time="2026-11-29T10:00:00Z")
+    (finding,) = failed(history.compare(history.last_passing(path, TARGET), current))
+    assert finding.table == "market_data"
+    assert finding.message.startswith(
+        "market_data holds 272,395 rows (exact) now, 20% fewer than the 340,494 rows (exact) of the last passing "
+        "audit (2026-11-28 10:00 UTC), more than the 10% allowed (infra_max_shrink)"
+    )
+    assert "\n" not in finding.message
+
+
+def test_an_estimate_compared_with_an_exact_count_says_which_is_which(path):
+    history.append(path, record(340_000, exact=False))
+    findings = history.compare(history.last_passing(path, TARGET), record(272_395, exact=True))
+    (finding,) = failed(findings)
+    assert "272,395 rows (exact) now" in finding.message and "~340,000 rows (estimate)" in finding.message
+
+
+def test_shrinking_within_the_limit_passes_and_the_limit_is_the_callers(path):
+    previous = record(340_000)
+    assert not failed(history.compare(previous, record(310_000)))  # 8.8% fewer
+    assert failed(history.compare(previous, record(330_000), max_shrink=0.01))
+    assert not failed(history.compare(previous, record(400_000)))  # growth is fine
+
+
+def test_a_new_table_is_its_own_baseline():
+    previous = Record("2026-11-28T10:00:00Z", TARGET, {"assets": TableCount(975, True)}, True)
+    findings = {finding.table: finding for finding in history.compare(previous, record(340_000))}
+    assert findings["market_data"].kind == "baseline" and not findings["market_data"].failed
+    assert findings["assets"].kind == "ok"
+
+
+def test_another_targets_records_are_ignored(path):
+    history.append(path, record(340_000))
+    history.append(path, record(1_000, target=OTHER, time="2026-11-29T09:00:00Z"))
+    assert history.last_passing(path, TARGET).tables["market_data"].rows == 340_000
+    assert history.last_passing(path, "elsewhere:5432/mt5_crs") is None
+
+
+def test_a_failing_audit_never_becomes_the_baseline(path):
+    history.append(path, record(340_000, time="2026-11-27T10:00:00Z"))
+    history.append(path, record(100_000, passed=False, time="2026-11-28T10:00:00Z"))
+    previous = history.last_passing(path, TARGET)
+    assert previous.time == "2026-11-27T10:00:00Z"
+    assert failed(history.compare(previous, record(100_000)))  # still 70% short of the last good audit
+
+
+def test_torn_and_invalid_lines_are_skipped_and_counted(path):
+    history.append(path, record(340_000, time="2026-11-27T10:00:00Z"))
+    with open(path, "ab") as file:
+        file.write(b"not json\n")
+        file.write(b'{"time": "2026-11-28T10:00:00Z", "target": "x"}\n')  # fields missing
+        file.write(
+            b'{"tables": {"a": {"rows": -5, "exact": true}}, "time": "2026-11-28T10:00:00Z", "target": "t", "passed": true}\n'
+        )
+        file.write(b"\xff\xfe\n")
+        file.write(record(2, time="2026-11-28T10:00:00").to_line().encode())  # a time without its zone
+        file.write(record(1, time="2026-11-28T11:00:00Z").to_line().encode()[:40])  # a run killed mid-line
+    assert history.read(path) == history.History((record(340_000, time="2026-11-27T10:00:00Z"),), 6)
+    # The next append starts on a new line: the torn tail stays apart and this record stays whole.
+    history.append(path, record(339_000, time="2026-11-29T10:00:00Z"))
+    read = history.read(path)
+    assert [r.time for r in read.records] == ["2026-11-27T10:00:00Z", "2026-11-29T10:00:00Z"]
+    assert read.skipped == 6
+
+
+def test_each_record_is_written_by_one_write_of_a_whole_line(path, monkeypatch):
+    writes: list[bytes] = []
+    real_write = os.write
+    monkeypatch.setattr(history.os, "write", lambda fd, data: writes.append(data) or real_write(fd, data))
+    history.append(path, record(340_000))
+    assert writes == [path.read_bytes()] and writes[0].endswith(b"\n") and writes[0].count(b"\n") == 1
+    assert path.stat().st_size == len(writes[0])
+
+
+def test_an_unreadable_history_is_one_clear_line(path):
+    path.mkdir(parents=True)  # a folder where the file should be: unreadable and unwritable
+    with pytest.raises(HistoryError, match=r"^cannot read the audit history .*infra-history\.jsonl: .*; fix") as read:
+        history.last_passing(path, TARGET)
+    with pytest.raises(HistoryError, match=r"^cannot write the audit history ") as written:
+        history.append(path, record(1))
+    assert "\n" not in str(read.value) + str(written.value)
+
+
+def test_the_target_key_and_the_file_hold_no_secrets(path, target):
+    url = parse(target.url)
+    key = history.target_key(url)
+    assert key.endswith(f"/{target.dbname}") and target.role.name not in key and target.role.password not in key
+    with db_probe.connect(url, Timeouts()) as conn:
+        stats = [db_probe.table_stats(conn, table, 100_000, Timeouts()) for table in ("market_data", "assets")]
+    history.append(path, history.record(key, stats, passed=True))
+    text = path.read_text()
+    assert target.role.password not in text and target.role.name not in text
+    (line,) = text.splitlines()
+    assert json.loads(line)["tables"]["market_data"] == {"rows": 120, "exact": True}
+    assert history.target_key(parse("postgresql://u:pw@h1:5433,h2/db")) == "h1:5433,h2:5432/db"
+    assert history.target_key(parse("postgresql:///db?host=/run/postgresql")) == "/run/postgresql:5432/db"
+    assert history.target_key(parse("postgresql://DB.Example/db?port=5433")) == "db.example:5433/db"
+
+
+def test_an_estimate_from_the_probe_is_recorded_as_one(path):
+    stats = [TableStats("market_data", 340_000, exact=False)]
+    history.append(path, history.record(TARGET, stats, passed=True))
+    assert history.last_passing(path, TARGET).tables["market_data"] == TableCount(340_000, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "share"), [("10%", 0.10), ("0.1", 0.10), (" 5 % ", 0.05), ("0", 0.0), ("99.5%", 0.995)]
+)
+def test_max_shrink_reads_percentages_and_fractions(text, share):
+    assert history.parse_max_shrink(text) == pytest.approx(share)
+
+
+@pytest.mark.parametrize(("text", "says"), [("100%", "out of range"), ("1", "out of range"), ("-1", "not a share"),
+                                            ("ten", "not a share"), ("", "not a share")])  # fmt: skip
+def test_a_bad_max_shrink_is_one_clear_line(text, says):
+    with pytest.raises(ValueError, match=f"^infra_max_shrink: .*{says}") as raised:
+        history.parse_max_shrink(text)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_whole_last_line_without_its_newline_is_kept(path):
+    """A file edited by hand may lack the final newline; its last record is whole and still counts."""
+    path.parent.mkdir(parents=True)
+    path.write_text(record(340_000).to_line().rstrip("\n"))
+    assert history.read(path) == history.History((record(340_000),), 0)
+    history.append(path, record(339_000, time="2026-11-29T10:00:00Z"))
+    assert len(history.read(path).records) == 2

@@ -1,0 +1,238 @@
+"""Audit history: each audit appends its row counts to a JSONL file, and the next compares against
+the last PASSING audit of the same database, so a table that silently lost rows fails the audit.
+
+One line per audit, written with a single ``os.write`` in ``O_APPEND`` mode: a killed run leaves
+either the whole line or none of it, and a torn line (from another writer or a full disk) is
+skipped and counted on read rather than crashing the audit. The file holds no secrets: the
+target is ``host:port/database``, never a user or password. Use::
+
+    key = target_key(db_url)
+    past = read(path)                                   # HistoryError: unreadable; past.skipped: torn lines
+    current = record(key, table_stats_list, passed=...)
+    findings = compare(past.last_passing(key), current, parse_max_shrink(text))
+    append(path, replace(current, passed=not any(f.failed for f in findings) and ...))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tools.core.dburl import DbUrl
+from tools.core.errors import HistoryError
+from tools.core.probe import TableStats
+
+DEFAULT_PATH = Path("reports") / "infra-history.jsonl"
+DEFAULT_MAX_SHRINK = 0.10
+
+
+@dataclass(frozen=True)
+class TableCount:
+    """A table's rows as the audit saw them: exact, or the planner's estimate; None when unknown."""
+
+    rows: int | None
+    exact: bool
+
+    @property
+    def shown(self) -> str:
+        """``272,395 rows (exact)`` or ``~340,000 rows (estimate)``."""
+        if self.rows is None:
+            return "an unknown number of rows"
+        return f"{self.rows:,} rows (exact)" if self.exact else f"~{self.rows:,} rows (estimate)"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One audit: when (UTC ISO), of which database, the counts per table, and whether it passed."""
+
+    time: str
+    target: str
+    tables: dict[str, TableCount] = field(hash=False)
+    passed: bool
+
+    def to_line(self) -> str:
+        tables = {name: {"rows": count.rows, "exact": count.exact} for name, count in self.tables.items()}
+        data = {"time": self.time, "target": self.target, "tables": tables, "passed": self.passed}
+        return json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":")) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> Record:
+        """Raise ValueError (or KeyError/TypeError) on anything that is not a whole, well-formed record."""
+        data = json.loads(line)
+        tables = {}
+        for name, count in data["tables"].items():
+            rows = count["rows"]
+            if not (rows is None or (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0)):
+                raise ValueError("bad row count")
+            tables[str(name)] = TableCount(rows, bool(count["exact"]))
+        if not isinstance(data["time"], str) or not isinstance(data["target"], str):
+            raise ValueError("bad time or target")
+        _parse_time(data["time"])
+        return cls(data["time"], data["target"], tables, data["passed"] is True)
+
+
+@dataclass(frozen=True)
+class History:
+    """The file's readable records, oldest first, and how many lines were skipped as torn or invalid."""
+
+    records: tuple[Record, ...]
+    skipped: int
+
+    def last_passing(self, target: str) -> Record | None:
+        """The newest record of ``target`` whose audit passed: failed audits never become the baseline."""
+        for record in reversed(self.records):
+            if record.target == target and record.passed:
+                return record
+        return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One comparison result. ``kind``: ``baseline`` (passed, nothing to compare), ``ok``, ``shrunk`` (failed)."""
+
+    table: str | None
+    kind: str
+    message: str
+
+    @property
+    def failed(self) -> bool:
+        return self.kind == "shrunk"
+
+
+def record(target: str, counts: Iterable[TableStats], passed: bool, time: str | None = None) -> Record:
+    """A record from the probe's ``TableStats`` (exact counts or estimates), stamped now unless ``time`` is given."""
+    tables = {stats.table: TableCount(stats.rows, stats.exact) for stats in counts}
+    return Record(time or now_utc(), target, tables, passed)
+
+
+def target_key(url: DbUrl) -> str:
+    """``db.example.com:5432/mt5_crs``: the server(s) and database, never the user or password."""
+    port = url.param("port") or "5432"
+    hosts = ",".join(f"[{h.lower()}]:{p or port}" if ":" in h else f"{h.lower()}:{p or port}" for h, p in url.hosts)
+    return f"{hosts or (url.param('host') or 'local socket') + ':' + port}/{url.dbname}"
+
+
+def now_utc() -> str:
+    """``2026-11-29T14:05:00Z``: the record's time, in UTC whatever this machine's zone."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_max_shrink(text: str) -> float:
+    """``10%`` or ``0.1`` -> 0.1; a ValueError in one line for anything else or out of 0..100%."""
+    cleaned = text.strip()
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(%?)", cleaned)
+    if not match:
+        raise ValueError(
+            f"infra_max_shrink: '{cleaned}' is not a share: write a percentage like 10% or a fraction like 0.1"
+        )
+    value = float(match.group(1)) / (100 if match.group(2) else 1)
+    if not 0 <= value < 1:
+        raise ValueError(
+            f"infra_max_shrink: '{cleaned}' is out of range: write from 0% up to (not including) 100%, e.g. 10% or 0.1"
+        )
+    return value
+
+
+def append(path: Path, record: Record) -> None:
+    """Append one whole line (one ``os.write`` with O_APPEND), creating the folder if missing.
+
+    If an earlier writer was killed mid-line the file does not end in a newline; ours then starts
+    with one, so that torn tail stays a separate (skipped) line instead of spoiling this record.
+    """
+    line = record.to_line().encode("ascii")
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if _ends_mid_line(path):
+                line = b"\n" + line
+            written = os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise HistoryError(
+            f"cannot write the audit history {path}: {exc.strerror or exc}; fix its folder's permissions"
+        ) from None
+    if written != len(line):
+        raise HistoryError(f"the audit history {path} took only {written} of {len(line)} bytes: is the disk full?")
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with open(path, "rb") as file:
+        if file.seek(0, os.SEEK_END) == 0:
+            return False
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) != b"\n"
+
+
+def read(path: Path) -> History:
+    """Every whole, valid record in ``path`` (none when it does not exist yet)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return History((), 0)
+    except OSError as exc:
+        raise HistoryError(
+            f"cannot read the audit history {path}: {exc.strerror or exc}; fix its permissions or move it aside"
+        ) from None
+    records, skipped = [], 0
+    for raw in data.split(b"\n"):  # a torn line is cut JSON: invalid, so skipped and counted with the rest
+        if not raw.strip():
+            continue
+        try:
+            records.append(Record.from_line(raw.decode("utf-8")))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            skipped += 1
+    return History(tuple(records), skipped)
+
+
+def last_passing(path: Path, target: str) -> Record | None:
+    """``read(path).last_passing(target)``; read the History yourself to also report skipped lines."""
+    return read(path).last_passing(target)
+
+
+def compare(previous: Record | None, current: Record, max_shrink: float = DEFAULT_MAX_SHRINK) -> list[Finding]:
+    """Fail each table holding more than ``max_shrink`` fewer rows than at ``previous``; with no
+    ``previous``, one ``baseline`` finding says these counts are the baseline from now on."""
+    if previous is None:
+        return [Finding(None, "baseline", f"first audit of {current.target}: these row counts are the baseline")]
+    when = _shown_time(previous.time)
+    findings = []
+    for table, now in current.tables.items():
+        before = previous.tables.get(table)
+        if before is None or before.rows is None:
+            findings.append(Finding(table, "baseline", f"{table}: {now.shown}, the first count on record (baseline)"))
+            continue
+        if now.rows is None:
+            findings.append(Finding(table, "ok", f"{table}: row count unknown now (no ANALYZE yet), not compared"))
+            continue
+        if before.rows > 0 and now.rows < before.rows * (1 - max_shrink):
+            lost = 1 - now.rows / before.rows
+            findings.append(Finding(table, "shrunk", (
+                f"{table} holds {now.shown} now, {lost:.0%} fewer than the {before.shown} of the last passing "
+                f"audit ({when}), more than the {max_shrink:.0%} allowed (infra_max_shrink): find where the rows went; "
+                "if they were removed on purpose, pass one audit with a higher infra_max_shrink"
+            )))  # fmt: skip
+        else:
+            findings.append(Finding(table, "ok", f"{table}: {now.shown}, was {before.shown} on {when}"))
+    return findings
+
+
+def _shown_time(iso: str) -> str:
+    """``2026-11-28 10:00 UTC`` from the record's ISO time."""
+    return _parse_time(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _parse_time(iso: str) -> datetime:
+    """A record's time; one without a zone is invalid (it would be read in this machine's zone)."""
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("time without a zone")
+    return moment
