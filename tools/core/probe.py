@@ -317,10 +317,12 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[s
         conn,
         "SELECT c.oid::regclass::text, c.reltuples::bigint, has_table_privilege(c.oid, 'SELECT'),"
         " current_user, current_schemas(false)::text"
-        " FROM (SELECT to_regclass(%s) AS oid) AS r LEFT JOIN pg_class c ON c.oid = r.oid",
+        # parse_ident raises on a malformed name: since PostgreSQL 16, to_regclass returns NULL for one
+        " FROM (SELECT to_regclass(%s) AS oid WHERE parse_ident(%s) IS NOT NULL) AS r"
+        " LEFT JOIN pg_class c ON c.oid = r.oid",
         table,
         timeouts,
-        (table,),
+        (table, table),
     )
     if quoted is None:
         raise ProbeError(
