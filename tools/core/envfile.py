@@ -266,6 +266,8 @@ def _read(real: Path) -> bytes | None:
         return real.read_bytes()
     except FileNotFoundError:
         return None
+    except PermissionError:  # e.g. mode 0200 for an ordinary user (root reads anything)
+        raise EnvFileError(f"{real} is not readable: left untouched; make it readable or set DB_URL yourself") from None
 
 
 def user_db_url(env_path: Path, saved_dir: Path) -> str | None:
