@@ -12,9 +12,11 @@ dropped by its name, and the janitor takes only what dead runs of this host mark
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,13 +31,16 @@ from typing import NoReturn
 import psycopg
 import pytest
 
-from tests.support import MAKER, REPO, AuditRun, PgServer, audit, clean_env, made_database, made_role
+from tests.support import MAKER, MARKER, REPO, AuditRun, PgServer, audit, clean_env, made_database, made_role
 from tools.core import dburl, ownership, pgserver, seed
 from tools.core.errors import SandboxError
 
 ADMIN_URL_VARIABLE = "INFRA_SELFTEST_PG_URL"
 SEED_MARKET_DATA_ROWS = 120
 SEED_ASSETS_ROWS = 4
+CLUSTER_PREFIX = "infra-selftest-"  # + random: tempfile.mkdtemp
+OWNER_FILE = "owner.json"  # the run's marker: who may sweep the folder once that run is dead
+CLUSTER_FILE = "cluster.json"  # how to stop its server (binaries, OS user, port)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -95,19 +100,27 @@ def _sweep_dead_runs(conn: psycopg.Connection) -> None:
 
 
 def _private_server() -> Iterator[PgServer]:
-    """initdb and start a cluster in a new temporary folder; stop it and remove the folder at the end."""
+    """initdb and start a cluster in a new temporary folder; stop it and remove the folder at the end.
+
+    SIGTERM is turned into KeyboardInterrupt while it runs, so a terminated run stops its server too;
+    a killed one (SIGKILL) leaves it to the next run's sweep.
+    """
     try:
         bindir = pgserver.find_bindir(None)
         user = pgserver.server_os_user()
     except SandboxError as exc:
         _no_server(f"{exc} (or set {ADMIN_URL_VARIABLE} to a superuser URL of a running server)")
-    folder = Path(tempfile.mkdtemp(prefix="infra-selftest-"))
+    _sweep_dead_clusters()
+    folder = Path(tempfile.mkdtemp(prefix=CLUSTER_PREFIX))
+    MARKER.write_file(folder / OWNER_FILE)
     cluster = None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cluster = pgserver.init_cluster(folder, bindir, user)
+        (folder / CLUSTER_FILE).write_text(json.dumps({"bindir": str(bindir), "os_user": user.pw_name,
+                                                       "port": cluster.port}))  # fmt: skip
         cluster.start()
-        password = cluster.pwfile.read_text().strip()
-        yield PgServer(pgserver.HOST, cluster.port, pgserver.SUPERUSER, password)
+        yield PgServer(pgserver.HOST, cluster.port, pgserver.SUPERUSER, cluster.pwfile.read_text().strip())
     except SandboxError as exc:
         _no_server(str(exc))
     finally:
@@ -116,6 +129,31 @@ def _private_server() -> Iterator[PgServer]:
                 cluster.stop()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _sweep_dead_clusters() -> None:
+    """Stop and remove the private servers of killed runs: proven ours by the marker file, never by name."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{CLUSTER_PREFIX}*"):
+        try:
+            marker = ownership.read_marker_file(folder / OWNER_FILE)
+            if marker is None or marker.maker != MAKER or not ownership.is_dead(marker):
+                continue
+            found = json.loads((folder / CLUSTER_FILE).read_text())
+            cluster = pgserver.Cluster(folder, Path(found["bindir"]), found["os_user"], int(found["port"]))
+            if cluster.is_running():
+                cluster.stop()
+        except FileNotFoundError:  # killed before its server was set up: nothing runs
+            pass
+        except (OSError, ValueError, KeyError, TypeError, SandboxError) as exc:  # another user's, or unreadable
+            if not isinstance(exc, PermissionError):
+                warnings.warn(f"left {folder} of a dead run of the self-tests: {exc}", stacklevel=1)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
