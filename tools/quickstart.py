@@ -131,11 +131,16 @@ def foreground(command: list[str]) -> int:
     to stop the servers it started.
     """
     child = subprocess.Popen(command, cwd=ROOT)
+    interrupted = False
     while True:
         try:
-            return child.wait()
+            code = child.wait()
         except KeyboardInterrupt:
+            interrupted = True
             continue
+        if interrupted:
+            raise KeyboardInterrupt  # exit 130, after the child has cleaned up
+        return code
 
 
 def set_up_and_run_again(argv: list[str]) -> _cli.Result:
