@@ -46,7 +46,7 @@ from tests.support import (
     sweep_dead_clusters,
 )
 from tools.core import dburl, ownership, pgserver, seed
-from tools.core.errors import SandboxError
+from tools.core.errors import DbUrlError, SandboxError
 
 ADMIN_URL_VARIABLE = "INFRA_SELFTEST_PG_URL"
 SEED_MARKET_DATA_ROWS = 120
@@ -59,7 +59,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     if url:
         try:
             return f"PostgreSQL: {ADMIN_URL_VARIABLE} ({dburl.parse(url).redacted})"
-        except Exception:  # noqa: BLE001 - the fixture names what is wrong with it, once
+        except DbUrlError:  # the fixture says what is wrong with it
             return f"PostgreSQL: {ADMIN_URL_VARIABLE} (not a valid URL)"
     try:
         return f"PostgreSQL: a private server, {pgserver.describe_bindir(pgserver.find_bindir(None))}"
@@ -86,7 +86,7 @@ def _existing_server(url: str) -> PgServer:
     """A running server given by a superuser URL, after a preflight and a janitor for dead runs."""
     try:
         parsed = dburl.parse(url)
-    except Exception as exc:  # noqa: BLE001 - DbUrlError and friends: say it in one line
+    except DbUrlError as exc:
         _no_server(f"{ADMIN_URL_VARIABLE} is not a valid PostgreSQL URL: {exc}")
     try:
         with ownership.connect(url) as conn:
