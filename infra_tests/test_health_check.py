@@ -24,6 +24,8 @@ def test_health_check_passes(db, project_root: Path, audit_settings: AuditSettin
         "--tables", " ".join(audit_settings.tables),
         "--connect-timeout", str(timeouts.connect), "--query-timeout", str(timeouts.query),
         "--exact-count-limit", str(audit_settings.exact_count_limit),
+        "--freshness", " ".join(rule.text for rule in audit_settings.freshness),
+        "--freshness-group", audit_settings.freshness_group or "",
     ]  # fmt: skip
     budget = timeouts.connect + timeouts.answer * (2 * len(audit_settings.tables) + 1) + 15
     try:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from tools.plugin import html, report
+from tools.plugin import history, html, report
 
 
 def activate(config: pytest.Config) -> None:
     """Register the audit's reports and name its default HTML report (before pytest-html reads it)."""
     html.default_html_report(config)
     html.check_report_paths(config)
-    for module in (report, html):
+    for module in (report, html, history):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module, f"infra-audit-{module.__name__.rsplit('.', 1)[1]}")
