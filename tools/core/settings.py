@@ -62,7 +62,8 @@ SETTINGS = (
             "file each audit appends its row counts to (relative to the rootdir); a CI job may bring the last one",
             str(history.DEFAULT_PATH)),
     Setting("max_shrink", "infra_max_shrink", "--max-shrink",
-            "how many fewer rows than at the last passing audit still pass, like 10% or 0.1", "10%"),
+            "the share of rows a table may lose since the last passing audit: a percentage, or a fraction like 0.1",
+            "10%"),
 )  # fmt: skip
 BY_KEY = {setting.key: setting for setting in SETTINGS}
 
