@@ -19,12 +19,14 @@ from typing import Generic, TypeVar
 import psycopg
 import pytest
 
-from tools.core import db_config
-from tools.core import probe as db_probe
-from tools.core.dburl import DbUrl
-from tools.core.errors import ConfigError, ProbeError
-from tools.core.settings import AuditSettings
-from tools.plugin import settings as settings_plugin
+pytest.register_assert_rewrite("tools.plugin")  # imported here, before pytest_plugins registers it
+
+from tools.core import db_config  # noqa: E402
+from tools.core import probe as db_probe  # noqa: E402
+from tools.core.dburl import DbUrl  # noqa: E402
+from tools.core.errors import ConfigError, ProbeError  # noqa: E402
+from tools.core.settings import AuditSettings  # noqa: E402
+from tools.plugin import settings as settings_plugin  # noqa: E402
 
 pytest_plugins = ("tools.plugin.settings",)
 
