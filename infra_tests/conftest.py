@@ -77,8 +77,10 @@ class HealthCheckRun:
 def health_check_run(
     request: pytest.FixtureRequest, project_root: Path, audit_settings: AuditSettings
 ) -> Iterator[HealthCheckRun | None]:
-    """The health check's process, started with the audit so it runs beside the other checks."""
-    if not any(item.name == "test_health_check_passes" for item in request.session.items):
+    """The health check's process, started once the audit's own connection is proven, so it runs beside
+    the other checks; never when the database could not be reached (one attempt per run, not two)."""
+    wanted = any(item.name == "test_health_check_passes" for item in request.session.items)
+    if not wanted or request.getfixturevalue("db_attempt").error is not None:
         yield None
         return
     run = HealthCheckRun(project_root, audit_settings)
