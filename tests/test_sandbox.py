@@ -329,3 +329,16 @@ def test_the_password_never_reaches_the_server_log(root: Path) -> None:
     log = (root / ".sandbox" / "server.log").read_text()
     assert "ALTER ROLE" in log and "SCRAM-SHA-256$" in log, "the statement was logged"
     assert env_url(root).password not in log
+
+
+@pytest.mark.parametrize("password", ["it's", 'say"hi', "a<b>c", "x%20y", "@"])
+def test_a_users_db_url_is_never_shown_with_its_password(root: Path, password: str) -> None:
+    from urllib.parse import quote
+
+    url = f"postgresql://me:{quote(password, safe=chr(39) + chr(34) + '<>')}@db.example:5432/prod"
+    for line in (f"DB_URL={url}\n", f"DB_URL=postgresql://me:{password}db.example:5432/prod\n"):
+        (root / ".env").write_text(line)
+        done = cli(root, "start", *SMALL)
+        assert_one_line_error(done, "already sets DB_URL", "--force")
+        for piece in {password, quote(password, safe="")} - {"@"}:
+            assert piece not in done.stdout + done.stderr, line
