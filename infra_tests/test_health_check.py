@@ -17,7 +17,7 @@ HEALTH_CHECK = Path(__file__).resolve().parents[1] / "tools" / "health_check.py"
 
 @pytest.mark.check("health check passes")
 def test_health_check_passes(db, project_root: Path, audit_settings: AuditSettings, evidence) -> None:
-    """`tools/health_check.py` exits 0 and reports the system healthy (needs the database: `db`)."""
+    """The monitoring probe `tools/health_check.py`, run as monitoring runs it, exits 0 and reports the system healthy."""
     timeouts = audit_settings.timeouts
     command = [
         sys.executable, str(HEALTH_CHECK), "--root", str(project_root),
