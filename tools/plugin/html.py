@@ -134,7 +134,7 @@ def _checkout(root: Path) -> dict[str, str]:
         return {"Git commit": f"unknown: git could not run ({exc.strerror or exc})"}
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"git exited {done.returncode}"])[0].removeprefix("fatal: ")
-        return {"Git commit": f"unknown: {reason}"}
+        return {"Git commit": "none: not a git checkout" if "not a git repository" in reason else f"unknown: {reason}"}
     headers = dict(re.findall(r"^# branch\.(oid|head) (.+)$", done.stdout, re.M))
     changed = [line for line in done.stdout.splitlines() if line and not line.startswith("#")]
     return {
@@ -210,6 +210,8 @@ table.infra-checks>thead>tr>th,table.infra-checks>tbody>tr>td,table.infra-env th
 border:1px solid #bbb;padding:.45em .6em;text-align:left;vertical-align:top}
 table.infra-checks>thead>tr>th,table.infra-env th{background:#f0f0f0}
 table.infra-checks td.infra-name{width:22%;font-weight:bold}
+table.infra-checks td.infra-result{width:1%;white-space:nowrap}
+.infra-warned{font-size:.85em;color:#4a3a00;margin-top:.3em}
 .infra-about{font-weight:normal;color:#333;font-size:.9em;margin-top:.3em}
 .infra-badge{display:inline-block;white-space:nowrap;padding:.1em .45em;border-radius:3px;font-weight:bold;color:#fff}
 .infra-b-passed{background:#1e7b34}.infra-b-failed{background:#b3261e}.infra-b-could-not-check{background:#a34700}
@@ -223,12 +225,14 @@ table.infra-evidence td{font-family:ui-monospace,Menlo,Consolas,monospace;font-s
 table.infra-env th{font-weight:normal;color:#333;white-space:nowrap}
 table.infra-env td{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em}
-#environment-header,#environment,.run-count,p.filter{display:none}
+#environment-header,#environment,.run-count,p.filter,.controls .collapse{display:none}
+.logwrapper:not(:has(.log)){display:none}
 .filters input[data-test-result=xfailed],.filters span.xfailed,.filters input[data-test-result=xpassed],
 .filters span.xpassed,.filters input[data-test-result=rerun],.filters span.rerun,
 .filters input[data-test-result=retried],.filters span.retried{display:none}
 html:not(.infra-js) .infra-js-only,html:not(.infra-js) .controls,html:not(.infra-js) #results-table{display:none}
 #results-table{color:#333;font-size:13px}
+#results-table th:last-child,#results-table td.col-links{display:none}
 #results-table tbody.error td.col-result,#results-table tbody.skipped td.col-result{font-size:0}
 #results-table tbody.error td.col-result::before{content:"Could not check";font-size:13px}
 #results-table tbody.skipped td.col-result::before{content:"Not run";font-size:13px}
@@ -253,9 +257,11 @@ def _check_row(result: CheckResult) -> str:
     if result.cause:
         parts.append(f'<div class="infra-cause">{html.escape(result.cause)}</div>')
     about = f'<div class="infra-about">{_text(result.about)}</div>' if result.about else ""
+    warned = len(result.warnings)
+    warned_note = f'<div class="infra-warned">with {warned} warning{"s" if warned > 1 else ""}</div>' if warned else ""
     return (
         f'<tr><td class="infra-name">{html.escape(result.name)}{about}</td>'
-        f"<td>{_badge(result.verdict)}</td><td>{''.join(parts)}</td></tr>"
+        f'<td class="infra-result">{_badge(result.verdict)}{warned_note}</td><td>{"".join(parts)}</td></tr>'
     )
 
 
