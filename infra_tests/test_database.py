@@ -8,8 +8,8 @@ import pytest
 from tools.core import probe as db_probe
 from tools.core.dburl import DbUrl
 from tools.core.errors import ProbeError
-from tools.plugin.settings import advice
 from tools.core.settings import AuditSettings
+from tools.plugin.settings import advice
 
 
 @pytest.mark.check("database reachable within {connect_timeout} s")

@@ -6,8 +6,8 @@ static HTML at the top of pytest-html's page, everything a reader needs: the ver
 with its evidence, warnings and cause (said once), and the environment (what was audited, where,
 by whom, from which commit). Ticket previews and mail clients that drop scripts still show all of
 it. pytest-html's script-built parts stay below as an extra (a sortable list) and are hidden when
-no script runs; pytest-metadata's table (whose CI variables and package lists could carry tokens)
-is emptied, never shown.
+no script runs. pytest-metadata's table (whose CI variables and package lists could carry tokens)
+is emptied before anything shows it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,6 @@ from tools.plugin.report import (
     NOT_CHECKED,
     NOT_RUN,
     RESULTS,
-    SECTION,
     SHOUTED,
     CheckResult,
     counts_line,
@@ -50,6 +49,7 @@ except ImportError:  # pragma: no cover - pytest-html requires pytest-metadata
     metadata_key = None
 
 STARTED = pytest.StashKey[tuple[float, datetime.datetime]]()
+ENVIRONMENT_ROWS = pytest.StashKey[dict[str, str]]()
 GIT_TIMEOUT_S = 3.0
 
 
@@ -135,7 +135,7 @@ def _checkout(root: Path) -> dict[str, str]:
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"git exited {done.returncode}"])[0].removeprefix("fatal: ")
         return {"Git commit": "none: not a git checkout" if "not a git repository" in reason else f"unknown: {reason}"}
-    headers = dict(re.findall(r"^# branch\.(oid|head) (.+)$", done.stdout, re.M))
+    headers = dict(re.findall(r"^# branch\.(oid|head) (.+)$", done.stdout, re.MULTILINE))
     changed = [line for line in done.stdout.splitlines() if line and not line.startswith("#")]
     return {
         "Git commit": headers.get("oid", "unknown").replace("(initial)", "none yet (no commits)"),
@@ -144,7 +144,7 @@ def _checkout(root: Path) -> dict[str, str]:
     }
 
 
-def _environment(config: pytest.Config, finished: float | None) -> dict[str, str]:
+def _environment(config: pytest.Config, finished: float) -> dict[str, str]:
     """The environment rows, scrubbed: what was audited, from which commit, where, by whom, when."""
     root, name = project_identity(config)
     started, started_at = config.stash[STARTED]
@@ -152,46 +152,35 @@ def _environment(config: pytest.Config, finished: float | None) -> dict[str, str
     rows = {
         "Project": name,
         "Project root": str(root),
-        **(_checkout(root) if finished is not None else {}),
+        **_checkout(root),
         "Host": socket.gethostname(),
         "OS user": _os_user(),
         "Database": _database(root),
-        "PostgreSQL server": facts.get(
-            "PostgreSQL server", "not checked yet" if finished is None else "unknown: the database was not reached"
-        ),
+        "PostgreSQL server": facts.get("PostgreSQL server", "unknown: the database was not reached"),
         "Audit suite": f"infra-audit {tools.__version__} (Python {platform.python_version()})",
         "Started": started_at.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "Duration": "running" if finished is None else f"{finished - started:.1f} s",
+        "Duration": f"{finished - started:.1f} s",
     }
     rows.update({k: v for k, v in facts.items() if k not in rows})
     rows.update({str(k): str(v) for k, v in (getattr(config.option, "metadata", None) or [])})  # --metadata KEY VALUE
     return {safe(config, k): safe(config, v) for k, v in rows.items()}
 
 
-ENVIRONMENT_ROWS = pytest.StashKey[dict[str, str]]()
-
-
-def _fill_environment(config: pytest.Config, finished: float | None) -> None:
-    """Keep this run's rows, and put them in place of pytest-metadata's table (pytest-html reads the
-    same dict; without pytest-metadata, ``-p no:metadata``, pytest-html would crash looking for it)."""
-    rows = config.stash[ENVIRONMENT_ROWS] = _environment(config, finished)
-    if metadata_key is not None:
-        table = config.stash.setdefault(metadata_key, {})
-        table.clear()
-        table.update({key: html.escape(value) for key, value in rows.items()})
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[STARTED] = (time.monotonic(), datetime.datetime.now().astimezone())
-    _fill_environment(session.config, None)
+    """Start the clock, and empty pytest-metadata's table before anything prints it (``-v``'s header,
+    pytest-html's data); put one in place when ``-p no:metadata`` left none (pytest-html needs it)."""
+    config = session.config
+    config.stash[STARTED] = (time.monotonic(), datetime.datetime.now().astimezone())
+    if metadata_key is not None:
+        config.stash.setdefault(metadata_key, {}).clear()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Complete the environment before pytest-html writes the report (it runs last)."""
+    """The environment, complete, before pytest-html writes the report (it runs last)."""
     if STARTED in session.config.stash:
-        _fill_environment(session.config, time.monotonic())
+        session.config.stash[ENVIRONMENT_ROWS] = _environment(session.config, time.monotonic())
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -249,9 +238,13 @@ def _badge(verdict: str) -> str:
     return f'<span class="infra-badge infra-b-{verdict.replace(" ", "-")}">{SHOUTED[verdict]}</span>'
 
 
+def _label_rows(pairs: Iterable[tuple[str, str]]) -> str:
+    return "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>" for label, value in pairs)
+
+
 def _check_row(result: CheckResult) -> str:
     """One check: name and what it verifies; verdict; evidence, then warnings, then the cause, once."""
-    evidence = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in result.evidence)
+    evidence = _label_rows(result.evidence)
     parts = [f'<table class="infra-evidence">{evidence}</table>' if evidence else ""]
     parts += [f'<div class="infra-warning">warning: {html.escape(w)}</div>' for w in result.warnings]
     if result.cause:
@@ -266,8 +259,7 @@ def _check_row(result: CheckResult) -> str:
 
 
 def _environment_html(rows: dict[str, str]) -> str:
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows.items())
-    return f'<h2>Environment</h2><table class="infra-env">{body}</table>'
+    return f'<h2>Environment</h2><table class="infra-env">{_label_rows(rows.items())}</table>'
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -279,12 +271,12 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
     if results:
         overall = overall_verdict(results, session.exitstatus)
         rows = "".join(_check_row(result) for result in results)
-        parts += [
-            f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: '
-            f"{html.escape(counts_line(results, session.exitstatus))}</p>",
+        verdict = html.escape(counts_line(results, session.exitstatus))
+        parts.append(f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: {verdict}</p>')
+        parts.append(
             '<table class="infra-checks"><thead><tr><th>Check</th><th>Result</th>'
-            f"<th>Evidence, warnings, cause and fix</th></tr></thead><tbody>{rows}</tbody></table>",
-        ]
+            f"<th>Evidence, warnings, cause and fix</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
     parts.append(_environment_html(config.stash.get(ENVIRONMENT_ROWS, {})))
     parts.append('<h2 class="infra-js-only">As pytest ran them (sortable, filterable)</h2>')
     prefix.extend(parts)
@@ -312,11 +304,5 @@ def pytest_html_results_table_row(report, cells: list) -> None:
 def pytest_html_results_table_html(report, data: list) -> None:
     """A check's evidence and cause are in the table above: its row here keeps only what is not
     (a crash's traceback, captured output)."""
-    if getattr(report, "infra_result", None) is None:
-        return
-    evidence_header = f"{' ' + SECTION + ' ':-^80}"
-    data[:] = [
-        entry for entry in data if not entry.startswith(evidence_header) and entry != "No log output captured."
-    ]
-    if getattr(report, "infra_finding", False):
+    if getattr(report, "infra_finding", False) or data == ["No log output captured."]:
         data.clear()

@@ -29,13 +29,11 @@ import pytest
 from tools.core import db_config, dburl
 from tools.plugin import settings as audit_settings
 
-
 SECRETS = pytest.StashKey[tuple[str, ...]]()
 EVIDENCE = pytest.StashKey[list[tuple[str, str]]]()
 WARNINGS = pytest.StashKey[list[str]]()
 RESULTS = pytest.StashKey[dict[str, "CheckResult"]]()
 ENVIRONMENT = pytest.StashKey[dict[str, str]]()
-SECTION = "evidence"
 
 PASSED, FAILED, NOT_CHECKED, NOT_RUN = "passed", "failed", "could not check", "not run"
 SHOUTED = {PASSED: "PASSED", FAILED: "FAILED", NOT_CHECKED: "COULD NOT CHECK", NOT_RUN: "NOT RUN"}
@@ -194,17 +192,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     config = item.config
     if is_check(item):
         report.infra_check = check_name(item)
-        lines = item.stash.get(EVIDENCE, [])
-        if lines and report.when == "call":
-            report.sections.append((SECTION, "\n".join(f"{label}: {value}" for label, value in lines)))
         verdict = _verdict(report)
         if verdict is not None:
-            _record(item, report, call, verdict, lines)
+            _record(item, report, call, verdict, item.stash.get(EVIDENCE, []))
     _scrub_report(report, config.stash.get(SECRETS, ()))
     return report
 
 
-def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo, verdict: str, lines) -> None:
+def _record(
+    item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo, verdict: str, lines: list[tuple[str, str]]
+) -> None:
     """The check's one record, kept for the summary and the HTML and copied into JUnit properties."""
     config = item.config
     cause = "" if verdict == PASSED else _cause(report, call)
@@ -265,7 +262,6 @@ def project_identity(config: pytest.Config) -> tuple[Path, str]:
     """The audited root and the name the reports give it."""
     found = audit_settings.settings(config)
     return found.project_root, found.project_name
-
 
 
 # --- terminal -----------------------------------------------------------------------------------
