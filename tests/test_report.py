@@ -396,8 +396,10 @@ def test_environment_table_holds_no_ci_variables(project, run_audit, tmp_path):
     token = "tok-" + secrets.token_urlsafe(12)
     env = clean_env(BUILD_URL=f"https://bot:{token}@ci.example/job/1", GITLAB_USER_EMAIL="dev@example.com", CI="true")
     write_env(project, f"DB_URL=postgresql://app:{token}@127.0.0.1:1/app\n")
+    _git(project, "init", "-q", "-b", f"try-{token}")  # a fact from outside the audit, scrubbed like the rest
     run, report = audit_with_html(run_audit, project, tmp_path, "--metadata", "Ticket", "#044", env=env)
     assert report.environment["Ticket"] == "#044"
+    assert report.environment["Git branch"] == "try-***"
     assert report.environment["Database"] == "postgresql://app:***@127.0.0.1:1/app"
     assert not {"BUILD_URL", "GITLAB_USER_EMAIL", "CI"} & set(report.environment)
     assert not {"BUILD_URL", "GITLAB_USER_EMAIL", "CI"} & set(report.blob["environment"]), "nor in the script's data"
