@@ -284,8 +284,9 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_html_report_title(report) -> None:
-    """Our title, and our words on pytest-html's filters."""
+    """Our title, our words on pytest-html's filters, and its rows closed (the report above says it all)."""
     report.title = f"Infrastructure audit: {safe(report.config, project_identity(report.config)[1])}"
+    report.set_data("renderCollapsed", ["all"])
     for outcome, label in (("passed", "passed"), ("failed", "failed"), ("error", NOT_CHECKED), ("skipped", NOT_RUN)):
         report.outcomes[outcome]["label"] = label
 
