@@ -2,9 +2,9 @@
 
 `project_root`, `audit_settings`, `db_url` and `db` are what the checks use (`db_url_attempt` and
 `db_attempt` when a check reports on the attempt itself). A check whose fixture fails reads
-"could not check" with the fixture's reason: it never got to look. Each expensive step (reading DB_URL,
-connecting) runs once per session and its outcome is kept, so when the database is down every
-check that needs it reports the same cause at once instead of waiting again. Nothing here runs
+"could not check" with the fixture's reason: it never got to look. Each expensive step (reading
+DB_URL, connecting) runs once per session and its outcome is kept, so when the database is down
+every check that needs it reports the same cause at once instead of waiting again. Nothing here runs
 unless an audit check asks for it: the suite's own tests (`python -m pytest tests`) never do.
 """
 

@@ -12,9 +12,8 @@ A check's human name comes from its ``@pytest.mark.check("root is clean")`` mark
 one of ``passed``, ``failed``, ``could not check`` (it errored before it could look, e.g. the
 database was unreachable) or ``not run`` (skipped): only ``passed`` is ever shown as passed, and a
 skipped check fails the run. Checks record evidence (and warnings that do not fail them) through
-the ``evidence`` fixture. Every report
-is scrubbed of the database password before anything renders it, as the last line of defence
-behind messages that are built without it in the first place.
+the ``evidence`` fixture. Every report is scrubbed of the database password before anything
+renders it, as the last line of defence behind messages that are built without it in the first place.
 """
 
 from __future__ import annotations
