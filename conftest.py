@@ -1,9 +1,10 @@
-"""Fixtures of the infrastructure audit (`pytest infra_tests`), and the audit's settings plugin.
+"""Fixtures of the infrastructure audit (`pytest infra_tests`); its settings plugin is loaded by `pytest.ini`.
 
-`project_root`, `audit_settings` and `db` are what the checks use (`db_url_attempt` and
-`db_attempt` when a check reports on the attempt itself). Each expensive step (reading DB_URL,
-connecting) runs once per session and its outcome is kept, so when the database is down every
-check that needs it reports the same cause at once instead of waiting again. Nothing here runs
+`project_root`, `audit_settings`, `db_url` and `db` are what the checks use (`db_url_attempt` and
+`db_attempt` when a check reports on the attempt itself). A check whose fixture fails reads
+"could not check" with the fixture's reason: it never got to look. Each expensive step (reading
+DB_URL, connecting) runs once per session and its outcome is kept, so when the database is down
+every check that needs it reports the same cause at once instead of waiting again. Nothing here runs
 unless an audit check asks for it: the suite's own tests (`python -m pytest tests`) never do.
 """
 
@@ -19,16 +20,12 @@ from typing import Generic, TypeVar
 import psycopg
 import pytest
 
-pytest.register_assert_rewrite("tools.plugin")  # imported here, before pytest_plugins registers it
-
-from tools.core import db_config  # noqa: E402
-from tools.core import probe as db_probe  # noqa: E402
-from tools.core.dburl import DbUrl  # noqa: E402
-from tools.core.errors import ConfigError, ProbeError  # noqa: E402
-from tools.core.settings import AuditSettings  # noqa: E402
-from tools.plugin import settings as settings_plugin  # noqa: E402
-
-pytest_plugins = ("tools.plugin.settings",)
+from tools.core import db_config
+from tools.core import probe as db_probe
+from tools.core.dburl import DbUrl
+from tools.core.errors import ConfigError, ProbeError
+from tools.core.settings import AuditSettings
+from tools.plugin import settings as settings_plugin
 
 T = TypeVar("T")
 
@@ -68,6 +65,12 @@ def db_url_attempt(project_root: Path) -> Attempt[tuple[db_config.DbUrlSetting, 
         return Attempt((setting, setting.parse()))
     except ConfigError as exc:
         return Attempt(None, settings_plugin.advice(exc))
+
+
+@pytest.fixture(scope="session")
+def db_url(db_url_attempt: Attempt[tuple[db_config.DbUrlSetting, DbUrl]]) -> DbUrl:
+    """The validated DB_URL; fails (without looking again) when it is missing or malformed."""
+    return db_url_attempt.get()[1]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.mark.check("health check passes")
 def test_health_check_passes(db, health_check_run, evidence) -> None:
-    """`tools/health_check.py`, the probe monitoring runs, exits 0 and reports the system healthy."""
+    """The monitoring probe `tools/health_check.py`, run as monitoring runs it, exits 0 and reports the system healthy."""
     code, stdout, stderr = health_check_run.outcome()
     verdict = (stdout.strip().splitlines() or ["(no output)"])[-1]
     evidence.add("command", health_check_run.shown)
