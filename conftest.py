@@ -28,6 +28,7 @@ from tools.core.settings import AuditSettings
 from tools.plugin import settings as settings_plugin
 
 T = TypeVar("T")
+NO_DB_URL = 'no usable DB_URL: see ".env has DB_URL"'
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,11 @@ class Attempt(Generic[T]):
     error: str | None = None
     seconds: float = 0.0
 
-    def get(self) -> T:
-        """The value, or fail the calling test with the reason (no traceback: it is not a bug)."""
+    def get(self, instead: str | None = None) -> T:
+        """The value, or fail the calling test (no traceback: it is not a bug) with the reason, or with
+        ``instead``: a pointer to the one check that states the reason, so it is said once."""
         if self.error is not None:
-            pytest.fail(self.error, pytrace=False)
+            pytest.fail(instead or self.error, pytrace=False)
         return self.value
 
 
@@ -70,7 +72,7 @@ def db_url_attempt(project_root: Path) -> Attempt[tuple[db_config.DbUrlSetting, 
 @pytest.fixture(scope="session")
 def db_url(db_url_attempt: Attempt[tuple[db_config.DbUrlSetting, DbUrl]]) -> DbUrl:
     """The validated DB_URL; fails (without looking again) when it is missing or malformed."""
-    return db_url_attempt.get()[1]
+    return db_url_attempt.get(NO_DB_URL)[1]
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +97,7 @@ def db_attempt(
 
 
 @pytest.fixture(scope="session")
-def db(db_attempt: Attempt[psycopg.Connection]) -> psycopg.Connection:
+def db(db_attempt: Attempt[psycopg.Connection], db_url_attempt: Attempt, audit_settings: AuditSettings) -> psycopg.Connection:
     """The session's read-only connection; fails (without waiting again) when it could not be opened."""
-    return db_attempt.get()
+    reachable = f'the database was not reached: see "database reachable within {audit_settings.timeouts.connect:g} s"'
+    return db_attempt.get(NO_DB_URL if db_url_attempt.error is not None else reachable)
