@@ -15,8 +15,11 @@ from tools.core import ownership
 SELF_TESTS = "self-tests"
 
 
-def server_fingerprint(admin_url: str, contents_of: tuple[str, ...] = ()) -> dict[str, object]:
-    """What the server holds that no self-test made; ``contents_of`` databases also by row content."""
+def server_fingerprint(
+    admin_url: str, contents_of: tuple[str, ...] = (), writes: bool = False
+) -> dict[str, object]:
+    """What the server holds that no run of ours made; ``contents_of`` databases also by row content;
+    with ``writes``, every unmarked database's tables by file and write counters (cheap on any size)."""
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         databases = conn.execute(
             "SELECT datname, pg_get_userbyid(datdba), shobj_description(oid, 'pg_database') FROM pg_database"
@@ -31,6 +34,10 @@ def server_fingerprint(admin_url: str, contents_of: tuple[str, ...] = ()) -> dic
     }
     for dbname in contents_of:
         print_[f"rows of {dbname}"] = _contents(admin_url, dbname)
+    if writes:
+        for dbname, _, comment in print_["databases"]:
+            if dbname != "template0":
+                print_[f"writes to {dbname}"] = _writes(admin_url, dbname)
     return print_
 
 
@@ -51,3 +58,18 @@ def _contents(admin_url: str, dbname: str) -> list[tuple[str, str]]:
              .fetchone()[0])
             for (table,) in tables
         ]  # fmt: skip
+
+
+def _writes(admin_url: str, dbname: str) -> list[tuple]:
+    """(table, file, inserted, updated, deleted) for every ordinary table: a TRUNCATE changes the file,
+    any other write a counter, and reading the tables changes neither."""
+    url = psycopg.conninfo.make_conninfo(admin_url, dbname=dbname)
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            return conn.execute(
+                "SELECT format('%I.%I', s.schemaname, s.relname), c.relfilenode, s.n_tup_ins, s.n_tup_upd,"
+                " s.n_tup_del FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid"
+                " WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1"
+            ).fetchall()
+    except psycopg.OperationalError:  # dropped meanwhile: the list of databases already tells whether it should be
+        return [("(gone)",)]
