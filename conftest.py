@@ -1,9 +1,10 @@
-"""Fixtures of the infrastructure audit (`pytest infra_tests`), and the audit's settings plugin.
+"""Fixtures of the infrastructure audit (`pytest infra_tests`); its settings plugin is loaded by `pytest.ini`.
 
-`project_root`, `audit_settings` and `db` are what the checks use (`db_url_attempt` and
-`db_attempt` when a check reports on the attempt itself). Each expensive step (reading DB_URL,
-connecting) runs once per session and its outcome is kept, so when the database is down every
-check that needs it reports the same cause at once instead of waiting again. Nothing here runs
+`project_root`, `audit_settings`, `db_url` and `db` are what the checks use (`db_url_attempt` and
+`db_attempt` when a check reports on the attempt itself). A check whose fixture fails reads
+"could not check" with the fixture's reason: it never got to look. Each expensive step (reading
+DB_URL, connecting) runs once per session and its outcome is kept, so when the database is down
+every check that needs it reports the same cause at once instead of waiting again. Nothing here runs
 unless an audit check asks for it: the suite's own tests (`python -m pytest tests`) never do.
 """
 
@@ -26,9 +27,8 @@ from tools.core.errors import ConfigError, ProbeError
 from tools.core.settings import AuditSettings
 from tools.plugin import settings as settings_plugin
 
-pytest_plugins = ("tools.plugin.settings",)
-
 T = TypeVar("T")
+NO_DB_URL = 'no usable DB_URL: see ".env has DB_URL"'
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,11 @@ class Attempt(Generic[T]):
     error: str | None = None
     seconds: float = 0.0
 
-    def get(self) -> T:
-        """The value, or fail the calling test with the reason (no traceback: it is not a bug)."""
+    def get(self, instead: str | None = None) -> T:
+        """The value, or fail the calling test (no traceback: it is not a bug) with the reason, or with
+        ``instead``: a pointer to the one check that states the reason, so it is said once."""
         if self.error is not None:
-            pytest.fail(self.error, pytrace=False)
+            pytest.fail(instead or self.error, pytrace=False)
         return self.value
 
 
@@ -69,6 +70,12 @@ def db_url_attempt(project_root: Path) -> Attempt[tuple[db_config.DbUrlSetting, 
 
 
 @pytest.fixture(scope="session")
+def db_url(db_url_attempt: Attempt[tuple[db_config.DbUrlSetting, DbUrl]]) -> DbUrl:
+    """The validated DB_URL; fails (without looking again) when it is missing or malformed."""
+    return db_url_attempt.get(NO_DB_URL)[1]
+
+
+@pytest.fixture(scope="session")
 def db_attempt(
     db_url_attempt: Attempt[tuple[db_config.DbUrlSetting, DbUrl]], audit_settings: AuditSettings
 ) -> Iterator[Attempt[psycopg.Connection]]:
@@ -90,6 +97,7 @@ def db_attempt(
 
 
 @pytest.fixture(scope="session")
-def db(db_attempt: Attempt[psycopg.Connection]) -> psycopg.Connection:
+def db(db_attempt: Attempt[psycopg.Connection], db_url_attempt: Attempt, audit_settings: AuditSettings) -> psycopg.Connection:
     """The session's read-only connection; fails (without waiting again) when it could not be opened."""
-    return db_attempt.get()
+    reachable = f'the database was not reached: see "database reachable within {audit_settings.timeouts.connect:g} s"'
+    return db_attempt.get(NO_DB_URL if db_url_attempt.error is not None else reachable)

@@ -20,5 +20,6 @@ def test_env_has_db_url(db_url_attempt, project_root: Path, evidence) -> None:
     env_file = project_root / ".env"
     if env_file.is_file():
         mode = stat.S_IMODE(env_file.stat().st_mode)
-        shared = " (other users can read the password: chmod 600 .env)" if mode & 0o077 else ""
-        evidence.add(".env permissions", f"{mode:04o}{shared}")
+        evidence.add(".env permissions", f"{mode:04o}")
+        if mode & 0o077:
+            evidence.warn(f".env is readable by other users (mode {mode:04o}), and it holds the password: chmod 600 .env")

@@ -5,23 +5,43 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import psycopg
-
+from tests.fingerprint import server_fingerprint
 from tests.support import REPO, clean_env
 from tools.core import dburl
 
 
-def test_benchmark_seeds_measures_and_cleans_up(admin_url):
+def test_benchmark_seeds_measures_and_drops_only_its_own(admin_url):
+    before = server_fingerprint(admin_url)
     done = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--server", admin_url, "--sizes", "40,90", "--repeat", "1"],
-        capture_output=True, text=True, timeout=300, env=clean_env(),
+        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--sizes", "40,90", "--repeat", "1",
+         "--startup-runs", "1"],
+        capture_output=True, text=True, timeout=300, env=clean_env(INFRA_ADMIN_URL=admin_url),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = [line.split("|") for line in done.stdout.splitlines() if line.strip()[:1].isdigit()]
-    assert [(row[0].strip(), row[3].strip()) for row in rows] == [("40", "40 rows"), ("90", "90 rows")]
-    assert all(row[1].strip().endswith("ms") and row[2].strip().endswith("ms") for row in rows)
-    password = dburl.parse(admin_url).password
-    assert password not in done.stdout + done.stderr
-    with psycopg.connect(admin_url) as conn:
-        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'infra_bench_%'").fetchone()[0]
-    assert left == 0, "the scratch databases are dropped"
+    assert [(row[0].strip(), row[-1].strip()) for row in rows] == [("40", "40 rows"), ("90", "90 rows")]
+    assert all(cell.strip().endswith("ms") for row in rows for cell in row[1:-1])
+    ratios = [line for line in done.stdout.splitlines() if "ratio" in line]
+    assert [line.split()[0] for line in ratios] == ["audit", "health"], done.stdout
+    assert dburl.parse(admin_url).password not in done.stdout + done.stderr
+    assert server_fingerprint(admin_url) == before, "the scratch databases are dropped, nothing else is touched"
+
+
+def test_a_slash_in_the_admin_urls_query_never_reaches_its_database(admin_url, tmp_path):
+    """The scratch database's URL is built from parts: `?application_name=ops/bench` cannot truncate it."""
+    before = server_fingerprint(admin_url, contents_of=("postgres",))
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--sizes", "30", "--repeat", "1", "--skip-startup"],
+        capture_output=True, text=True, timeout=300,
+        env=clean_env(INFRA_ADMIN_URL=admin_url + "?application_name=ops/bench"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert server_fingerprint(admin_url, contents_of=("postgres",)) == before
+
+
+def test_bad_arguments_are_one_line(admin_url):
+    for args in (["--sizes=-5"], ["--repeat", "0"], ["--sizes", "x"]):
+        done = subprocess.run([sys.executable, str(REPO / "tools" / "benchmark.py"), *args], capture_output=True,
+                              text=True, timeout=60, env=clean_env(INFRA_ADMIN_URL=admin_url))  # fmt: skip
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("benchmark.py: error: ") and "Traceback" not in done.stderr

@@ -18,7 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.venv_roots import FIXER, PollutedRoot, git, polluted_root, run_fixer, tree_snapshot, write
+from tests.venv_roots import (
+    FIXER,
+    PollutedRoot,
+    git,
+    polluted_root,
+    run_fixer,
+    tree_snapshot,
+    write,
+)
 from tools.core import archive
 from tools.core.venv_artifacts import scan_root
 

@@ -7,7 +7,6 @@ from urllib.parse import quote
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from psycopg.conninfo import conninfo_to_dict
 
 from tools.core import dburl

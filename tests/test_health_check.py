@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -21,8 +22,13 @@ def test_healthy_report_matches_the_spec_layout(project, target, run_health_chec
         "   market_data: 120 rows",
         "   assets: 4 rows",
         "",
+        "🕒 Freshness:",
+        lines[-3],
+        "",
         "✅ System Healthy",
     ]
+    assert re.fullmatch(r"   market_data\.ts: newest row .* UTC, .* old \(limit 3 days\); 12 of 12 symbol/timeframe "
+                        r"pairs within the limit", lines[-3]), lines[-3]  # fmt: skip
     assert target.role.password not in done.stdout + done.stderr
 
 

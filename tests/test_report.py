@@ -4,10 +4,13 @@ tests open the files the run wrote and read them back."""
 
 from __future__ import annotations
 
+import getpass
 import html
 import json
 import re
 import secrets
+import socket
+import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,57 +23,85 @@ HUMAN_NAMES = {
     "test_env_has_db_url": ".env has DB_URL",
     "test_db_reachable_within_3s": "database reachable within 3 s",
     "test_row_counts_nonzero": "row counts non-zero",
+    "test_data_is_fresh": "data is fresh",
+    "test_row_counts_not_shrinking": "row counts not shrinking",
     "test_required_paths_present": "required paths present",
     "test_health_check_passes": "health check passes",
 }
-DB_DEPENDENT = ("test_row_counts_nonzero", "test_health_check_passes")
+DB_DEPENDENT = ("test_row_counts_nonzero", "test_data_is_fresh", "test_row_counts_not_shrinking", "test_health_check_passes")
+DEPENDENT_NAMES = ("row counts non-zero", "data is fresh", "row counts not shrinking", "health check passes")
+NOT_REACHED = 'could not check: the database was not reached: see "database reachable within 3 s"'
 
 
 def _text(fragment: str) -> str:
-    """HTML as a reader sees it: blocks on their own lines, table cells apart, no tags."""
+    """HTML as a reader sees it: blocks on their own lines, table cells apart, no tags, spaces collapsed."""
     fragment = re.sub(r"</?(p|li|ul|div|tr|table|br)\b[^>]*>", "\n", fragment)
     fragment = re.sub(r"</?t[dh]\b[^>]*>", " ", fragment)
-    return html.unescape(re.sub(r"<[^>]+>", "", fragment))
+    lines = (" ".join(line.split()) for line in html.unescape(re.sub(r"<[^>]+>", "", fragment)).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _without_scripts(text: str) -> str:
+    """The page as a mail client or a ticket preview keeps it: every script gone."""
+    return re.sub(r"<script\b.*?</script>", "", text, flags=re.S)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the report's own (static) table."""
+
+    verdict: str
+    details: str  # what it verifies, evidence, warnings, cause: as text
 
 
 @dataclass(frozen=True)
 class HtmlReport:
-    """pytest-html's page: the raw file, and the data its script renders (title, environment, rows)."""
+    """The page as written, read without running its script (what a mail client shows)."""
 
     text: str
-    data: dict
 
     @classmethod
     def read(cls, path: Path) -> HtmlReport:
-        text = path.read_text(encoding="utf-8")
-        blob = re.search(r'data-jsonblob="([^"]*)"', text)
-        assert blob, "no data blob: not a pytest-html 4 report"
-        return cls(text, json.loads(html.unescape(blob.group(1))))
+        return cls(path.read_text(encoding="utf-8"))
+
+    @property
+    def static(self) -> str:
+        return _without_scripts(self.text)
+
+    @property
+    def blob(self) -> dict:
+        """pytest-html's data for its script (the sortable list below the report)."""
+        found = re.search(r'data-jsonblob="([^"]*)"', self.text)
+        assert found, "no data blob: not a pytest-html 4 report"
+        return json.loads(html.unescape(found.group(1)))
+
+    @property
+    def checks(self) -> dict[str, Check]:
+        """check name -> its verdict and details, from the static table."""
+        table = re.search(r'<table class="infra-checks">(.*?)</tbody></table>', self.static, re.S)
+        assert table, "no static table of checks"
+        found = {}
+        for row in table.group(1).split('<td class="infra-name">')[1:]:
+            name = _text(re.split(r"<div|</td>", row, maxsplit=1)[0])
+            verdict = _text(re.search(r'<span class="infra-badge[^"]*">(.*?)</span>', row).group(1))
+            found[name] = Check(verdict, _text(row))
+        return found
 
     @property
     def environment(self) -> dict[str, str]:
-        return {key: html.unescape(value) for key, value in self.data["environment"].items()}
-
-    def row(self, test: str) -> dict:
-        """The results-table entry of one check (its cells, log and extras)."""
-        (entry,) = [rows[-1] for node, rows in self.data["tests"].items() if node.endswith("::" + test)]
-        return entry
-
-    def cells(self, test: str) -> list[str]:
-        return [_text(cell).strip() for cell in self.row(test)["resultsTableRow"]]
-
-    def details(self, test: str) -> str:
-        """The expanded row as a reader sees it: the evidence block and the log, as text."""
-        entry = self.row(test)
-        shown = "".join(extra["content"] for extra in entry["extras"]) + entry.get("log", "")
-        return _text(shown)
+        table = re.search(r'<table class="infra-env">(.*?)</table>', self.static, re.S)
+        assert table, "no static environment table"
+        return {_text(k): _text(v) for k, v in re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", table.group(1))}
 
     @property
     def overview(self) -> str:
-        """The summary above the results, as text: the verdict and one line per check."""
-        start = self.text.index('class="infra-verdict')
-        end = self.text.index("</table>", start)
-        return _text(self.text[start:end])
+        """The verdict line above the checks, as text."""
+        return _text(re.search(r'<p class="infra-verdict[^"]*">(.*?)</p>', self.static, re.S).group(1))
+
+    def sortable_row(self, test: str) -> dict:
+        """pytest-html's entry for one check in its sortable list."""
+        (entry,) = [rows[-1] for node, rows in self.blob["tests"].items() if node.endswith("::" + test)]
+        return entry
 
 
 def junit_properties(run: AuditRun) -> dict[str, dict[str, str]]:
@@ -96,38 +127,60 @@ def audit_with_html(run_audit, project: Path, tmp_path: Path, *args: str, env=No
     return run, HtmlReport.read(path)
 
 
+ENVIRONMENT_ROWS = (
+    "Project", "Project root", "Git commit", "Host", "OS user", "Database", "PostgreSQL server", "Audit suite",
+    "Started", "Duration",
+)  # fmt: skip
+
+
+def _git(root: Path, *args: str) -> str:
+    command = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
 def test_healthy_report_is_the_proof_for_the_ticket(project, target, run_audit, tmp_path):
     write_env(project, f"DB_URL={target.url}\n")
+    (project / ".env").chmod(0o600)
+    (project / ".gitignore").write_text(".env\n")
+    _git(project, "init", "-q", "-b", "audited-branch")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "the audited commit")
+    commit = _git(project, "rev-parse", "HEAD")
     run, report = audit_with_html(run_audit, project, tmp_path)
     assert run.exit_code == 0, run.output
 
-    assert report.data["title"] == "Infrastructure audit: project"
+    assert "<title" in report.static and "Infrastructure audit: project" in report.static
     env = report.environment
+    assert set(ENVIRONMENT_ROWS) <= set(env), env
     assert env["Project root"] == str(project)
+    assert env["Git commit"] == commit
+    assert env["Git branch"] == "audited-branch"
+    assert env["Uncommitted changes"] == "no"
+    assert env["Host"] == socket.gethostname() and env["OS user"] == getpass.getuser()
     assert env["Database"] == target.url.replace(target.role.password, "***")
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?", env["PostgreSQL server"]), env
     assert env["Audit suite"].startswith(f"infra-audit {tools.__version__} ")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}", env["Started"]), env
     assert re.fullmatch(r"\d+\.\d s", env["Duration"]), env
-    assert not {"Packages", "Plugins", "Platform"} & set(env), "pytest-metadata's table must be replaced"
+    assert not {"Packages", "Plugins", "Platform"} & set(env), "pytest-metadata's rows must not show"
 
-    for test, name in HUMAN_NAMES.items():
-        result, check = report.cells(test)[:2]
-        assert (result, check) == ("Passed", name)
-        assert f"{name}: PASSED" in report.details(test)
-    assert "Audit PASSED: 6 passed" in " ".join(report.overview.split())
+    checks = report.checks
+    assert sorted(checks) == sorted(HUMAN_NAMES.values())
+    assert {check.verdict for check in checks.values()} == {"PASSED"}
+    assert report.overview == "Audit PASSED: 8 passed"
     evidence = {
-        "test_env_has_db_url": f"source: {project / '.env'} (DB_URL)",
-        "test_db_reachable_within_3s": "connect time (connect + SELECT 1): ",
-        "test_row_counts_nonzero": "market_data: 120 rows (exact count)",
-        "test_root_is_clean": "artifacts: none",
-        "test_required_paths_present": "tools/cleanup_root.py: present",
-        "test_health_check_passes": "exit code: 0",
+        ".env has DB_URL": f"source {project / '.env'} (DB_URL)",
+        "database reachable within 3 s": "connect time (connect + SELECT 1) ",
+        "row counts non-zero": "market_data 120 rows (exact count)",
+        "root is clean": "artifacts none",
+        "required paths present": "tools/cleanup_root.py present",
+        "health check passes": "exit code 0",
     }
-    for test, line in evidence.items():
-        assert line in report.details(test), report.details(test)
-        assert line in report.overview
-    assert "assets: 4 rows (exact count)" in report.overview
+    for name, line in evidence.items():
+        assert line in checks[name].details, checks[name].details
+    assert "assets 4 rows (exact count)" in checks["row counts non-zero"].details
+    assert "warning" not in checks[".env has DB_URL"].details, "a 0600 .env is fine"
+    assert "needs the database" not in report.text and "`db`" not in report.text, "no code jargon"
     assert "Traceback" not in report.text
 
     properties = junit_properties(run)
@@ -136,54 +189,137 @@ def test_healthy_report_is_the_proof_for_the_ticket(project, target, run_audit, 
         assert properties[test]["check result"] == "passed"
     assert properties["test_row_counts_nonzero"]["evidence: market_data"] == "120 rows (exact count)"
     assert re.search(r"PASSED +row counts non-zero\n +market_data: 120 rows \(exact count\)", run.output)
-    assert f"HTML report (attach it to the ticket): {tmp_path / 'report' / 'audit.html'}" in run.output
+    assert run.output.count(str(tmp_path / "report" / "audit.html")) == 1, "the report's path, once"
     assert not (tmp_path / "report" / "assets").exists(), "self-contained: nothing beside the file"
     assert_no_secret(run, report, target.role.password)
+
+
+def test_uncommitted_changes_and_a_missing_git_are_reported_not_fatal(project, run_audit, tmp_path):
+    _git(project, "init", "-q")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "base")
+    (project / "docs" / "new.md").write_text("not committed\n")
+    (project / "tools" / "cleanup_root.py").write_text("# changed\n")
+    run, report = audit_with_html(run_audit, project, tmp_path)
+    assert report.environment["Uncommitted changes"] == "yes: 2 path(s) changed or untracked"
+
+    no_git = clean_env(PATH=str(tmp_path / "empty-bin"))  # no git on PATH: the audit still runs and says so
+    (tmp_path / "empty-bin").mkdir()
+    run, report = audit_with_html(run_audit, project, tmp_path, env=no_git)
+    assert run.exit_code == 1 and "Traceback" not in run.output, run.output
+    assert report.environment["Git commit"] == "unknown: git is not installed"
+
+
+def test_refused_connection_is_said_once_per_check(project, run_audit, tmp_path):
+    """Every check that the refused connection stopped names it once, in the HTML and in the terminal."""
+    port = _closed_port()
+    write_env(project, f"DB_URL=postgresql://trader:pw-{secrets.token_hex(6)}@127.0.0.1:{port}/mt5_crs\n")
+    (project / ".env").chmod(0o600)
+    run, report = audit_with_html(run_audit, project, tmp_path)
+    assert run.exit_code == 1, run.output
+    refused = f"connection refused by 127.0.0.1:{port}"
+
+    checks = report.checks
+    verdicts = {name: check.verdict for name, check in checks.items()}
+    assert verdicts == {
+        ".env has DB_URL": "PASSED",
+        "database reachable within 3 s": "FAILED",
+        "row counts non-zero": "COULD NOT CHECK",
+        "data is fresh": "COULD NOT CHECK",
+        "row counts not shrinking": "COULD NOT CHECK",
+        "root is clean": "PASSED",
+        "required paths present": "PASSED",
+        "health check passes": "COULD NOT CHECK",
+    }
+    for name in DEPENDENT_NAMES:
+        assert refused not in checks[name].details, "said once, by the check it belongs to"
+        assert NOT_REACHED in checks[name].details, checks[name].details
+    assert checks["database reachable within 3 s"].details.count(refused) == 1
+    assert report.text.count(refused) == 1, "the whole file (its script's data too): once"
+    assert report.overview == "Audit FAILED: 1 failed, 4 could not check, 3 passed"
+    assert report.environment["PostgreSQL server"] == "unknown: the database was not reached"
+    assert report.sortable_row("test_row_counts_nonzero")["log"] == "", "the sortable list does not repeat it"
+
+    assert run.output.count(refused) == 1, run.output
+    assert "= FAILURES =" not in run.output and "= ERRORS =" not in run.output
+    assert re.search(r"^FAILED \S+::test_db_reachable_within_3s$", run.output, re.M), "verdict line, no cause"
+    assert re.search(r"^ERROR \S+::test_row_counts_nonzero$", run.output, re.M)
+    assert run.output.count(str(tmp_path / "report" / "audit.html")) == 1
+    properties = junit_properties(run)
+    assert properties["test_row_counts_nonzero"]["cause and fix"] == NOT_REACHED
+    assert refused in run.message("test_db_reachable_within_3s"), "JUnit keeps the cause for CI"
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_wrong_password_report_separates_failed_from_could_not_check(project, target, run_audit, tmp_path):
     wrong = "pw-wrong-" + secrets.token_urlsafe(12)
     write_env(project, f"DB_URL={target.url.replace(target.role.password, wrong)}\n")
+    (project / ".env").chmod(0o600)
     (project / "tools" / "cleanup_root.py").unlink()
     run, report = audit_with_html(run_audit, project, tmp_path)
     assert run.exit_code == 1, run.output
 
-    verdicts = {test: report.cells(test)[0] for test in HUMAN_NAMES}
-    assert verdicts == {
-        "test_root_is_clean": "Passed",
-        "test_env_has_db_url": "Passed",
-        "test_db_reachable_within_3s": "Failed",
-        "test_row_counts_nonzero": "Error",
-        "test_required_paths_present": "Failed",
-        "test_health_check_passes": "Error",
-    }
+    checks = report.checks
     auth = f"authentication failed for user '{target.role.name}'"
-    finding = report.cells("test_db_reachable_within_3s")[2]
-    assert finding.startswith(auth) and "check the user name and credentials in DB_URL" in finding
+    assert checks["database reachable within 3 s"].verdict == "FAILED"
+    assert "check the user name and credentials in DB_URL" in checks["database reachable within 3 s"].details
     for test in DB_DEPENDENT:
-        assert report.cells(test)[2].startswith(f"could not check: {auth}")
-        assert f"{HUMAN_NAMES[test]}: COULD NOT CHECK" in report.details(test)
-        assert "Passed" not in report.cells(test)
-    assert report.cells("test_required_paths_present")[2].startswith("missing from ")
-    assert "tools/cleanup_root.py: MISSING" in report.details("test_required_paths_present")
-    overview = " ".join(report.overview.split())
-    assert "Audit FAILED: 2 failed, 2 could not check, 2 passed" in overview
-    assert "row counts non-zero COULD NOT CHECK could not check: authentication failed" in overview
-    assert report.environment["PostgreSQL server"] == "unknown: the database was not reached"
-    assert "Could not check (errors)" in report.text  # the filter's label, not "Errors"
-    for test in HUMAN_NAMES:
-        assert "Traceback" not in report.details(test) and not re.search(r"\.py:\d+", report.details(test))
+        check = checks[HUMAN_NAMES[test]]
+        assert check.verdict == "COULD NOT CHECK"
+        assert auth not in check.details and NOT_REACHED in check.details, "the cause once, a pointer here"
+        assert report.sortable_row(test)["result"] == "Error", "pytest-html's own outcome (relabelled by the page)"
+    assert checks["required paths present"].verdict == "FAILED"
+    assert "tools/cleanup_root.py MISSING" in checks["required paths present"].details
+    assert "missing from " in checks["required paths present"].details
+    assert report.overview == "Audit FAILED: 2 failed, 4 could not check, 2 passed"
+    for check in checks.values():
+        assert "Traceback" not in check.details and not re.search(r"\.py:\d+", check.details)
 
     assert {test: run.outcome(test) for test in DB_DEPENDENT} == dict.fromkeys(DB_DEPENDENT, "error")
     properties = junit_properties(run)
     for test in DB_DEPENDENT:
         assert properties[test]["check result"] == "could not check"
-        assert properties[test]["cause and fix"].startswith(f"could not check: {auth}")
+        assert properties[test]["cause and fix"] == NOT_REACHED
         assert "could not check: " in run.message(test)
     assert properties["test_db_reachable_within_3s"]["check result"] == "failed"
-    assert re.search(rf"COULD NOT CHECK +health check passes\n +could not check: {auth}", run.output)
-    assert "audit FAILED: 2 failed, 2 could not check, 2 passed" in run.output
+    assert re.search(r"COULD NOT CHECK +health check passes\n +" + re.escape(NOT_REACHED), run.output)
+    assert run.output.count(auth) == 1, "the cause once, by the check it belongs to"
+    assert "audit FAILED: 2 failed, 4 could not check, 2 passed" in run.output
     assert_no_secret(run, report, target.role.password, wrong)
+
+
+def test_missing_db_url_is_not_a_failed_connection(project, run_audit, tmp_path):
+    """No DB_URL, no attempt: "database reachable" could not check; it did not fail "after 0.000 s"."""
+    run, report = audit_with_html(run_audit, project, tmp_path)
+    assert run.exit_code == 1, run.output
+    reachable = report.checks["database reachable within 3 s"]
+    assert reachable.verdict == "COULD NOT CHECK"
+    assert 'could not check: no usable DB_URL: see ".env has DB_URL"' in reachable.details
+    assert "failed after" not in report.text and "failed after" not in run.output
+    assert re.search(r'COULD NOT CHECK +database reachable within 3 s\n +could not check: no usable DB_URL: see "\.env', run.output)
+    assert run.output.count("DB_URL is not set") == 1, "the cause once, by the .env check"
+    assert junit_properties(run)["test_db_reachable_within_3s"]["check result"] == "could not check"
+
+
+def test_readable_env_file_passes_with_a_visible_warning(project, target, run_audit, tmp_path):
+    write_env(project, f"DB_URL={target.url}\n")
+    (project / ".env").chmod(0o644)
+    run, report = audit_with_html(run_audit, project, tmp_path)
+    assert run.exit_code == 0, run.output
+    warning = ".env is readable by other users (mode 0644), and it holds the password: chmod 600 .env"
+    check = report.checks[".env has DB_URL"]
+    assert check.verdict == "PASSED" and "with 1 warning" in check.details and f"warning: {warning}" in check.details
+    assert report.overview == "Audit PASSED: 8 passed (1 warning)"
+    assert re.search(rf"PASSED +\.env has DB_URL\n(.*\n)* +warning: {re.escape(warning)}\n", run.output)
+    assert "audit PASSED: 8 passed (1 warning)" in run.output
+    assert junit_properties(run)["test_env_has_db_url"]["warning"] == warning
+    assert_no_secret(run, report, target.role.password)
 
 
 def test_missing_table_report_names_the_table_and_the_fix(project, target, run_audit, tmp_path):
@@ -191,14 +327,49 @@ def test_missing_table_report_names_the_table_and_the_fix(project, target, run_a
     write_env(project, f"DB_URL={target.url}\n")
     run, report = audit_with_html(run_audit, project, tmp_path)
     assert run.exit_code == 1, run.output
-    assert report.cells("test_row_counts_nonzero")[:2] == ["Failed", "row counts non-zero"]
-    details = report.details("test_row_counts_nonzero")
-    assert "market_data: 120 rows (exact count)" in details
-    assert "assets: FAILED (missing)" in details
-    assert f"table 'assets' does not exist in database '{target.dbname}'" in details and "create it" in details
-    assert report.cells("test_db_reachable_within_3s")[0] == "Passed"
+    check = report.checks["row counts non-zero"]
+    assert check.verdict == "FAILED"
+    assert "market_data 120 rows (exact count)" in check.details
+    assert "assets FAILED (missing)" in check.details
+    assert f"table 'assets' does not exist in database '{target.dbname}'" in check.details and "create it" in check.details
+    assert report.checks["database reachable within 3 s"].verdict == "PASSED"
     assert junit_properties(run)["test_row_counts_nonzero"]["evidence: assets"] == "FAILED (missing)"
     assert_no_secret(run, report, target.role.password)
+
+
+def test_a_crashing_check_keeps_its_traceback_and_the_findings_stay_quiet(project, run_audit, tmp_path):
+    """A crash is a bug in the audit: pytest's traceback is what to report. The findings beside it
+    still say their cause only in the audit summary."""
+    (tmp_path / "crash_root_check.py").write_text(
+        "def pytest_runtest_call(item):\n"
+        "    if item.name == 'test_root_is_clean':\n"
+        "        raise RuntimeError('boom: a bug in the audit')\n"
+    )
+    run, report = audit_with_html(
+        run_audit, project, tmp_path, "-p", "crash_root_check", env=clean_env(PYTHONPATH=str(tmp_path))
+    )
+    assert report.checks["root is clean"].verdict == "FAILED"
+    assert "RuntimeError: boom: a bug in the audit" in report.checks["root is clean"].details
+    assert "crash_root_check.py" in report.sortable_row("test_root_is_clean")["log"], "the traceback, below"
+    assert "= FAILURES =" in run.output and "crash_root_check.py:3" in run.output
+    assert run.output.count("DB_URL is not set") == 1, "the summary's one, and no more"
+
+
+def test_report_without_pytest_metadata(project, run_audit, tmp_path):
+    """``-p no:metadata`` once crashed pytest-html; the report is still written, environment and all."""
+    run, report = audit_with_html(run_audit, project, tmp_path, "-p", "no:metadata")
+    assert run.exit_code == 1 and "INTERNALERROR" not in run.output, run.output
+    assert set(ENVIRONMENT_ROWS) <= set(report.environment)
+    assert report.environment["Project root"] == str(project)
+    assert report.checks["root is clean"].verdict == "PASSED"
+
+
+def test_mistyped_flag_names_the_nearest_one(project, run_audit):
+    run = run_audit(project, "--tabels", "market_data")
+    assert run.exit_code == 4
+    assert "unrecognized flag --tabels: did you mean --tables?" in run.output
+    run = run_audit(project, "--connect-timout=3")
+    assert run.exit_code == 4 and "did you mean --connect-timeout?" in run.output
 
 
 def _reports_in(folder: Path) -> list[Path]:
@@ -214,17 +385,17 @@ def test_default_report_is_written_only_by_a_real_audit_run(project, run_audit, 
     assert run.exit_code == 1, run.output
     (written,) = _reports_in(folder)
     assert re.fullmatch(r"infra-audit-\d{8}-\d{6}\.html", written.name)
-    assert f"HTML report (attach it to the ticket): {written}" in run.output
+    assert run.output.count(str(written)) == 1, "its path, said once"
     report = HtmlReport.read(written)
     assert "<style" in report.text and "<link " not in report.text, "the default report is self-contained"
-    assert report.cells("test_db_reachable_within_3s")[1] == "database reachable within 5 s"
+    assert "database reachable within 5 s" in report.checks
     written.unlink()
 
     for off in ([f"--report-dir={folder}", "--no-default-report"], ["-o", "infra_report_dir="]):
         run = run_audit(project, *off, env=standalone)
-        assert run.exit_code == 1 and "HTML report" not in run.output
+        assert run.exit_code == 1 and "html report" not in run.output
     run = run_audit(project, f"--report-dir={folder}")  # from inside a pytest test, as here: never
-    assert run.exit_code == 1 and "HTML report" not in run.output
+    assert run.exit_code == 1 and "html report" not in run.output
     assert _reports_in(folder) == []
 
 
@@ -233,10 +404,13 @@ def test_environment_table_holds_no_ci_variables(project, run_audit, tmp_path):
     token = "tok-" + secrets.token_urlsafe(12)
     env = clean_env(BUILD_URL=f"https://bot:{token}@ci.example/job/1", GITLAB_USER_EMAIL="dev@example.com", CI="true")
     write_env(project, f"DB_URL=postgresql://app:{token}@127.0.0.1:1/app\n")
+    _git(project, "init", "-q", "-b", f"try-{token}")  # a fact from outside the audit, scrubbed like the rest
     run, report = audit_with_html(run_audit, project, tmp_path, "--metadata", "Ticket", "#044", env=env)
     assert report.environment["Ticket"] == "#044"
+    assert report.environment["Git branch"] == "try-***"
     assert report.environment["Database"] == "postgresql://app:***@127.0.0.1:1/app"
     assert not {"BUILD_URL", "GITLAB_USER_EMAIL", "CI"} & set(report.environment)
+    assert not {"BUILD_URL", "GITLAB_USER_EMAIL", "CI"} & set(report.blob["environment"]), "nor in the script's data"
     assert "dev@example.com" not in report.text
     assert_no_secret(run, report, token)
 

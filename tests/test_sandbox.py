@@ -313,3 +313,32 @@ def test_server_mode_leaves_a_look_alike_it_did_not_make_alone(root: Path, admin
 def test_long_socket_folder_falls_back_to_tcp_only() -> None:
     assert "unix_socket_directories = '/short/run'" in pgserver.server_conf(5432, Path("/short/run"))
     assert "unix_socket_directories = ''" in pgserver.server_conf(5432, Path("/" + "x" * 100))
+
+
+def test_the_password_never_reaches_the_server_log(root: Path) -> None:
+    """With every statement logged, a new role password shows in the log only as a SCRAM verifier."""
+    assert cli(root, "start", *SMALL).returncode == 0
+    state = json.loads((root / ".sandbox" / "state.json").read_text())
+    cluster = pgserver.Cluster(root / ".sandbox", Path(state["pg_bin"]), state["os_user"], state["port"])
+    with ownership.connect(cluster.superuser_url()) as conn:  # our own sandbox's server: ours to configure
+        conn.execute("ALTER SYSTEM SET log_statement = 'all'")
+        conn.execute("SELECT pg_reload_conf()")
+    (root / ".env").unlink()  # the next start sets a new password
+    again = cli(root, "start", *SMALL)
+    assert again.returncode == 0, again.stderr
+    log = (root / ".sandbox" / "server.log").read_text()
+    assert "ALTER ROLE" in log and "SCRAM-SHA-256$" in log, "the statement was logged"
+    assert env_url(root).password not in log
+
+
+@pytest.mark.parametrize("password", ["it's", 'say"hi', "a<b>c", "x%20y", "@"])
+def test_a_users_db_url_is_never_shown_with_its_password(root: Path, password: str) -> None:
+    from urllib.parse import quote
+
+    url = f"postgresql://me:{quote(password, safe=chr(39) + chr(34) + '<>')}@db.example:5432/prod"
+    for line in (f"DB_URL={url}\n", f"DB_URL=postgresql://me:{password}db.example:5432/prod\n"):
+        (root / ".env").write_text(line)
+        done = cli(root, "start", *SMALL)
+        assert_one_line_error(done, "already sets DB_URL", "--force")
+        for piece in {password, quote(password, safe="")} - {"@"}:
+            assert piece not in done.stdout + done.stderr, line

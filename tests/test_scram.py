@@ -14,9 +14,13 @@ import pytest
 from psycopg import sql
 
 from tests.support import REPO
-from tools.core import dburl
-from tools.core import ownership
-from tools.core.scram import parse_verifier, password_clause, scram_sha256_verifier, verifies
+from tools.core import dburl, ownership
+from tools.core.scram import (
+    parse_verifier,
+    password_clause,
+    scram_sha256_verifier,
+    verifies,
+)
 
 PREFIX = f"infra_selftest_{os.getpid()}_scram_{secrets.token_hex(4)}"
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.venv_roots import PollutedRoot, git, make_venv, polluted_root, tree_snapshot, write
+from tests.venv_roots import (
+    PollutedRoot,
+    git,
+    make_venv,
+    polluted_root,
+    tree_snapshot,
+    write,
+)
 from tools.core.errors import GitError
 from tools.core.venv_artifacts import Artifact, Scan, describe, git_tracked, scan_root
 

@@ -110,6 +110,11 @@ def run(
         error, code = exc.advice(dict(setting_names or {})), fail_code
     except OSError as exc:
         error, code = f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", fail_code
+    except Exception as exc:  # a bug: still one line for the user; INFRA_DEBUG=1 shows the traceback
+        if os.environ.get("INFRA_DEBUG"):
+            raise
+        error = f"unexpected {exc.__class__.__name__}: {exc} (a bug in {tool}: please report it; INFRA_DEBUG=1 shows where)"
+        code = fail_code
     known = secrets()
     if error is not None:
         error = scrub(error, known)

@@ -1,20 +1,28 @@
 #!/usr/bin/env python3
-"""Show that the audit's table check costs the same at 10 thousand rows as at millions.
+"""Measure the audit as ratios against a floor: start-up against bare processes, checks against table size.
 
-    python tools/benchmark.py --server postgresql://ADMIN:<password>@127.0.0.1:5432/postgres
-    python tools/benchmark.py --sizes 10000,1000000,5000000 --repeat 7
+    INFRA_ADMIN_URL=postgresql://ADMIN:<password>@127.0.0.1:5432/postgres python3 tools/benchmark.py
+    python3 tools/benchmark.py --sizes 1000000,10000000 --repeat 7 --startup-runs 9
 
-For each size it seeds a scratch database like production (tools/seed.py), then times the
-audit's check of ``market_data`` and ``assets`` (``tools.core.probe.table_stats``, the code the
-audit runs) against a naive ``SELECT count(*)``, and prints medians. The scratch databases are
-dropped afterwards. The admin URL defaults to ``INFRA_SELFTEST_PG_URL`` (set by ``.ci/run``).
+1. Start-up, whole processes side by side: the audit (`pytest infra_tests`, HTML report included)
+   against a bare pytest process running one trivial test with plugin autoload off, and
+   `tools/health_check.py` against a bare `import psycopg; connect; SELECT 1` process.
+2. Per size, in a scratch database seeded like production (tools/core/seed.py): the table check
+   (`tools.core.probe.table_stats`, the code the audit runs) against a naive `SELECT count(*)`,
+   the freshness check (newest row and the per-symbol skip scan) and the row-count history check.
+
+The admin URL comes from INFRA_ADMIN_URL (a URL in --server is visible to every user in `ps`).
+Scratch databases carry a marker of this run and only those are dropped; every connection and
+statement has a deadline. Exit codes: 0 measured, 1 a measurement failed, 2 usage, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +30,49 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
+from psycopg import conninfo, sql  # noqa: E402
 
 from tools import _cli  # noqa: E402
-from tools.core import dburl, seed, settings  # noqa: E402
+from tools.core import dburl, freshness, history, ownership, seed, settings  # noqa: E402
 from tools.core import probe as db_probe  # noqa: E402
+from tools.core.errors import DbUrlError, InfraError  # noqa: E402
 
-EXACT_LIMIT = int(settings.defaults()["infra_exact_count_limit"])
+TOOL = "benchmark.py"
+MAKER = "benchmark"
+CHECKOUT = Path(__file__).resolve().parents[1]
+ADMIN_URL_VARIABLE = "INFRA_ADMIN_URL"
+DEFAULTS = settings.build({}, CHECKOUT)
+TIMEOUTS = db_probe.Timeouts(connect=5, query=600)
+SEED_DEADLINE_S = 60 * 60
+PROCESS_DEADLINE_S = 120
+BARE_TEST = "def test_trivial():\n    assert True\n"
+BARE_CONNECT = "import os, psycopg\npsycopg.connect(os.environ['DB_URL'], connect_timeout=5).execute('SELECT 1')\n"
+
+
+def parse_args(argv: list[str] | None):
+    parser = _cli.Parser(prog=TOOL, description=__doc__.split("\n")[0])
+    parser.add_argument("--server", metavar="ADMIN_URL", help=f"admin URL (prefer ${ADMIN_URL_VARIABLE})")
+    parser.add_argument("--sizes", default="1000000,10000000", help="market_data row counts, comma separated")
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs per check (median reported)")
+    parser.add_argument("--startup-runs", type=int, default=9, help="runs of each whole process (median reported)")
+    parser.add_argument("--skip-startup", action="store_true", help="only the per-size measurements")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.startup_runs < 1:
+        parser.error("--repeat and --startup-runs must be at least 1")
+    try:
+        args.sizes = [int(size) for size in args.sizes.split(",")]
+        for size in args.sizes:
+            seed.seed_params(market_data_rows=size, assets_rows=seed.SPEC_ASSETS_ROWS, now=None)
+    except ValueError as exc:
+        parser.error(f"--sizes: {exc} (whole numbers from 0 to {seed.MAX_ROWS:,}, comma separated)")
+    text = args.server or os.environ.get(ADMIN_URL_VARIABLE)
+    if not text:
+        parser.error(f"set {ADMIN_URL_VARIABLE} to an admin URL (a role with CREATEDB)")
+    try:
+        args.admin = dburl.parse(text)
+    except DbUrlError as exc:
+        parser.error(f"the admin URL: {exc}")
+    return args
 
 
 def median_ms(action: Callable[[], object], repeat: int) -> float:
@@ -42,52 +86,132 @@ def median_ms(action: Callable[[], object], repeat: int) -> float:
     return statistics.median(samples)
 
 
-def measure(admin: dburl.DbUrl, size: int, repeat: int) -> tuple[float, float, str]:
-    """Seed a scratch database with ``size`` market_data rows; time the audit's check and a full count."""
-    name = f"infra_bench_{size}"
-    with psycopg.connect(admin.raw, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    scratch = dburl.parse(admin.raw.rsplit("/", 1)[0] + "/" + name)
-    try:
-        with psycopg.connect(scratch.raw) as conn:
-            seed.seed(conn, market_data_rows=size)
-        timeouts = db_probe.Timeouts(connect=3, query=600)
-        with db_probe.connect(scratch, timeouts) as conn:
-            check = lambda table: db_probe.table_stats(conn, table, EXACT_LIMIT, timeouts)  # noqa: E731
-            audit = median_ms(lambda: [check(table) for table in ("market_data", "assets")], repeat)
-            naive = median_ms(lambda: conn.execute("SELECT count(*) FROM market_data").fetchone(), repeat)
-            shown = check("market_data").shown
-    finally:
-        with psycopg.connect(admin.raw, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    return audit, naive, shown
+class Scratch:
+    """A scratch database of this run: created with its marker, dropped only while the marker is there."""
+
+    def __init__(self, admin: dburl.DbUrl, label: str) -> None:
+        self.admin, self.marker = admin, ownership.Marker.new(MAKER, CHECKOUT)
+        self.name = f"infra_bench_{self.marker.run_id}_{label}"
+
+    @property
+    def conninfo(self) -> str:
+        """The admin's connection to the scratch database: psycopg's own conninfo with ``dbname=``."""
+        return conninfo.make_conninfo(self.admin.raw, dbname=self.name)
+
+    @property
+    def url(self) -> str:
+        """The same as a URL for the audit's DB_URL, built from the parsed parts (never by editing the text)."""
+        host, port = self.admin.hosts[0] if self.admin.hosts else ("localhost", None)
+        return dburl.build(host, str(port) if port else None, self.admin.user, self.admin.password, self.name)
+
+    def __enter__(self) -> Scratch:
+        with ownership.connect(self.admin.raw) as conn:
+            admin = db_probe.Deadlined(conn, 60, "the server")
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+            admin.execute(self.marker.comment_sql("database", self.name))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with ownership.connect(self.admin.raw) as conn:
+            ownership.drop_if_ours(db_probe.Deadlined(conn, 60, "the server"), "database", self.name, self.marker)
+
+    def seed(self, rows: int) -> float:
+        """Seed like production; the seconds it took."""
+        started = time.monotonic()
+        with ownership.connect(self.conninfo) as conn:
+            db_probe.with_deadline(lambda: seed.seed(conn, market_data_rows=rows), SEED_DEADLINE_S)
+        return time.monotonic() - started
+
+
+def startup(scratch: Scratch, runs: int) -> list[tuple[str, float, str, float]]:
+    """Whole processes side by side (interleaved, so load hits both): (what, ms, floor, ms)."""
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        (work / "test_trivial.py").write_text(BARE_TEST)
+        env = {**os.environ, "DB_URL": scratch.url}
+        env.pop("PYTEST_ADDOPTS", None)
+        bare = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        commands = {
+            "audit": ([sys.executable, "-m", "pytest", "-q", "infra_tests", f"--history={work / 'h.jsonl'}",
+                       f"--report-dir={work / 'reports'}"], CHECKOUT, env),
+            "bare pytest": ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_trivial.py"],
+                            work, bare),
+            "health check": ([sys.executable, str(CHECKOUT / "tools" / "health_check.py")], CHECKOUT, env),
+            "bare connect": ([sys.executable, "-c", BARE_CONNECT], work, env),
+        }  # fmt: skip
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(runs + 1):  # the first round warms the caches and is not counted
+            for name, (command, cwd, environment) in commands.items():
+                started = time.perf_counter()
+                done = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True,
+                                      timeout=PROCESS_DEADLINE_S)  # fmt: skip
+                if done.returncode != 0:
+                    raise InfraError(f"{name} exited {done.returncode}: {(done.stdout + done.stderr).strip()[-300:]}")
+                samples[name].append((time.perf_counter() - started) * 1000)
+        ms = {name: statistics.median(values[1:]) for name, values in samples.items()}
+    return [("audit", ms["audit"], "bare pytest", ms["bare pytest"]),
+            ("health check", ms["health check"], "bare connect", ms["bare connect"])]  # fmt: skip
+
+
+def per_size(scratch: Scratch, size: int, repeat: int) -> dict[str, object]:
+    """The audit's data checks against the naive count, on one seeded size."""
+    seconds = scratch.seed(size)
+    rule = DEFAULTS.freshness[0]
+    with db_probe.connect(dburl.parse(scratch.url), TIMEOUTS) as conn:
+        limit = DEFAULTS.exact_count_limit
+        tables = lambda: [db_probe.table_stats(conn, t, limit, TIMEOUTS) for t in DEFAULTS.tables]  # noqa: E731
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "history.jsonl"
+            history.append(path, history.record("bench", tables(), passed=True))
+
+            def shrink() -> object:
+                return history.compare(history.read(path).last_passing("bench"), history.record("bench", tables(), True))
+
+            return {
+                "rows": size,
+                "seed_s": seconds,
+                "table_check_ms": median_ms(tables, repeat),
+                "count_ms": median_ms(lambda: conn.execute("SELECT count(*) FROM market_data").fetchone(), repeat),
+                "fresh_ms": median_ms(lambda: freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS), repeat),
+                "fresh_table_only_ms": median_ms(lambda: freshness.check(conn, rule, None, limit, TIMEOUTS), repeat),
+                "shrink_ms": median_ms(shrink, repeat),
+                "shown": tables()[0].shown,
+            }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    _cli.tolerate_closed_stdout()
-    parser = _cli.Parser(prog="benchmark.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--server", default=os.environ.get("INFRA_SELFTEST_PG_URL"), help="admin URL of a server")
-    parser.add_argument("--sizes", default="10000,100000,1000000,5000000", help="market_data row counts")
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement (median reported)")
-    args = parser.parse_args(argv)
-    if not args.server:
-        parser.error("give --server ADMIN_URL (or set INFRA_SELFTEST_PG_URL)")
-    try:
-        admin = dburl.parse(args.server)
-        sizes = [int(size) for size in args.sizes.split(",")]
-    except (dburl.DbUrlError, ValueError) as exc:
-        parser.error(str(exc))
-    print(f"server {admin.redacted}, exact-count limit {EXACT_LIMIT:,}, median of {args.repeat} runs")
-    print(f"{'market_data rows':>18} | {'audit check (both tables)':>26} | {'SELECT count(*)':>16} | reported as")
-    for size in sizes:
+    args = parse_args(argv)
+    admin = args.admin
+    results: dict[str, object] = {"server": admin.redacted, "startup": [], "sizes": []}
+
+    def work() -> _cli.Result:
         try:
-            audit, naive, shown = measure(admin, size, args.repeat)
-        except (psycopg.Error, db_probe.ProbeError) as exc:
-            print(f"size {size:,}: {dburl.scrub(str(exc), admin.secrets)}", file=sys.stderr)
-            return 1
-        print(f"{size:>18,} | {audit:>23.2f} ms | {naive:>13.2f} ms | {shown}")
-    return 0
+            return measure()
+        except psycopg.Error as exc:
+            raise InfraError(f"the database failed: {str(exc).strip().splitlines()[0]}") from None
+
+    def measure() -> _cli.Result:
+        print(f"server {admin.redacted}; exact-count limit {DEFAULTS.exact_count_limit:,}")
+        if not args.skip_startup:
+            with Scratch(admin, "startup") as scratch:
+                scratch.seed(seed.SPEC_MARKET_DATA_ROWS)
+                print(f"\nwhole processes, median of {args.startup_runs} (spec-sized database, healthy):")
+                for name, ms, floor, floor_ms in startup(scratch, args.startup_runs):
+                    print(f"  {name:<13} {ms:8.0f} ms   {floor:<13} {floor_ms:6.0f} ms   ratio {ms / floor_ms:.2f}x")
+                    results["startup"].append({"what": name, "ms": ms, "floor": floor, "floor_ms": floor_ms})
+        print(f"\nchecks, median of {args.repeat} (warm cache):")
+        print(f"{'market_data rows':>17} | {'table check':>11} | {'count(*)':>10} | {'fresh':>8} | "
+              f"{'fresh, table':>12} | {'not shrinking':>13} | reported as")  # fmt: skip
+        for size in args.sizes:
+            with Scratch(admin, str(size)) as scratch:
+                row = per_size(scratch, size, args.repeat)
+            results["sizes"].append(row)
+            print(f"{size:>17,} | {row['table_check_ms']:>8.2f} ms | {row['count_ms']:>7.1f} ms | "
+                  f"{row['fresh_ms']:>5.2f} ms | {row['fresh_table_only_ms']:>9.2f} ms | "
+                  f"{row['shrink_ms']:>10.2f} ms | {row['shown']}")  # fmt: skip
+        return _cli.Result(_cli.EXIT_OK, results)
+
+    return _cli.run(TOOL, work, as_json=False, secrets=lambda: admin.secrets, fail_code=_cli.EXIT_PROBLEM)
 
 
 if __name__ == "__main__":

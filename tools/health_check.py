@@ -24,7 +24,8 @@ from tools.core.dburl import scrub  # noqa: E402
 
 TOOL = "health_check.py"
 FLAGS = {"tables": "--tables", "connect_timeout": "--connect-timeout", "query_timeout": "--query-timeout",
-         "exact_count_limit": "--exact-count-limit", "project_root": "--root",
+         "exact_count_limit": "--exact-count-limit", "project_root": "--root", "freshness": "--freshness",
+         "freshness_group": "--freshness-group",
          "local_server": "for a local sandbox: python3 tools/sandbox.py start"}  # fmt: skip
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 def parse_args(argv: list[str] | None):
     parser = _cli.Parser(prog=TOOL, description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=CHECKOUT, help="project root holding .env and pytest.ini")
-    for key in ("tables", "connect_timeout", "query_timeout", "exact_count_limit"):
+    for key in ("tables", "connect_timeout", "query_timeout", "exact_count_limit", "freshness", "freshness_group"):
         setting = settings.BY_KEY[key]
         parser.add_argument(setting.flag, dest=setting.ini, metavar="VALUE", help=f"{setting.help} [ini: {setting.ini}]")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")

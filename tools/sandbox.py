@@ -164,7 +164,7 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
     if not in_force and (sandbox.env.exists() or sandbox.env.is_symlink()):
         yours = envfile.user_db_url(sandbox.env, sandbox.box)
         if yours is not None and not args.force:
-            shown = dburl.redact(yours) if _parses(yours) else "(a value that is not a valid URL)"
+            shown = _shown(yours)
             raise SandboxError(f"{sandbox.env} already sets DB_URL={shown}: pass --force to set it aside "
                                "(stop restores it)")  # fmt: skip
     if sandbox.admin_url is not None:
@@ -188,22 +188,22 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
         report.say(f"{state.database} already seeded: market_data {args.market_data_rows:,} rows, "
                    f"assets {args.assets_rows:,}")  # fmt: skip
     if current is not None:
-        report.say(f"{sandbox.env} already points at the sandbox", db_url=dburl.redact(url))
+        report.say(f"{sandbox.env} already points at the sandbox", db_url=_shown(url))
     else:
         saved = envfile.set_db_url(sandbox.env, url, sandbox.box, force=args.force)
-        report.say(saved.message, db_url=dburl.redact(url))
+        report.say(saved.message, db_url=_shown(url))
     if "DB_URL" in os.environ:
         report.say("note: DB_URL is set in your environment and wins over .env: unset it to use the sandbox")
     report.say("next: pytest infra_tests")
     return 0
 
 
-def _parses(url: str) -> bool:
+def _shown(url: str) -> str:
+    """A URL rebuilt with its password masked, or nothing of it when it does not parse."""
     try:
-        dburl.parse(url)
+        return dburl.parse(url).redacted
     except DbUrlError:
-        return False
-    return True
+        return "(a value that is not a valid URL: not shown)"
 
 
 def start_local(args, sandbox: Sandbox, state: State | None, report: Reporter) -> State:
@@ -287,28 +287,30 @@ def stop(args, sandbox: Sandbox, report: Reporter) -> int:
         if cluster.is_running():
             cluster.stop()
             report.say(f"stopped PostgreSQL on {state.where}")
-    if state is not None and state.mode == "server":
+    if sandbox.admin_url is not None or (state is not None and state.mode == "server"):
         stop_on_server(sandbox, state, report)
     saved = envfile.load_saved(sandbox.box)
     if saved is not None:
         report.say(envfile.restore(sandbox.env, saved))
     remove_ours(sandbox, report)
-    if state is None and saved is None:
+    if state is None and saved is None and sandbox.admin_url is None:
         report.say("no sandbox to stop")
     report.facts["running"] = False
     return 0
 
 
-def stop_on_server(sandbox: Sandbox, state: State, report: Reporter) -> None:
+def stop_on_server(sandbox: Sandbox, state: State | None, report: Reporter) -> None:
+    """Drop this checkout's role and database on the server (the names follow from the checkout)."""
     if sandbox.admin_url is None:
-        report.say(f"left database {state.database} and role {state.role} on {state.server}: "
-                   f"`stop --server` (with {ADMIN_URL_VARIABLE}) drops them")  # fmt: skip
-        return
-    parse_url(sandbox.admin_url, ADMIN_URL_VARIABLE)
+        raise SandboxError(f"the sandbox's database {state.database} lives on {state.server}: run `stop --server` "
+                           f"with {ADMIN_URL_VARIABLE} set to drop it; nothing was changed")  # fmt: skip
+    server = parse_url(sandbox.admin_url, ADMIN_URL_VARIABLE)
+    names = provision.Names(state.role, state.database) if state else provision.names_for(sandbox.root, True)
     admin = provision.admin_session(sandbox.admin_url, "the --server")
     with admin.conn:
-        for line in provision.remove(admin, provision.Names(state.role, state.database), sandbox.root):
-            report.say(line)
+        said = provision.remove(admin, names, sandbox.root)
+    for line in said or [f"no database or role of this checkout's sandbox on {server.redacted}"]:
+        report.say(line)
 
 
 def remove_ours(sandbox: Sandbox, report: Reporter) -> None:

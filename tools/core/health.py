@@ -9,7 +9,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from tools.core import db_config
+from tools.core import db_config, freshness
 from tools.core import probe as db_probe
 from tools.core.errors import ConfigError, ProbeError
 from tools.core.settings import AuditSettings
@@ -28,10 +28,12 @@ class Health:
     connect_seconds: float | None = None
     server_version: str | None = None
     tables: dict[str, dict[str, object]] = field(default_factory=dict)
+    freshness: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
-        return self.error is None and all(t["ok"] for t in self.tables.values())
+        checked = [*self.tables.values(), *self.freshness.values()]
+        return self.error is None and all(result["ok"] for result in checked)
 
 
 def probe(settings: AuditSettings, setting_names: dict[str, str]) -> Health:
@@ -60,9 +62,25 @@ def probe(settings: AuditSettings, setting_names: dict[str, str]) -> Health:
                 health.tables[table] = {"ok": True, "rows": stats.rows, "exact": stats.exact, "shown": stats.shown}
             except ProbeError as exc:
                 health.tables[table] = {"ok": False, "cause": exc.cause, "error": exc.advice(setting_names)}
+        for rule in settings.freshness:
+            health.freshness[rule.text] = _freshness(conn, rule, settings, setting_names)
     finally:
         conn.close()  # never commit(): after a server stopped answering, that would wait for it forever
     return health
+
+
+def _freshness(conn, rule: freshness.FreshnessRule, settings: AuditSettings, setting_names: dict[str, str]) -> dict:
+    """One freshness rule's result: the newest row, its age and the limit, or why it could not be judged."""
+    try:
+        found = freshness.check(conn, rule, settings.freshness_group, settings.exact_count_limit, settings.timeouts)
+    except ProbeError as exc:
+        return {"ok": False, "cause": exc.cause, "error": exc.advice(setting_names)}
+    return {
+        "ok": found.ok, "table": found.plan.label, "newest": found.newest, "age_seconds": found.age,
+        "limit_seconds": found.limit.total_seconds(), "shown": found.evidence,
+        "stale_groups": [group.shown for group in found.stale_groups], "stale_group_count": found.stale_group_count,
+        **({"error": " | ".join(found.problems)} if found.problems else {}),
+    }  # fmt: skip
 
 
 def render(health: Health) -> str:
@@ -79,5 +97,9 @@ def render(health: Health) -> str:
         ]
         for table, result in health.tables.items():
             lines.append(f"   {table}: {result['shown']}" if result["ok"] else f"   ❌ {table}: {result['error']}")
+        if health.freshness:
+            lines += ["", "🕒 Freshness:"]
+        for rule, result in health.freshness.items():
+            lines.append(f"   {result['shown']}" if result["ok"] else f"   ❌ {rule}: {result['error']}")
     lines += ["", "✅ System Healthy" if health.healthy else "❌ System Unhealthy"]
     return "\n".join(lines)

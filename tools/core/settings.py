@@ -11,13 +11,16 @@ from __future__ import annotations
 import configparser
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from tools.core import freshness, history
 from tools.core.errors import SettingsError
 from tools.core.probe import MAX_TIMEOUT_S, Timeouts
 
+T = TypeVar("T")
 MAX_EXACT_COUNT_LIMIT = 10**12  # far beyond any table we would count, far below bigint's limit
 
 
@@ -49,6 +52,18 @@ SETTINGS = (
             "empty: none); --html PATH writes it elsewhere instead", "reports"),
     Setting("project_name", "infra_project_name", "--project-name",
             "the audited project's name in the report title (default: the root's folder name)", ""),
+    Setting("freshness", "infra_freshness", "--freshness",
+            "tables whose newest row must be recent: TABLE[.COLUMN]=AGE ..., AGE like 90s, 15m, 6h, 3d",
+            freshness.DEFAULT_FRESHNESS),
+    Setting("freshness_group", "infra_freshness_group", "--freshness-group",
+            "column whose every value (each symbol) must be fresh too; empty: only the table's newest row",
+            freshness.DEFAULT_GROUP),
+    Setting("history", "infra_history", "--history",
+            "file each audit appends its row counts to (relative to the rootdir); a CI job may bring the last one",
+            str(history.DEFAULT_PATH)),
+    Setting("max_shrink", "infra_max_shrink", "--max-shrink",
+            "the share of rows a table may lose since the last passing audit: a percentage, or a fraction like 0.1",
+            "10%"),
 )  # fmt: skip
 BY_KEY = {setting.key: setting for setting in SETTINGS}
 
@@ -64,6 +79,10 @@ class AuditSettings:
     exact_count_limit: int
     report_dir: Path | None
     project_name: str
+    freshness: tuple[freshness.FreshnessRule, ...]
+    freshness_group: str | None
+    history: Path
+    max_shrink: float
 
 
 def read_ini(path: Path) -> dict[str, str]:
@@ -107,7 +126,19 @@ def build(values: Mapping[str, str], rootdir: Path) -> AuditSettings:
         exact_count_limit=int(number(raw, "exact_count_limit", int, 0, MAX_EXACT_COUNT_LIMIT)),
         report_dir=path_setting(raw["infra_report_dir"], rootdir, "report_dir"),
         project_name=raw["infra_project_name"] or root.name,
+        freshness=parsed(freshness.parse_rules, raw, "freshness"),
+        freshness_group=parsed(freshness.parse_group, raw, "freshness_group"),
+        history=path_setting(raw["infra_history"], rootdir, "history") or rootdir / history.DEFAULT_PATH,
+        max_shrink=parsed(history.parse_max_shrink, raw, "max_shrink"),
     )
+
+
+def parsed(parse: Callable[[str], T], raw: Mapping[str, str], key: str) -> T:
+    """A setting read by its own parser, whose ValueError becomes a SettingsError naming the setting."""
+    try:
+        return parse(raw[BY_KEY[key].ini])
+    except ValueError as exc:
+        raise SettingsError(str(exc), setting=key) from None
 
 
 _NAME = re.compile(r'"(?:[^"]|"")*"(?:\.(?:"(?:[^"]|"")*"|[^\s,".]+))*|[^\s,"]+(?:\."(?:[^"]|"")*")?')

@@ -1,7 +1,9 @@
 """The audit's pytest plugin: its settings, its terminal summary and its HTML report.
 
-``tools.plugin.settings`` is registered by the root ``conftest.py`` (pytest must know the
-options before it reads the command line). The reports are registered by ``activate``, which
+``tools.plugin.settings`` (the options) and ``tools.plugin.usage`` (the nearest flag for a
+mistyped one) are loaded with ``-p`` from the audit's ``pytest.ini``: pytest must know them before
+it reads the command line (the root ``conftest.py`` names the settings too, for a run whose
+``addopts`` are overridden). The reports are registered by ``activate``, which
 ``infra_tests/conftest.py`` calls: that conftest is loaded only when the audit runs, so the
 suite's own tests (``python -m pytest tests``) never set the audit up.
 """
@@ -10,13 +12,13 @@ from __future__ import annotations
 
 import pytest
 
-from tools.plugin import html, report
+from tools.plugin import history, html, report
 
 
 def activate(config: pytest.Config) -> None:
     """Register the audit's reports and name its default HTML report (before pytest-html reads it)."""
     html.default_html_report(config)
     html.check_report_paths(config)
-    for module in (report, html):
+    for module in (report, html, history):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module, f"infra-audit-{module.__name__.rsplit('.', 1)[1]}")

@@ -1,20 +1,27 @@
 """The audit's HTML report: one self-contained file a person can attach to a ticket.
 
 A pytest plugin, registered by ``tools.plugin.activate`` only when the audit runs, on top of
-``tools.plugin.report``'s one record
-per check. It names the default report file, replaces pytest-metadata's environment table (whose
-CI variables and package lists could carry tokens) with our own safe rows, and renders each check
-by its human name with its evidence or its cause and fix.
+``tools.plugin.report``'s one record per check. It names the default report file and writes, as
+static HTML at the top of pytest-html's page, everything a reader needs: the verdict, each check
+with its evidence, warnings and cause (said once), and the environment (what was audited, where,
+by whom, from which commit). Ticket previews and mail clients that drop scripts still show all of
+it. pytest-html's script-built parts stay below as an extra (a sortable list) and are hidden when
+no script runs. pytest-metadata's table (whose CI variables and package lists could carry tokens)
+is emptied before anything shows it.
 """
 
 from __future__ import annotations
 
 import datetime
+import getpass
 import html
 import os
 import platform
+import re
+import socket
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -25,9 +32,9 @@ from tools.core.errors import ConfigError
 from tools.plugin import settings as audit_settings
 from tools.plugin.report import (
     ENVIRONMENT,
-    PASSED,
+    NOT_CHECKED,
+    NOT_RUN,
     RESULTS,
-    SECTION,
     SHOUTED,
     CheckResult,
     counts_line,
@@ -37,15 +44,13 @@ from tools.plugin.report import (
 )
 
 try:
-    from pytest_html import extras as html_extras
-except ImportError:  # pragma: no cover - pytest-html is a requirement; the plugin still works without it
-    html_extras = None
-try:
     from pytest_metadata.plugin import metadata_key
-except ImportError:  # pragma: no cover
+except ImportError:  # pragma: no cover - pytest-html requires pytest-metadata
     metadata_key = None
 
 STARTED = pytest.StashKey[tuple[float, datetime.datetime]]()
+ENVIRONMENT_ROWS = pytest.StashKey[dict[str, str]]()
+GIT_TIMEOUT_S = 3.0
 
 
 # --- the default HTML report ------------------------------------------------------------------
@@ -98,15 +103,7 @@ def check_report_paths(config: pytest.Config) -> None:
             ) from None
 
 
-def html_report_path(config: pytest.Config) -> Path | None:
-    """Where pytest-html writes this run's report (it resolves the path the same way), or None."""
-    path = getattr(config.option, "htmlpath", None)
-    if not path or config.pluginmanager.getplugin("html") is None:
-        return None
-    return Path.cwd() / Path(os.path.expandvars(path)).expanduser()
-
-
-# --- environment table ------------------------------------------------------------------------
+# --- environment ----------------------------------------------------------------------------------
 
 
 def _database(root: Path) -> str:
@@ -116,150 +113,197 @@ def _database(root: Path) -> str:
         return f"not configured: {exc}"
 
 
-def _environment(config: pytest.Config, finished: float | None) -> dict[str, str]:
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (some containers)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def _checkout(root: Path) -> dict[str, str]:
+    """Which commit was audited: git's answer within a deadline, or why there is none (never fatal)."""
+    command = ["git", "-C", str(root), "status", "--porcelain=v2", "--branch", "--untracked-files=normal"]
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}  # read-only: never take the index lock
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, env=env, check=False)
+    except FileNotFoundError:
+        return {"Git commit": "unknown: git is not installed"}
+    except subprocess.TimeoutExpired:
+        return {"Git commit": f"unknown: git did not answer within {GIT_TIMEOUT_S:g} s"}
+    except OSError as exc:
+        return {"Git commit": f"unknown: git could not run ({exc.strerror or exc})"}
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"git exited {done.returncode}"])[0].removeprefix("fatal: ")
+        return {"Git commit": "none: not a git checkout" if "not a git repository" in reason else f"unknown: {reason}"}
+    headers = dict(re.findall(r"^# branch\.(oid|head) (.+)$", done.stdout, re.MULTILINE))
+    changed = [line for line in done.stdout.splitlines() if line and not line.startswith("#")]
+    return {
+        "Git commit": headers.get("oid", "unknown").replace("(initial)", "none yet (no commits)"),
+        "Git branch": headers.get("head", "unknown").replace("(detached)", "none (detached HEAD)"),
+        "Uncommitted changes": f"yes: {len(changed)} path(s) changed or untracked" if changed else "no",
+    }
+
+
+def _environment(config: pytest.Config, finished: float) -> dict[str, str]:
+    """The environment rows, scrubbed: what was audited, from which commit, where, by whom, when."""
     root, name = project_identity(config)
     started, started_at = config.stash[STARTED]
     facts = config.stash.get(ENVIRONMENT, {})
     rows = {
         "Project": name,
         "Project root": str(root),
+        **_checkout(root),
+        "Host": socket.gethostname(),
+        "OS user": _os_user(),
         "Database": _database(root),
-        "PostgreSQL server": facts.get(
-            "PostgreSQL server", "not checked yet" if finished is None else "unknown: the database was not reached"
-        ),
+        "PostgreSQL server": facts.get("PostgreSQL server", "unknown: the database was not reached"),
         "Audit suite": f"infra-audit {tools.__version__} (Python {platform.python_version()})",
         "Started": started_at.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "Duration": "running" if finished is None else f"{finished - started:.1f} s",
+        "Duration": f"{finished - started:.1f} s",
     }
     rows.update({k: v for k, v in facts.items() if k not in rows})
     rows.update({str(k): str(v) for k, v in (getattr(config.option, "metadata", None) or [])})  # --metadata KEY VALUE
-    return {safe(config, k): html.escape(safe(config, v)) for k, v in rows.items()}
-
-
-def _fill_environment(config: pytest.Config, finished: float | None) -> None:
-    """Replace pytest-metadata's table in place (pytest-html holds the same dict) with our own rows."""
-    if metadata_key is None or metadata_key not in config.stash:
-        return
-    table = config.stash[metadata_key]
-    table.clear()
-    table.update(_environment(config, finished))
+    return {safe(config, k): safe(config, v) for k, v in rows.items()}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[STARTED] = (time.monotonic(), datetime.datetime.now().astimezone())
-    _fill_environment(session.config, None)
+    """Start the clock, and empty pytest-metadata's table before anything prints it (``-v``'s header,
+    pytest-html's data); put one in place when ``-p no:metadata`` left none (pytest-html needs it)."""
+    config = session.config
+    config.stash[STARTED] = (time.monotonic(), datetime.datetime.now().astimezone())
+    if metadata_key is not None:
+        config.stash.setdefault(metadata_key, {}).clear()
 
 
-@pytest.hookimpl(tryfirst=True, optionalhook=True)
-def pytest_html_report_title(report) -> None:
-    report.title = f"Infrastructure audit: {safe(report.config, project_identity(report.config)[1])}"
-    report.outcomes["error"]["label"] = "Could not check (errors)"
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The environment, complete, before pytest-html writes the report (it runs last)."""
+    if STARTED in session.config.stash:
+        session.config.stash[ENVIRONMENT_ROWS] = _environment(session.config, time.monotonic())
 
 
-# --- HTML rendering -----------------------------------------------------------------------------
+# --- the page -------------------------------------------------------------------------------------
 
+# pytest-html's base style is grey (#999) 12 px text; ours is dark and readable. Its script-built
+# parts (filters, sortable table) show only when a script ran (the class set by JS_MARK); its
+# environment table, run count ("4 tests took 48 ms") and unused outcome filters never show.
 STYLE = """<style>
-.infra-verdict{font-size:1.3em;padding:.4em .6em;border-radius:4px;margin:.6em 0}
-.infra-PASSED{background:#e3f5e1;color:#1b5e20}.infra-FAILED{background:#fde2e1;color:#8b1a10}
-table.infra-checks{border-collapse:collapse;margin:.6em 0 1.2em;width:100%}
-table.infra-checks th,table.infra-checks td{border:1px solid #ccc;padding:.35em .6em;text-align:left;vertical-align:top}
-.infra-v-passed{color:#1b5e20;font-weight:bold}.infra-v-failed,.infra-v-could-not-check{color:#b71c1c;font-weight:bold}
-.infra-v-not-run{color:#8a6d00;font-weight:bold}
-.infra-cause{margin:.3em 0;padding:.3em .5em;background:#fff4e5;border-left:4px solid #e65100;white-space:pre-wrap}
-.infra-evidence{margin:.2em 0;padding-left:1.2em}.infra-about{color:#555;margin:.2em 0}
+body{color:#1a1a1a;font-size:14px;line-height:1.4}
+h2{margin-top:1.4em}
+.infra-verdict{font-size:1.3em;padding:.5em .7em;border-radius:4px;margin:.6em 0}
+.infra-PASSED{background:#e3f5e1;color:#14501a}.infra-FAILED{background:#fde2e1;color:#7a1209}
+table.infra-checks,table.infra-env{border-collapse:collapse;margin:.4em 0 1em;color:#1a1a1a}
+table.infra-checks{width:100%}
+table.infra-checks>thead>tr>th,table.infra-checks>tbody>tr>td,table.infra-env th,table.infra-env td{
+border:1px solid #bbb;padding:.45em .6em;text-align:left;vertical-align:top}
+table.infra-checks>thead>tr>th,table.infra-env th{background:#f0f0f0}
+table.infra-checks td.infra-name{width:22%;font-weight:bold}
+table.infra-checks td.infra-result{width:1%;white-space:nowrap}
+.infra-warned{font-size:.85em;color:#4a3a00;margin-top:.3em}
+.infra-about{font-weight:normal;color:#333;font-size:.9em;margin-top:.3em}
+.infra-badge{display:inline-block;white-space:nowrap;padding:.1em .45em;border-radius:3px;font-weight:bold;color:#fff}
+.infra-b-passed{background:#1e7b34}.infra-b-failed{background:#b3261e}.infra-b-could-not-check{background:#a34700}
+.infra-b-not-run{background:#6b5900}
+table.infra-evidence{border-collapse:collapse}
+table.infra-evidence th{font-weight:normal;color:#333;text-align:left;padding:0 .8em .15em 0;vertical-align:top;white-space:nowrap}
+table.infra-evidence td{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em;color:#111;padding:0 0 .15em;word-break:break-word}
+.infra-cause,.infra-warning{margin:.4em 0 .1em;padding:.35em .55em;white-space:pre-wrap;border-left:4px solid}
+.infra-cause{background:#fdecea;border-color:#b3261e;color:#5c0d07}
+.infra-warning{background:#fff6d6;border-color:#a37f00;color:#4a3a00}
+table.infra-env th{font-weight:normal;color:#333;white-space:nowrap}
+table.infra-env td{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em}
+#environment-header,#environment,.run-count,p.filter,.controls .collapse{display:none}
+.logwrapper:not(:has(.log)){display:none}
+.filters input[data-test-result=xfailed],.filters span.xfailed,.filters input[data-test-result=xpassed],
+.filters span.xpassed,.filters input[data-test-result=rerun],.filters span.rerun,
+.filters input[data-test-result=retried],.filters span.retried{display:none}
+html:not(.infra-js) .infra-js-only,html:not(.infra-js) .controls,html:not(.infra-js) #results-table{display:none}
+#results-table{color:#333;font-size:13px}
+#results-table th:last-child,#results-table td.col-links{display:none}
+#results-table tbody.error td.col-result,#results-table tbody.skipped td.col-result{font-size:0}
+#results-table tbody.error td.col-result::before{content:"Could not check";font-size:13px}
+#results-table tbody.skipped td.col-result::before{content:"Not run";font-size:13px}
 </style>"""
+JS_MARK = '<script>document.documentElement.classList.add("infra-js")</script>'
 
 
-def _verdict_html(verdict: str) -> str:
-    return f'<span class="infra-v-{verdict.replace(" ", "-")}">{SHOUTED[verdict]}</span>'
+def _text(value: str) -> str:
+    """Escaped text; `backticked` words shown as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(value))
 
 
-def _evidence_html(result: CheckResult) -> str:
-    items = "".join(f"<li>{html.escape(label)}: {html.escape(value)}</li>" for label, value in result.evidence)
-    cause = f'<div class="infra-cause">{html.escape(result.cause)}</div>' if result.cause else ""
-    return (f'<ul class="infra-evidence">{items}</ul>' if items else "") + cause
+def _badge(verdict: str) -> str:
+    return f'<span class="infra-badge infra-b-{verdict.replace(" ", "-")}">{SHOUTED[verdict]}</span>'
 
 
-def _details_html(result: CheckResult) -> str:
-    """The expanded row: what the check verifies, its verdict, evidence and cause."""
+def _label_rows(pairs: Iterable[tuple[str, str]]) -> str:
+    return "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>" for label, value in pairs)
+
+
+def _check_row(result: CheckResult) -> str:
+    """One check: name and what it verifies; verdict; evidence, then warnings, then the cause, once."""
+    evidence = _label_rows(result.evidence)
+    parts = [f'<table class="infra-evidence">{evidence}</table>' if evidence else ""]
+    parts += [f'<div class="infra-warning">warning: {html.escape(w)}</div>' for w in result.warnings]
+    if result.cause:
+        parts.append(f'<div class="infra-cause">{html.escape(result.cause)}</div>')
+    about = f'<div class="infra-about">{_text(result.about)}</div>' if result.about else ""
+    warned = len(result.warnings)
+    warned_note = f'<div class="infra-warned">with {warned} warning{"s" if warned > 1 else ""}</div>' if warned else ""
     return (
-        f"<p><strong>{html.escape(result.name)}</strong>: {_verdict_html(result.verdict)}</p>"
-        f'<p class="infra-about">{html.escape(result.about)}</p>{_evidence_html(result)}'
+        f'<tr><td class="infra-name">{html.escape(result.name)}{about}</td>'
+        f'<td class="infra-result">{_badge(result.verdict)}{warned_note}</td><td>{"".join(parts)}</td></tr>'
     )
+
+
+def _environment_html(rows: dict[str, str]) -> str:
+    return f'<h2>Environment</h2><table class="infra-env">{_label_rows(rows.items())}</table>'
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
-    """Above the results: the overall verdict and one line per check with its evidence or cause."""
-    results = list(session.config.stash.get(RESULTS, {}).values())
-    if not results:
-        return
-    overall = overall_verdict(results, session.exitstatus)
-    rows = "".join(
-        f"<tr><td>{html.escape(r.name)}</td><td>{_verdict_html(r.verdict)}</td><td>{_evidence_html(r)}</td></tr>"
-        for r in results
-    )
-    prefix.extend(
-        [
-            STYLE,
-            f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: '
-            f"{html.escape(counts_line(results, session.exitstatus))}</p>",
-            '<table class="infra-checks"><thead><tr><th>Check</th><th>Result</th><th>Evidence, or cause and fix</th>'
-            f"</tr></thead><tbody>{rows}</tbody></table>",
-        ]
-    )
+    """The report itself, as static HTML: the verdict, every check, the environment."""
+    config = session.config
+    results = list(config.stash.get(RESULTS, {}).values())
+    parts = [STYLE, JS_MARK]
+    if results:
+        overall = overall_verdict(results, session.exitstatus)
+        rows = "".join(_check_row(result) for result in results)
+        verdict = html.escape(counts_line(results, session.exitstatus))
+        parts.append(f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: {verdict}</p>')
+        parts.append(
+            '<table class="infra-checks"><thead><tr><th>Check</th><th>Result</th>'
+            f"<th>Evidence, warnings, cause and fix</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    parts.append(_environment_html(config.stash.get(ENVIRONMENT_ROWS, {})))
+    parts.append('<h2 class="infra-js-only">As pytest ran them (sortable, filterable)</h2>')
+    prefix.extend(parts)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_html_report_title(report) -> None:
+    """Our title, our words on pytest-html's filters, and its rows closed (the report above says it all)."""
+    report.title = f"Infrastructure audit: {safe(report.config, project_identity(report.config)[1])}"
+    report.set_data("renderCollapsed", ["all"])
+    for outcome, label in (("passed", "passed"), ("failed", "failed"), ("error", NOT_CHECKED), ("skipped", NOT_RUN)):
+        report.outcomes[outcome]["label"] = label
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_header(cells: list) -> None:
     cells.insert(1, '<th class="sortable" data-column-type="check">Check</th>')
-    cells.insert(2, "<th>Finding</th>")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_row(report, cells: list) -> None:
-    result: CheckResult | None = getattr(report, "infra_result", None)
-    name = getattr(report, "infra_check", "")
-    if result is None:
-        finding = html.escape(str(report.longrepr).strip().splitlines()[0]) if report.failed and report.longrepr else ""
-    elif result.verdict == PASSED:
-        finding = "; ".join(html.escape(f"{label}: {value}") for label, value in result.evidence[:3])
-    else:
-        finding = html.escape(result.cause.splitlines()[0] if result.cause else SHOUTED[result.verdict])
-    cells.insert(1, f'<td class="col-check">{html.escape(name)}</td>')
-    cells.insert(2, f'<td class="col-finding">{finding}</td>')
+    cells.insert(1, f'<td class="col-check">{html.escape(getattr(report, "infra_check", ""))}</td>')
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_html(report, data: list) -> None:
-    """The evidence is shown as a list above the log: drop its plain-text copy from the log."""
-    if getattr(report, "infra_result", None) is not None:
-        data[:] = [entry for entry in data if not entry.startswith(f"{' ' + SECTION + ' ':-^80}")]
-        if data == ["No log output captured."]:
-            data.clear()
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    """Each check's expanded row; runs after ``audit_report`` has made (and scrubbed) its record."""
-    report = yield
-    result: CheckResult | None = getattr(report, "infra_result", None)
-    if result is not None and html_extras is not None:
-        report.extras = [*getattr(report, "extras", []), html_extras.html(_details_html(result))]
-    return report
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Complete the environment table before pytest-html writes the report (it runs last)."""
-    if STARTED in session.config.stash:
-        _fill_environment(session.config, time.monotonic())
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """After the checks' summary: where the report to attach is."""
-    path = html_report_path(config)
-    if path is not None and config.stash.get(RESULTS, {}):
-        terminalreporter.line(f"HTML report (attach it to the ticket): {path}")
+    """A check's evidence and cause are in the table above: its row here keeps only what is not
+    (a crash's traceback, captured output)."""
+    if getattr(report, "infra_finding", False) or data == ["No log output captured."]:
+        data.clear()

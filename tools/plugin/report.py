@@ -2,17 +2,18 @@
 
 A pytest plugin, registered by ``tools.plugin.activate`` only when the audit runs. It keeps one record per check and serves it to:
 
-- the terminal: a summary of every check's verdict and evidence after the run (the spec's
-  "Table Statistics");
-- JUnit XML: ``check``, ``check result``, ``evidence: <label>`` and ``cause and fix`` properties on each test case;
+- the terminal: a summary of every check's verdict, evidence, warnings and cause after the run
+  (the spec's "Table Statistics"), the one place a cause is printed: pytest's own FAILURES,
+  ERRORS and short summary are kept from repeating it;
+- JUnit XML: ``check``, ``check result``, ``evidence: <label>``, ``warning`` and ``cause and fix`` properties on each test case;
 - the HTML report, rendered from the same records by ``tools.plugin.html``.
 
 A check's human name comes from its ``@pytest.mark.check("root is clean")`` marker. Its verdict is
 one of ``passed``, ``failed``, ``could not check`` (it errored before it could look, e.g. the
 database was unreachable) or ``not run`` (skipped): only ``passed`` is ever shown as passed, and a
-skipped check fails the run. Checks record evidence through the ``evidence`` fixture. Every report
-is scrubbed of the database password before anything renders it, as the last line of defence
-behind messages that are built without it in the first place.
+skipped check fails the run. Checks record evidence (and warnings that do not fail them) through
+the ``evidence`` fixture. Every report is scrubbed of the database password before anything
+renders it, as the last line of defence behind messages that are built without it in the first place.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from tools.plugin import settings as audit_settings
 
 SECRETS = pytest.StashKey[tuple[str, ...]]()
 EVIDENCE = pytest.StashKey[list[tuple[str, str]]]()
+WARNINGS = pytest.StashKey[list[str]]()
 RESULTS = pytest.StashKey[dict[str, "CheckResult"]]()
 ENVIRONMENT = pytest.StashKey[dict[str, str]]()
-SECTION = "evidence"
 
 PASSED, FAILED, NOT_CHECKED, NOT_RUN = "passed", "failed", "could not check", "not run"
 SHOUTED = {PASSED: "PASSED", FAILED: "FAILED", NOT_CHECKED: "COULD NOT CHECK", NOT_RUN: "NOT RUN"}
@@ -41,12 +42,17 @@ MARKUP = {PASSED: {"green": True}, FAILED: {"red": True}, NOT_CHECKED: {"red": T
 class Evidence:
     """What a check saw, as ``label: value`` lines; kept even when the check fails."""
 
-    def __init__(self, lines: list[tuple[str, str]], environment: dict[str, str]) -> None:
+    def __init__(self, lines: list[tuple[str, str]], warnings: list[str], environment: dict[str, str]) -> None:
         self._lines = lines
+        self._warnings = warnings
         self._environment = environment
 
     def add(self, label: str, value: object) -> None:
         self._lines.append((label, str(value)))
+
+    def warn(self, message: str) -> None:
+        """Something a person should fix that does not fail the check: shown as a warning beside its verdict."""
+        self._warnings.append(message)
 
     def environment(self, key: str, value: object) -> None:
         """A fact about the audited system for the report's environment table (e.g. the server version)."""
@@ -56,7 +62,8 @@ class Evidence:
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> Evidence:
     """Record evidence for the report: ``evidence.add("market_data", "340,494 rows")``."""
-    return Evidence(request.node.stash.setdefault(EVIDENCE, []), request.config.stash.setdefault(ENVIRONMENT, {}))
+    stash = request.node.stash
+    return Evidence(stash.setdefault(EVIDENCE, []), stash.setdefault(WARNINGS, []), request.config.stash.setdefault(ENVIRONMENT, {}))
 
 
 def remember_secrets(config: pytest.Config, secrets: tuple[str, ...]) -> None:
@@ -82,6 +89,7 @@ class CheckResult:
     evidence: tuple[tuple[str, str], ...]
     cause: str = ""
     about: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,29 +191,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     config = item.config
     if is_check(item):
         report.infra_check = check_name(item)
-        lines = item.stash.get(EVIDENCE, [])
-        if lines and report.when == "call":
-            report.sections.append((SECTION, "\n".join(f"{label}: {value}" for label, value in lines)))
         verdict = _verdict(report)
         if verdict is not None:
-            cause = "" if verdict == PASSED else _cause(report, call)
-            if verdict == NOT_CHECKED:
-                cause = f"could not check: {cause}"
-                if _is_plain_failure(call):  # a kept reason (the Attempt pattern), not a bug: say it as such
-                    report.longrepr = PlainText(cause)
-            result = CheckResult(
-                report.infra_check, item.name, verdict,
-                tuple((safe(config, label), safe(config, value)) for label, value in lines),
-                safe(config, cause), _about(item),
-            )  # fmt: skip
-            config.stash.setdefault(RESULTS, {})[item.nodeid] = result
-            report.infra_result = result
-            item.user_properties.extend([("check", result.name), ("check result", verdict)])
-            item.user_properties.extend((f"evidence: {label}", value) for label, value in result.evidence)
-            if result.cause:
-                item.user_properties.append(("cause and fix", result.cause))
+            _record(item, report, call, verdict, item.stash.get(EVIDENCE, []))
     _scrub_report(report, config.stash.get(SECRETS, ()))
     return report
+
+
+def _record(
+    item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo, verdict: str, lines: list[tuple[str, str]]
+) -> None:
+    """The check's one record, kept for the summary and the HTML and copied into JUnit properties."""
+    config = item.config
+    cause = "" if verdict == PASSED else _cause(report, call)
+    if verdict == NOT_CHECKED:
+        cause = f"could not check: {cause}"
+        if _is_plain_failure(call):  # a kept reason (the Attempt pattern), not a bug: say it as such
+            report.longrepr = PlainText(cause)
+    # A finding in the check's own words is said by the audit summary; a crash keeps pytest's traceback.
+    report.infra_finding = verdict in (FAILED, NOT_CHECKED) and _is_plain_failure(call)
+    result = CheckResult(
+        report.infra_check, item.name, verdict,
+        tuple((safe(config, label), safe(config, value)) for label, value in lines),
+        safe(config, cause), _about(item), tuple(safe(config, w) for w in item.stash.get(WARNINGS, [])),
+    )  # fmt: skip
+    config.stash.setdefault(RESULTS, {})[item.nodeid] = result
+    report.infra_result = result
+    item.user_properties.extend([("check", result.name), ("check result", verdict)])
+    item.user_properties.extend((f"evidence: {label}", value) for label, value in result.evidence)
+    item.user_properties.extend(("warning", warning) for warning in result.warnings)
+    if result.cause:
+        item.user_properties.append(("cause and fix", result.cause))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -224,10 +240,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def counts_line(results: list[CheckResult], exitstatus: int) -> str:
-    """``1 failed, 1 could not check, 4 passed``; and when pytest itself failed the run otherwise
-    (a collection error, an error in teardown), that too: the verdict must match the exit code."""
+    """``1 failed, 1 could not check, 4 passed (1 warning)``; and when pytest itself failed the run
+    otherwise (a collection error, an error in teardown), that too: the verdict must match the exit code."""
     parts = [(sum(r.verdict == v for r in results), v) for v in (FAILED, NOT_CHECKED, NOT_RUN, PASSED)]
     counts = ", ".join(f"{n} {verdict}" for n, verdict in parts if n)
+    warned = sum(len(r.warnings) for r in results)
+    if warned:
+        counts += f" ({warned} warning{'s' if warned > 1 else ''})"
     if exitstatus != pytest.ExitCode.OK and all(r.verdict == PASSED for r in results):
         counts += f"; but pytest ended with exit code {int(exitstatus)}: see its errors"
     return counts
@@ -244,12 +263,39 @@ def project_identity(config: pytest.Config) -> tuple[Path, str]:
     return found.project_root, found.project_name
 
 
-
 # --- terminal -----------------------------------------------------------------------------------
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """Every check's verdict and evidence in one place (the spec's "Table Statistics"), then the report's path."""
+class SaidInSummary:
+    """A finding's failure text once the audit summary says it: pytest's FAILURES and ERRORS sections
+    print a pointer instead, and its short summary keeps the verdict line without repeating the cause."""
+
+    def toterminal(self, out) -> None:
+        out.line("(its cause is in the infrastructure audit summary below)")
+
+    def __str__(self) -> str:
+        return ""
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> Iterator[None]:
+    """Around pytest's own sections (JUnit and the HTML report are written by now): first keep them
+    from repeating each finding's cause, and leave them out entirely when findings are all there is;
+    then, last before pytest's final line, every check's verdict, evidence, warnings and cause
+    (the spec's "Table Statistics")."""
+    shown = [r for key in ("failed", "error") for r in terminalreporter.stats.get(key, ())]
+    findings = [r for r in shown if getattr(r, "infra_finding", False)]
+    for report in findings:
+        report.longrepr = SaidInSummary()
+        report.sections = []
+    if findings and len(findings) == len(shown):
+        config.option.tbstyle = "no"  # no FAILURES/ERRORS sections; a crash (a bug) still gets them
+    outcome = yield
+    _write_summary(terminalreporter, exitstatus, config)
+    return outcome
+
+
+def _write_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     results = list(config.stash.get(RESULTS, {}).values())
     if not results:
         return
@@ -259,6 +305,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         write(f"{SHOUTED[result.verdict]:<16} {result.name}", bold=True, **MARKUP[result.verdict])
         for label, value in result.evidence:
             write(f"{'':<17}{label}: {value}")
+        for warning in result.warnings:
+            write(f"{'':<17}warning: {warning}", yellow=True)
         for line in result.cause.splitlines():
             write(f"{'':<17}{line}", **MARKUP[result.verdict])
     overall = overall_verdict(results, exitstatus)

@@ -1,0 +1,78 @@
+"""The two data checks end to end: a feed that stopped, data that aged, rows that went missing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.support import write_env
+from tools.core import seed
+
+SYMBOLS = 50
+
+
+def reseed(target, rows: int = 90_000) -> list[str]:
+    """50 symbols of bars up to now (90,000 rows: 600 a series, so even 15-minute bars reach back over
+    6 days); the symbols in id order."""
+    seed.seed(target.admin, market_data_rows=rows, assets_rows=SYMBOLS)
+    return [symbol for (symbol,) in target.admin.execute("SELECT symbol FROM assets ORDER BY id").fetchall()]
+
+
+def audit_feed(project: Path, target, run_audit, history: Path, *args: str):
+    write_env(project, f"DB_URL={target.url}\n")
+    return run_audit(project, f"--history={history}", *args)
+
+
+def test_three_stopped_symbols_are_named_with_their_ages(project, target, run_audit, tmp_path):
+    symbols = reseed(target)
+    stopped = symbols[:3]
+    target.admin.execute(
+        "DELETE FROM market_data WHERE symbol = ANY(%s) AND ts > now() - interval '5 days'", (stopped,)
+    )
+    target.admin.execute("ANALYZE market_data")
+    run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
+    assert run.outcome("test_data_is_fresh") == "failed", run.output
+    message = run.message("test_data_is_fresh")
+    named = set(re.findall(r"\b([A-Z]{2}\d{4}) (?:M15|H1|D1) \(", message))
+    assert named == set(stopped), message
+    assert "9 of 150 symbol/timeframe pairs" in message and "5 days" in message
+    assert run.outcome("test_row_counts_nonzero") == "passed", "the tables still hold plenty of rows"
+
+    ungrouped = audit_feed(project, target, run_audit, tmp_path / "history.jsonl", "--freshness-group=")
+    assert ungrouped.outcome("test_data_is_fresh") == "passed", ungrouped.output
+
+
+def test_a_table_whose_newest_row_is_ten_days_old_fails_with_its_age(project, target, run_audit, tmp_path):
+    reseed(target, rows=3_000)
+    target.admin.execute("DELETE FROM market_data WHERE ts > now() - interval '10 days'")
+    run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
+    assert run.outcome("test_data_is_fresh") == "failed"
+    assert re.search(r"market_data\.ts: the newest row \(.*\) is 10 days( \d+ (second|minute)s?)? old", run.message(
+        "test_data_is_fresh")), run.message("test_data_is_fresh")  # fmt: skip
+    health = run.message("test_health_check_passes")
+    assert run.outcome("test_health_check_passes") == "failed" and "10 days" in health, "a stale feed is not healthy"
+
+
+def test_rows_that_went_missing_are_named_with_both_counts(project, target, run_audit, tmp_path):
+    reseed(target, rows=10_000)
+    history = tmp_path / "history.jsonl"
+    first = audit_feed(project, target, run_audit, history)
+    assert first.exit_code == 0, first.output
+    assert "these row counts are the baseline" in first.output
+    target.admin.execute("DELETE FROM market_data WHERE id % 5 = 0")  # 20% of the rows, 2,000
+    second = audit_feed(project, target, run_audit, history)
+    assert second.outcome("test_row_counts_not_shrinking") == "failed", second.output
+    message = second.message("test_row_counts_not_shrinking")
+    assert "market_data holds 8,000 rows (exact) now, 20% fewer than the 10,000 rows (exact)" in message
+    assert "assets" not in message.splitlines()[0]
+    assert len(history.read_text().splitlines()) == 2, "each audit appended one whole line"
+
+
+def test_a_failed_audit_never_becomes_the_baseline(project, target, run_audit, tmp_path):
+    reseed(target, rows=10_000)
+    history = tmp_path / "history.jsonl"
+    assert audit_feed(project, target, run_audit, history).exit_code == 0
+    target.admin.execute("DELETE FROM market_data WHERE id % 2 = 0")
+    assert audit_feed(project, target, run_audit, history).exit_code == 1
+    again = audit_feed(project, target, run_audit, history)
+    assert again.outcome("test_row_counts_not_shrinking") == "failed", "still compared with the last passing audit"

@@ -1,0 +1,69 @@
+"""The three rooms stay apart: the library never imports pytest, the plugin builds only on the library,
+the command-line tools load no pytest at all, and the audit loads none of the suite's own test plugins."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO, clean_env
+
+CORE = sorted((REPO / "tools" / "core").glob("*.py"))
+PLUGIN = sorted((REPO / "tools" / "plugin").glob("*.py"))
+TOOLS = ("health_check.py", "cleanup_root.py", "sandbox.py", "benchmark.py")
+
+
+def imported(path: Path) -> set[str]:
+    """Every module a file imports, by its full dotted name."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda path: path.name)
+def test_the_library_knows_only_itself(path: Path) -> None:
+    ours = {name for name in imported(path) if name.split(".")[0] in ("tools", "pytest", "_pytest")}
+    assert all(name.startswith("tools.core") for name in ours), f"{path.name} reaches out of the library: {ours}"
+
+
+@pytest.mark.parametrize("path", PLUGIN, ids=lambda path: path.name)
+def test_the_plugin_builds_only_on_the_library(path: Path) -> None:
+    ours = {name for name in imported(path) if name.split(".")[0] == "tools"}
+    allowed = ("tools.core", "tools.plugin")
+    assert all(name.startswith(allowed) or name == "tools" for name in ours), f"{path.name}: {ours}"
+
+
+def pytest_modules_loaded(*command: str) -> list[str]:
+    """The pytest modules a command imports, from Python's own import log."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *command], cwd=REPO, env=clean_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert modules, done.stderr
+    return [module for module in modules if module.split(".")[0] in ("pytest", "_pytest")]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_tool_loads_no_pytest(tool: str) -> None:
+    assert pytest_modules_loaded(str(REPO / "tools" / tool), "--help") == []
+
+
+def test_a_health_check_run_loads_no_pytest(tmp_path: Path) -> None:
+    """A whole run, not only --help: settings from pytest.ini, .env, the probe and the report."""
+    assert pytest_modules_loaded(str(REPO / "tools" / "health_check.py"), "--root", str(tmp_path)) == []
+
+
+def test_the_audit_loads_none_of_the_suites_test_plugins() -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest", "infra_tests", "--help"], cwd=REPO, env=clean_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--postgresql" not in done.stdout and "hypothesis" not in done.stdout.lower()
+    assert "--freshness" in done.stdout and "--project-root" in done.stdout
