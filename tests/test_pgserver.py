@@ -17,8 +17,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support import CLUSTER_PREFIX, MAKER, MARKER, OWNER_FILE, record_cluster, sweep_dead_clusters
-from tools.core import dburl, pgserver
+from tests.support import (
+    CLUSTER_PREFIX,
+    MAKER,
+    MARKER,
+    OWNER_FILE,
+    record_cluster,
+    sweep_dead_clusters,
+)
+from tools.core import dburl, ownership, pgserver
 from tools.core.errors import SandboxError
 
 SYSTEM = pgserver.system_bindir()
@@ -126,7 +133,7 @@ def test_the_sweep_stops_only_servers_of_dead_runs_marked_as_ours() -> None:
         (base / f"{CLUSTER_PREFIX}unmarked").mkdir()
         (base / f"{CLUSTER_PREFIX}unmarked" / OWNER_FILE).write_text('{"maker": "self-tests"}')
         sweep_dead_clusters(base)
-        assert not pgserver.process_exists(pid) and not dead.exists()
+        assert not ownership.process_exists(pid) and not dead.exists()
         assert sorted(p.name for p in base.iterdir()) == sorted(
             f"{CLUSTER_PREFIX}{name}" for name in [*stays, "unmarked"]
         )

@@ -172,7 +172,7 @@ def test_stop_leaves_no_server_and_no_data_and_gives_env_back(started) -> None:
     (root / ".sandbox" / "my-notes.txt").write_text("the user's own file\n")
     stopped = cli(root, "stop")
     assert stopped.returncode == 0, stopped.stderr
-    assert not pgserver.process_exists(pid)
+    assert not ownership.process_exists(pid)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=2)
     assert sorted(p.name for p in (root / ".sandbox").iterdir()) == ["my-notes.txt"], "only what it made is removed"

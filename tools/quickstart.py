@@ -97,7 +97,9 @@ def set_up() -> Path:
 
 def db_url_configured() -> bool:
     """Whether the user configured a database (environment or .env), as opposed to nothing at all."""
-    from tools.core import db_config  # needs python-dotenv: only imported inside the virtualenv
+    from tools.core import (
+        db_config,  # needs python-dotenv: only imported inside the virtualenv
+    )
 
     if any(name in os.environ for name in DB_VARIABLES):
         return True

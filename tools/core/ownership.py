@@ -126,16 +126,24 @@ def is_dead(marker: Marker) -> bool:
     """Whether the marker's process has ended: only provable for this host, never for ourselves."""
     if marker.host != socket.gethostname() or marker.pid == os.getpid() or marker.pid <= 0:
         return False
+    return not process_exists(marker.pid)
+
+
+def process_exists(pid: int) -> bool:
+    """Whether pid is still running; an exited one that nobody has reaped yet (a zombie) is not.
+
+    When it cannot be told (another user's process, a pid no process can have, no /proc), it exists:
+    what is not proven dead is left alone."""
     try:
-        os.kill(marker.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):
-        return False  # another user's live process, or a pid no process can have: leave it
-    try:  # an exited child nobody has reaped yet (a zombie) is dead too
-        return Path(f"/proc/{marker.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
         return False
+    except (PermissionError, OverflowError):
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def dead_runs(conn: psycopg.Connection, maker: str) -> list[tuple[str, str, Marker]]:

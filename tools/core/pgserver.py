@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tools.core import dburl
 from tools.core.errors import SandboxError
+from tools.core.ownership import process_exists
 from tools.core.text import last_line
 
 HOST = "127.0.0.1"
@@ -267,17 +268,3 @@ def write_private(path: Path, text: str, owner: tuple[int, int] | None = None) -
     os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that was already there
     if owner is not None:
         os.chown(path, *owner)
-
-
-def process_exists(pid: int) -> bool:
-    """Whether pid is still running; an exited one that nobody has reaped yet (a zombie) is not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: it exists
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill() said it exists
