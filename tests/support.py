@@ -130,7 +130,8 @@ def write_env(root: Path, text: str) -> None:
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a subprocess: ours, minus anything that configures a database, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES and not k.startswith("POSTGRES_")}
-    env.pop("INFRA_SELFTEST_PG_URL", None)
+    for name in ("INFRA_SELFTEST_PG_URL", "INFRA_ADMIN_URL"):
+        env.pop(name, None)
     return {**env, **extra}
 
 
@@ -170,7 +171,7 @@ def _junit_outcomes(text: str) -> dict[str, tuple[str, str]]:
 def audit(root: Path, *args: str, junit: Path, env: dict[str, str] | None = None, timeout: float = 120) -> AuditRun:
     """Run `python -m pytest infra_tests --project-root ROOT ARGS...` from this repository, as a user would."""
     command = [sys.executable, "-m", "pytest", str(REPO / "infra_tests"), "--project-root", str(root),
-               f"--junitxml={junit}", *args]  # fmt: skip
+               f"--junitxml={junit}", f"--history={junit.with_suffix('.history.jsonl')}", *args]  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(
         command, cwd=REPO, env=env if env is not None else clean_env(), capture_output=True, text=True,
