@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import quote
@@ -25,11 +26,15 @@ from tools.core.errors import DbUrlError
 SCHEMES = ("postgresql", "postgres")
 MASK = "***"
 MIN_BLIND_SECRET = 4
+MIN_STRONG_PASSWORD = 12
 EXAMPLE = "postgresql://USER:<password>@HOST:5432/DATABASE"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _URL_TOKEN = re.compile(r"[^\s\"'<>]*//[^\s\"'<>]*@[^\s\"'<>]*")
-_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
+# ``//user:...@`` whatever stands between (quotes, spaces, ``<>``): up to the line's last ``@``.
+_LOOSE_CREDENTIALS = re.compile(r"(//[^\s/:@\"'<>]*:)[^\n]*(?=@)")
+# Placeholders of .env.example (and of EXAMPLE): a DB_URL still holding one was never filled in.
+PLACEHOLDERS = {"user": ("USER",), "password": ("PASSWORD", "<password>"), "host": ("HOST",), "dbname": ("DATABASE",)}
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,53 @@ def parse(url: str) -> DbUrl:
     return parsed
 
 
+def placeholders(url: DbUrl) -> tuple[str, ...]:
+    """The parts of ``url`` still holding .env.example's placeholders (``USER``, ``<password>``,
+    ``HOST``, ``DATABASE``, or any ``<...>``): that DB_URL was copied and never filled in, and
+    nobody should dial a host named ``HOST``. The password is named as a part, never quoted.
+
+    >>> placeholders(parse(EXAMPLE))
+    ('user USER', 'the password', 'host HOST', 'database DATABASE')
+    """
+    parts = [("user", "user", url.user), ("password", "the password", url.password or url.param("password")),
+             *(("host", "host", host) for host, _ in url.hosts), ("dbname", "database", url.dbname)]  # fmt: skip
+    return tuple(
+        label if part == "password" else f"{label} {value}"
+        for part, label, value in parts
+        if value and (value in PLACEHOLDERS[part] or (value.startswith("<") and value.endswith(">")))
+    )
+
+
+def shown(raw: str, broken: str = "(not shown: not a valid URL)") -> str:
+    """A URL for a message: rebuilt with its password masked, or ``broken`` when it does not parse
+    (nobody can tell where the password of a broken URL ends, so none of it is echoed)."""
+    try:
+        return parse(raw).redacted
+    except DbUrlError:
+        return broken
+
+
+def words(texts: Iterable[str]) -> frozenset[str]:
+    """Each text and its runs of letters and digits (``market_data`` -> ``market``, ``data``)."""
+    return frozenset(w for text in texts for w in (text, *re.findall(r"[^\W_]+", text)) if w)
+
+
+def shown_words(url: DbUrl, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Words a report shows for their own sake: the user, hosts, ports and database of ``url``, and
+    ``extra`` (the checked tables). A password equal to one cannot be masked there without pointing at it."""
+    parts = [url.user or "", url.dbname, *(host for host, _ in url.hosts), *(str(p) for _, p in url.hosts if p)]
+    return words([*parts, *extra])
+
+
+def weak_password(url: DbUrl, extra: Iterable[str] = ()) -> bool:
+    """A password under ``MIN_STRONG_PASSWORD`` characters or equal to a word the report shows.
+
+    Callers say only "weak": naming the reason would tell which shown word the password is.
+    """
+    password = url.password or url.param("password")
+    return bool(password) and (len(password) < MIN_STRONG_PASSWORD or not shown_words(url, extra).isdisjoint(url.secrets))
+
+
 def _typed_values(query: str, key: str) -> list[str]:
     """The values of ``key`` in a query string exactly as written (before %-decoding)."""
     return [item.partition("=")[2] for item in query.split("&") if _unquote(item.partition("=")[0]) == key]
@@ -186,7 +238,7 @@ def _parse_port(text: str) -> int | None:
     """The port after ``host:``. Never echoed: without an ``@``, "host:port" is really "user:password"."""
     if not text:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:  # '²'.isdigit() is True
         raise DbUrlError(
             "a port is not a number from 1 to 65535 (or the '@' between USER:PASSWORD and the host is missing)"
         )
@@ -194,18 +246,29 @@ def _parse_port(text: str) -> int | None:
 
 
 def _parse_query(query: str) -> tuple[tuple[str, str], ...]:
-    """``?key=value&...``; keys must be libpq connection keywords, as libpq itself demands."""
-    params = []
+    """``?key=value&...``; keys must be libpq connection keywords, as libpq itself demands.
+
+    A bad item is named only while it cannot be part of a password: after a ``password=`` (whose
+    value may hold a raw ``&``) or in a query holding an ``@`` (a raw ``/`` in the user info moves
+    the password into the query), its text is never echoed.
+    """
+    params: list[tuple[str, str]] = []
     for item in filter(None, query.split("&")):
         key, sep, value = item.partition("=")
         key = unquote(key)
+        if sep and key in libpq_keywords():
+            params.append((key, unquote(value)))
+            continue
+        if "@" in query or any(name == "password" for name, _ in params):
+            raise DbUrlError(
+                "a URL parameter is not a libpq keyword=VALUE (not shown: it may be part of a password): "
+                "percent-encode '&', '@' and '/' in passwords (%26, %40, %2F)"
+            )
         if not sep:
             raise DbUrlError(f"URL parameter '{key}' has no value: write {key}=VALUE")
-        if key not in libpq_keywords():
-            hint = difflib.get_close_matches(key, libpq_keywords(), n=1)
-            also = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise DbUrlError(f"unknown URL parameter '{key}'{also}: libpq would refuse it")
-        params.append((key, unquote(value)))
+        hint = difflib.get_close_matches(key, libpq_keywords(), n=1)
+        also = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise DbUrlError(f"unknown URL parameter '{key}'{also}: libpq would refuse it")
     return tuple(params)
 
 
@@ -226,9 +289,21 @@ def redact(text: str) -> str:
     'missing "=" after "postgresql//trader:***@db/x" in connection info string'
     >>> redact("host=db password='x y' dbname=z")
     'host=db password=*** dbname=z'
+    >>> redact("postgresql://trader:it's <me>@db/x?password=Zebra&Pw-4411&sslmode=require")
+    'postgresql://trader:***@db/x?password=***&sslmode=require'
     """
     text = _URL_TOKEN.sub(lambda m: _mask_userinfo(m.group(0)), text)
-    return _PASSWORD_PARAM.sub(lambda m: m.group(1) + MASK, text)
+    text = _LOOSE_CREDENTIALS.sub(lambda m: m.group(1) + MASK, text)
+    return _password_param().sub(lambda m: m.group(1) + MASK, text)
+
+
+@lru_cache(maxsize=1)
+def _password_param() -> re.Pattern[str]:
+    """``password=VALUE`` in a query or conninfo string. The value runs over a raw ``&`` unless a libpq
+    keyword follows it, so the tail of ``?password=Zebra&Pw-4411`` is masked with the rest."""
+    keywords = "|".join(map(re.escape, sorted(libpq_keywords(), key=len, reverse=True)))
+    value = rf"'(?:[^'\\]|\\.)*'|[^\s&]*(?:&(?!(?:{keywords})=)[^\s&]*)*"
+    return re.compile(rf"(password\s*=\s*)({value})", re.IGNORECASE)
 
 
 def _password_span(token: str) -> tuple[int, int] | None:
@@ -259,7 +334,7 @@ def guess_secrets(raw: str) -> tuple[str, ...]:
     except DbUrlError:
         head = raw[: raw.rfind("@")] if "@" in raw else ""
         found = {raw.strip(), *(head[i + 1 :] for i, char in enumerate(head) if char == ":")}
-        found.update(m.group(2).strip("'") for m in _PASSWORD_PARAM.finditer(raw))
+        found.update(m.group(2).strip("'") for m in _password_param().finditer(raw))
         return tuple(sorted(filter(None, found), key=len, reverse=True))
 
 
