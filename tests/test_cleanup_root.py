@@ -123,6 +123,64 @@ def test_json_result(polluted: PollutedRoot) -> None:
     assert data["venv_home"] and data["suspects"] == [] and data["archive"] is None
 
 
+@pytest.mark.parametrize("how", ["its python runs the fixer", "it is the active venv"])
+def test_a_venv_in_use_is_refused_and_nothing_moves(polluted: PollutedRoot, how: str) -> None:
+    """`python3 -m venv .` then the audit's fix: archiving the running interpreter would pull the floor away."""
+    before = tree_snapshot(polluted.root, skip_archives=False)
+    if how == "its python runs the fixer":
+        result = run_fixer("--root", polluted.root, python=polluted.root / "bin" / "python")
+        why = "the python running this comes from it"
+    else:
+        result = run_fixer("--root", polluted.root, env={**os.environ, "VIRTUAL_ENV": str(polluted.root)})
+        why = "it is the active venv: VIRTUAL_ENV"
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"REFUSED    nothing moved: the venv made in {polluted.root} is in use ({why}): archiving it would remove "
+        f"the python you run. To make it safe: python3 -m venv {polluted.root}/.venv, reinstall the project there "
+        f"({polluted.root}/.venv/bin/pip install ...), deactivate, then run {polluted.root}/.venv/bin/python "
+        f"tools/cleanup_root.py --root {polluted.root}"]
+    assert result.stderr == ""
+    assert tree_snapshot(polluted.root, skip_archives=False) == before
+    assert run_fixer("--root", polluted.root, "--dry-run", python=polluted.root / "bin" / "python").returncode == 1
+
+
+def test_another_venvs_python_may_clean(polluted: PollutedRoot) -> None:
+    """Advice followed: a venv elsewhere (here the project's venv/) runs the fixer, and it archives."""
+    result = run_fixer("--root", polluted.root, python=polluted.root / "venv" / "bin" / "python",
+                       env={**os.environ, "VIRTUAL_ENV": str(polluted.root / "venv")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert reported(result.stdout, "moved") == sorted(polluted.expected)
+
+
+def test_restore_refuses_a_same_size_tampered_copy(polluted: PollutedRoot) -> None:
+    """Same size, same mode, other bytes: only the content hash can tell."""
+    assert run_fixer("--root", polluted.root).returncode == 0
+    copy = only_archive(polluted) / "bin" / "activate"
+    original = copy.read_bytes()
+    copy.write_bytes(bytes(b ^ 1 if i == 0 else b for i, b in enumerate(original)))
+    assert copy.stat().st_size == len(original)
+    result = run_fixer("--restore", only_archive(polluted))
+    assert result.returncode == 1
+    assert "REFUSED    bin/activate: archived copy differs from the manifest" in result.stdout
+    assert not (polluted.root / "bin" / "activate").exists()
+
+
+def test_symlinks_inside_archived_folders_are_fingerprinted_as_links(polluted: PollutedRoot) -> None:
+    """A link inside lib/ is recorded as a link: its target changing (or vanishing) is not the archive's business."""
+    site = polluted.root / "lib" / next(iter(os.listdir(polluted.root / "lib"))) / "site-packages"
+    (site / "to-outside").symlink_to(polluted.outside / "data.txt")
+    (site / "dangling").symlink_to(polluted.outside / "never-there")
+    (site / "loop").symlink_to("..")
+    before = tree_snapshot(polluted.root)
+    done = run_fixer("--root", polluted.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "lib" in reported(done.stdout, "moved")
+    (polluted.outside / "data.txt").write_text("changed after the cleanup, outside the root\n")
+    back = run_fixer("--restore", only_archive(polluted))
+    assert back.returncode == 0, back.stdout
+    assert tree_snapshot(polluted.root) == before
+
+
 def test_restore_refuses_to_overwrite(polluted: PollutedRoot) -> None:
     before = tree_snapshot(polluted.root)
     assert run_fixer("--root", polluted.root).returncode == 0
