@@ -427,7 +427,8 @@ PROJECT_FILES = {  # path -> content; {root} is filled in. Venv-looking ones in 
     "include/project.h": "int x;\n",
 }
 ALWAYS_TRACKED = {"bin/activate", "bin/runner", "lib/python3.11/site-packages/vendored.py"}
-VENV_PIECES = ("lib", "lib64", "include", "bin/activate", "bin/python", "bin/pip")
+VENV_PIECES = ("lib", "lib/links", "lib64", "include", "bin/activate", "bin/python", "bin/pip")
+SITE = "lib/python3.11/site-packages"
 
 
 def symlink(path: Path, target: str) -> None:
@@ -445,8 +446,13 @@ def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[st
     if tracked:
         git(root, "add", "-f", *tracked)
     (root / "outside").symlink_to(outside)
+    (outside / "data.txt").write_text("before\n")
     pieces = {
-        "lib": lambda: write(root / "lib/python3.11/site-packages/pkg/__init__.py", "", 0o600),
+        "lib": lambda: write(root / SITE / "pkg/__init__.py", "", 0o600),
+        # links inside an archived folder: to a file outside (changed before restore), dangling, a loop
+        "lib/links": lambda: (symlink(root / SITE / "pkg/data", str(outside / "data.txt")),
+                              symlink(root / SITE / "gone", str(outside / "never-there")),
+                              symlink(root / SITE / "pkg/loop", "..")),
         "lib64": lambda: symlink(root / "lib64", "lib"),
         "include": lambda: (root / "include/python3.11").mkdir(parents=True, exist_ok=True),
         "bin/activate": lambda: write(root / "bin/activate", f'VIRTUAL_ENV="{root}"\n'),
@@ -460,7 +466,7 @@ def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[st
         write(root / "pyvenv.cfg", cfg)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     project=st.dictionaries(st.sampled_from(sorted(PROJECT_FILES)), st.booleans(), max_size=len(PROJECT_FILES)),
     venv=st.sets(st.sampled_from(VENV_PIECES)),
@@ -473,11 +479,14 @@ def test_project_content_never_moves_and_restore_is_exact(project: dict[str, boo
         root.mkdir(), outside.mkdir()
         build_tree(root, outside, project, venv, cfg)
         before = tree_snapshot(root)
-        outcome = archive.clean(root, False, archive.Report())
+        report = archive.Report()
+        outcome = archive.clean(root, False, report)
+        assert report.count("FAILED") == 0, report.events
         after = tree_snapshot(root)
         assert all(after.get(rel) == before[rel] for rel in project)
         if cfg is None or "home" not in cfg:
             assert outcome.archive is None and after == before
         if outcome.archive:
-            archive.restore(Path(outcome.archive), archive.Report())
+            (outside / "data.txt").write_text("changed outside the root after the cleanup\n")
+            assert not archive.restore(Path(outcome.archive), archive.Report()).unresolved
             assert tree_snapshot(root) == before
