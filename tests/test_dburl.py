@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -111,7 +112,7 @@ urls = st.builds(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, derandomize=True)
 @given(url=urls)
 def test_whatever_parse_accepts_libpq_reads_the_same_way(url):
     """Differential test against libpq itself: no URL we pass as valid means something else to it."""
@@ -131,6 +132,7 @@ def test_whatever_parse_accepts_libpq_reads_the_same_way(url):
 passwords = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=24).map(lambda t: "§" + t)
 
 
+@settings(derandomize=True)
 @given(password=passwords)
 def test_no_password_survives_redaction_or_error_messages(password):
     good = f"postgresql://trader:{quote(password, safe='')}@localhost:5432/mt5_crs"
@@ -164,3 +166,143 @@ def test_secrets_include_the_password_exactly_as_typed():
 def test_repr_never_shows_the_password():
     parsed = parse("postgresql://trader:hunter2@db/mt5_crs?password=hunter3")
     assert "hunter" not in repr(parsed)
+
+
+# --- every character, every place: no piece of a password shows ---------------------------------
+
+FREE_TEXT = "cannot use {}: failed"
+# What may show anyway: the messages' own words (this module's text) and the URLs' other parts.
+SHOWN_ANYWAY = Path(dburl.__file__).read_text() + FREE_TEXT + "postgresql://trader:***@db:5432/mt5_crs?sslmode=require"
+PLACES = (
+    "postgresql://trader:{encoded}@db:5432/mt5_crs",
+    "postgresql://trader@db:5432/mt5_crs?password={encoded}&sslmode=require",
+    "postgresql://trader:{raw}@db:5432/mt5_crs",
+    "postgresql://trader:{raw}@db:5432/mt5_crs?sslmode=require",
+    "postgresql://trader@db:5432/mt5_crs?password={raw}",
+    "postgresql://trader@db:5432/mt5_crs?password={raw}&sslmode=require",
+    "postgresql://trader:{raw}db:5432/mt5_crs",  # the '@' forgotten
+)
+
+
+def pieces(password: str, size: int = 4) -> set[str]:
+    """Every run of ``size`` characters of the password (and the password itself when shorter)."""
+    return {password[i : i + size] for i in range(max(1, len(password) - size + 1))}
+
+
+def outputs(url: str) -> list[str]:
+    """Everything this module lets a caller print about ``url``, knowing it is the DB_URL. (Bare ``redact``,
+    which knows nothing, cannot tell a password whose '@' was forgotten from a host, nor where a password
+    holding a blank ends: callers that know the URL use ``shown``, or ``scrub`` with ``guess_secrets``.)"""
+    try:
+        said = [parse(url).redacted]
+    except DbUrlError as exc:
+        said = [str(exc)]
+    bare = [redact(url)] if "@" in url and not any(c.isspace() for c in url) else []
+    return [*said, dburl.shown(url), scrub(FREE_TEXT.format(url), dburl.guess_secrets(url)), *bare]
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(password=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=4, max_size=20))
+def test_no_four_characters_of_any_password_show_in_any_place(password):
+    """Printable and Unicode passwords, percent-encoded or typed raw, in the user info or a password= parameter."""
+    for place in PLACES:
+        url = place.format(encoded=quote(password, safe=""), raw=password)
+        if "{raw}db" in place and any(c in password for c in "@/?"):
+            continue  # then it is no forgotten '@': libpq reads a host, a database or a query there, as we do
+        for text in outputs(url):
+            leaked = sorted(p for p in pieces(password) if p in text and p not in SHOWN_ANYWAY)
+            assert not leaked, (place, text)
+
+
+@pytest.mark.parametrize("password", ["p@ssw0rd", "p@@ssw0rd@", "ab@cd/ef@gh", "s3cr@t?x=1", "x:y@z"])
+def test_a_password_holding_at_signs_is_masked_whole(password):
+    """Not just 'the whole password is absent': no part of it after the first '@' shows either."""
+    for url in (f"postgresql://trader:{password}@localhost/mt5_crs", f"libpq said postgresql//trader:{password}@db/x"):
+        for text in (redact(url), scrub(url, dburl.guess_secrets(url)), dburl.shown(url)):
+            assert not [p for p in pieces(password, 3) if p in text and p not in "postgresql localhost trader"], text
+
+
+@pytest.mark.parametrize("password", ["it's", 'say "hi"', "<secret>", "two words", "tab\there"])
+def test_quotes_brackets_and_blanks_in_a_raw_password_are_masked(password):
+    """What the sandbox echoes of an existing .env: a raw URL with characters that end a URL token."""
+    url = f"postgresql://trader:{password}@localhost:5432/mt5_crs"
+    assert redact(f"DB_URL={url} kept") == "DB_URL=postgresql://trader:***@localhost:5432/mt5_crs kept"
+    assert dburl.shown(url) in ("postgresql://trader:***@localhost:5432/mt5_crs", "(not shown: not a valid URL)")
+
+
+def test_a_url_missing_its_at_is_not_shown():
+    """``user:password`` then the host: nobody can tell it is a password, so the URL is not shown at all."""
+    assert dburl.shown("postgresql://trader:secretpw-host:5432/mt5_crs") == "(not shown: not a valid URL)"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["password=Zebra&Pw-4411", "password=Zebra&Pw=4411", "password=Zebra&sslmod=4411", "sslmode=require&password=a&Bcd9"],
+)
+def test_query_items_after_a_password_are_never_echoed(query):
+    url = f"postgresql://trader@db/mt5_crs?{query}"
+    with pytest.raises(DbUrlError) as raised:
+        parse(url)
+    assert "not shown: it may be part of a password" in str(raised.value)
+    tail = query.split("password=", 1)[1]
+    assert tail not in redact(url) and tail.split("&")[-1].split("=")[0] not in str(raised.value)
+
+
+def test_a_query_with_an_at_sign_is_not_echoed():
+    """A raw '/' in the user info moves the password into the query: 'u:Zebra/x?Pw4411=1@db'."""
+    with pytest.raises(DbUrlError) as raised:
+        parse("postgresql://u:Zebra/x?Pw4411=1@db/mt5_crs")
+    assert "Pw4411" not in str(raised.value) and "Zebra" not in str(raised.value)
+
+
+def test_unknown_parameters_before_any_password_are_named():
+    with pytest.raises(DbUrlError, match="unknown URL parameter 'sslmod' \\(did you mean 'sslmode'\\?\\)"):
+        parse("postgresql://trader:pw@db/mt5_crs?sslmod=require&password=x")
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "\u0665", "\uff15432", "\U0001d7d3"])
+def test_unicode_digits_are_not_a_port(port):
+    """'²'.isdigit() is True and int('²') raises: the check must be ASCII digits."""
+    with pytest.raises(DbUrlError, match="a port is not a number from 1 to 65535"):
+        parse(f"postgresql://trader:pw@127.0.0.1:{port}/mt5_crs")
+
+
+@pytest.mark.parametrize(
+    ("url", "left"),
+    [
+        (dburl.EXAMPLE, ("user USER", "the password", "host HOST", "database DATABASE")),
+        ("postgresql://USER:PASSWORD@HOST:5432/DATABASE", ("user USER", "the password", "host HOST", "database DATABASE")),
+        ("postgresql://trader:<password>@db.internal:5432/mt5_crs", ("the password",)),
+        ("postgresql://trader@db.internal/mt5_crs?password=PASSWORD", ("the password",)),
+        ("postgresql://trader:s3cret@<host>/mt5_crs", ("host <host>",)),
+        ("postgresql://trader:s3cret@db,HOST/mt5_crs", ("host HOST",)),
+        ("postgresql://trader:s3cret@db.internal/<database>", ("database <database>",)),
+        ("postgresql://trader:password@db.internal/database", ()),
+        ("postgresql://user:s3cret@host/mt5_crs", ()),
+    ],
+)
+def test_placeholders_are_named_and_the_password_is_never_quoted(url, left):
+    assert dburl.placeholders(parse(url)) == left
+
+
+@pytest.mark.parametrize(
+    ("url", "tables", "weak"),
+    [
+        ("postgresql://trader:assets@db/mt5_crs", (), True),
+        ("postgresql://trader:market_data_2024@db/mt5_crs", ("market_data_2024",), True),
+        ("postgresql://trader:market_data_2024@db/mt5_crs", ("assets",), False),
+        ("postgresql://mt5_crs_reader_01:mt5_crs_reader_01@db/x", (), True),
+        ("postgresql://trader:Zk3-pQ9vL2x#w@db/mt5_crs", ("assets",), False),
+        ("postgresql://trader@db/mt5_crs", (), False),
+        ("postgresql://trader@db/mt5_crs?password=12345678901", (), True),
+    ],
+)
+def test_weak_password(url, tables, weak):
+    assert dburl.weak_password(parse(url), tables) is weak
+
+
+def test_shown_words_are_the_parts_and_their_runs():
+    url = parse("postgresql://trader:x@db.internal:6543/mt5_crs")
+    assert dburl.shown_words(url, ["market_data"]) == {
+        "trader", "db.internal", "db", "internal", "6543", "mt5_crs", "mt5", "crs", "market_data", "market", "data",
+    }  # fmt: skip

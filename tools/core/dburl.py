@@ -29,10 +29,14 @@ MIN_BLIND_SECRET = 4
 MIN_STRONG_PASSWORD = 12
 EXAMPLE = "postgresql://USER:<password>@HOST:5432/DATABASE"
 
+_KEYWORD = re.compile(r"[a-z_]{1,40}|\d+")  # what a libpq keyword (or a port) looks like: safe to name
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _URL_TOKEN = re.compile(r"[^\s\"'<>]*//[^\s\"'<>]*@[^\s\"'<>]*")
 # ``//user:...@`` whatever stands between (quotes, spaces, ``<>``): up to the line's last ``@``.
 _LOOSE_CREDENTIALS = re.compile(r"(//[^\s/:@\"'<>]*:)[^\n]*(?=@)")
+# ``//user:...`` with no ``@``: what follows the colon is a port only when it is digits; else it may be
+# a password whose ``@`` was forgotten (``trader:secretpw-host:5432``), so it is masked.
+_NO_AT = re.compile(r"(//[^\s/:@\"'<>\[]*:)(?!\d*(?:[/,?\s\"'<>]|$))[^\s/\"'<>,?@]+")
 # Placeholders of .env.example (and of EXAMPLE): a DB_URL still holding one was never filled in.
 PLACEHOLDERS = {"user": ("USER",), "password": ("PASSWORD", "<password>"), "host": ("HOST",), "dbname": ("DATABASE",)}
 
@@ -123,7 +127,9 @@ def parse(url: str) -> DbUrl:
         raise DbUrlError("the URL holds a space or other blank: percent-encode it (a space as %20)")
     userinfo, hostspec, path, query = _split(text[match.end() :])
     user, password = _split_userinfo(userinfo)
-    params = _parse_query(query)
+    # Without an '@', "trader:secret?x=1@..." or "trader:?secret" puts a password into the query: name nothing.
+    named = bool(userinfo) or all(_KEYWORD.fullmatch(h.rpartition(":")[2] or "0") for h in hostspec.split(",") if ":" in h)
+    params = _parse_query(query, named)
     hosts = tuple(_parse_host(part) for part in hostspec.split(",")) if hostspec else ()
     dbname = dict(params).get("dbname") or unquote(path)  # a ?dbname= wins over the path, as in libpq
     typed = (userinfo.partition(":")[2], *(_typed_values(query, "password")))
@@ -197,7 +203,7 @@ def _split(rest: str) -> tuple[str, str, str, str]:
     userinfo, rest = (rest[:stop], rest[stop + 1 :]) if rest[stop : stop + 1] == "@" else ("", rest)
     end = next((i for i, char in enumerate(rest) if char in "/?"), len(rest))
     hostspec, tail = rest[:end], rest[end:]
-    if "@" in hostspec or (not userinfo and "@" in tail.partition("?")[0]):
+    if "@" in hostspec or "@" in tail.partition("?")[0]:  # an '@' after the host: a password held '@' and '/'
         raise DbUrlError(
             "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)"
         )
@@ -245,12 +251,12 @@ def _parse_port(text: str) -> int | None:
     return int(text)
 
 
-def _parse_query(query: str) -> tuple[tuple[str, str], ...]:
+def _parse_query(query: str, named: bool = True) -> tuple[tuple[str, str], ...]:
     """``?key=value&...``; keys must be libpq connection keywords, as libpq itself demands.
 
-    A bad item is named only while it cannot be part of a password: after a ``password=`` (whose
-    value may hold a raw ``&``) or in a query holding an ``@`` (a raw ``/`` in the user info moves
-    the password into the query), its text is never echoed.
+    A bad item is named only while it cannot be part of a password: never after a ``password=``
+    (whose value may hold a raw ``&``), in a query holding an ``@`` (a raw ``/`` in the user info
+    moves the password into the query), when ``named`` is False, or unless it looks like a keyword.
     """
     params: list[tuple[str, str]] = []
     for item in filter(None, query.split("&")):
@@ -259,10 +265,11 @@ def _parse_query(query: str) -> tuple[tuple[str, str], ...]:
         if sep and key in libpq_keywords():
             params.append((key, unquote(value)))
             continue
-        if "@" in query or any(name == "password" for name, _ in params):
+        after_password = any(name == "password" for name, _ in params)
+        if not named or "@" in query or after_password or not _KEYWORD.fullmatch(key):
             raise DbUrlError(
                 "a URL parameter is not a libpq keyword=VALUE (not shown: it may be part of a password): "
-                "percent-encode '&', '@' and '/' in passwords (%26, %40, %2F)"
+                "percent-encode '&', '@', '/' and '?' in passwords (%26, %40, %2F, %3F)"
             )
         if not sep:
             raise DbUrlError(f"URL parameter '{key}' has no value: write {key}=VALUE")
@@ -291,10 +298,13 @@ def redact(text: str) -> str:
     'host=db password=*** dbname=z'
     >>> redact("postgresql://trader:it's <me>@db/x?password=Zebra&Pw-4411&sslmode=require")
     'postgresql://trader:***@db/x?password=***&sslmode=require'
+    >>> redact("postgresql://trader:secretpw-db:5432/x, not postgresql://db:5432,[::1]:5433/x")
+    'postgresql://trader:***/x, not postgresql://db:5432,[::1]:5433/x'
     """
+    text = _password_param().sub(lambda m: m.group(1) + MASK, text)  # first: its value may hold an '@'
     text = _URL_TOKEN.sub(lambda m: _mask_userinfo(m.group(0)), text)
     text = _LOOSE_CREDENTIALS.sub(lambda m: m.group(1) + MASK, text)
-    return _password_param().sub(lambda m: m.group(1) + MASK, text)
+    return _NO_AT.sub(lambda m: m.group(1) + MASK, text)
 
 
 @lru_cache(maxsize=1)
@@ -307,11 +317,11 @@ def _password_param() -> re.Pattern[str]:
 
 
 def _password_span(token: str) -> tuple[int, int] | None:
-    """Where the password sits in ``scheme://user:password@host...``: after the first ``:`` of the
-    userinfo, up to the LAST ``@`` of the token, so raw ``@``, ``/`` or ``?`` in it stay covered."""
+    """Where the password sits in ``scheme://user:password@host...``: after the first ``:`` before the
+    first ``@``, up to the LAST ``@`` of the token, so raw ``@``, ``/`` or ``?`` in it stay covered."""
     start = token.find("//") + 2
     at = token.rfind("@", start)
-    colon = token.find(":", start, at)
+    colon = token.find(":", start, token.find("@", start))
     return (colon + 1, at) if at > 0 and colon >= 0 else None
 
 
@@ -353,12 +363,11 @@ def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
     >>> scrub("FATAL: hunter22 and hunter222", ["hunter22"])
     'FATAL: *** and hunter222'
     """
-    text = redact(text)
     for secret in sorted((s for s in secrets if len(s) >= MIN_BLIND_SECRET), key=len, reverse=True):
         before = r"(?<![0-9A-Za-z])" if secret[0].isalnum() else ""
         after = r"(?![0-9A-Za-z])" if secret[-1].isalnum() else ""
         text = re.sub(before + re.escape(secret) + after, MASK, text)
-    return text
+    return redact(text)  # after: redact's masks must not break up a secret spelled out whole (a broken URL)
 
 
 def scrub_data(data: object, secrets: tuple[str, ...] | list[str]) -> object:
