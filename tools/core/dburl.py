@@ -32,8 +32,9 @@ EXAMPLE = "postgresql://USER:<password>@HOST:5432/DATABASE"
 _KEYWORD = re.compile(r"[a-z_]{1,40}|\d+")  # what a libpq keyword (or a port) looks like: safe to name
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _URL_TOKEN = re.compile(r"[^\s\"'<>]*//[^\s\"'<>]*@[^\s\"'<>]*")
-# ``//user:...@`` whatever stands between (quotes, spaces, ``<>``): up to the line's last ``@``.
-_LOOSE_CREDENTIALS = re.compile(r"(//[^\s/:@\"'<>]*:)[^\n]*(?=@)")
+# ``//user:...@`` with a quote, blank or ``<>`` before the ``@`` (they end a URL token): masked up to
+# that ``@``; the token pass then extends the mask over any further raw ``@`` of the password.
+_LOOSE_CREDENTIALS = re.compile(r"(//[^\s/:@\"'<>]*:)(?=[^@\n]*[\s\"'<>])[^@\n]*(?=@)")
 # ``//user:...`` with no ``@``: what follows the colon is a port only when it is digits; else it may be
 # a password whose ``@`` was forgotten (``trader:secretpw-host:5432``), so it is masked.
 _NO_AT = re.compile(r"(//[^\s/:@\"'<>\[]*:)(?!\d*(?:[/,?\s\"'<>]|$))[^\s/\"'<>,?@]+")
@@ -302,8 +303,8 @@ def redact(text: str) -> str:
     'postgresql://trader:***/x, not postgresql://db:5432,[::1]:5433/x'
     """
     text = _password_param().sub(lambda m: m.group(1) + MASK, text)  # first: its value may hold an '@'
-    text = _URL_TOKEN.sub(lambda m: _mask_userinfo(m.group(0)), text)
     text = _LOOSE_CREDENTIALS.sub(lambda m: m.group(1) + MASK, text)
+    text = _URL_TOKEN.sub(lambda m: _mask_userinfo(m.group(0)), text)
     return _NO_AT.sub(lambda m: m.group(1) + MASK, text)
 
 
