@@ -101,6 +101,36 @@ def test_big_table_reports_the_planner_estimate_without_counting(conn):
     assert stats.shown == "~120 rows (planner estimate)"
 
 
+def seq_tuples_read(conn: psycopg.Connection, table: str) -> int:
+    """Rows sequential scans have read from ``table``, this backend's counts flushed first (PostgreSQL 15+)."""
+    conn.execute("SELECT pg_stat_force_next_flush()")  # flushed before the server says it is ready again
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    (read,) = conn.execute("SELECT seq_tup_read FROM pg_stat_user_tables WHERE relid = %s::regclass", (table,)).fetchone()
+    return read
+
+
+def test_big_table_path_reads_at_most_one_row(target, conn):
+    """Over the limit nothing is counted: EXISTS reads one row, where a bounded count would read all 120."""
+    if conn.info.server_version < 150000:
+        pytest.skip("pg_stat_force_next_flush() needs PostgreSQL 15")
+    target.admin.execute("UPDATE pg_class SET reltuples = 1e9 WHERE oid = 'market_data'::regclass")
+    before = seq_tuples_read(conn, "market_data")
+    stats = db_probe.table_stats(conn, "market_data", 1000, FAST)
+    assert seq_tuples_read(conn, "market_data") - before <= 1
+    assert (stats.rows, stats.exact, stats.shown) == (10**9, False, "~1,000,000,000 rows (planner estimate)")
+    counted = seq_tuples_read(conn, "market_data")
+    db_probe.table_stats(conn, "market_data", 10**10, FAST)  # the exact path, for contrast: it reads them all
+    assert seq_tuples_read(conn, "market_data") - counted == 120
+
+
+def test_big_table_emptied_after_its_statistics_is_empty(target, conn):
+    """The planner still says ~120 rows, so the EXISTS path decides: it must say empty, not ~120."""
+    target.admin.execute("ALTER TABLE market_data SET (autovacuum_enabled = false)")
+    target.admin.execute("DELETE FROM market_data")
+    error = probe_error(conn, "market_data", exact_limit=10)
+    assert error.cause == "empty" and "table 'market_data' is empty" in str(error)
+
+
 def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):
     target.admin.execute("CREATE TABLE fresh AS SELECT generate_series(1, 50) AS n")
     target.admin.execute("GRANT SELECT ON fresh TO PUBLIC")
@@ -109,9 +139,9 @@ def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(ta
     assert "until ANALYZE" in stats.shown
 
 
-def probe_error(conn: psycopg.Connection, table: str) -> ProbeError:
+def probe_error(conn: psycopg.Connection, table: str, exact_limit: int = 1000) -> ProbeError:
     with pytest.raises(ProbeError) as raised:
-        db_probe.table_stats(conn, table, 1000, FAST)
+        db_probe.table_stats(conn, table, exact_limit, FAST)
     return raised.value
 
 
