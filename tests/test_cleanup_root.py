@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -179,6 +182,31 @@ def test_symlinks_inside_archived_folders_are_fingerprinted_as_links(polluted: P
     back = run_fixer("--restore", only_archive(polluted))
     assert back.returncode == 0, back.stdout
     assert tree_snapshot(polluted.root) == before
+
+
+def test_ctrl_c_is_exit_130_one_line_and_moves_nothing(polluted: PollutedRoot, tmp_path: Path) -> None:
+    """Interrupted while the classifier waits for git (a stand-in git that says it started, then hangs)."""
+    bin_dir, started = tmp_path / "slow-git", tmp_path / "git-started"
+    write(bin_dir / "git", f"#!/bin/sh\ntouch {started}\nexec sleep 60\n", 0o755)
+    before = tree_snapshot(polluted.root, skip_archives=False)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("VIRTUAL_ENV", None)
+    tool = subprocess.Popen([sys.executable, str(FIXER), "--root", str(polluted.root)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the fixer never asked git"
+        tool.send_signal(signal.SIGINT)  # to the fixer alone, as the terminal would (git is its child)
+        stdout, stderr = tool.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(tool.pid, signal.SIGKILL)  # whatever of this test's process group is left (the stand-in git)
+    assert tool.returncode == 130, stdout + stderr
+    assert stderr.splitlines() == ["cleanup_root.py: error: interrupted"]
+    assert "Traceback" not in stdout + stderr
+    assert tree_snapshot(polluted.root, skip_archives=False) == before
 
 
 def test_restore_refuses_to_overwrite(polluted: PollutedRoot) -> None:

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from tests.support import REPO
 from tools.core.db_config import known_secrets, resolve_db_url
 from tools.core.errors import ConfigError
 
@@ -89,3 +90,36 @@ def test_env_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path, 
     assert "is not a regular file" in str(raised.value)
     # The audit also reads .env for passwords to mask when DB_URL comes from the environment: no hang there either.
     assert known_secrets(tmp_path, {"DB_URL": "postgresql://u:hunter2@h/db"}) == ("hunter2",)
+
+
+def test_env_example_copied_unedited_is_refused_naming_the_placeholders(tmp_path):
+    (tmp_path / ".env").write_text((REPO / ".env.example").read_text())
+    setting = resolve_db_url(tmp_path, {})
+    with pytest.raises(ConfigError) as raised:
+        setting.parse()
+    assert str(raised.value).startswith(
+        f"DB_URL from {tmp_path / '.env'} (DB_URL) still holds the placeholders of .env.example "
+        "(user USER, the password, host HOST, database DATABASE): put your database's user, password, host and name"
+    )
+    assert setting.shown == "postgresql://USER:***@HOST:5432/DATABASE"
+
+
+def test_a_filled_in_url_is_not_a_placeholder(tmp_path):
+    url = resolve_db_url(tmp_path, {"DB_URL": "postgresql://trader:password@localhost:5432/database"}).parse()
+    assert (url.user, url.dbname) == ("trader", "database")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "kept"),
+    [
+        ("postgresql://trader:assets@db:5432/mt5_crs", ("market_data", "assets"), ()),
+        ("postgresql://trader:market@db:5432/mt5_crs", ("market_data", "assets"), ()),
+        ("postgresql://trader:6543@db:6543/mt5_crs", (), ()),
+        ("postgresql://trader:trader@db:5432/mt5_crs", (), ()),
+        ("postgresql://trader:mt5_crs@db:5432/mt5_crs", (), ()),
+        ("postgresql://trader:hunter22@db:5432/mt5_crs", ("market_data", "assets"), ("hunter22",)),
+    ],
+)
+def test_a_password_equal_to_a_shown_word_is_not_hunted_in_free_text(tmp_path, url, shown, kept):
+    """Masking 'assets' in 'assets: 4 rows' would say the password is 'assets'; the .env check calls it weak instead."""
+    assert known_secrets(tmp_path, {"DB_URL": url}, shown=shown) == kept
