@@ -315,3 +315,16 @@ def test_a_unicode_digit_in_the_port_is_one_clear_line(project, run_audit):
     assert "INTERNALERROR" not in run.output
     assert "a port is not a number from 1 to 65535" in run.message("test_env_has_db_url")
     assert_clean(run, "hunter2-secret")
+
+
+def test_audit_run_by_the_root_venvs_own_python_says_in_use(project, tmp_path):
+    """The audit itself runs inside that venv (its sys.prefix is the root): same advice, no fixer to run now."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(project)], check=True)
+    command = [str(project / "bin" / "python"), "-m", "pytest", str(REPO / "infra_tests"), "--project-root",
+               str(project), "--no-default-report", "-k", "test_root_is_clean"]  # fmt: skip
+    environ = {k: v for k, v in clean_env().items() if k != "VIRTUAL_ENV"}
+    done = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"the venv made in {project} is in use (the python running this comes from it)" in done.stdout
+    assert f"then run {project}/.venv/bin/python tools/cleanup_root.py --root {project}" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
