@@ -306,3 +306,10 @@ def test_shown_words_are_the_parts_and_their_runs():
     assert dburl.shown_words(url, ["market_data"]) == {
         "trader", "db.internal", "db", "internal", "6543", "mt5_crs", "mt5", "crs", "market_data", "market", "data",
     }  # fmt: skip
+
+
+def test_where_and_target_name_the_servers_for_messages():
+    assert parse("postgresql://u@db:5432,[::1]:5433/x").where == "db:5432, [::1]:5433"
+    assert parse("postgresql://u@,db/x").where == "the default socket, db"
+    assert parse("postgresql://u@/x?host=/var/run/postgresql").where == "/var/run/postgresql"
+    assert parse("postgresql://u@db/mt5_crs").target == "'mt5_crs' at db"
