@@ -279,6 +279,7 @@ def test_unicode_digits_are_not_a_port(port):
         ("postgresql://trader:s3cret@db.internal/<database>", ("database <database>",)),
         ("postgresql://trader:password@db.internal/database", ()),
         ("postgresql://user:s3cret@host/mt5_crs", ()),
+        ("postgresql://trader:<s3cret@db/mt5_crs>", ()),
     ],
 )
 def test_placeholders_are_named_and_the_password_is_never_quoted(url, left):
@@ -292,13 +293,17 @@ def test_placeholders_are_named_and_the_password_is_never_quoted(url, left):
         ("postgresql://trader:market_data_2024@db/mt5_crs", ("market_data_2024",), True),
         ("postgresql://trader:market_data_2024@db/mt5_crs", ("assets",), False),
         ("postgresql://mt5_crs_reader_01:mt5_crs_reader_01@db/x", (), True),
-        ("postgresql://trader:Zk3-pQ9vL2x#w@db/mt5_crs", ("assets",), False),
+        ("postgresql://trader:Zk3-pQ9vL2x#@db/mt5_crs", ("assets",), False),  # 12: long enough
         ("postgresql://trader@db/mt5_crs", (), False),
         ("postgresql://trader@db/mt5_crs?password=12345678901", (), True),
     ],
 )
 def test_weak_password(url, tables, weak):
     assert dburl.weak_password(parse(url), tables) is weak
+
+
+def test_shown_words_without_a_user_or_port():
+    assert dburl.shown_words(parse("postgresql://db/x")) == {"db", "x"}
 
 
 def test_shown_words_are_the_parts_and_their_runs():
@@ -313,3 +318,133 @@ def test_where_and_target_name_the_servers_for_messages():
     assert parse("postgresql://u@,db/x").where == "the default socket, db"
     assert parse("postgresql://u@/x?host=/var/run/postgresql").where == "/var/run/postgresql"
     assert parse("postgresql://u@db/mt5_crs").target == "'mt5_crs' at db"
+
+
+# --- exact answers, so a changed message, boundary or spelling cannot pass unnoticed ------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://u:p@db/x y", "the URL holds a space or other blank: percent-encode it (a space as %20)"),
+        ("postgresql://u:p%zz@db/x", "a '%' in the URL does not start a %XX escape: write a literal % as %25"),
+        ("postgresql://u:p%ff@db/x", "a %XX escape in the URL does not decode to UTF-8 text: fix the escape"),
+        ("postgresql://u:p@s@db/x",
+         "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)"),
+        ("postgresql://u:p@[::1/x", "cannot read a host in brackets: write IPv6 addresses as [::1]:5432"),
+        ("postgresql://u:p@db:0/x",
+         "a port is not a number from 1 to 65535 (or the '@' between USER:PASSWORD and the host is missing)"),
+        ("postgresql://u:p@db/x?sslmod=1", "unknown URL parameter 'sslmod' (did you mean 'sslmode'?): libpq would refuse it"),
+        ("postgresql://u:p@db/x?zzzzzz=1", "unknown URL parameter 'zzzzzz': libpq would refuse it"),
+        ("postgresql://u:p@db/x?sslmode", "URL parameter 'sslmode' has no value: write sslmode=VALUE"),
+        ("postgresql://u@db/x?password=a&B=1",
+         "a URL parameter is not a libpq keyword=VALUE (not shown: it may be part of a password): "
+         "percent-encode '&', '@', '/' and '?' in passwords (%26, %40, %2F, %3F)"),
+    ],
+)
+def test_each_refusal_says_exactly_what_to_do(url, message):
+    with pytest.raises(DbUrlError) as raised:
+        parse(url)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("url", ["postgresql://trader:?secretword=1", "postgresql://trader:?secretword"])
+def test_a_forgotten_at_before_a_question_mark_names_nothing(url):
+    """'trader:' reads as a host with no port; what follows '?' is the password, not a parameter to name."""
+    with pytest.raises(DbUrlError) as raised:
+        parse(url)
+    assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "check"),
+    [
+        ("postgresql://db?dbname=x", lambda u: (u.user, u.hosts, u.dbname) == (None, (("db", None),), "x")),
+        ("postgresql://DBX/x", lambda u: u.hosts == (("DBX", None),)),
+        ("postgresql://u:p@db/x?application_name=a@b", lambda u: u.param("application_name") == "a@b"),
+        ("postgresql://u:p@db:1/x", lambda u: u.hosts == (("db", 1),)),
+        ("postgresql://u:p@db:65535/x", lambda u: u.hosts == (("db", 65535),)),
+        ("  postgresql://u:p@db/x ", lambda u: u.raw == "postgresql://u:p@db/x"),
+    ],
+)
+def test_edges_that_parse(url, check):
+    assert check(parse(url))
+
+
+@pytest.mark.parametrize("port", ["0", "65536"])
+def test_ports_just_outside_the_range_are_refused(port):
+    with pytest.raises(DbUrlError, match="a port is not a number from 1 to 65535"):
+        parse(f"postgresql://u:p@db:{port}/x")
+
+
+def test_secrets_are_exactly_the_spellings_of_the_passwords():
+    url = parse("postgresql://u:a:b%2F@h/db?sslmode=require&password=c%2fd")
+    assert set(url.secrets) == {"a:b/", "a:b%2F", "a%3Ab%2F", "a%3Ab/", "c/d", "c%2Fd", "c%2fd"}
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("postgresql://trader:p@ss@localhost/mt5_crs?sslmode=require",
+         "postgresql://trader:***@localhost/mt5_crs?sslmode=require"),
+        ("at postgresql://trader:pw@db:5432/x now", "at postgresql://trader:***@db:5432/x now"),
+        ("postgresql://trader@db:5432/x?password=@000", "postgresql://trader@db:5432/x?password=***"),
+        ("//t:a:b@db/x and //u:c@e", "//t:***@db/x and //u:***@e"),
+        ("x://t:pw@h", "x://t:***@h"),
+        ("postgresql://:pw@h/x", "postgresql://:***@h/x"),
+        ("postgresql://trader@h/x", "postgresql://trader@h/x"),
+        ("see http://h:8080/path", "see http://h:8080/path"),
+    ],
+)
+def test_redact_exactly(text, masked):
+    assert redact(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets", "masked"),
+    [
+        ("pass: abcd, abcde", ["abcd"], "pass: ***, abcde"),
+        ("Xhunter22 hunter22X hunter22", ["hunter22"], "Xhunter22 hunter22X ***"),
+        ("x-abcd", ["-abcd"], "x***"),
+        ("abcd-x", ["abcd-"], "***x"),
+        ("ab-cd1 xab-cd1", ["ab-cd1"], "*** xab-cd1"),
+        ("1ab-cd 1ab-cdx", ["1ab-cd"], "*** 1ab-cdx"),
+        ("abc and abcd", ["abc", "abcd"], "abc and ***"),
+    ],
+)
+def test_scrub_exactly(text, secrets, masked):
+    assert scrub(text, secrets) == masked
+
+
+def test_scrub_data_scrubs_every_string_and_keeps_the_shape():
+    data = {"a": ["pw hunter22", 1, ("hunter22",)], "b": None, "c": "hunter22"}
+    assert dburl.scrub_data(data, ["hunter22"]) == {"a": ["pw ***", 1, ["***"]], "b": None, "c": "***"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "guessed"),
+    [
+        ("postgresql:/u:a@b@db/x", ("postgresql:/u:a@b@db/x", "/u:a@b", "a@b")),
+        ("postgresql//db/x?password='ab cd'", ("postgresql//db/x?password='ab cd'", "ab cd")),
+        ("postgresql//db:5x/x", ("postgresql//db:5x/x",)),
+    ],
+)
+def test_guess_secrets_exactly(raw, guessed):
+    assert dburl.guess_secrets(raw) == guessed
+
+
+@pytest.mark.parametrize(
+    ("parts", "url"),
+    [
+        (("::1", "5432", "u", "pw", "db"), "postgresql://u:pw@[::1]:5432/db"),
+        (("db", None, None, None, "x"), "postgresql://db/x"),
+        (("db", None, "u", None, "my db"), "postgresql://u@db/my%20db"),
+        (("a/b", "1", "t@x", "p/w:@", "d/b"), "postgresql://t%40x:p%2Fw%3A%40@a%2Fb:1/d%2Fb"),
+    ],
+)
+def test_build_escapes_every_part(parts, url):
+    assert dburl.build(*parts) == url
+
+
+def test_redacted_brackets_ipv6_and_escapes_hosts():
+    assert parse("postgresql://u:p@[::1]:5433,db%2Fx/x").redacted == "postgresql://u:***@[::1]:5433,db%2Fx/x"

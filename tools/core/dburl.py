@@ -128,8 +128,8 @@ def parse(url: str) -> DbUrl:
         raise DbUrlError("the URL holds a space or other blank: percent-encode it (a space as %20)")
     userinfo, hostspec, path, query = _split(text[match.end() :])
     user, password = _split_userinfo(userinfo)
-    # Without an '@', "trader:secret?x=1@..." or "trader:?secret" puts a password into the query: name nothing.
-    named = bool(userinfo) or all(_KEYWORD.fullmatch(h.rpartition(":")[2] or "0") for h in hostspec.split(",") if ":" in h)
+    # Without an '@', "trader:?secret=1" reads as host "trader", no port, then a query: name nothing of it.
+    named = bool(userinfo) or all(_KEYWORD.fullmatch(h.rpartition(":")[2]) for h in hostspec.split(",") if ":" in h)
     params = _parse_query(query, named)
     hosts = tuple(_parse_host(part) for part in hostspec.split(",")) if hostspec else ()
     dbname = dict(params).get("dbname") or unquote(path)  # a ?dbname= wins over the path, as in libpq
