@@ -255,6 +255,13 @@ def test_a_query_with_an_at_sign_is_not_echoed():
     assert "Pw4411" not in str(raised.value) and "Zebra" not in str(raised.value)
 
 
+@pytest.mark.parametrize("url", ["postgresql://db:5432/x?sslmod=1", "postgresql://[::1]:5432/x?sslmod=1",
+                                 "postgresql://u:p@db:/x?sslmod=1", "postgresql://db/x?sslmod=1"])
+def test_a_bad_parameter_is_named_when_no_password_can_be_in_it(url):
+    with pytest.raises(DbUrlError, match="unknown URL parameter 'sslmod'"):
+        parse(url)
+
+
 def test_unknown_parameters_before_any_password_are_named():
     with pytest.raises(DbUrlError, match="unknown URL parameter 'sslmod' \\(did you mean 'sslmode'\\?\\)"):
         parse("postgresql://trader:pw@db/mt5_crs?sslmod=require&password=x")
@@ -332,6 +339,7 @@ def test_where_and_target_name_the_servers_for_messages():
         ("postgresql://u:p@s@db/x",
          "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)"),
         ("postgresql://u:p@[::1/x", "cannot read a host in brackets: write IPv6 addresses as [::1]:5432"),
+        ("postgresql://u:p@[::1]]:5432/x", "cannot read a host in brackets: write IPv6 addresses as [::1]:5432"),
         ("postgresql://u:p@db:0/x",
          "a port is not a number from 1 to 65535 (or the '@' between USER:PASSWORD and the host is missing)"),
         ("postgresql://u:p@db/x?sslmod=1", "unknown URL parameter 'sslmod' (did you mean 'sslmode'?): libpq would refuse it"),
@@ -348,7 +356,8 @@ def test_each_refusal_says_exactly_what_to_do(url, message):
     assert str(raised.value) == message
 
 
-@pytest.mark.parametrize("url", ["postgresql://trader:?secretword=1", "postgresql://trader:?secretword"])
+@pytest.mark.parametrize("url", ["postgresql://trader:?secretword=1", "postgresql://trader:?secretword",
+                                 "postgresql://trader:abc/x?secretword=y@db/x", "postgresql://trader:,db:5432/x?secretword=1"])
 def test_a_forgotten_at_before_a_question_mark_names_nothing(url):
     """'trader:' reads as a host with no port; what follows '?' is the password, not a parameter to name."""
     with pytest.raises(DbUrlError) as raised:
@@ -378,8 +387,8 @@ def test_ports_just_outside_the_range_are_refused(port):
 
 
 def test_secrets_are_exactly_the_spellings_of_the_passwords():
-    url = parse("postgresql://u:a:b%2F@h/db?sslmode=require&password=c%2fd")
-    assert set(url.secrets) == {"a:b/", "a:b%2F", "a%3Ab%2F", "a%3Ab/", "c/d", "c%2Fd", "c%2fd"}
+    url = parse("postgresql://u:a:b%2F@h/db?sslmode=require&password=c%2fd=e")
+    assert set(url.secrets) == {"a:b/", "a:b%2F", "a%3Ab%2F", "a%3Ab/", "c/d=e", "c%2Fd%3De", "c/d%3De", "c%2fd=e"}
 
 
 @pytest.mark.parametrize(
@@ -394,6 +403,11 @@ def test_secrets_are_exactly_the_spellings_of_the_passwords():
         ("postgresql://:pw@h/x", "postgresql://:***@h/x"),
         ("postgresql://trader@h/x", "postgresql://trader@h/x"),
         ("see http://h:8080/path", "see http://h:8080/path"),
+        ("postgresql://t:p/w@db//x", "postgresql://t:***@db//x"),
+        ("postgresql://:p/w@h/x", "postgresql://:***@h/x"),
+        ("postgresql://t:/pw@h/x", "postgresql://t:***@h/x"),
+        ("postgresql://t:a:b/c@h/x", "postgresql://t:***@h/x"),
+        ("postgresql://trader@db:5432/x?application_name=a@b", "postgresql://trader@db:5432/x?application_name=a@b"),
     ],
 )
 def test_redact_exactly(text, masked):
@@ -426,6 +440,7 @@ def test_scrub_data_scrubs_every_string_and_keeps_the_shape():
     [
         ("postgresql:/u:a@b@db/x", ("postgresql:/u:a@b@db/x", "/u:a@b", "a@b")),
         ("postgresql//db/x?password='ab cd'", ("postgresql//db/x?password='ab cd'", "ab cd")),
+        ("postgresql//db/x?password='Xy zX'", ("postgresql//db/x?password='Xy zX'", "Xy zX")),
         ("postgresql//db:5x/x", ("postgresql//db:5x/x",)),
     ],
 )
@@ -439,6 +454,7 @@ def test_guess_secrets_exactly(raw, guessed):
         (("::1", "5432", "u", "pw", "db"), "postgresql://u:pw@[::1]:5432/db"),
         (("db", None, None, None, "x"), "postgresql://db/x"),
         (("db", None, "u", None, "my db"), "postgresql://u@db/my%20db"),
+        (("db", None, "a/b", "c/d", "e/f"), "postgresql://a%2Fb:c%2Fd@db/e%2Ff"),
         (("a/b", "1", "t@x", "p/w:@", "d/b"), "postgresql://t%40x:p%2Fw%3A%40@a%2Fb:1/d%2Fb"),
     ],
 )

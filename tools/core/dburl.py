@@ -208,7 +208,9 @@ def _split(rest: str) -> tuple[str, str, str, str]:
         raise DbUrlError(
             "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)"
         )
-    path, _, query = tail[1:].partition("?") if tail.startswith("/") else ("", "", tail[1:])
+    if not tail.startswith("/"):
+        return userinfo, hostspec, "", tail[1:]
+    path, _, query = tail[1:].partition("?")
     return userinfo, hostspec, path, query
 
 
@@ -225,8 +227,8 @@ def unquote(text: str) -> str:
 def _split_userinfo(userinfo: str) -> tuple[str | None, str | None]:
     if not userinfo:
         return None, None
-    user, sep, password = userinfo.partition(":")
-    return unquote(user) or None, unquote(password) or None if sep else None
+    user, _, password = userinfo.partition(":")
+    return unquote(user) or None, unquote(password) or None  # "u" and "u:" both mean: no password
 
 
 def _parse_host(part: str) -> tuple[str, int | None]:
@@ -252,7 +254,7 @@ def _parse_port(text: str) -> int | None:
     return int(text)
 
 
-def _parse_query(query: str, named: bool = True) -> tuple[tuple[str, str], ...]:
+def _parse_query(query: str, named: bool) -> tuple[tuple[str, str], ...]:
     """``?key=value&...``; keys must be libpq connection keywords, as libpq itself demands.
 
     A bad item is named only while it cannot be part of a password: never after a ``password=``
