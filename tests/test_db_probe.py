@@ -71,6 +71,29 @@ def test_refused_connection_is_named(target):
     error = connect_error(f"postgresql://u:pw@127.0.0.1:{closed_port()}/db")
     assert error.cause == "refused"
     assert "is PostgreSQL running" in str(error)
+    assert error.setting == "local_server", "refused on this machine: the caller may offer its sandbox"
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+def test_refused_on_each_loopback_name_offers_the_local_server(host):
+    error = connect_error(f"postgresql://u:pw@{host}:{closed_port()}/db")
+    assert (error.cause, error.setting) == ("refused", "local_server")
+
+
+@pytest.mark.parametrize(
+    ("connect", "query", "bad"),
+    [(0, 1, "connect"), (1, 0, "query"), (float("nan"), 1, "connect"), (1, db_probe.MAX_TIMEOUT_S + 1, "query")],
+)
+def test_timeouts_out_of_range_are_refused_by_name(connect, query, bad):
+    with pytest.raises(ValueError) as raised:
+        Timeouts(connect=connect, query=query)
+    assert str(raised.value) == (
+        f"the {bad} timeout must be a number of seconds above 0 and up to {db_probe.MAX_TIMEOUT_S}"
+    )
+
+
+def test_the_longest_timeouts_are_allowed():
+    assert Timeouts(connect=db_probe.MAX_TIMEOUT_S, query=db_probe.MAX_TIMEOUT_S).query == db_probe.MAX_TIMEOUT_S
 
 
 def test_unknown_host_is_named():
