@@ -134,7 +134,7 @@ def test_ctrl_c_is_exit_130_and_one_line(project):
 
 
 @pytest.mark.parametrize("flag", ["--connect-timeout=-1", "--connect-timeout=nan", "--query-timeout=inf", "--connect-timeout=1e300"])
-def test_bad_flags_exit_2(run_health_check, flag):
+def test_bad_timeout_flags_exit_2(run_health_check, flag):
     done = run_health_check(flag)
     assert done.returncode == 2
     assert "timeout must be a number >= 0.1 and <= 3600" in done.stderr
@@ -170,3 +170,16 @@ def test_awkward_short_password_works_and_never_shows(project, target, make_role
     assert audit.exit_code == 0, audit.output
     for output in (text.stdout, as_json.stdout, audit.output, audit.junit):
         assert f":{password}@" not in output and f"{role.name}:x'" not in output
+
+
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        ("--exact-count-limit=1e13", "the exact count limit must be a number >= 0 and <= 1e+12, got '1e13' (--exact-count-limit)"),
+        ("--tables=", "the table list is empty: name the tables to check (--tables)"),
+        ("--root=~nosuchuser/x", "cannot expand '~nosuchuser/x': no such user's home folder (--root)"),
+    ],
+)
+def test_out_of_range_settings_are_one_usage_line(run_health_check, flag, said):
+    done = run_health_check(flag)
+    assert (done.returncode, done.stderr) == (2, f"health_check.py: error: {said}\n")
