@@ -155,6 +155,32 @@ def test_big_table_emptied_after_its_statistics_is_empty(target, conn):
     assert error.cause == "empty" and "table 'market_data' is empty" in str(error)
 
 
+def test_a_one_row_table_is_not_empty(target, conn):
+    target.admin.execute("CREATE TABLE single AS SELECT 1 AS n")
+    target.admin.execute("GRANT SELECT ON single TO PUBLIC")
+    stats = db_probe.table_stats(conn, "single", 10, FAST)
+    assert (stats.table, stats.rows, stats.exact, stats.shown) == ("single", 1, True, "1 rows")
+
+
+def test_a_table_of_exactly_the_limit_is_counted_exactly(target, conn):
+    target.admin.execute("CREATE TABLE ten AS SELECT generate_series(1, 10) AS n")  # never analyzed: no estimate
+    target.admin.execute("GRANT SELECT ON ten TO PUBLIC")
+    stats = db_probe.table_stats(conn, "ten", 10, FAST)
+    assert (stats.rows, stats.exact) == (10, True)
+
+
+def test_a_table_analyzed_while_empty_then_filled_has_no_estimate(target, conn):
+    """reltuples 0 says 'empty at the last ANALYZE': over the limit now, the report must not say ~0 rows."""
+    target.admin.execute("CREATE TABLE filled (n int)")
+    target.admin.execute("ALTER TABLE filled SET (autovacuum_enabled = false)")
+    target.admin.execute("ANALYZE filled")
+    target.admin.execute("INSERT INTO filled SELECT generate_series(1, 50)")
+    target.admin.execute("GRANT SELECT ON filled TO PUBLIC")
+    stats = db_probe.table_stats(conn, "filled", 10, FAST)
+    assert (stats.rows, stats.exact) == (None, False)
+    assert stats.shown == "non-empty (row estimate unavailable until ANALYZE)"
+
+
 def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):
     target.admin.execute("CREATE TABLE fresh AS SELECT generate_series(1, 50) AS n")
     target.admin.execute("GRANT SELECT ON fresh TO PUBLIC")
@@ -190,12 +216,13 @@ def test_unreadable_table_says_which_grant_is_missing(target, conn):
     assert f"GRANT SELECT ON assets TO {target.role.name}" in str(error)
 
 
-def test_locked_table_is_named_instead_of_waiting(target, conn):
+@pytest.mark.parametrize("exact_limit", [1000, 10], ids=["counted", "big"])
+def test_locked_table_is_named_instead_of_waiting(target, conn, exact_limit):
     with target.admin.transaction():
         target.admin.execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
-        error = probe_error(conn, "market_data")
+        error = probe_error(conn, "market_data", exact_limit)
     assert error.cause == "locked"
-    assert "locked by another session" in str(error)
+    assert "table 'market_data' is locked by another session" in str(error)
 
 
 def test_slow_table_hits_the_statement_timeout(target, conn):
