@@ -305,3 +305,28 @@ def test_server_side_refusals_we_cannot_stage_here_are_classified(libpq_text, ca
     error = db_probe.classify_connect_error(libpq_text, parse("postgresql://trader:pw@10.0.0.5/mt5_crs"))
     assert error.cause == cause
     assert advice in str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "url", "cause", "message", "setting"),
+    [
+        ("connection failed: something odd happened\nmore", "postgresql://u@db/x", "connect_failed",
+         "cannot connect to 'x' at db: something odd happened", None),
+        ("connection failed: fe_sendauth: no password supplied", "postgresql://db/x", "auth",
+         "the server asks for a password and DB_URL has none for user '(default user)': add it to DB_URL", None),
+        ("connection failed: No such file or directory", "postgresql://u@/x?host=/srv/pg", "no_socket",
+         "no PostgreSQL socket at /srv/pg: is the server running locally? Or give a TCP host in DB_URL", None),
+        ("connection failed: No such file or directory", "postgresql://u@localhost/x", "no_socket",
+         "no PostgreSQL socket at the default socket: is the server running locally? Or give a TCP host in DB_URL",
+         None),
+        ("connection failed: Connection refused", "postgresql://u@db.internal:5433/x", "refused",
+         "connection refused by db.internal:5433: is PostgreSQL running and listening there? Start it, or fix "
+         "host/port in DB_URL", None),
+        ("connection failed: Connection refused", "postgresql://u@localhost,db.internal/x", "refused",
+         "connection refused by localhost, db.internal: is PostgreSQL running and listening there? Start it, or fix "
+         "host/port in DB_URL", None),
+    ],
+)
+def test_connect_errors_are_classified_exactly(text, url, cause, message, setting):
+    error = db_probe.classify_connect_error(text, parse(url))
+    assert (error.cause, str(error), error.setting) == (cause, message, setting)
