@@ -200,8 +200,9 @@ def probe_error(conn: psycopg.Connection, table: str, exact_limit: int = 1000) -
 
 def test_missing_table_is_named(conn):
     error = probe_error(conn, "no_such_table")
-    assert error.cause == "missing"
+    assert (error.cause, error.setting) == ("missing", "tables"), "the fix is the table list"
     assert "table 'no_such_table' does not exist" in str(error)
+    assert str(error).endswith(": create it, or fix the table list")
 
 
 def test_empty_table_is_named(target, conn):
@@ -221,20 +222,25 @@ def test_locked_table_is_named_instead_of_waiting(target, conn, exact_limit):
     with target.admin.transaction():
         target.admin.execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
         error = probe_error(conn, "market_data", exact_limit)
-    assert error.cause == "locked"
+    assert (error.cause, error.setting) == ("locked", None), "the fix is the lock holder, not a setting"
     assert "table 'market_data' is locked by another session" in str(error)
+    assert str(error).endswith("find the holder in pg_locks / pg_stat_activity, then retry")
 
 
 def test_slow_table_hits_the_statement_timeout(target, conn):
     target.admin.execute("CREATE VIEW slow AS SELECT 1 AS one FROM pg_sleep(5)")
     target.admin.execute("GRANT SELECT ON slow TO PUBLIC")
     error = probe_error(conn, "slow")
-    assert error.cause == "timeout"
+    assert (error.cause, error.setting) == ("timeout", "query_timeout")
     assert "took longer than 1 s" in str(error)
+    assert str(error).endswith("the server is overloaded or the table is bloated; retry, or raise the query timeout")
 
 
 def test_invalid_table_name_is_named(conn):
-    assert probe_error(conn, "bad name(").cause == "bad_name"
+    error = probe_error(conn, "bad name(")
+    assert (error.cause, error.setting, str(error)) == (
+        "bad_name", "tables", "'bad name(' is not a valid table name: fix the table list"
+    )  # fmt: skip
 
 
 def test_server_version_is_readable(conn):
