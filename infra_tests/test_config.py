@@ -7,16 +7,27 @@ from pathlib import Path
 
 import pytest
 
+from tools.core import dburl
+from tools.core.settings import AuditSettings
+
+WEAK = (
+    f"weak (under {dburl.MIN_STRONG_PASSWORD} characters or easy to guess): choose a long random one, "
+    "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+)
+
 
 @pytest.mark.check(".env has DB_URL")
-def test_env_has_db_url(db_url_attempt, project_root: Path, evidence) -> None:
-    """DB_URL is set (environment or .env) and is a valid PostgreSQL URL: scheme, host or socket, database."""
+def test_env_has_db_url(db_url_attempt, project_root: Path, audit_settings: AuditSettings, evidence) -> None:
+    """DB_URL is set (environment or .env), is a valid PostgreSQL URL (scheme, host or socket, database)
+    and no longer holds .env.example's placeholders."""
     if db_url_attempt.error is not None:
         evidence.add("DB_URL", "not usable")
         pytest.fail(db_url_attempt.error, pytrace=False)
     setting, url = db_url_attempt.value
     evidence.add("DB_URL", url.redacted)
     evidence.add("source", setting.origin)
+    if dburl.weak_password(url, audit_settings.tables):  # never why: that would say which shown word it is
+        evidence.add("password", WEAK)
     env_file = project_root / ".env"
     if env_file.is_file():
         mode = stat.S_IMODE(env_file.stat().st_mode)

@@ -22,6 +22,13 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
     evidence.add("venv made in root", f"yes (pyvenv.cfg home = {scan.venv_home})" if scan.venv_home else "no")
     found = venv_artifacts.describe(scan)
     evidence.add("artifacts", "; ".join(found) if found else "none")
+    why = venv_artifacts.in_use(project_root) if scan.artifacts else None
+    if why is not None:  # not orphaned, and the fixer would refuse: say how to make it safe instead
+        pytest.fail(
+            f"{len(scan.artifacts)} virtualenv artifact(s) in {project_root}:\n  " + "\n  ".join(found)
+            + "\n" + venv_artifacts.in_use_advice(project_root, why),
+            pytrace=False,
+        )
     if scan.artifacts:
         pytest.fail(
             f"{len(scan.artifacts)} orphaned virtualenv artifact(s) in {project_root}:\n  "

@@ -217,16 +217,22 @@ def test_missing_required_path_is_named(project, target, run_audit):
         ("--connect-timeout", "nan", "the connect timeout must be a number"),
         ("--query-timeout", "1e300", "the query timeout must be a number >= 0.1 and <= 3600"),
         ("--exact-count-limit", "-5", "the exact count limit must be a number >= 0"),
+        ("--exact-count-limit", "1e13", "the exact count limit must be a number >= 0 and <= 1e+12, got '1e13'"),
+        ("--connect-timeout", "0.01", "the connect timeout must be a number >= 0.1 and <= 3600, got '0.01'"),
+        ("--tables", "", "the table list is empty: name the tables to check"),
         ("--project-root", "/no/such/dir", "is not a directory"),
         ("--html", "/proc/no/report.html", "cannot write the HTML report to /proc/no/report.html"),
         ("--junitxml", "/proc/no.xml", "cannot write the JUnit XML to /proc/no.xml"),
+        ("--html", "~nosuchuser/x.html", "cannot write the HTML report to ~nosuchuser/x.html: no such user's home"),
+        ("--project-root", "~nosuchuser/x", "cannot expand '~nosuchuser/x': no such user's home folder"),
+        ("--report-dir", "~nosuchuser/x", "cannot expand '~nosuchuser/x': no such user's home folder"),
     ],
 )
 def test_bad_settings_are_usage_errors(project, run_audit, flag, value, complaint):
     run = run_audit(project, flag, value)
     assert run.exit_code == 4
     assert complaint in run.output
-    assert "Traceback" not in run.output
+    assert "Traceback" not in run.output and "INTERNALERROR" not in run.output
 
 
 
@@ -251,3 +257,82 @@ def test_fixer_turns_the_root_check_green_and_restore_turns_it_red_again(project
     subprocess.run([*fixer, "--restore", str(archive)], check=True, capture_output=True)
     again = run_audit(project, "-k", "test_root_is_clean")
     assert again.outcome("test_root_is_clean") == "failed"
+
+
+def test_root_venv_in_use_is_not_sent_to_a_fixer_that_would_refuse(project, run_audit):
+    """`python3 -m venv .` and activated: the advice is to move to .venv/ first, not to run the fixer now."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project)], check=True)
+    run = run_audit(project, "-k", "test_root_is_clean", env={**clean_env(), "VIRTUAL_ENV": str(project)})
+    assert (run.exit_code, run.outcome("test_root_is_clean")) == (1, "failed")
+    message = run.message("test_root_is_clean")
+    assert f"the venv made in {project} is in use (it is the active venv: VIRTUAL_ENV)" in message
+    assert f"python3 -m venv {project}/.venv" in message
+    assert f"then run {project}/.venv/bin/python tools/cleanup_root.py --root {project}" in message
+    assert "fix: python tools/cleanup_root.py" not in message
+
+
+def test_env_example_copied_unedited_fails_and_nothing_is_dialled(project, run_audit):
+    """`cp .env.example .env` is not configuration: no PASSED, and no attempt to reach a host named HOST."""
+    (project / ".env").write_text((REPO / ".env.example").read_text())
+    run = run_audit(project)
+    assert run.exit_code == 1
+    said = "still holds the placeholders of .env.example (user USER, the password, host HOST, database DATABASE)"
+    assert run.outcome("test_env_has_db_url") == "failed"
+    assert said in run.message("test_env_has_db_url")
+    assert "put your database's user, password, host and name there" in run.message("test_env_has_db_url")
+    assert run.outcome("test_db_reachable_within_3s") == "failed"
+    for name in ("test_db_reachable_within_3s", *DB_TESTS):
+        assert said in run.message(name)
+        assert "host not found" not in run.message(name)
+    assert_clean(run)
+
+
+@pytest.mark.parametrize("password", ["assets", "market", "PORT"])
+def test_a_password_equal_to_a_shown_word_is_not_revealed_by_the_mask(project, target, run_audit, make_role, password):
+    """The mask must not leave a gap where a table, part of a table or the port belongs (``***: 4 rows``)."""
+    host, port = target.admin.info.host, target.admin.info.port
+    password = str(port) if password == "PORT" else password
+    role = make_role(password)
+    write_env(project, f"DB_URL=postgresql://{role.name}:{password}@{host}:{port}/{target.dbname}\n")
+    run = run_audit(project)
+    assert run.exit_code == 0, run.output
+    assert "assets: 4 rows" in run.output and "market_data: 120 rows" in run.output
+    assert f"postgresql://{role.name}:***@{host}:{port}/{target.dbname}" in run.output
+    assert "***:" not in run.output and "***_data" not in run.output and f"{host}:***" not in run.output
+    assert "password: weak (under 12 characters or easy to guess)" in run.output
+    assert f"{role.name}:{password}" not in run.output + run.junit
+
+
+@pytest.mark.parametrize("password", ["Zebra&Pw-4411", "Zebra&Pw=4411", "Zebra&sslmod=4411"])
+def test_a_raw_ampersand_in_a_password_parameter_leaks_nothing(project, run_audit, tmp_path, password):
+    write_env(project, f"DB_URL=postgresql://trader@127.0.0.1:1/mt5_crs?password={password}\n")
+    html = tmp_path / "report.html"
+    run = run_audit(project, "--html", str(html), "--self-contained-html")
+    assert run.outcome("test_env_has_db_url") == "failed"
+    assert "not shown: it may be part of a password" in run.message("test_env_has_db_url")
+    written = run.output + run.junit + html.read_text()
+    for piece in ("Zebra", "4411", "Pw-4", "sslmod="):
+        assert piece not in written
+    assert "Traceback" not in run.output
+
+
+def test_a_unicode_digit_in_the_port_is_one_clear_line(project, run_audit):
+    write_env(project, "DB_URL=postgresql://trader:hunter2-secret@127.0.0.1:\u00b2/mt5_crs\n")
+    run = run_audit(project)
+    assert run.exit_code == 1, run.output
+    assert "INTERNALERROR" not in run.output
+    assert "a port is not a number from 1 to 65535" in run.message("test_env_has_db_url")
+    assert_clean(run, "hunter2-secret")
+
+
+def test_audit_run_by_the_root_venvs_own_python_says_in_use(project, tmp_path):
+    """The audit itself runs inside that venv (its sys.prefix is the root): same advice, no fixer to run now."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(project)], check=True)
+    command = [str(project / "bin" / "python"), "-m", "pytest", str(REPO / "infra_tests"), "--project-root",
+               str(project), "--no-default-report", "-k", "test_root_is_clean"]  # fmt: skip
+    environ = {k: v for k, v in clean_env().items() if k != "VIRTUAL_ENV"}
+    done = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"the venv made in {project} is in use (the python running this comes from it)" in done.stdout
+    assert f"then run {project}/.venv/bin/python tools/cleanup_root.py --root {project}" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -129,6 +132,89 @@ def test_json_result(polluted: PollutedRoot) -> None:
     assert (result.returncode, data["command"], data["exit_code"]) == (0, "dry-run", 0)
     assert {a["path"] for a in data["artifacts"]} == polluted.expected
     assert data["venv_home"] and data["suspects"] == [] and data["archive"] is None
+
+
+@pytest.mark.parametrize("how", ["its python runs the fixer", "it is the active venv"])
+def test_a_venv_in_use_is_refused_and_nothing_moves(polluted: PollutedRoot, how: str) -> None:
+    """`python3 -m venv .` then the audit's fix: archiving the running interpreter would pull the floor away."""
+    before = tree_snapshot(polluted.root, skip_archives=False)
+    if how == "its python runs the fixer":
+        result = run_fixer("--root", polluted.root, python=polluted.root / "bin" / "python")
+        why = "the python running this comes from it"
+    else:
+        result = run_fixer("--root", polluted.root, env={**os.environ, "VIRTUAL_ENV": str(polluted.root)})
+        why = "it is the active venv: VIRTUAL_ENV"
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"REFUSED    nothing moved: the venv made in {polluted.root} is in use ({why}): archiving it would remove "
+        f"the python you run. To make it safe: python3 -m venv {polluted.root}/.venv, reinstall the project there "
+        f"({polluted.root}/.venv/bin/pip install ...), deactivate, then run {polluted.root}/.venv/bin/python "
+        f"tools/cleanup_root.py --root {polluted.root}"]
+    assert result.stderr == ""
+    assert tree_snapshot(polluted.root, skip_archives=False) == before
+    assert run_fixer("--root", polluted.root, "--dry-run", python=polluted.root / "bin" / "python").returncode == 1
+
+
+def test_another_venvs_python_may_clean(polluted: PollutedRoot) -> None:
+    """Advice followed: a venv elsewhere (here the project's venv/) runs the fixer, and it archives."""
+    result = run_fixer("--root", polluted.root, python=polluted.root / "venv" / "bin" / "python",
+                       env={**os.environ, "VIRTUAL_ENV": str(polluted.root / "venv")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert reported(result.stdout, "moved") == sorted(polluted.expected)
+
+
+def test_restore_refuses_a_same_size_tampered_copy(polluted: PollutedRoot) -> None:
+    """Same size, same mode, other bytes: only the content hash can tell."""
+    assert run_fixer("--root", polluted.root).returncode == 0
+    copy = only_archive(polluted) / "bin" / "activate"
+    original = copy.read_bytes()
+    copy.write_bytes(bytes(b ^ 1 if i == 0 else b for i, b in enumerate(original)))
+    assert copy.stat().st_size == len(original)
+    result = run_fixer("--restore", only_archive(polluted))
+    assert result.returncode == 1
+    assert "REFUSED    bin/activate: archived copy differs from the manifest" in result.stdout
+    assert not (polluted.root / "bin" / "activate").exists()
+
+
+def test_symlinks_inside_archived_folders_are_fingerprinted_as_links(polluted: PollutedRoot) -> None:
+    """A link inside lib/ is recorded as a link: its target changing (or vanishing) is not the archive's business."""
+    site = polluted.root / "lib" / next(iter(os.listdir(polluted.root / "lib"))) / "site-packages"
+    (site / "to-outside").symlink_to(polluted.outside / "data.txt")
+    (site / "dangling").symlink_to(polluted.outside / "never-there")
+    (site / "loop").symlink_to("..")
+    before = tree_snapshot(polluted.root)
+    done = run_fixer("--root", polluted.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "lib" in reported(done.stdout, "moved")
+    (polluted.outside / "data.txt").write_text("changed after the cleanup, outside the root\n")
+    back = run_fixer("--restore", only_archive(polluted))
+    assert back.returncode == 0, back.stdout
+    assert tree_snapshot(polluted.root) == before
+
+
+def test_ctrl_c_is_exit_130_one_line_and_moves_nothing(polluted: PollutedRoot, tmp_path: Path) -> None:
+    """Interrupted while the classifier waits for git (a stand-in git that says it started, then hangs)."""
+    bin_dir, started = tmp_path / "slow-git", tmp_path / "git-started"
+    write(bin_dir / "git", f"#!/bin/sh\ntouch {started}\nexec sleep 60\n", 0o755)
+    before = tree_snapshot(polluted.root, skip_archives=False)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("VIRTUAL_ENV", None)
+    tool = subprocess.Popen([sys.executable, str(FIXER), "--root", str(polluted.root)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the fixer never asked git"
+        tool.send_signal(signal.SIGINT)  # to the fixer alone, as the terminal would (git is its child)
+        stdout, stderr = tool.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(tool.pid, signal.SIGKILL)  # whatever of this test's process group is left (the stand-in git)
+    assert tool.returncode == 130, stdout + stderr
+    assert stderr.splitlines() == ["cleanup_root.py: error: interrupted"]
+    assert "Traceback" not in stdout + stderr
+    assert tree_snapshot(polluted.root, skip_archives=False) == before
 
 
 def test_restore_refuses_to_overwrite(polluted: PollutedRoot) -> None:
@@ -377,7 +463,8 @@ PROJECT_FILES = {  # path -> content; {root} is filled in. Venv-looking ones in 
     "include/project.h": "int x;\n",
 }
 ALWAYS_TRACKED = {"bin/activate", "bin/runner", "lib/python3.11/site-packages/vendored.py"}
-VENV_PIECES = ("lib", "lib64", "include", "bin/activate", "bin/python", "bin/pip")
+VENV_PIECES = ("lib", "lib/links", "lib64", "include", "bin/activate", "bin/python", "bin/pip")
+SITE = "lib/python3.11/site-packages"
 
 
 def symlink(path: Path, target: str) -> None:
@@ -395,8 +482,13 @@ def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[st
     if tracked:
         git(root, "add", "-f", *tracked)
     (root / "outside").symlink_to(outside)
+    (outside / "data.txt").write_text("before\n")
     pieces = {
-        "lib": lambda: write(root / "lib/python3.11/site-packages/pkg/__init__.py", "", 0o600),
+        "lib": lambda: write(root / SITE / "pkg/__init__.py", "", 0o600),
+        # links inside an archived folder: to a file outside (changed before restore), dangling, a loop
+        "lib/links": lambda: (symlink(root / SITE / "pkg/data", str(outside / "data.txt")),
+                              symlink(root / SITE / "gone", str(outside / "never-there")),
+                              symlink(root / SITE / "pkg/loop", "..")),
         "lib64": lambda: symlink(root / "lib64", "lib"),
         "include": lambda: (root / "include/python3.11").mkdir(parents=True, exist_ok=True),
         "bin/activate": lambda: write(root / "bin/activate", f'VIRTUAL_ENV="{root}"\n'),
@@ -410,7 +502,7 @@ def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[st
         write(root / "pyvenv.cfg", cfg)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     project=st.dictionaries(st.sampled_from(sorted(PROJECT_FILES)), st.booleans(), max_size=len(PROJECT_FILES)),
     venv=st.sets(st.sampled_from(VENV_PIECES)),
@@ -423,11 +515,14 @@ def test_project_content_never_moves_and_restore_is_exact(project: dict[str, boo
         root.mkdir(), outside.mkdir()
         build_tree(root, outside, project, venv, cfg)
         before = tree_snapshot(root)
-        outcome = archive.clean(root, False, archive.Report())
+        report = archive.Report()
+        outcome = archive.clean(root, False, report)
+        assert report.count("FAILED") == 0, report.events
         after = tree_snapshot(root)
         assert all(after.get(rel) == before[rel] for rel in project)
         if cfg is None or "home" not in cfg:
             assert outcome.archive is None and after == before
         if outcome.archive:
-            archive.restore(Path(outcome.archive), archive.Report())
+            (outside / "data.txt").write_text("changed outside the root after the cleanup\n")
+            assert not archive.restore(Path(outcome.archive), archive.Report()).unresolved
             assert tree_snapshot(root) == before

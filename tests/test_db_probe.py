@@ -71,6 +71,29 @@ def test_refused_connection_is_named(target):
     error = connect_error(f"postgresql://u:pw@127.0.0.1:{closed_port()}/db")
     assert error.cause == "refused"
     assert "is PostgreSQL running" in str(error)
+    assert error.setting == "local_server", "refused on this machine: the caller may offer its sandbox"
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+def test_refused_on_each_loopback_name_offers_the_local_server(host):
+    error = connect_error(f"postgresql://u:pw@{host}:{closed_port()}/db")
+    assert (error.cause, error.setting) == ("refused", "local_server")
+
+
+@pytest.mark.parametrize(
+    ("connect", "query", "bad"),
+    [(0, 1, "connect"), (1, 0, "query"), (float("nan"), 1, "connect"), (1, db_probe.MAX_TIMEOUT_S + 1, "query")],
+)
+def test_timeouts_out_of_range_are_refused_by_name(connect, query, bad):
+    with pytest.raises(ValueError) as raised:
+        Timeouts(connect=connect, query=query)
+    assert str(raised.value) == (
+        f"the {bad} timeout must be a number of seconds above 0 and up to {db_probe.MAX_TIMEOUT_S}"
+    )
+
+
+def test_the_longest_timeouts_are_allowed():
+    assert Timeouts(connect=db_probe.MAX_TIMEOUT_S, query=db_probe.MAX_TIMEOUT_S).query == db_probe.MAX_TIMEOUT_S
 
 
 def test_unknown_host_is_named():
@@ -101,24 +124,85 @@ def test_big_table_reports_the_planner_estimate_without_counting(conn):
     assert stats.shown == "~120 rows (planner estimate)"
 
 
+def seq_tuples_read(conn: psycopg.Connection, table: str) -> int:
+    """Rows sequential scans have read from ``table``, this backend's counts flushed first (PostgreSQL 15+)."""
+    conn.execute("SELECT pg_stat_force_next_flush()")  # flushed before the server says it is ready again
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    (read,) = conn.execute("SELECT seq_tup_read FROM pg_stat_user_tables WHERE relid = %s::regclass", (table,)).fetchone()
+    return read
+
+
+def test_big_table_path_reads_at_most_one_row(target, conn):
+    """Over the limit nothing is counted: EXISTS reads one row, where a bounded count would read all 120."""
+    if conn.info.server_version < 150000:
+        pytest.skip("pg_stat_force_next_flush() needs PostgreSQL 15")
+    target.admin.execute("UPDATE pg_class SET reltuples = 1e9 WHERE oid = 'market_data'::regclass")
+    before = seq_tuples_read(conn, "market_data")
+    stats = db_probe.table_stats(conn, "market_data", 1000, FAST)
+    assert seq_tuples_read(conn, "market_data") - before <= 1
+    assert (stats.table, stats.rows, stats.exact) == ("market_data", 10**9, False)
+    assert stats.shown == "~1,000,000,000 rows (planner estimate)"
+    counted = seq_tuples_read(conn, "market_data")
+    db_probe.table_stats(conn, "market_data", 10**10, FAST)  # the exact path, for contrast: it reads them all
+    assert seq_tuples_read(conn, "market_data") - counted == 120
+
+
+def test_big_table_emptied_after_its_statistics_is_empty(target, conn):
+    """The planner still says ~120 rows, so the EXISTS path decides: it must say empty, not ~120."""
+    target.admin.execute("ALTER TABLE market_data SET (autovacuum_enabled = false)")
+    target.admin.execute("DELETE FROM market_data")
+    error = probe_error(conn, "market_data", exact_limit=10)
+    assert error.cause == "empty" and "table 'market_data' is empty" in str(error)
+
+
+def test_a_one_row_table_is_not_empty(target, conn):
+    target.admin.execute("CREATE TABLE single AS SELECT 1 AS n")
+    target.admin.execute("GRANT SELECT ON single TO PUBLIC")
+    stats = db_probe.table_stats(conn, "single", 10, FAST)
+    assert (stats.table, stats.rows, stats.exact, stats.shown) == ("single", 1, True, "1 rows")
+
+
+def test_a_table_of_exactly_the_limit_is_counted_exactly(target, conn):
+    target.admin.execute("CREATE TABLE ten AS SELECT generate_series(1, 10) AS n")  # never analyzed: no estimate
+    target.admin.execute("GRANT SELECT ON ten TO PUBLIC")
+    stats = db_probe.table_stats(conn, "ten", 10, FAST)
+    assert (stats.rows, stats.exact) == (10, True)
+
+
+def test_a_table_analyzed_while_empty_then_filled_has_no_estimate(target, conn):
+    """reltuples 0 says 'empty at the last ANALYZE': over the limit now, the report must not say ~0 rows."""
+    target.admin.execute("CREATE TABLE filled (n int)")
+    target.admin.execute("ALTER TABLE filled SET (autovacuum_enabled = false)")
+    target.admin.execute("ANALYZE filled")
+    target.admin.execute("INSERT INTO filled SELECT generate_series(1, 50)")
+    target.admin.execute("GRANT SELECT ON filled TO PUBLIC")
+    stats = db_probe.table_stats(conn, "filled", 10, FAST)
+    assert (stats.rows, stats.exact) == (None, False)
+    assert stats.shown == "non-empty (row estimate unavailable until ANALYZE)"
+
+
 def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):
     target.admin.execute("CREATE TABLE fresh AS SELECT generate_series(1, 50) AS n")
     target.admin.execute("GRANT SELECT ON fresh TO PUBLIC")
+    before = seq_tuples_read(conn, "fresh") if conn.info.server_version >= 150000 else None
     stats = db_probe.table_stats(conn, "fresh", 10, FAST)
     assert (stats.rows, stats.exact) == (None, False)
     assert "until ANALYZE" in stats.shown
+    if before is not None:  # the count is bounded: limit + 1 rows read, not all 50
+        assert seq_tuples_read(conn, "fresh") - before == 11
 
 
-def probe_error(conn: psycopg.Connection, table: str) -> ProbeError:
+def probe_error(conn: psycopg.Connection, table: str, exact_limit: int = 1000) -> ProbeError:
     with pytest.raises(ProbeError) as raised:
-        db_probe.table_stats(conn, table, 1000, FAST)
+        db_probe.table_stats(conn, table, exact_limit, FAST)
     return raised.value
 
 
 def test_missing_table_is_named(conn):
     error = probe_error(conn, "no_such_table")
-    assert error.cause == "missing"
+    assert (error.cause, error.setting) == ("missing", "tables"), "the fix is the table list"
     assert "table 'no_such_table' does not exist" in str(error)
+    assert str(error).endswith(": create it, or fix the table list")
 
 
 def test_empty_table_is_named(target, conn):
@@ -133,29 +217,37 @@ def test_unreadable_table_says_which_grant_is_missing(target, conn):
     assert f"GRANT SELECT ON assets TO {target.role.name}" in str(error)
 
 
-def test_locked_table_is_named_instead_of_waiting(target, conn):
+@pytest.mark.parametrize("exact_limit", [1000, 10], ids=["counted", "big"])
+def test_locked_table_is_named_instead_of_waiting(target, conn, exact_limit):
     with target.admin.transaction():
         target.admin.execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
-        error = probe_error(conn, "market_data")
-    assert error.cause == "locked"
-    assert "locked by another session" in str(error)
+        error = probe_error(conn, "market_data", exact_limit)
+    assert (error.cause, error.setting) == ("locked", None), "the fix is the lock holder, not a setting"
+    assert "table 'market_data' is locked by another session" in str(error)
+    assert str(error).endswith("find the holder in pg_locks / pg_stat_activity, then retry")
 
 
 def test_slow_table_hits_the_statement_timeout(target, conn):
     target.admin.execute("CREATE VIEW slow AS SELECT 1 AS one FROM pg_sleep(5)")
     target.admin.execute("GRANT SELECT ON slow TO PUBLIC")
     error = probe_error(conn, "slow")
-    assert error.cause == "timeout"
+    assert (error.cause, error.setting) == ("timeout", "query_timeout")
     assert "took longer than 1 s" in str(error)
+    assert str(error).endswith("the server is overloaded or the table is bloated; retry, or raise the query timeout")
 
 
 def test_invalid_table_name_is_named(conn):
-    assert probe_error(conn, "bad name(").cause == "bad_name"
+    error = probe_error(conn, "bad name(")
+    assert (error.cause, error.setting, str(error)) == (
+        "bad_name", "tables", "'bad name(' is not a valid table name: fix the table list"
+    )  # fmt: skip
 
 
 def test_server_version_is_readable(conn):
     major, minor = db_probe.server_version(conn).split(".")
     assert int(major) >= 10 and int(minor) >= 0
+    (shown,) = conn.execute("SHOW server_version").fetchone()
+    assert shown.split()[0] == db_probe.server_version(conn), "what the server calls itself"
 
 
 def test_server_that_freezes_mid_audit_hits_our_own_deadline(target, conn):
@@ -219,3 +311,28 @@ def test_server_side_refusals_we_cannot_stage_here_are_classified(libpq_text, ca
     error = db_probe.classify_connect_error(libpq_text, parse("postgresql://trader:pw@10.0.0.5/mt5_crs"))
     assert error.cause == cause
     assert advice in str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "url", "cause", "message", "setting"),
+    [
+        ("connection failed: something odd happened\nmore", "postgresql://u@db/x", "connect_failed",
+         "cannot connect to 'x' at db: something odd happened", None),
+        ("connection failed: fe_sendauth: no password supplied", "postgresql://db/x", "auth",
+         "the server asks for a password and DB_URL has none for user '(default user)': add it to DB_URL", None),
+        ("connection failed: No such file or directory", "postgresql://u@/x?host=/srv/pg", "no_socket",
+         "no PostgreSQL socket at /srv/pg: is the server running locally? Or give a TCP host in DB_URL", None),
+        ("connection failed: No such file or directory", "postgresql://u@localhost/x", "no_socket",
+         "no PostgreSQL socket at the default socket: is the server running locally? Or give a TCP host in DB_URL",
+         None),
+        ("connection failed: Connection refused", "postgresql://u@db.internal:5433/x", "refused",
+         "connection refused by db.internal:5433: is PostgreSQL running and listening there? Start it, or fix "
+         "host/port in DB_URL", None),
+        ("connection failed: Connection refused", "postgresql://u@localhost,db.internal/x", "refused",
+         "connection refused by localhost, db.internal: is PostgreSQL running and listening there? Start it, or fix "
+         "host/port in DB_URL", None),
+    ],
+)
+def test_connect_errors_are_classified_exactly(text, url, cause, message, setting):
+    error = db_probe.classify_connect_error(text, parse(url))
+    assert (error.cause, str(error), error.setting) == (cause, message, setting)

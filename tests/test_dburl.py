@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -110,7 +111,7 @@ urls = st.builds(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, derandomize=True)
 @given(url=urls)
 def test_whatever_parse_accepts_libpq_reads_the_same_way(url):
     """Differential test against libpq itself: no URL we pass as valid means something else to it."""
@@ -130,6 +131,7 @@ def test_whatever_parse_accepts_libpq_reads_the_same_way(url):
 passwords = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=24).map(lambda t: "§" + t)
 
 
+@settings(derandomize=True)
 @given(password=passwords)
 def test_no_password_survives_redaction_or_error_messages(password):
     good = f"postgresql://trader:{quote(password, safe='')}@localhost:5432/mt5_crs"
@@ -163,3 +165,301 @@ def test_secrets_include_the_password_exactly_as_typed():
 def test_repr_never_shows_the_password():
     parsed = parse("postgresql://trader:hunter2@db/mt5_crs?password=hunter3")
     assert "hunter" not in repr(parsed)
+
+
+# --- every character, every place: no piece of a password shows ---------------------------------
+
+FREE_TEXT = "cannot use {}: failed"
+# What may show anyway: the messages' own words (this module's text) and the URLs' other parts.
+SHOWN_ANYWAY = Path(dburl.__file__).read_text() + FREE_TEXT + "postgresql://trader:***@db:5432/mt5_crs?sslmode=require"
+PLACES = (
+    "postgresql://trader:{encoded}@db:5432/mt5_crs",
+    "postgresql://trader@db:5432/mt5_crs?password={encoded}&sslmode=require",
+    "postgresql://trader:{raw}@db:5432/mt5_crs",
+    "postgresql://trader:{raw}@db:5432/mt5_crs?sslmode=require",
+    "postgresql://trader@db:5432/mt5_crs?password={raw}",
+    "postgresql://trader@db:5432/mt5_crs?password={raw}&sslmode=require",
+    "postgresql://trader:{raw}db:5432/mt5_crs",  # the '@' forgotten
+)
+
+
+def pieces(password: str, size: int = 4) -> set[str]:
+    """Every run of ``size`` characters of the password (and the password itself when shorter)."""
+    return {password[i : i + size] for i in range(max(1, len(password) - size + 1))}
+
+
+def outputs(url: str) -> list[str]:
+    """Everything this module lets a caller print about ``url``, knowing it is the DB_URL. (Bare ``redact``,
+    which knows nothing, cannot tell a password whose '@' was forgotten from a host, nor where a password
+    holding a blank ends: callers that know the URL use ``shown``, or ``scrub`` with ``guess_secrets``.)"""
+    try:
+        said = [parse(url).redacted]
+    except DbUrlError as exc:
+        said = [str(exc)]
+    bare = [redact(url)] if "@" in url and not any(c.isspace() for c in url) else []
+    return [*said, dburl.shown(url), scrub(FREE_TEXT.format(url), dburl.guess_secrets(url)), *bare]
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(password=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=4, max_size=20))
+def test_no_four_characters_of_any_password_show_in_any_place(password):
+    """Printable and Unicode passwords, percent-encoded or typed raw, in the user info or a password= parameter."""
+    for place in PLACES:
+        url = place.format(encoded=quote(password, safe=""), raw=password)
+        if "{raw}db" in place and any(c in password for c in "@/?"):
+            continue  # then it is no forgotten '@': libpq reads a host, a database or a query there, as we do
+        for text in outputs(url):
+            leaked = sorted(p for p in pieces(password) if p in text and p not in SHOWN_ANYWAY)
+            assert not leaked, (place, text)
+
+
+@pytest.mark.parametrize("password", ["p@ssw0rd", "p@@ssw0rd@", "ab@cd/ef@gh", "s3cr@t?x=1", "x:y@z"])
+def test_a_password_holding_at_signs_is_masked_whole(password):
+    """Not just 'the whole password is absent': no part of it after the first '@' shows either."""
+    for url in (f"postgresql://trader:{password}@localhost/mt5_crs", f"libpq said postgresql//trader:{password}@db/x"):
+        for text in (redact(url), scrub(url, dburl.guess_secrets(url)), dburl.shown(url)):
+            assert not [p for p in pieces(password, 3) if p in text and p not in "postgresql localhost trader"], text
+
+
+@pytest.mark.parametrize("password", ["it's", 'say "hi"', "<secret>", "two words", "tab\there"])
+def test_quotes_brackets_and_blanks_in_a_raw_password_are_masked(password):
+    """What the sandbox echoes of an existing .env: a raw URL with characters that end a URL token."""
+    url = f"postgresql://trader:{password}@localhost:5432/mt5_crs"
+    assert redact(f"DB_URL={url} kept") == "DB_URL=postgresql://trader:***@localhost:5432/mt5_crs kept"
+    assert dburl.shown(url) in ("postgresql://trader:***@localhost:5432/mt5_crs", "(not shown: not a valid URL)")
+
+
+def test_a_url_missing_its_at_is_not_shown():
+    """``user:password`` then the host: nobody can tell it is a password, so the URL is not shown at all."""
+    assert dburl.shown("postgresql://trader:secretpw-host:5432/mt5_crs") == "(not shown: not a valid URL)"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["password=Zebra&Pw-4411", "password=Zebra&Pw=4411", "password=Zebra&sslmod=4411", "sslmode=require&password=a&Bcd9"],
+)
+def test_query_items_after_a_password_are_never_echoed(query):
+    url = f"postgresql://trader@db/mt5_crs?{query}"
+    with pytest.raises(DbUrlError) as raised:
+        parse(url)
+    assert "not shown: it may be part of a password" in str(raised.value)
+    tail = query.split("password=", 1)[1]
+    assert tail not in redact(url) and tail.split("&")[-1].split("=")[0] not in str(raised.value)
+
+
+def test_a_query_with_an_at_sign_is_not_echoed():
+    """A raw '/' in the user info moves the password into the query: 'u:Zebra/x?Pw4411=1@db'."""
+    with pytest.raises(DbUrlError) as raised:
+        parse("postgresql://u:Zebra/x?Pw4411=1@db/mt5_crs")
+    assert "Pw4411" not in str(raised.value) and "Zebra" not in str(raised.value)
+
+
+@pytest.mark.parametrize("url", ["postgresql://db:5432/x?sslmod=1", "postgresql://[::1]:5432/x?sslmod=1",
+                                 "postgresql://u:p@db:/x?sslmod=1", "postgresql://db/x?sslmod=1"])
+def test_a_bad_parameter_is_named_when_no_password_can_be_in_it(url):
+    with pytest.raises(DbUrlError, match="unknown URL parameter 'sslmod'"):
+        parse(url)
+
+
+def test_unknown_parameters_before_any_password_are_named():
+    with pytest.raises(DbUrlError, match="unknown URL parameter 'sslmod' \\(did you mean 'sslmode'\\?\\)"):
+        parse("postgresql://trader:pw@db/mt5_crs?sslmod=require&password=x")
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "\u0665", "\uff15432", "\U0001d7d3"])
+def test_unicode_digits_are_not_a_port(port):
+    """'²'.isdigit() is True and int('²') raises: the check must be ASCII digits."""
+    with pytest.raises(DbUrlError, match="a port is not a number from 1 to 65535"):
+        parse(f"postgresql://trader:pw@127.0.0.1:{port}/mt5_crs")
+
+
+@pytest.mark.parametrize(
+    ("url", "left"),
+    [
+        (dburl.EXAMPLE, ("user USER", "the password", "host HOST", "database DATABASE")),
+        ("postgresql://USER:PASSWORD@HOST:5432/DATABASE", ("user USER", "the password", "host HOST", "database DATABASE")),
+        ("postgresql://trader:<password>@db.internal:5432/mt5_crs", ("the password",)),
+        ("postgresql://trader@db.internal/mt5_crs?password=PASSWORD", ("the password",)),
+        ("postgresql://trader:s3cret@<host>/mt5_crs", ("host <host>",)),
+        ("postgresql://trader:s3cret@db,HOST/mt5_crs", ("host HOST",)),
+        ("postgresql://trader:s3cret@db.internal/<database>", ("database <database>",)),
+        ("postgresql://trader:password@db.internal/database", ()),
+        ("postgresql://user:s3cret@host/mt5_crs", ()),
+        ("postgresql://trader:<s3cret@db/mt5_crs>", ()),
+    ],
+)
+def test_placeholders_are_named_and_the_password_is_never_quoted(url, left):
+    assert dburl.placeholders(parse(url)) == left
+
+
+@pytest.mark.parametrize(
+    ("url", "tables", "weak"),
+    [
+        ("postgresql://trader:assets@db/mt5_crs", (), True),
+        ("postgresql://trader:market_data_2024@db/mt5_crs", ("market_data_2024",), True),
+        ("postgresql://trader:market_data_2024@db/mt5_crs", ("assets",), False),
+        ("postgresql://mt5_crs_reader_01:mt5_crs_reader_01@db/x", (), True),
+        ("postgresql://trader:Zk3-pQ9vL2x#@db/mt5_crs", ("assets",), False),  # 12: long enough
+        ("postgresql://trader@db/mt5_crs", (), False),
+        ("postgresql://trader@db/mt5_crs?password=12345678901", (), True),
+    ],
+)
+def test_weak_password(url, tables, weak):
+    assert dburl.weak_password(parse(url), tables) is weak
+
+
+def test_shown_words_without_a_user_or_port():
+    assert dburl.shown_words(parse("postgresql://db/x")) == {"db", "x"}
+
+
+def test_shown_words_are_the_parts_and_their_runs():
+    url = parse("postgresql://trader:x@db.internal:6543/mt5_crs")
+    assert dburl.shown_words(url, ["market_data"]) == {
+        "trader", "db.internal", "db", "internal", "6543", "mt5_crs", "mt5", "crs", "market_data", "market", "data",
+    }  # fmt: skip
+
+
+def test_where_and_target_name_the_servers_for_messages():
+    assert parse("postgresql://u@db:5432,[::1]:5433/x").where == "db:5432, [::1]:5433"
+    assert parse("postgresql://u@,db/x").where == "the default socket, db"
+    assert parse("postgresql://u@/x?host=/var/run/postgresql").where == "/var/run/postgresql"
+    assert parse("postgresql://u@db/mt5_crs").target == "'mt5_crs' at db"
+
+
+# --- exact answers, so a changed message, boundary or spelling cannot pass unnoticed ------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://u:p@db/x y", "the URL holds a space or other blank: percent-encode it (a space as %20)"),
+        ("postgresql://u:p%zz@db/x", "a '%' in the URL does not start a %XX escape: write a literal % as %25"),
+        ("postgresql://u:p%ff@db/x", "a %XX escape in the URL does not decode to UTF-8 text: fix the escape"),
+        ("postgresql://u:p@s@db/x",
+         "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)"),
+        ("postgresql://u:p@[::1/x", "cannot read a host in brackets: write IPv6 addresses as [::1]:5432"),
+        ("postgresql://u:p@[::1]]:5432/x", "cannot read a host in brackets: write IPv6 addresses as [::1]:5432"),
+        ("postgresql://u:p@db:0/x",
+         "a port is not a number from 1 to 65535 (or the '@' between USER:PASSWORD and the host is missing)"),
+        ("postgresql://u:p@db/x?sslmod=1", "unknown URL parameter 'sslmod' (did you mean 'sslmode'?): libpq would refuse it"),
+        ("postgresql://u:p@db/x?zzzzzz=1", "unknown URL parameter 'zzzzzz': libpq would refuse it"),
+        ("postgresql://u:p@db/x?sslmode", "URL parameter 'sslmode' has no value: write sslmode=VALUE"),
+        ("postgresql://u@db/x?password=a&B=1",
+         "a URL parameter is not a libpq keyword=VALUE (not shown: it may be part of a password): "
+         "percent-encode '&', '@', '/' and '?' in passwords (%26, %40, %2F, %3F)"),
+    ],
+)
+def test_each_refusal_says_exactly_what_to_do(url, message):
+    with pytest.raises(DbUrlError) as raised:
+        parse(url)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("url", ["postgresql://trader:?secretword=1", "postgresql://trader:?secretword",
+                                 "postgresql://trader:abc/x?secretword=y@db/x", "postgresql://trader:,db:5432/x?secretword=1"])
+def test_a_forgotten_at_before_a_question_mark_names_nothing(url):
+    """'trader:' reads as a host with no port; what follows '?' is the password, not a parameter to name."""
+    with pytest.raises(DbUrlError) as raised:
+        parse(url)
+    assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "check"),
+    [
+        ("postgresql://db?dbname=x", lambda u: (u.user, u.hosts, u.dbname) == (None, (("db", None),), "x")),
+        ("postgresql://DBX/x", lambda u: u.hosts == (("DBX", None),)),
+        ("postgresql://u:p@db/x?application_name=a@b", lambda u: u.param("application_name") == "a@b"),
+        ("postgresql://u:p@db:1/x", lambda u: u.hosts == (("db", 1),)),
+        ("postgresql://u:p@db:65535/x", lambda u: u.hosts == (("db", 65535),)),
+        ("  postgresql://u:p@db/x ", lambda u: u.raw == "postgresql://u:p@db/x"),
+    ],
+)
+def test_edges_that_parse(url, check):
+    assert check(parse(url))
+
+
+@pytest.mark.parametrize("port", ["0", "65536"])
+def test_ports_just_outside_the_range_are_refused(port):
+    with pytest.raises(DbUrlError, match="a port is not a number from 1 to 65535"):
+        parse(f"postgresql://u:p@db:{port}/x")
+
+
+def test_secrets_are_exactly_the_spellings_of_the_passwords():
+    url = parse("postgresql://u:a:b%2F@h/db?sslmode=require&password=c%2fd=e")
+    assert set(url.secrets) == {"a:b/", "a:b%2F", "a%3Ab%2F", "a%3Ab/", "c/d=e", "c%2Fd%3De", "c/d%3De", "c%2fd=e"}
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("postgresql://trader:p@ss@localhost/mt5_crs?sslmode=require",
+         "postgresql://trader:***@localhost/mt5_crs?sslmode=require"),
+        ("at postgresql://trader:pw@db:5432/x now", "at postgresql://trader:***@db:5432/x now"),
+        ("postgresql://trader@db:5432/x?password=@000", "postgresql://trader@db:5432/x?password=***"),
+        ("//t:a:b@db/x and //u:c@e", "//t:***@db/x and //u:***@e"),
+        ("x://t:pw@h", "x://t:***@h"),
+        ("postgresql://:pw@h/x", "postgresql://:***@h/x"),
+        ("postgresql://trader@h/x", "postgresql://trader@h/x"),
+        ("see http://h:8080/path", "see http://h:8080/path"),
+        ("postgresql://t:p/w@db//x", "postgresql://t:***@db//x"),
+        ("postgresql://:p/w@h/x", "postgresql://:***@h/x"),
+        ("postgresql://t:/pw@h/x", "postgresql://t:***@h/x"),
+        ("postgresql://t:a:b/c@h/x", "postgresql://t:***@h/x"),
+        ("postgresql://trader@db:5432/x?application_name=a@b", "postgresql://trader@db:5432/x?application_name=a@b"),
+    ],
+)
+def test_redact_exactly(text, masked):
+    assert redact(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets", "masked"),
+    [
+        ("pass: abcd, abcde", ["abcd"], "pass: ***, abcde"),
+        ("Xhunter22 hunter22X hunter22", ["hunter22"], "Xhunter22 hunter22X ***"),
+        ("x-abcd", ["-abcd"], "x***"),
+        ("abcd-x", ["abcd-"], "***x"),
+        ("ab-cd1 xab-cd1", ["ab-cd1"], "*** xab-cd1"),
+        ("1ab-cd 1ab-cdx", ["1ab-cd"], "*** 1ab-cdx"),
+        ("abc and abcd", ["abc", "abcd"], "abc and ***"),
+    ],
+)
+def test_scrub_exactly(text, secrets, masked):
+    assert scrub(text, secrets) == masked
+
+
+def test_scrub_data_scrubs_every_string_and_keeps_the_shape():
+    data = {"a": ["pw hunter22", 1, ("hunter22",)], "b": None, "c": "hunter22"}
+    assert dburl.scrub_data(data, ["hunter22"]) == {"a": ["pw ***", 1, ["***"]], "b": None, "c": "***"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "guessed"),
+    [
+        ("postgresql:/u:a@b@db/x", ("postgresql:/u:a@b@db/x", "/u:a@b", "a@b")),
+        ("postgresql//db/x?password='ab cd'", ("postgresql//db/x?password='ab cd'", "ab cd")),
+        ("postgresql//db/x?password='Xy zX'", ("postgresql//db/x?password='Xy zX'", "Xy zX")),
+        ("postgresql//db:5x/x", ("postgresql//db:5x/x",)),
+    ],
+)
+def test_guess_secrets_exactly(raw, guessed):
+    assert dburl.guess_secrets(raw) == guessed
+
+
+@pytest.mark.parametrize(
+    ("parts", "url"),
+    [
+        (("::1", "5432", "u", "pw", "db"), "postgresql://u:pw@[::1]:5432/db"),
+        (("db", None, None, None, "x"), "postgresql://db/x"),
+        (("db", None, "u", None, "my db"), "postgresql://u@db/my%20db"),
+        (("db", None, "a/b", "c/d", "e/f"), "postgresql://a%2Fb:c%2Fd@db/e%2Ff"),
+        (("a/b", "1", "t@x", "p/w:@", "d/b"), "postgresql://t%40x:p%2Fw%3A%40@a%2Fb:1/d%2Fb"),
+    ],
+)
+def test_build_escapes_every_part(parts, url):
+    assert dburl.build(*parts) == url
+
+
+def test_redacted_brackets_ipv6_and_escapes_hosts():
+    assert parse("postgresql://u:p@[::1]:5433,db%2Fx/x").redacted == "postgresql://u:***@[::1]:5433,db%2Fx/x"

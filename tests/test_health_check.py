@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.support import write_env
+from tests.support import REPO, clean_env, write_env
 
 
 def test_healthy_report_matches_the_spec_layout(project, target, run_health_check):
@@ -70,6 +75,8 @@ def test_json_output_for_monitoring(project, target, run_health_check):
         (None, "DB_URL is not set"),
         ("DB_URL=postgresql//trader:hunter2@localhost/mt5_crs\n", "is invalid: not a URL"),
         ("DB_URL=postgresql://trader:hunter2@localhost/mt5_crs?sslmod=disable\n", "did you mean 'sslmode'"),
+        ("DB_URL=postgresql://trader:hunter2@127.0.0.1:\u00b2/mt5_crs\n", "a port is not a number from 1 to 65535"),
+        ("DB_URL=postgresql://trader@127.0.0.1/mt5_crs?password=hunter2&Pw-4411\n", "not shown: it may be part of"),
     ],
 )
 def test_configuration_errors_are_one_line_without_traceback(project, run_health_check, env_text, error):
@@ -80,10 +87,60 @@ def test_configuration_errors_are_one_line_without_traceback(project, run_health
     error_lines = [line for line in done.stdout.splitlines() if line.startswith("   Error: ")]
     assert len(error_lines) == 1 and error in error_lines[0]
     assert "Traceback" not in done.stderr and "hunter2" not in done.stdout + done.stderr
+    assert "4411" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "env_text",
+    [
+        (REPO / ".env.example").read_text(),
+        "POSTGRES_HOST=HOST\nPOSTGRES_PORT=5432\nPOSTGRES_USER=USER\nPOSTGRES_PASSWORD=<password>\nPOSTGRES_DB=DATABASE\n",
+    ],
+    ids=["env.example", "POSTGRES_parts"],
+)
+def test_placeholders_are_reported_and_nothing_is_dialled(project, run_health_check, env_text):
+    write_env(project, env_text)
+    for args in ((), ("--json",)):
+        done = run_health_check("--root", str(project), *args)
+        assert done.returncode == 1, done.stdout + done.stderr
+        said = "still holds the placeholders of .env.example (user USER, the password, host HOST, database DATABASE)"
+        assert said in done.stdout
+        assert "host not found" not in done.stdout and "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["cause"] == "config"
+
+
+def test_json_exit_code_is_1_when_unhealthy(project, target, run_health_check):
+    """Monitoring reads the exit code: --json must not turn an unhealthy probe into 0."""
+    target.admin.execute("TRUNCATE market_data")
+    write_env(project, f"DB_URL={target.url}\n")
+    done = run_health_check("--root", str(project), "--json")
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["exit_code"], report["ok"], report["healthy"]) == (1, 1, False, False)
+    assert report["tables"]["market_data"]["cause"] == "empty"
+
+
+def test_ctrl_c_is_exit_130_and_one_line(project):
+    """Interrupted while connecting (to a server that never answers): no traceback, exit 130."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(30)
+        write_env(project, f"DB_URL=postgresql://trader:hunter2@127.0.0.1:{listener.getsockname()[1]}/mt5_crs\n")
+        tool = subprocess.Popen([sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project),
+                                 "--connect-timeout", "60"], env=clean_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        accepted, _ = listener.accept()  # it is inside its work now, waiting for the server
+        with accepted:
+            time.sleep(0.2)
+            tool.send_signal(signal.SIGINT)
+            stdout, stderr = tool.communicate(timeout=30)
+    assert tool.returncode == 130, stdout + stderr
+    assert stderr.splitlines() == ["health_check.py: error: interrupted"]
+    assert "Traceback" not in stdout + stderr
 
 
 @pytest.mark.parametrize("flag", ["--connect-timeout=-1", "--connect-timeout=nan", "--query-timeout=inf", "--connect-timeout=1e300"])
-def test_bad_flags_exit_2(run_health_check, flag):
+def test_bad_timeout_flags_exit_2(run_health_check, flag):
     done = run_health_check(flag)
     assert done.returncode == 2
     assert "timeout must be a number >= 0.1 and <= 3600" in done.stderr
@@ -119,3 +176,16 @@ def test_awkward_short_password_works_and_never_shows(project, target, make_role
     assert audit.exit_code == 0, audit.output
     for output in (text.stdout, as_json.stdout, audit.output, audit.junit):
         assert f":{password}@" not in output and f"{role.name}:x'" not in output
+
+
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        ("--exact-count-limit=1e13", "the exact count limit must be a number >= 0 and <= 1e+12, got '1e13' (--exact-count-limit)"),
+        ("--tables=", "the table list is empty: name the tables to check (--tables)"),
+        ("--root=~nosuchuser/x", "cannot expand '~nosuchuser/x': no such user's home folder (--root)"),
+    ],
+)
+def test_out_of_range_settings_are_one_usage_line(run_health_check, flag, said):
+    done = run_health_check(flag)
+    assert (done.returncode, done.stderr) == (2, f"health_check.py: error: {said}\n")

@@ -112,7 +112,9 @@ def _facts(path: Path) -> tuple:
     return ("file", mode, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
-def run_fixer(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """The fixer as a user runs it: a subprocess from the repo."""
-    return subprocess.run([sys.executable, str(FIXER), *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+def run_fixer(*args: str | Path, python: str | Path = sys.executable,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The fixer as a user runs it: a subprocess from the repo (by default with no venv active)."""
+    environ = env if env is not None else {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    return subprocess.run([str(python), str(FIXER), *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, env=environ)

@@ -42,14 +42,14 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    audited: list[Path] = []  # the root, once the settings are valid: its .env holds the secrets to scrub
+    audited: list[settings.AuditSettings] = []  # once valid: the root's .env holds the secrets, the tables are shown
 
     def work() -> _cli.Result:
         root = settings.build({"infra_project_root": str(args.root)}, Path.cwd()).project_root
         flags = {key: value for key, value in vars(args).items() if key.startswith("infra_") and value is not None}
         found_settings = settings.build({**settings.read_ini(root / "pytest.ini"), **flags,
                                          "infra_project_root": str(root)}, root)  # fmt: skip
-        audited.append(root)
+        audited.append(found_settings)
         found = health.probe(found_settings, FLAGS)
         if not args.json:
             print(scrub(health.render(found), secrets()))
@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                            {"healthy": found.healthy, **asdict(found)})  # fmt: skip
 
     def secrets() -> tuple[str, ...]:
-        return db_config.known_secrets(audited[0], os.environ) if audited else ()
+        if not audited:
+            return ()
+        return db_config.known_secrets(audited[0].project_root, os.environ, shown=audited[0].tables)
 
     return _cli.run(TOOL, work, as_json=args.json, secrets=secrets, setting_names=FLAGS)
 

@@ -23,7 +23,14 @@ from typing import Any
 
 from tools.core.errors import ArchiveError
 from tools.core.text import printable
-from tools.core.venv_artifacts import Artifact, Scan, describe_artifact, scan_root
+from tools.core.venv_artifacts import (
+    Artifact,
+    Scan,
+    describe_artifact,
+    in_use,
+    in_use_advice,
+    scan_root,
+)
 
 ARCHIVE_PREFIX = "_archive_venv_cleanup_"
 MANIFEST = "manifest.json"
@@ -292,6 +299,11 @@ def clean(root: Path, dry_run: bool, report: Report) -> Outcome:
     scan = scan_root(root)
     outcome = Outcome("dry-run" if dry_run else "clean", str(root), venv_home=scan.venv_home,
                       artifacts=[asdict(a) for a in scan.artifacts], suspects=[asdict(a) for a in scan.suspects])
+    why = in_use(root) if scan.artifacts else None
+    if why is not None:  # the one line, and nothing moves: not even in a dry run is this a plan
+        outcome.unresolved = True
+        report.say("REFUSED", "", "nothing moved: " + in_use_advice(root, why))
+        return outcome
     _report_scan(scan, report)
     if scan.suspects:
         outcome.unresolved = True

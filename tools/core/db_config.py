@@ -7,9 +7,10 @@ a missing setting is reported, not papered over with a built-in fallback.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,19 +34,23 @@ class DbUrlSetting:
 
     @property
     def shown(self) -> str:
-        """The URL for a report: rebuilt with the password masked, or not shown at all when it
-        does not parse (nobody can tell where the password of a broken URL ends)."""
-        try:
-            return dburl.parse(self.value).redacted
-        except DbUrlError:
-            return "(not shown: DB_URL is not a valid URL)"
+        """The URL for a report, password masked; not shown at all when it does not parse."""
+        return dburl.shown(self.value, "(not shown: DB_URL is not a valid URL)")
 
     def parse(self) -> dburl.DbUrl:
-        """The validated URL, or a ConfigError that names the origin."""
+        """The validated URL, or a ConfigError that names the origin (and refuses .env.example's placeholders)."""
         try:
-            return dburl.parse(self.value)
+            url = dburl.parse(self.value)
         except DbUrlError as exc:
             raise ConfigError(f"DB_URL from {self.origin} is invalid: {exc}") from None
+        left = dburl.placeholders(url)
+        if left:
+            raise ConfigError(
+                f"DB_URL from {self.origin} still holds the placeholders of .env.example ({', '.join(left)}): "
+                "put your database's user, password, host and name there, e.g. "
+                "postgresql://trader:s3cret@db.internal:5432/mt5_crs (percent-encode @ : / in the password)"
+            )
+        return url
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -102,17 +107,26 @@ def _from_components(parts: Mapping[str, str], origin: str) -> DbUrlSetting:
     return DbUrlSetting(url, origin)
 
 
-def known_secrets(project_root: Path, environ: Mapping[str, str]) -> tuple[str, ...]:
-    """Every password a run could print: DB_URL's (even malformed), the POSTGRES_* and libpq ones."""
+def known_secrets(project_root: Path, environ: Mapping[str, str], shown: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every password a run could print: DB_URL's (even malformed), the POSTGRES_* and libpq ones.
+
+    Except one equal to a word the run shows anyway (``shown``: the checked tables; and DB_URL's
+    user, hosts, ports, database): masking it there (``***: 50 rows``) would point at the password.
+    Where a password stands as one (``user:PW@``, ``password=``) it is still masked, always.
+    """
     found = [environ.get(name, "") for name in ("PGPASSWORD", "POSTGRES_PASSWORD")]
+    public = set(dburl.words(shown))
     # Each source on its own: an unreadable .env must not hide the password of an exported DB_URL.
     # What cannot be read holds nothing to hide; the checks report the problem themselves.
-    for read in (
-        lambda: [read_dotenv(project_root / ".env").get("POSTGRES_PASSWORD", "")],
-        lambda: dburl.guess_secrets(resolve_db_url(project_root, environ).value),
-    ):
-        try:
-            found += read()
-        except ConfigError:
-            pass
-    return tuple(sorted({secret for secret in found if secret}, key=len, reverse=True))
+    try:
+        found.append(read_dotenv(project_root / ".env").get("POSTGRES_PASSWORD", ""))
+    except ConfigError:
+        pass
+    try:
+        raw = resolve_db_url(project_root, environ).value
+    except ConfigError:
+        raw = ""
+    found += dburl.guess_secrets(raw) if raw else ()
+    with contextlib.suppress(DbUrlError):
+        public |= dburl.shown_words(dburl.parse(raw)) if raw else set()
+    return tuple(sorted({s for s in found if s and s not in public}, key=len, reverse=True))

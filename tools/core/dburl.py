@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import quote
@@ -25,11 +26,20 @@ from tools.core.errors import DbUrlError
 SCHEMES = ("postgresql", "postgres")
 MASK = "***"
 MIN_BLIND_SECRET = 4
+MIN_STRONG_PASSWORD = 12
 EXAMPLE = "postgresql://USER:<password>@HOST:5432/DATABASE"
 
+_KEYWORD = re.compile(r"[a-z_]{1,40}|\d+")  # what a libpq keyword (or a port) looks like: safe to name
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _URL_TOKEN = re.compile(r"[^\s\"'<>]*//[^\s\"'<>]*@[^\s\"'<>]*")
-_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
+# ``//user:...@`` with a quote, blank or ``<>`` before the ``@`` (they end a URL token): masked up to
+# that ``@``; the token pass then extends the mask over any further raw ``@`` of the password.
+_LOOSE_CREDENTIALS = re.compile(r"(//[^\s/:@\"'<>]*:)(?=[^@\n]*[\s\"'<>])[^@\n]*(?=@)")
+# ``//user:...`` with no ``@``: what follows the colon is a port only when it is digits; else it may be
+# a password whose ``@`` was forgotten (``trader:secretpw-host:5432``), so it is masked.
+_NO_AT = re.compile(r"(//[^\s/:@\"'<>\[]*:)(?!\d*(?:[/,?\s\"'<>]|$))[^\s/\"'<>,?@]+")
+# Placeholders of .env.example (and of EXAMPLE): a DB_URL still holding one was never filled in.
+PLACEHOLDERS = {"user": ("USER",), "password": ("PASSWORD", "<password>"), "host": ("HOST",), "dbname": ("DATABASE",)}
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,9 @@ def parse(url: str) -> DbUrl:
         raise DbUrlError("the URL holds a space or other blank: percent-encode it (a space as %20)")
     userinfo, hostspec, path, query = _split(text[match.end() :])
     user, password = _split_userinfo(userinfo)
-    params = _parse_query(query)
+    # Without an '@', "trader:?secret=1" reads as host "trader", no port, then a query: name nothing of it.
+    named = bool(userinfo) or all(_KEYWORD.fullmatch(h.rpartition(":")[2]) for h in hostspec.split(",") if ":" in h)
+    params = _parse_query(query, named)
     hosts = tuple(_parse_host(part) for part in hostspec.split(",")) if hostspec else ()
     dbname = dict(params).get("dbname") or unquote(path)  # a ?dbname= wins over the path, as in libpq
     typed = (userinfo.partition(":")[2], *(_typed_values(query, "password")))
@@ -128,6 +140,53 @@ def parse(url: str) -> DbUrl:
     if not parsed.dbname:
         raise DbUrlError(f"no database name: end the URL with /DATABASE ({EXAMPLE})")
     return parsed
+
+
+def placeholders(url: DbUrl) -> tuple[str, ...]:
+    """The parts of ``url`` still holding .env.example's placeholders (``USER``, ``<password>``,
+    ``HOST``, ``DATABASE``, or any ``<...>``): that DB_URL was copied and never filled in, and
+    nobody should dial a host named ``HOST``. The password is named as a part, never quoted.
+
+    >>> placeholders(parse(EXAMPLE))
+    ('user USER', 'the password', 'host HOST', 'database DATABASE')
+    """
+    parts = [("user", "user", url.user), ("password", "the password", url.password or url.param("password")),
+             *(("host", "host", host) for host, _ in url.hosts), ("dbname", "database", url.dbname)]  # fmt: skip
+    return tuple(
+        label if part == "password" else f"{label} {value}"
+        for part, label, value in parts
+        if value and (value in PLACEHOLDERS[part] or (value.startswith("<") and value.endswith(">")))
+    )
+
+
+def shown(raw: str, broken: str = "(not shown: not a valid URL)") -> str:
+    """A URL for a message: rebuilt with its password masked, or ``broken`` when it does not parse
+    (nobody can tell where the password of a broken URL ends, so none of it is echoed)."""
+    try:
+        return parse(raw).redacted
+    except DbUrlError:
+        return broken
+
+
+def words(texts: Iterable[str]) -> frozenset[str]:
+    """Each text and its runs of letters and digits (``market_data`` -> ``market``, ``data``)."""
+    return frozenset(w for text in texts for w in (text, *re.findall(r"[^\W_]+", text)) if w)
+
+
+def shown_words(url: DbUrl, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Words a report shows for their own sake: the user, hosts, ports and database of ``url``, and
+    ``extra`` (the checked tables). A password equal to one cannot be masked there without pointing at it."""
+    parts = [url.user or "", url.dbname, *(host for host, _ in url.hosts), *(str(p) for _, p in url.hosts if p)]
+    return words([*parts, *extra])
+
+
+def weak_password(url: DbUrl, extra: Iterable[str] = ()) -> bool:
+    """A password under ``MIN_STRONG_PASSWORD`` characters or equal to a word the report shows.
+
+    Callers say only "weak": naming the reason would tell which shown word the password is.
+    """
+    password = url.password or url.param("password")
+    return bool(password) and (len(password) < MIN_STRONG_PASSWORD or not shown_words(url, extra).isdisjoint(url.secrets))
 
 
 def _typed_values(query: str, key: str) -> list[str]:
@@ -145,11 +204,13 @@ def _split(rest: str) -> tuple[str, str, str, str]:
     userinfo, rest = (rest[:stop], rest[stop + 1 :]) if rest[stop : stop + 1] == "@" else ("", rest)
     end = next((i for i, char in enumerate(rest) if char in "/?"), len(rest))
     hostspec, tail = rest[:end], rest[end:]
-    if "@" in hostspec or (not userinfo and "@" in tail.partition("?")[0]):
+    if "@" in hostspec or "@" in tail.partition("?")[0]:  # an '@' after the host: a password held '@' and '/'
         raise DbUrlError(
             "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)"
         )
-    path, _, query = tail[1:].partition("?") if tail.startswith("/") else ("", "", tail[1:])
+    if not tail.startswith("/"):
+        return userinfo, hostspec, "", tail[1:]
+    path, _, query = tail[1:].partition("?")
     return userinfo, hostspec, path, query
 
 
@@ -166,8 +227,8 @@ def unquote(text: str) -> str:
 def _split_userinfo(userinfo: str) -> tuple[str | None, str | None]:
     if not userinfo:
         return None, None
-    user, sep, password = userinfo.partition(":")
-    return unquote(user) or None, unquote(password) or None if sep else None
+    user, _, password = userinfo.partition(":")
+    return unquote(user) or None, unquote(password) or None  # "u" and "u:" both mean: no password
 
 
 def _parse_host(part: str) -> tuple[str, int | None]:
@@ -186,26 +247,38 @@ def _parse_port(text: str) -> int | None:
     """The port after ``host:``. Never echoed: without an ``@``, "host:port" is really "user:password"."""
     if not text:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:  # '²'.isdigit() is True
         raise DbUrlError(
             "a port is not a number from 1 to 65535 (or the '@' between USER:PASSWORD and the host is missing)"
         )
     return int(text)
 
 
-def _parse_query(query: str) -> tuple[tuple[str, str], ...]:
-    """``?key=value&...``; keys must be libpq connection keywords, as libpq itself demands."""
-    params = []
+def _parse_query(query: str, named: bool) -> tuple[tuple[str, str], ...]:
+    """``?key=value&...``; keys must be libpq connection keywords, as libpq itself demands.
+
+    A bad item is named only while it cannot be part of a password: never after a ``password=``
+    (whose value may hold a raw ``&``), in a query holding an ``@`` (a raw ``/`` in the user info
+    moves the password into the query), when ``named`` is False, or unless it looks like a keyword.
+    """
+    params: list[tuple[str, str]] = []
     for item in filter(None, query.split("&")):
         key, sep, value = item.partition("=")
         key = unquote(key)
+        if sep and key in libpq_keywords():
+            params.append((key, unquote(value)))
+            continue
+        after_password = any(name == "password" for name, _ in params)
+        if not named or "@" in query or after_password or not _KEYWORD.fullmatch(key):
+            raise DbUrlError(
+                "a URL parameter is not a libpq keyword=VALUE (not shown: it may be part of a password): "
+                "percent-encode '&', '@', '/' and '?' in passwords (%26, %40, %2F, %3F)"
+            )
         if not sep:
             raise DbUrlError(f"URL parameter '{key}' has no value: write {key}=VALUE")
-        if key not in libpq_keywords():
-            hint = difflib.get_close_matches(key, libpq_keywords(), n=1)
-            also = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise DbUrlError(f"unknown URL parameter '{key}'{also}: libpq would refuse it")
-        params.append((key, unquote(value)))
+        hint = difflib.get_close_matches(key, libpq_keywords(), n=1)
+        also = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise DbUrlError(f"unknown URL parameter '{key}'{also}: libpq would refuse it")
     return tuple(params)
 
 
@@ -226,17 +299,32 @@ def redact(text: str) -> str:
     'missing "=" after "postgresql//trader:***@db/x" in connection info string'
     >>> redact("host=db password='x y' dbname=z")
     'host=db password=*** dbname=z'
+    >>> redact("postgresql://trader:it's <me>@db/x?password=Zebra&Pw-4411&sslmode=require")
+    'postgresql://trader:***@db/x?password=***&sslmode=require'
+    >>> redact("postgresql://trader:secretpw-db:5432/x, not postgresql://db:5432,[::1]:5433/x")
+    'postgresql://trader:***/x, not postgresql://db:5432,[::1]:5433/x'
     """
+    text = _password_param().sub(lambda m: m.group(1) + MASK, text)  # first: its value may hold an '@'
+    text = _LOOSE_CREDENTIALS.sub(lambda m: m.group(1) + MASK, text)
     text = _URL_TOKEN.sub(lambda m: _mask_userinfo(m.group(0)), text)
-    return _PASSWORD_PARAM.sub(lambda m: m.group(1) + MASK, text)
+    return _NO_AT.sub(lambda m: m.group(1) + MASK, text)
+
+
+@lru_cache(maxsize=1)
+def _password_param() -> re.Pattern[str]:
+    """``password=VALUE`` in a query or conninfo string. The value runs over a raw ``&`` unless a libpq
+    keyword follows it, so the tail of ``?password=Zebra&Pw-4411`` is masked with the rest."""
+    keywords = "|".join(map(re.escape, sorted(libpq_keywords(), key=len, reverse=True)))
+    value = rf"'(?:[^'\\]|\\.)*'|[^\s&]*(?:&(?!(?:{keywords})=)[^\s&]*)*"
+    return re.compile(rf"(password\s*=\s*)({value})", re.IGNORECASE)
 
 
 def _password_span(token: str) -> tuple[int, int] | None:
-    """Where the password sits in ``scheme://user:password@host...``: after the first ``:`` of the
-    userinfo, up to the LAST ``@`` of the token, so raw ``@``, ``/`` or ``?`` in it stay covered."""
+    """Where the password sits in ``scheme://user:password@host...``: after the first ``:`` before the
+    first ``@``, up to the LAST ``@`` of the token, so raw ``@``, ``/`` or ``?`` in it stay covered."""
     start = token.find("//") + 2
     at = token.rfind("@", start)
-    colon = token.find(":", start, at)
+    colon = token.find(":", start, token.find("@", start))
     return (colon + 1, at) if at > 0 and colon >= 0 else None
 
 
@@ -259,7 +347,7 @@ def guess_secrets(raw: str) -> tuple[str, ...]:
     except DbUrlError:
         head = raw[: raw.rfind("@")] if "@" in raw else ""
         found = {raw.strip(), *(head[i + 1 :] for i, char in enumerate(head) if char == ":")}
-        found.update(m.group(2).strip("'") for m in _PASSWORD_PARAM.finditer(raw))
+        found.update(m.group(2).strip("'") for m in _password_param().finditer(raw))
         return tuple(sorted(filter(None, found), key=len, reverse=True))
 
 
@@ -278,12 +366,11 @@ def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
     >>> scrub("FATAL: hunter22 and hunter222", ["hunter22"])
     'FATAL: *** and hunter222'
     """
-    text = redact(text)
     for secret in sorted((s for s in secrets if len(s) >= MIN_BLIND_SECRET), key=len, reverse=True):
         before = r"(?<![0-9A-Za-z])" if secret[0].isalnum() else ""
         after = r"(?![0-9A-Za-z])" if secret[-1].isalnum() else ""
         text = re.sub(before + re.escape(secret) + after, MASK, text)
-    return text
+    return redact(text)  # after: redact's masks must not break up a secret spelled out whole (a broken URL)
 
 
 def scrub_data(data: object, secrets: tuple[str, ...] | list[str]) -> object:

@@ -103,7 +103,7 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
     except psycopg.Error as exc:
         # Classify libpq's own words first, then mask: a short password must not hide the cause.
         error = classify_connect_error(str(exc), url)
-        raise ProbeError(error.cause, scrub(str(error), url.secrets)) from None
+        raise ProbeError(error.cause, scrub(str(error), url.secrets), setting=error.setting) from None
 
 
 def _ping(conn: psycopg.Connection) -> psycopg.Connection:

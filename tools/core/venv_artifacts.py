@@ -19,7 +19,8 @@ import os
 import re
 import stat
 import subprocess
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,31 @@ def scan_root(root: Path, tracked: frozenset[str] | None = None) -> Scan:
     candidates += _collapse_bin(bin_files)
     artifacts = tuple(c.artifact for c in candidates if c.movable)
     return Scan(root, home, artifacts, tuple(c.artifact for c in candidates if not c.movable))
+
+
+def in_use(root: Path, prefix: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the venv made in ``root`` is not orphaned: the Python running this lives there
+    (``sys.prefix``, or ``prefix``), or it is the active venv (``VIRTUAL_ENV``); None when neither.
+
+    Archiving it would pull the interpreter from under its user: ``python`` and ``pytest`` gone.
+    """
+    here = os.path.realpath(root)
+    active = (environ if environ is not None else os.environ).get("VIRTUAL_ENV")
+    if os.path.realpath(prefix if prefix is not None else sys.prefix) == here:
+        return "the python running this comes from it"
+    if active and os.path.realpath(active) == here:
+        return "it is the active venv: VIRTUAL_ENV"
+    return None
+
+
+def in_use_advice(root: Path, why: str) -> str:
+    """One line: the venv in ``root`` is in use, and the steps that make archiving it safe."""
+    return (
+        f"the venv made in {root} is in use ({why}): archiving it would remove the python you run. "
+        f"To make it safe: python3 -m venv {root / '.venv'}, reinstall the project there "
+        f"({root / '.venv/bin/pip'} install ...), deactivate, then run "
+        f"{root / '.venv/bin/python'} tools/cleanup_root.py --root {root}"
+    )
 
 
 def describe_artifact(artifact: Artifact) -> str:

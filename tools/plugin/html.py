@@ -86,8 +86,8 @@ def check_report_paths(config: pytest.Config) -> None:
         text = getattr(config.option, option, None)
         if not text:
             continue
-        path = Path(os.path.expandvars(text)).expanduser().absolute()
         try:
+            path = Path(os.path.expandvars(text)).expanduser().absolute()
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.is_dir():
                 raise IsADirectoryError(f"{path} is a folder")
@@ -96,6 +96,8 @@ def check_report_paths(config: pytest.Config) -> None:
                 path.unlink()
             elif not os.access(path, os.W_OK):
                 raise PermissionError(f"{path} is not writable")
+        except RuntimeError:  # ~nosuchuser: expanduser cannot tell whose home
+            raise pytest.UsageError(f"cannot write the {what} to {text}: no such user's home folder") from None
         except OSError as exc:
             raise pytest.UsageError(
                 f"cannot write the {what} to {path}: {exc.strerror or exc}: choose another path "

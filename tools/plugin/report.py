@@ -72,7 +72,8 @@ def remember_secrets(config: pytest.Config, secrets: tuple[str, ...]) -> None:
 
 def known_secrets(config: pytest.Config) -> tuple[str, ...]:
     """Every password this run could print (DB_URL's, even malformed; POSTGRES_* and libpq's)."""
-    return db_config.known_secrets(audit_settings.settings(config).project_root, os.environ)
+    found = audit_settings.settings(config)
+    return db_config.known_secrets(found.project_root, os.environ, shown=found.tables)
 
 
 def safe(config: pytest.Config, text: object) -> str:
