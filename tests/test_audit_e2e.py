@@ -299,7 +299,7 @@ def test_a_password_equal_to_a_shown_word_is_not_revealed_by_the_mask(project, t
     assert "assets: 4 rows" in run.output and "market_data: 120 rows" in run.output
     assert f"postgresql://{role.name}:***@{host}:{port}/{target.dbname}" in run.output
     assert "***:" not in run.output and "***_data" not in run.output and f"{host}:***" not in run.output
-    assert "password: weak (under 12 characters or easy to guess)" in run.output
+    assert "warning: the password is weak (under 12 characters or easy to guess)" in run.output
     assert f"{role.name}:{password}" not in run.output + run.junit
 
 

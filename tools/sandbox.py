@@ -164,7 +164,7 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
     if not in_force and (sandbox.env.exists() or sandbox.env.is_symlink()):
         yours = envfile.user_db_url(sandbox.env, sandbox.box)
         if yours is not None and not args.force:
-            shown = _shown(yours)
+            shown = dburl.shown(yours)
             raise SandboxError(f"{sandbox.env} already sets DB_URL={shown}: pass --force to set it aside "
                                "(stop restores it)")  # fmt: skip
     if sandbox.admin_url is not None:
@@ -188,22 +188,14 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
         report.say(f"{state.database} already seeded: market_data {args.market_data_rows:,} rows, "
                    f"assets {args.assets_rows:,}")  # fmt: skip
     if current is not None:
-        report.say(f"{sandbox.env} already points at the sandbox", db_url=_shown(url))
+        report.say(f"{sandbox.env} already points at the sandbox", db_url=dburl.shown(url))
     else:
         saved = envfile.set_db_url(sandbox.env, url, sandbox.box, force=args.force)
-        report.say(saved.message, db_url=_shown(url))
+        report.say(saved.message, db_url=dburl.shown(url))
     if "DB_URL" in os.environ:
         report.say("note: DB_URL is set in your environment and wins over .env: unset it to use the sandbox")
     report.say("next: pytest infra_tests")
     return 0
-
-
-def _shown(url: str) -> str:
-    """A URL rebuilt with its password masked, or nothing of it when it does not parse."""
-    try:
-        return dburl.parse(url).redacted
-    except DbUrlError:
-        return "(a value that is not a valid URL: not shown)"
 
 
 def start_local(args, sandbox: Sandbox, state: State | None, report: Reporter) -> State:
