@@ -30,6 +30,7 @@ from tests.venv_roots import (
     tree_snapshot,
     write,
 )
+from tools import cleanup_root
 from tools.core import archive
 from tools.core.venv_artifacts import scan_root
 
@@ -320,6 +321,30 @@ def test_interrupted_cleanup_restores_exactly(polluted: PollutedRoot, monkeypatc
     monkeypatch.undo()
     statuses = [e["status"] for e in json.loads((only_archive(polluted) / "manifest.json").read_text())["entries"]]
     assert statuses[:3] == ["moved", "moved", "planned"]
+    assert run_fixer("--restore", only_archive(polluted)).returncode == 0
+    assert tree_snapshot(polluted.root) == before
+
+
+def test_a_failure_after_moves_began_is_exit_1_naming_the_archive(
+    polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Exit 2 means "nothing moved"; once moves began, a stop needs a human: 1, and where things are."""
+    before = tree_snapshot(polluted.root)
+    real_save, calls = archive.save_manifest, []
+
+    def full_disk_on_third(folder: Path, manifest: dict) -> None:
+        calls.append(folder)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_save(folder, manifest)
+
+    monkeypatch.setattr(archive, "save_manifest", full_disk_on_third)
+    code = cleanup_root.main(["--root", str(polluted.root)])
+    monkeypatch.undo()
+    error = capsys.readouterr().err
+    assert code == 1, error
+    assert error.startswith("cleanup_root.py: error: stopped after moves began (No space left on device): "
+                            f"{only_archive(polluted).name} holds what moved") and error.count("\n") == 1
     assert run_fixer("--restore", only_archive(polluted)).returncode == 0
     assert tree_snapshot(polluted.root) == before
 

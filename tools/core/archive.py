@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tools.core.errors import ArchiveError
+from tools.core.errors import ArchiveError, ArchiveStopped
 from tools.core.text import printable
 from tools.core.venv_artifacts import (
     Artifact,
@@ -358,7 +358,13 @@ def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> No
     report.say("archive", archive.name, "created")
     for entry in manifest["entries"]:
         _hold_proof(manifest, entry, len(scan.suspects))
-        _move_entry(root, archive, manifest, entry, report)
+        try:
+            _move_entry(root, archive, manifest, entry, report)
+        except OSError as exc:  # the manifest could not be saved: stop before anything unrecorded moves
+            raise ArchiveStopped(
+                f"stopped after moves began ({exc.strerror or exc}): {archive.name} holds what moved and its "
+                "manifest; fix the cause, then re-run to finish, or restore that archive"
+            ) from None
     statuses = [e["status"] for e in manifest["entries"]]
     problems = statuses.count("failed") + _verify(root, scan, before, archive, report)
     if problems:

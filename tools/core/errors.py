@@ -10,7 +10,9 @@ from __future__ import annotations
 
 
 class InfraError(Exception):
-    """A problem a person can act on."""
+    """A problem a person can act on. ``exit_code``: what a command exits with for it, when not its default."""
+
+    exit_code: int | None = None
 
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message)
@@ -50,6 +52,12 @@ class GitError(InfraError):
 
 class ArchiveError(InfraError):
     """The fixer cannot start or restore: a bad root, a missing or corrupt archive."""
+
+
+class ArchiveStopped(ArchiveError):
+    """The fixer stopped after moves began: a person must look (the archive and its manifest say what moved)."""
+
+    exit_code = 1
 
 
 class SandboxError(InfraError):
