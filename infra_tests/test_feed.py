@@ -37,7 +37,8 @@ def test_data_is_fresh(db: psycopg.Connection, audit_settings: AuditSettings, ev
 def test_row_counts_not_shrinking(
     db: psycopg.Connection, db_url_attempt, audit_settings: AuditSettings, pytestconfig: pytest.Config, evidence
 ) -> None:
-    """No table holds more than infra_max_shrink fewer rows than at the last passing audit of this database."""
+    """No table lost more than the allowed share of its rows (10% unless infra_max_shrink says otherwise)
+    since the last passing audit of this database."""
     counts, problems = [], []
     for table in audit_settings.tables:
         try:
