@@ -30,6 +30,7 @@ from typing import NoReturn
 import psycopg
 import pytest
 
+from tests.fingerprint import server_fingerprint
 from tests.support import (
     CLUSTER_PREFIX,
     MAKER,
@@ -77,7 +78,11 @@ def pg_server() -> Iterator[PgServer]:
     """The server every database test uses (INFRA_SELFTEST_PG_URL, else a private one)."""
     url = os.environ.get(ADMIN_URL_VARIABLE)
     if url:
-        yield _existing_server(url)
+        server = _existing_server(url)
+        before = server_fingerprint(url, tables=True)
+        yield server
+        changed = sorted(key for key, value in server_fingerprint(url, tables=True).items() if before.get(key) != value)
+        assert not changed, f"the self-tests changed what they did not make on {ADMIN_URL_VARIABLE}'s server: {changed}"
     else:
         yield from _private_server()
 

@@ -16,10 +16,11 @@ SELF_TESTS = "self-tests"
 
 
 def server_fingerprint(
-    admin_url: str, contents_of: tuple[str, ...] = (), writes: bool = False
+    admin_url: str, contents_of: tuple[str, ...] = (), tables: bool = False
 ) -> dict[str, object]:
     """What the server holds that no run of ours made; ``contents_of`` databases also by row content;
-    with ``writes``, every unmarked database's tables by file and write counters (cheap on any size)."""
+    with ``tables``, every unmarked database's tables by name and data file (cheap on any size: a
+    DROP, TRUNCATE or rewrite shows, while the user's own live inserts elsewhere do not)."""
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         databases = conn.execute(
             "SELECT datname, pg_get_userbyid(datdba), shobj_description(oid, 'pg_database') FROM pg_database"
@@ -34,10 +35,10 @@ def server_fingerprint(
     }
     for dbname in contents_of:
         print_[f"rows of {dbname}"] = _contents(admin_url, dbname)
-    if writes:
+    if tables:
         for dbname, _, comment in print_["databases"]:
             if dbname != "template0":
-                print_[f"writes to {dbname}"] = _writes(admin_url, dbname)
+                print_[f"tables of {dbname}"] = _tables(admin_url, dbname)
     return print_
 
 
@@ -60,16 +61,15 @@ def _contents(admin_url: str, dbname: str) -> list[tuple[str, str]]:
         ]  # fmt: skip
 
 
-def _writes(admin_url: str, dbname: str) -> list[tuple]:
-    """(table, file, inserted, updated, deleted) for every ordinary table: a TRUNCATE changes the file,
-    any other write a counter, and reading the tables changes neither."""
+def _tables(admin_url: str, dbname: str) -> list[tuple]:
+    """(table, data file) for every ordinary table of one database."""
     url = psycopg.conninfo.make_conninfo(admin_url, dbname=dbname)
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
             return conn.execute(
-                "SELECT format('%I.%I', s.schemaname, s.relname), c.relfilenode, s.n_tup_ins, s.n_tup_upd,"
-                " s.n_tup_del FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid"
-                " WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1"
+                "SELECT format('%I.%I', n.nspname, c.relname), c.relfilenode FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
+                " AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
             ).fetchall()
     except psycopg.OperationalError:  # dropped meanwhile: the list of databases already tells whether it should be
         return [("(gone)",)]
