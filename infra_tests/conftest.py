@@ -25,7 +25,7 @@ HEALTH_CHECK = Path(__file__).resolve().parents[1] / "tools" / "health_check.py"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    plugin.activate(config)
+    plugin.activate(config, Path(__file__).parent)
 
 
 class HealthCheckRun:

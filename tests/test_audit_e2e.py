@@ -337,3 +337,14 @@ def test_audit_run_by_the_root_venvs_own_python_says_in_use(project, tmp_path):
     assert f"the venv made in {project} is in use (the python running this comes from it)" in done.stdout
     assert f"then run {project}/.venv/bin/python tools/cleanup_root.py --root {project}" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_partial_run_never_reads_as_the_audit(project, run_audit, tmp_path):
+    """`-k` or a file path runs some checks: those can pass, but the verdict says the rest did not run."""
+    html = tmp_path / "partial.html"
+    run = run_audit(project, "-k", "root_is_clean or required_paths", f"--html={html}", "--self-contained-html")
+    assert run.exit_code == 0, run.output
+    assert "audit PARTIAL: 2 passed; 6 of the audit's checks not run (not selected): .env has DB_URL," in run.output
+    assert "audit PASSED" not in run.output
+    page = html.read_text()
+    assert "Audit PARTIAL</strong>" in page and "Audit PASSED" not in page

@@ -10,13 +10,17 @@ suite's own tests (``python -m pytest tests``) never set the audit up.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tools.plugin import history, html, report
 
 
-def activate(config: pytest.Config) -> None:
-    """Register the audit's reports and name its default HTML report (before pytest-html reads it)."""
+def activate(config: pytest.Config, checks: Path) -> None:
+    """Register the audit's reports and name its default HTML report (before pytest-html reads it);
+    ``checks`` is the folder of the audit's checks, so a run of only some of them says so."""
+    report.remember_checks(config, checks)
     html.default_html_report(config)
     html.check_report_paths(config)
     for module in (report, html, history):

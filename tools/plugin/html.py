@@ -195,6 +195,7 @@ body{color:#1a1a1a;font-size:14px;line-height:1.4}
 h2{margin-top:1.4em}
 .infra-verdict{font-size:1.3em;padding:.5em .7em;border-radius:4px;margin:.6em 0}
 .infra-PASSED{background:#e3f5e1;color:#14501a}.infra-FAILED{background:#fde2e1;color:#7a1209}
+.infra-PARTIAL{background:#fff4d6;color:#5c4300}
 table.infra-checks,table.infra-env{border-collapse:collapse;margin:.4em 0 1em;color:#1a1a1a}
 table.infra-checks{width:100%}
 table.infra-checks>thead>tr>th,table.infra-checks>tbody>tr>td,table.infra-env th,table.infra-env td{
@@ -271,9 +272,9 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
     results = list(config.stash.get(RESULTS, {}).values())
     parts = [STYLE, JS_MARK]
     if results:
-        overall = overall_verdict(results, session.exitstatus)
+        overall = overall_verdict(config, results, session.exitstatus)
         rows = "".join(_check_row(result) for result in results)
-        verdict = html.escape(counts_line(results, session.exitstatus))
+        verdict = html.escape(counts_line(config, results, session.exitstatus))
         parts.append(f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: {verdict}</p>')
         parts.append(
             '<table class="infra-checks"><thead><tr><th>Check</th><th>Result</th>'

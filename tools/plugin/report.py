@@ -18,6 +18,7 @@ renders it, as the last line of defence behind messages that are built without i
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ EVIDENCE = pytest.StashKey[list[tuple[str, str]]]()
 WARNINGS = pytest.StashKey[list[str]]()
 RESULTS = pytest.StashKey[dict[str, "CheckResult"]]()
 ENVIRONMENT = pytest.StashKey[dict[str, str]]()
+ALL_CHECKS = pytest.StashKey[tuple[str, ...]]()
 
 PASSED, FAILED, NOT_CHECKED, NOT_RUN = "passed", "failed", "could not check", "not run"
 SHOUTED = {PASSED: "PASSED", FAILED: "FAILED", NOT_CHECKED: "COULD NOT CHECK", NOT_RUN: "NOT RUN"}
@@ -240,9 +242,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def counts_line(results: list[CheckResult], exitstatus: int) -> str:
-    """``1 failed, 1 could not check, 4 passed (1 warning)``; and when pytest itself failed the run
-    otherwise (a collection error, an error in teardown), that too: the verdict must match the exit code."""
+def counts_line(config: pytest.Config, results: list[CheckResult], exitstatus: int) -> str:
+    """``1 failed, 1 could not check, 4 passed (1 warning)``; when pytest itself failed the run
+    otherwise (a collection error, an error in teardown), that too: the verdict must match the exit code;
+    and the checks this run left out (``-k``, a file path), so a partial run never reads as the audit."""
     parts = [(sum(r.verdict == v for r in results), v) for v in (FAILED, NOT_CHECKED, NOT_RUN, PASSED)]
     counts = ", ".join(f"{n} {verdict}" for n, verdict in parts if n)
     warned = sum(len(r.warnings) for r in results)
@@ -250,12 +253,38 @@ def counts_line(results: list[CheckResult], exitstatus: int) -> str:
         counts += f" ({warned} warning{'s' if warned > 1 else ''})"
     if exitstatus != pytest.ExitCode.OK and all(r.verdict == PASSED for r in results):
         counts += f"; but pytest ended with exit code {int(exitstatus)}: see its errors"
+    left_out = not_selected(config, results)
+    if left_out:
+        counts += f"; {len(left_out)} of the audit's checks not run (not selected): {', '.join(left_out)}"
     return counts
 
 
-def overall_verdict(results: list[CheckResult], exitstatus: int) -> str:
+def overall_verdict(config: pytest.Config, results: list[CheckResult], exitstatus: int) -> str:
+    """PASSED only when every check of the audit ran and passed; PARTIAL when those that ran passed."""
     passed = results and exitstatus == pytest.ExitCode.OK and all(r.verdict == PASSED for r in results)
-    return "PASSED" if passed else "FAILED"
+    if not passed:
+        return "FAILED"
+    return "PARTIAL" if not_selected(config, results) else "PASSED"
+
+
+def remember_checks(config: pytest.Config, folder: Path) -> None:
+    """Every check the audit has, (test, human name) from each ``@pytest.mark.check("...")`` test in
+    ``folder``, read without importing them: a run of only some of them must say so."""
+    found = []
+    for path in sorted(folder.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef):
+                found += [(node.name, call.args[0].value) for call in node.decorator_list
+                          if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "check"
+                          and call.args and isinstance(call.args[0], ast.Constant)]  # fmt: skip
+    config.stash[ALL_CHECKS] = tuple(found)
+
+
+def not_selected(config: pytest.Config, results: list[CheckResult]) -> list[str]:
+    """The human names of the audit's checks that this run did not run at all."""
+    ran = {result.test for result in results}
+    connect = f"{audit_settings.settings(config).timeouts.connect:g}"
+    return [name.format(connect_timeout=connect) for test, name in config.stash.get(ALL_CHECKS, ()) if test not in ran]
 
 
 def project_identity(config: pytest.Config) -> tuple[Path, str]:
@@ -310,6 +339,6 @@ def _write_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> 
             write(f"{'':<17}warning: {warning}", yellow=True)
         for line in result.cause.splitlines():
             write(f"{'':<17}{line}", **MARKUP[result.verdict])
-    overall = overall_verdict(results, exitstatus)
-    ok = overall == "PASSED"
-    write(f"audit {overall}: {counts_line(results, exitstatus)}", bold=True, green=ok, red=not ok)
+    overall = overall_verdict(config, results, exitstatus)
+    colour = {"PASSED": {"green": True}, "PARTIAL": {"yellow": True}}.get(overall, {"red": True})
+    write(f"audit {overall}: {counts_line(config, results, exitstatus)}", bold=True, **colour)
