@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 
 import psycopg
@@ -336,3 +337,23 @@ def test_server_side_refusals_we_cannot_stage_here_are_classified(libpq_text, ca
 def test_connect_errors_are_classified_exactly(text, url, cause, message, setting):
     error = db_probe.classify_connect_error(text, parse(url))
     assert (error.cause, str(error), error.setting) == (cause, message, setting)
+
+
+def test_a_port_that_does_not_speak_postgresql_is_named_as_such():
+    """An HTTP server on the port is not a TLS problem: the fix is the port, not sslmode."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+
+        def answer_like_http() -> None:
+            for _ in range(2):  # libpq may try TLS first, then plain
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(100)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+        threading.Thread(target=answer_like_http, daemon=True).start()
+        error = connect_error(f"postgresql://trader:pw-x9@127.0.0.1:{port}/mt5_crs?sslmode=prefer")
+    assert error.cause == "not_postgres", str(error)
+    assert f"what answers at 127.0.0.1:{port} is not PostgreSQL" in str(error) and "check the port" in str(error)

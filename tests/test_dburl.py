@@ -463,3 +463,18 @@ def test_build_escapes_every_part(parts, url):
 
 def test_redacted_brackets_ipv6_and_escapes_hosts():
     assert parse("postgresql://u:p@[::1]:5433,db%2Fx/x").redacted == "postgresql://u:***@[::1]:5433,db%2Fx/x"
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("sslmode=bogus", "sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full"),
+        ("connect_timeout=abc", "connect_timeout must be a whole number"),
+        ("target_session_attrs=primary-only", "target_session_attrs must be one of"),
+    ],
+)
+def test_a_keyword_value_libpq_would_refuse_is_a_configuration_error(query, said):
+    """Found when DB_URL is read (the .env check names it), not as a connection failure later."""
+    with pytest.raises(DbUrlError, match=said):
+        parse(f"postgresql://trader:s3cret-pw@db/mt5_crs?{query}")
+    assert parse("postgresql://trader:s3cret-pw@db/mt5_crs?sslmode=verify-full&connect_timeout=5").param("sslmode")

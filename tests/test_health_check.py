@@ -83,7 +83,8 @@ def test_configuration_errors_are_one_line_without_traceback(project, run_health
     if env_text:
         write_env(project, env_text)
     done = run_health_check("--root", str(project))
-    assert done.returncode == 1
+    assert done.returncode == 2, "misconfigured, not down: nothing was dialled"
+    assert "❌ Database Not Configured: " in done.stdout and "Connection Failed" not in done.stdout
     error_lines = [line for line in done.stdout.splitlines() if line.startswith("   Error: ")]
     assert len(error_lines) == 1 and error in error_lines[0]
     assert "Traceback" not in done.stderr and "hunter2" not in done.stdout + done.stderr
@@ -102,7 +103,7 @@ def test_placeholders_are_reported_and_nothing_is_dialled(project, run_health_ch
     write_env(project, env_text)
     for args in ((), ("--json",)):
         done = run_health_check("--root", str(project), *args)
-        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.returncode == 2, done.stdout + done.stderr
         said = "still holds the placeholders of .env.example (user USER, the password, host HOST, database DATABASE)"
         assert said in done.stdout
         assert "host not found" not in done.stdout and "Traceback" not in done.stderr

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import json
 import os
 import sys
@@ -27,6 +28,19 @@ from tools.core.errors import InfraError
 from tools.core.text import printable
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+REQUIREMENTS = ("psycopg", "dotenv")  # what every tool but quickstart needs installed
+
+
+def require_installed(tool: str) -> None:
+    """Exit with one line, not an ImportError traceback, when this python lacks the requirements
+    (Debian's own python3, say, when the set-up went into .venv/)."""
+    missing = [name for name in REQUIREMENTS if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.stderr.write(
+            f"{tool}: error: this python ({sys.executable}) lacks the requirements ({', '.join(missing)}): "
+            f"run `python3 tools/quickstart.py` once, then `.venv/bin/python tools/{tool}`\n"
+        )
+        raise SystemExit(EXIT_USAGE)
 
 
 class _DropWhenClosed:
@@ -74,6 +88,8 @@ class Parser(argparse.ArgumentParser):
             typo = message.split(":", 1)[1].split()[0].split("=")[0]
             near = difflib.get_close_matches(typo, flags, n=1)
             message += f" (did you mean {near[0]}?)" if near else ""
+        if "--json" in sys.argv[1:]:  # the one JSON object, usage errors included
+            print(json.dumps({"tool": self.prog, "ok": False, "exit_code": EXIT_USAGE, "error": message}))
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 

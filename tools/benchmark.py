@@ -29,10 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
 
+from tools import _cli  # noqa: E402
+
+_cli.require_installed("benchmark.py")
+
 import psycopg  # noqa: E402
 from psycopg import conninfo, sql  # noqa: E402
 
-from tools import _cli  # noqa: E402
 from tools.core import dburl, freshness, history, ownership, seed, settings  # noqa: E402
 from tools.core import probe as db_probe  # noqa: E402
 from tools.core.errors import DbUrlError, InfraError  # noqa: E402

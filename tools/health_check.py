@@ -5,7 +5,9 @@
     python3 tools/health_check.py --json     # one JSON object, for monitoring systems
 
 Settings come from the project's pytest.ini (the audit's), each overridable by a flag. Exit codes:
-0 healthy, 1 unhealthy (the report says why), 2 bad command line or settings, 130 interrupted.
+0 healthy, 1 unhealthy (the report says why), 2 bad command line or settings (a missing or invalid
+DB_URL included: nothing was dialled, so monitoring can tell "misconfigured" from "down"), 130
+interrupted.
 DB_URL comes from the environment, else from ``<root>/.env``; no password appears in any output.
 """
 
@@ -19,6 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
 
 from tools import _cli  # noqa: E402
+
+_cli.require_installed("health_check.py")
+
 from tools.core import db_config, health, settings  # noqa: E402
 from tools.core.dburl import scrub  # noqa: E402
 
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         found = health.probe(found_settings, FLAGS)
         if not args.json:
             print(scrub(health.render(found), secrets()))
-        return _cli.Result(_cli.EXIT_OK if found.healthy else _cli.EXIT_PROBLEM,
+        code = _cli.EXIT_OK if found.healthy else _cli.EXIT_USAGE if found.cause == "config" else _cli.EXIT_PROBLEM
+        return _cli.Result(code,
                            {"healthy": found.healthy, **asdict(found)})  # fmt: skip
 
     def secrets() -> tuple[str, ...]:

@@ -116,7 +116,8 @@ def run_in_venv(args: argparse.Namespace) -> int:
         say("the suite's own tests: python -m pytest tests")
         return foreground([python, "-m", "pytest", "tests", *args.pytest_args])
     if SANDBOX_STATE.exists() or not db_url_configured():
-        say("the sandbox: a local PostgreSQL seeded like production (python3 tools/sandbox.py stop removes it)")
+        here = Path(python).relative_to(ROOT) if Path(python).is_relative_to(ROOT) else Path(python)
+        say(f"the sandbox: a local PostgreSQL seeded like production ({here} tools/sandbox.py stop removes it)")
         started = foreground([python, str(ROOT / "tools" / "sandbox.py"), "start"])
         if started != 0:
             return started

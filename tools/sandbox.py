@@ -25,9 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
 
+from tools import _cli  # noqa: E402
+
+_cli.require_installed("sandbox.py")
+
 import psycopg  # noqa: E402
 
-from tools import _cli  # noqa: E402
 from tools.core import db_config, dburl, envfile, pgserver, probe, provision, seed  # noqa: E402
 from tools.core.errors import ConfigError, DbUrlError, ProbeError, SandboxError  # noqa: E402
 from tools.core.pgserver import HOST  # noqa: E402

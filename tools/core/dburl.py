@@ -266,7 +266,7 @@ def _parse_query(query: str, named: bool) -> tuple[tuple[str, str], ...]:
         key, sep, value = item.partition("=")
         key = unquote(key)
         if sep and key in libpq_keywords():
-            params.append((key, unquote(value)))
+            params.append((key, _checked_value(key, unquote(value))))
             continue
         after_password = any(name == "password" for name, _ in params)
         if not named or "@" in query or after_password or not _KEYWORD.fullmatch(key):
@@ -280,6 +280,27 @@ def _parse_query(query: str, named: bool) -> tuple[tuple[str, str], ...]:
         also = f" (did you mean '{hint[0]}'?)" if hint else ""
         raise DbUrlError(f"unknown URL parameter '{key}'{also}: libpq would refuse it")
     return tuple(params)
+
+
+# Keywords whose values libpq reads only when it connects: checked here, so a typo is a configuration
+# error the .env check names, not a connection failure later. (password, host... are free text.)
+_CHOICES = {
+    "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "gssencmode": ("disable", "prefer", "require"),
+    "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby", "prefer-standby"),
+    "load_balance_hosts": ("disable", "random"),
+}
+_WHOLE_NUMBERS = ("connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                  "tcp_user_timeout")  # fmt: skip
+
+
+def _checked_value(key: str, value: str) -> str:
+    """The value of a libpq keyword whose form is known, or a DbUrlError naming the keyword and the forms."""
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise DbUrlError(f"URL parameter {key} must be one of {', '.join(_CHOICES[key])}")
+    if key in _WHOLE_NUMBERS and not (value.isascii() and value.lstrip("-").isdigit()):
+        raise DbUrlError(f"URL parameter {key} must be a whole number of seconds (or a count)")
+    return value
 
 
 @lru_cache(maxsize=1)

@@ -86,7 +86,9 @@ def _freshness(conn, rule: freshness.FreshnessRule, settings: AuditSettings, set
 def render(health: Health) -> str:
     """The spec's report: header, connection lines, table statistics, verdict."""
     lines = ["📊 Infrastructure Health Check", RULE, ""]
-    if health.error is not None and health.connect_seconds is None:
+    if health.cause == "config":  # nothing was dialled: the configuration is what is wrong
+        lines += [f"❌ Database Not Configured: {health.database}", f"   Error: {health.error}"]
+    elif health.error is not None and health.connect_seconds is None:
         lines += [f"❌ Database Connection Failed: {health.database}", f"   Error: {health.error}"]
     else:
         lines += [

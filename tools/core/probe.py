@@ -219,6 +219,9 @@ _CONNECT_CAUSES: tuple[tuple[str, str, str], ...] = (
     ("pooler", r"unsupported startup parameter",
      "the server on {host} refuses startup options ({detail}): a pooler such as PgBouncer? Add 'options' to its "
      "ignore_startup_parameters, or point DB_URL at PostgreSQL itself"),
+    ("not_postgres", r"invalid response to SSL negotiation|received invalid response|expected authentication request",
+     "what answers at {host} is not PostgreSQL (its reply is not the PostgreSQL protocol): "
+     "check the port in DB_URL"),
     ("ssl", r"SSL|sslmode",
      "TLS negotiation with {host} failed ({detail}): check sslmode in DB_URL"),
 )
