@@ -347,8 +347,11 @@ def test_a_port_that_does_not_speak_postgresql_is_named_as_such():
         port = listener.getsockname()[1]
 
         def answer_like_http() -> None:
-            for _ in range(2):  # libpq may try TLS first, then plain
-                conn, _ = listener.accept()
+            while True:  # libpq may try TLS first, then plain; the listener's close ends it
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
                 with conn:
                     conn.recv(100)
                     conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
