@@ -478,3 +478,17 @@ def test_a_keyword_value_libpq_would_refuse_is_a_configuration_error(query, said
     with pytest.raises(DbUrlError, match=said):
         parse(f"postgresql://trader:s3cret-pw@db/mt5_crs?{query}")
     assert parse("postgresql://trader:s3cret-pw@db/mt5_crs?sslmode=verify-full&connect_timeout=5").param("sslmode")
+
+
+@pytest.mark.parametrize(
+    ("url", "where"),
+    [
+        ("postgresql://trader:s3cret-pw@127.0.0.1:1/mt5_crs?port=51805", "127.0.0.1:51805"),
+        ("postgresql://trader:s3cret-pw@127.0.0.1:1/mt5_crs?host=db.internal", "db.internal:1"),
+        ("postgresql://trader:s3cret-pw@a,b/mt5_crs?port=7", "a:7, b:7"),
+        ("postgresql://trader@/mt5_crs?host=/var/run/postgresql", "/var/run/postgresql"),
+    ],
+)
+def test_messages_name_the_server_libpq_dials(url, where):
+    """``?host=`` and ``?port=`` win over the URL's host part in libpq: messages must say the same."""
+    assert parse(url).where == where

@@ -77,9 +77,21 @@ class DbUrl:
         return f"{self.scheme}://{auth}{hosts}/{quote(self.dbname, safe='')}" + (f"?{query}" if query else "")
 
     @property
+    def servers(self) -> tuple[tuple[str, int | None], ...]:
+        """The (host, port) pairs libpq dials: ``?host=`` and ``?port=`` win over the URL's host part,
+        as in libpq; one port may serve every host."""
+        hosts = self.param("host").split(",") if self.param("host") else [host for host, _ in self.hosts]
+        ports: list[int | None] = [port for _, port in self.hosts]
+        if self.param("port"):
+            ports = [int(p) if p.isascii() and p.isdigit() else None for p in self.param("port").split(",")]
+        if len(ports) == 1:
+            ports = ports * len(hosts)
+        return tuple(zip(hosts, ports + [None] * (len(hosts) - len(ports)), strict=False))
+
+    @property
     def where(self) -> str:
         """The server(s) for messages: ``localhost:5432``, or the socket folder."""
-        return ", ".join(_host_label(host, port) for host, port in self.hosts) or str(self.param("host"))
+        return ", ".join(_host_label(host, port) for host, port in self.servers) or "the default socket"
 
     @property
     def target(self) -> str:

@@ -113,7 +113,7 @@ def record(target: str, counts: Iterable[TableStats], passed: bool, time: str | 
 def target_key(url: DbUrl) -> str:
     """``db.example.com:5432/mt5_crs``: the server(s) and database, never the user or password."""
     port = url.param("port") or "5432"
-    hosts = ",".join(f"[{h.lower()}]:{p or port}" if ":" in h else f"{h.lower()}:{p or port}" for h, p in url.hosts)
+    hosts = ",".join(f"[{h.lower()}]:{p or port}" if ":" in h else f"{h.lower()}:{p or port}" for h, p in url.servers)
     return f"{hosts or (url.param('host') or 'local socket') + ':' + port}/{url.dbname}"
 
 

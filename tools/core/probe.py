@@ -246,7 +246,8 @@ def classify_connect_error(text: str, url: DbUrl) -> ProbeError:
 
 
 def _is_loopback(url: DbUrl) -> bool:
-    return bool(url.hosts) and all(host in ("localhost", "127.0.0.1", "::1") for host, _ in url.hosts)
+    servers = url.servers
+    return bool(servers) and all(host in ("localhost", "127.0.0.1", "::1") for host, _ in servers)
 
 
 def _last_reason(text: str) -> str:
