@@ -104,7 +104,7 @@ def test_env_example_copied_unedited_is_refused_naming_the_placeholders(tmp_path
     assert str(raised.value) == (
         f"DB_URL from {tmp_path / '.env'} (DB_URL) still holds the placeholders of .env.example "
         "(user USER, the password, host HOST, database DATABASE): put your database's user, password, host and name "
-        "there, e.g. postgresql://trader:s3cret@db.internal:5432/mt5_crs (percent-encode @ : / in the password)"
+        "there, e.g. postgresql://trader:<password>@db.internal:5432/mt5_crs with <password> replaced (percent-encode @ : / in it)"
     )
     assert setting.shown == "postgresql://USER:***@HOST:5432/DATABASE"
 

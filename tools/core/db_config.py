@@ -48,7 +48,7 @@ class DbUrlSetting:
             raise ConfigError(
                 f"DB_URL from {self.origin} still holds the placeholders of .env.example ({', '.join(left)}): "
                 "put your database's user, password, host and name there, e.g. "
-                "postgresql://trader:s3cret@db.internal:5432/mt5_crs (percent-encode @ : / in the password)"
+                "postgresql://trader:<password>@db.internal:5432/mt5_crs with <password> replaced (percent-encode @ : / in it)"
             )
         return url
 
