@@ -2,8 +2,7 @@
 
 ``tools.plugin.settings`` (the options) and ``tools.plugin.usage`` (the nearest flag for a
 mistyped one) are loaded with ``-p`` from the audit's ``pytest.ini``: pytest must know them before
-it reads the command line (the root ``conftest.py`` names the settings too, for a run whose
-``addopts`` are overridden). The reports are registered by ``activate``, which
+it reads the command line. The reports are registered by ``activate``, which
 ``infra_tests/conftest.py`` calls: that conftest is loaded only when the audit runs, so the
 suite's own tests (``python -m pytest tests``) never set the audit up.
 """

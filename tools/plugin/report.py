@@ -34,7 +34,7 @@ EVIDENCE = pytest.StashKey[list[tuple[str, str]]]()
 WARNINGS = pytest.StashKey[list[str]]()
 RESULTS = pytest.StashKey[dict[str, "CheckResult"]]()
 ENVIRONMENT = pytest.StashKey[dict[str, str]]()
-ALL_CHECKS = pytest.StashKey[tuple[str, ...]]()
+ALL_CHECKS = pytest.StashKey[tuple[tuple[str, str], ...]]()  # (test, human name template)
 
 PASSED, FAILED, NOT_CHECKED, NOT_RUN = "passed", "failed", "could not check", "not run"
 SHOUTED = {PASSED: "PASSED", FAILED: "FAILED", NOT_CHECKED: "COULD NOT CHECK", NOT_RUN: "NOT RUN"}
@@ -141,8 +141,12 @@ def check_name(item: pytest.Item) -> str:
     marker = item.get_closest_marker("check")
     if marker is None or not marker.args:
         return item.name.removeprefix("test_").replace("_", " ")
-    connect = audit_settings.settings(item.config).timeouts.connect
-    return str(marker.args[0]).format(connect_timeout=f"{connect:g}")
+    return _named(item.config, str(marker.args[0]))
+
+
+def _named(config: pytest.Config, template: str) -> str:
+    """A check's human name from its marker's text: ``{connect_timeout}`` is the configured deadline."""
+    return template.format(connect_timeout=f"{audit_settings.settings(config).timeouts.connect:g}")
 
 
 def _about(item: pytest.Item) -> str:
@@ -283,8 +287,7 @@ def remember_checks(config: pytest.Config, folder: Path) -> None:
 def not_selected(config: pytest.Config, results: list[CheckResult]) -> list[str]:
     """The human names of the audit's checks that this run did not run at all."""
     ran = {result.test for result in results}
-    connect = f"{audit_settings.settings(config).timeouts.connect:g}"
-    return [name.format(connect_timeout=connect) for test, name in config.stash.get(ALL_CHECKS, ()) if test not in ran]
+    return [_named(config, name) for test, name in config.stash.get(ALL_CHECKS, ()) if test not in ran]
 
 
 def project_identity(config: pytest.Config) -> tuple[Path, str]:
