@@ -10,7 +10,6 @@ unless an audit check asks for it: the suite's own tests (`python -m pytest test
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,10 +59,12 @@ def project_root(audit_settings: AuditSettings) -> Path:
 
 
 @pytest.fixture(scope="session")
-def db_url_attempt(project_root: Path) -> Attempt[tuple[db_config.DbUrlSetting, DbUrl]]:
+def db_url_attempt(pytestconfig: pytest.Config) -> Attempt[tuple[db_config.DbUrlSetting, DbUrl]]:
     """DB_URL as found (environment, then .env), validated once."""
+    setting = settings_plugin.db_url_setting(pytestconfig)
+    if isinstance(setting, ConfigError):
+        return Attempt(None, settings_plugin.advice(setting))
     try:
-        setting = db_config.resolve_db_url(project_root, os.environ)
         return Attempt((setting, setting.parse()))
     except ConfigError as exc:
         return Attempt(None, settings_plugin.advice(exc))

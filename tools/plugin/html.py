@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 
 import tools
-from tools.core import db_config
 from tools.core.errors import ConfigError
 from tools.plugin import settings as audit_settings
 from tools.plugin.report import (
@@ -108,11 +107,9 @@ def check_report_paths(config: pytest.Config) -> None:
 # --- environment ----------------------------------------------------------------------------------
 
 
-def _database(root: Path) -> str:
-    try:
-        return db_config.resolve_db_url(root, os.environ).shown
-    except ConfigError as exc:
-        return f"not configured: {exc}"
+def _database(config: pytest.Config) -> str:
+    setting = audit_settings.db_url_setting(config)
+    return f"not configured: {setting}" if isinstance(setting, ConfigError) else setting.shown
 
 
 def _os_user() -> str:
@@ -157,7 +154,7 @@ def _environment(config: pytest.Config, finished: float) -> dict[str, str]:
         **_checkout(root),
         "Host": socket.gethostname(),
         "OS user": _os_user(),
-        "Database": _database(root),
+        "Database": _database(config),
         "PostgreSQL server": facts.get("PostgreSQL server", "unknown: the database was not reached"),
         "Audit suite": f"infra-audit {tools.__version__} (Python {platform.python_version()})",
         "Started": started_at.strftime("%Y-%m-%d %H:%M:%S %z"),

@@ -7,10 +7,13 @@ same ones without pytest); here they become options, and a bad value becomes a u
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from tools.core import db_config
 from tools.core import settings as core_settings
-from tools.core.errors import InfraError, SettingsError
+from tools.core.errors import ConfigError, InfraError, SettingsError
 from tools.core.settings import AuditSettings
 
 # How the audit's user changes each setting (a library error names the setting by its key).
@@ -19,6 +22,7 @@ SETTING_NAMES = {
     "local_server": "for a local sandbox: python3 tools/sandbox.py start",
 }
 _SETTINGS = pytest.StashKey[AuditSettings]()
+_DB_URL = pytest.StashKey["db_config.DbUrlSetting | ConfigError"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,3 +56,14 @@ def advice(exc: InfraError) -> str:
 def _raw(config: pytest.Config, name: str) -> str:
     value = config.getoption(name)
     return str(value if value is not None else config.getini(name))
+
+
+def db_url_setting(config: pytest.Config) -> db_config.DbUrlSetting | ConfigError:
+    """DB_URL as found (environment, then the root's .env), or why it cannot be: resolved once per run,
+    so the fixtures and the report's environment table read the same value."""
+    if _DB_URL not in config.stash:
+        try:
+            config.stash[_DB_URL] = db_config.resolve_db_url(settings(config).project_root, os.environ)
+        except ConfigError as exc:
+            config.stash[_DB_URL] = exc
+    return config.stash[_DB_URL]
