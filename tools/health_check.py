@@ -47,27 +47,21 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    audited: list[settings.AuditSettings] = []  # once valid: the root's .env holds the secrets, the tables are shown
+    known: list[tuple[str, ...]] = []  # the secrets to scrub, found once the settings are valid
 
     def work() -> _cli.Result:
-        root = settings.build({"infra_project_root": str(args.root)}, Path.cwd()).project_root
+        root = settings.path_setting(str(args.root), Path.cwd(), "project_root") or Path.cwd()
         flags = {key: value for key, value in vars(args).items() if key.startswith("infra_") and value is not None}
         found_settings = settings.build({**settings.read_ini(root / "pytest.ini"), **flags,
                                          "infra_project_root": str(root)}, root)  # fmt: skip
-        audited.append(found_settings)
+        known.append(db_config.known_secrets(root, os.environ, shown=found_settings.tables))
         found = health.probe(found_settings, FLAGS)
         if not args.json:
-            print(scrub(health.render(found), secrets()))
+            print(scrub(health.render(found), known[0]))
         code = _cli.EXIT_OK if found.healthy else _cli.EXIT_USAGE if found.cause == "config" else _cli.EXIT_PROBLEM
-        return _cli.Result(code,
-                           {"healthy": found.healthy, **asdict(found)})  # fmt: skip
+        return _cli.Result(code, {"healthy": found.healthy, **asdict(found)})
 
-    def secrets() -> tuple[str, ...]:
-        if not audited:
-            return ()
-        return db_config.known_secrets(audited[0].project_root, os.environ, shown=audited[0].tables)
-
-    return _cli.run(TOOL, work, as_json=args.json, secrets=secrets, setting_names=FLAGS)
+    return _cli.run(TOOL, work, as_json=args.json, secrets=lambda: known[0] if known else (), setting_names=FLAGS)
 
 
 if __name__ == "__main__":
