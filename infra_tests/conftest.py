@@ -1,18 +1,18 @@
 """Loaded only when the audit runs (`pytest infra_tests`, or plain `pytest`): turn its reports on,
-and start the health check's process with the audit.
+and run the monitoring probe for its check.
 
-`tryfirst` puts the default HTML report in place before pytest-html reads its options; `--html
-PATH` given on the command line wins.
+`tryfirst` puts the default HTML report in place before the report plugins read their options;
+`--html PATH` given on the command line wins.
 """
 
 from __future__ import annotations
 
-import os
+import io
+import runpy
 import shlex
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,8 @@ from tools import plugin
 from tools.core.settings import AuditSettings
 
 HEALTH_CHECK = Path(__file__).resolve().parents[1] / "tools" / "health_check.py"
+HEALTHY = "✅ System Healthy"
+EXIT_INTERRUPTED = 130
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -28,63 +30,70 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin.activate(config, Path(__file__).parent)
 
 
+@dataclass(frozen=True)
 class HealthCheckRun:
-    """`tools/health_check.py` in its own process with the audit's settings.
+    """One run of `tools/health_check.py` with the audit's settings: its flags, exit code and output
+    (``code`` is None when the script ended without an exit code)."""
 
-    Started when the audit starts (the ``health_check_run`` fixture), so the probe's own start-up and
-    queries run beside the other checks instead of after them; its check reads the outcome.
-    """
-
-    def __init__(self, project_root: Path, settings: AuditSettings) -> None:
-        timeouts = settings.timeouts
-        self.command = [
-            sys.executable, str(HEALTH_CHECK), "--root", str(project_root),
-            "--tables", " ".join(settings.tables),
-            "--connect-timeout", str(timeouts.connect), "--query-timeout", str(timeouts.query),
-            "--exact-count-limit", str(settings.exact_count_limit),
-            "--freshness", " ".join(rule.text for rule in settings.freshness),
-            "--freshness-group", settings.freshness_group or "",
-        ]  # fmt: skip
-        queries = 2 * len(settings.tables) + 3 * len(settings.freshness) + 1
-        self.budget = timeouts.connect + timeouts.answer * queries + 15
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        env=os.environ.copy())  # fmt: skip
+    flags: tuple[str, ...]
+    code: int | None
+    stdout: str
+    stderr: str
 
     @property
     def shown(self) -> str:
-        return shlex.join(["python3", "tools/health_check.py", *self.command[2:]])
+        return shlex.join(["python3", "tools/health_check.py", *self.flags])
 
-    def outcome(self) -> tuple[int, str, str]:
-        """(exit code, stdout, stderr), waiting at most what is left of the budget."""
-        remaining = max(0.0, self.budget - (time.monotonic() - self.started))
-        try:
-            stdout, stderr = self.process.communicate(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            pytest.fail(f"tools/health_check.py did not finish within {self.budget:g} s: run it by hand to see "
-                        "where it stops", pytrace=False)  # fmt: skip
-        return self.process.returncode, stdout, stderr
+    @property
+    def verdict(self) -> str:
+        """The report's last line (the spec's verdict)."""
+        lines = self.stdout.strip().splitlines()
+        return lines[-1] if lines else "(no output)"
 
-    def stop(self) -> None:
-        """End the process if it still runs (the check was not needed: the database was unreachable)."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate()
+    @property
+    def problem(self) -> str | None:
+        """Why this run does not prove the system healthy, in the probe's own words; None when it does."""
+        if self.code != 0:
+            detail = [line.strip() for line in self.stdout.splitlines() if "❌" in line or "Error:" in line]
+            detail += self.stderr.strip().splitlines()[-1:]
+            ended = "ended without an exit code" if self.code is None else f"exited {self.code}"
+            return f"tools/health_check.py {ended}: " + " | ".join(detail or [self.verdict])
+        if self.verdict != HEALTHY:
+            return (f'tools/health_check.py exited 0 without its verdict "{HEALTHY}" (its last line: '
+                    f"{self.verdict}): run it by hand and fix its report")  # fmt: skip
+        return None
 
 
-@pytest.fixture(scope="session", autouse=True)
-def health_check_run(
-    request: pytest.FixtureRequest, project_root: Path, audit_settings: AuditSettings
-) -> Iterator[HealthCheckRun | None]:
-    """The health check's process, started once the audit's own connection is proven, so it runs beside
-    the other checks; never when the database could not be reached (one attempt per run, not two)."""
-    wanted = any(item.name == "test_health_check_passes" for item in request.session.items)
-    if not wanted or request.getfixturevalue("db_attempt").error is not None:
-        yield None
-        return
-    run = HealthCheckRun(project_root, audit_settings)
+def run_health_check(project_root: Path, settings: AuditSettings) -> HealthCheckRun:
+    """Run the script file as its own ``__main__``, with the audit's settings as its flags: its
+    bootstrap, argument parsing, probe, report and exit code, as monitoring runs them, in the
+    audit's interpreter (a second Python start-up would double the audit's time). Its own
+    connection and deadlines are its own; only Ctrl-C passes through, to stop the audit."""
+    timeouts = settings.timeouts
+    flags = (
+        "--root", str(project_root), "--tables", " ".join(settings.tables),
+        "--connect-timeout", str(timeouts.connect), "--query-timeout", str(timeouts.query),
+        "--exact-count-limit", str(settings.exact_count_limit),
+        "--freshness", " ".join(rule.text for rule in settings.freshness),
+        "--freshness-group", settings.freshness_group or "",
+    )  # fmt: skip
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_argv, saved_path = sys.argv, sys.path[:]
+    sys.argv = [str(HEALTH_CHECK), *flags]
+    code: object = None
     try:
-        yield run
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            runpy.run_path(str(HEALTH_CHECK), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
     finally:
-        run.stop()
+        sys.argv, sys.path[:] = saved_argv, saved_path
+    if code == EXIT_INTERRUPTED:
+        raise KeyboardInterrupt
+    return HealthCheckRun(flags, code if isinstance(code, int) else None, stdout.getvalue(), stderr.getvalue())
+
+
+@pytest.fixture(scope="session")
+def health_check_run(project_root: Path, audit_settings: AuditSettings) -> HealthCheckRun:
+    """The monitoring probe's run for this audit."""
+    return run_health_check(project_root, audit_settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import signal
@@ -13,6 +14,7 @@ import time
 import pytest
 
 from tests.support import REPO, clean_env, write_env
+from tools.core import settings
 
 
 def test_healthy_report_matches_the_spec_layout(project, target, run_health_check):
@@ -190,3 +192,57 @@ def test_awkward_short_password_works_and_never_shows(project, target, make_role
 def test_out_of_range_settings_are_one_usage_line(run_health_check, flag, said):
     done = run_health_check(flag)
     assert (done.returncode, done.stderr) == (2, f"health_check.py: error: {said}\n")
+
+
+# --- the audit's check runs the script in its own interpreter: what it reads of the run ---------
+
+
+def _the_checks_conftest(monkeypatch: pytest.MonkeyPatch):
+    """infra_tests/conftest.py as a module (the suite does not load it as a conftest)."""
+    spec = importlib.util.spec_from_file_location("infra_checks_conftest", REPO / "infra_tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+PLANTED = {
+    "healthy": ('print("report")\nprint("✅ System Healthy")\nraise SystemExit(0)\n', 0, None),
+    "no verdict": ('print("ok")\nraise SystemExit(0)\n', 0, 'exited 0 without its verdict "✅ System Healthy"'),
+    "no exit code": ('print("✅ System Healthy")\n', None, "ended without an exit code"),
+    "unhealthy": (
+        'import sys\nprint("❌ market_data: table is empty")\nprint("❌ System Unhealthy")\nsys.exit(1)\n',
+        1, "exited 1: ❌ market_data: table is empty",
+    ),
+    "error line": (
+        'import sys\nprint("health_check.py: error: no DB_URL", file=sys.stderr)\nsys.exit(2)\n',
+        2, "exited 2: health_check.py: error: no DB_URL",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", PLANTED)
+def test_the_audits_run_reads_exit_code_and_verdict(case, tmp_path, monkeypatch):
+    """Only exit 0 with the spec's verdict line proves the system healthy: a script that lost its
+    ``sys.exit(main())`` or its report must not pass; sys.argv and sys.path come back as they were."""
+    script, code, problem = PLANTED[case]
+    planted = tmp_path / "health_check.py"
+    planted.write_text(f"import sys\nsys.path.insert(0, '/nowhere')\nprint(sys.argv[1:], file=sys.stderr)\n{script}")
+    module = _the_checks_conftest(monkeypatch)
+    monkeypatch.setattr(module, "HEALTH_CHECK", planted)
+    argv, path = sys.argv[:], sys.path[:]
+    run = module.run_health_check(tmp_path, settings.build({}, tmp_path))
+    assert (sys.argv, sys.path) == (argv, path)
+    assert run.code == code
+    assert (run.problem is None) if problem is None else (problem in run.problem), run.problem
+    assert f"'--root', '{tmp_path}', '--tables', 'market_data assets'" in run.stderr, "the audit's settings as flags"
+
+
+def test_the_audits_run_passes_ctrl_c_on(tmp_path, monkeypatch):
+    """The script turns Ctrl-C into exit 130; in the audit, it stops the audit instead of failing a check."""
+    planted = tmp_path / "health_check.py"
+    planted.write_text("raise SystemExit(130)\n")
+    module = _the_checks_conftest(monkeypatch)
+    monkeypatch.setattr(module, "HEALTH_CHECK", planted)
+    with pytest.raises(KeyboardInterrupt):
+        module.run_health_check(tmp_path, settings.build({}, tmp_path))

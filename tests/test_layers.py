@@ -67,3 +67,18 @@ def test_the_audit_loads_none_of_the_suites_test_plugins() -> None:
     assert done.returncode == 0, done.stderr
     assert "--postgresql" not in done.stdout and "hypothesis" not in done.stdout.lower()
     assert "--freshness" in done.stdout and "--project-root" in done.stdout
+
+
+def test_the_audit_writes_its_report_without_pytest_html(tmp_path: Path) -> None:
+    """The report is the audit's own page: pytest-html, pytest-metadata and jinja2 are never loaded,
+    even where they are installed, and their flags still work."""
+    report = tmp_path / "audit.html"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pytest", "infra_tests", "--project-root", str(tmp_path),
+         f"--html={report}", "--self-contained-html", "--metadata", "Ticket", "#044", f"--history={tmp_path / 'h'}"],
+        cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    modules = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
+    assert "_pytest" in modules, done.stderr[-2000:]
+    assert not {"pytest_html", "pytest_metadata", "jinja2"} & modules
+    assert "<td>#044</td>" in report.read_text(encoding="utf-8"), done.stdout

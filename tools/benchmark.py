@@ -65,9 +65,11 @@ def parse_args(argv: list[str] | None):
     try:
         args.sizes = [int(size) for size in args.sizes.split(",")]
         for size in args.sizes:
+            if size < 1:  # an empty market_data has no newest row to time: the audit fails it
+                raise ValueError(f"{size} rows leave market_data empty")
             seed.seed_params(market_data_rows=size, assets_rows=seed.SPEC_ASSETS_ROWS, now=None)
     except ValueError as exc:
-        parser.error(f"--sizes: {exc} (whole numbers from 0 to {seed.MAX_ROWS:,}, comma separated)")
+        parser.error(f"--sizes: {exc} (whole numbers from 1 to {seed.MAX_ROWS:,}, comma separated)")
     text = args.server or os.environ.get(ADMIN_URL_VARIABLE)
     if not text:
         parser.error(f"set {ADMIN_URL_VARIABLE} to an admin URL (a role with CREATEDB)")
@@ -131,8 +133,11 @@ def startup(scratch: Scratch, runs: int) -> list[tuple[str, float, str, float]]:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         (work / "test_trivial.py").write_text(BARE_TEST)
-        env = {**os.environ, "DB_URL": scratch.url}
-        env.pop("PYTEST_ADDOPTS", None)
+        # Python as it runs by default, for both sides: bytecode cached after the first round (in this
+        # run's own folder, never the checkout), whatever PYTHONDONTWRITEBYTECODE the caller has.
+        env = {**os.environ, "DB_URL": scratch.url, "PYTHONPYCACHEPREFIX": str(work / "pycache")}
+        for name in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE"):
+            env.pop(name, None)
         bare = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         commands = {
             "audit": ([sys.executable, "-m", "pytest", "-q", "infra_tests", f"--history={work / 'h.jsonl'}",

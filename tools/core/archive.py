@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.core.errors import ArchiveError, ArchiveStopped
+from tools.core.files import fsync_folder
 from tools.core.text import printable
 from tools.core.venv_artifacts import (
     Artifact,
@@ -197,11 +198,7 @@ def save_manifest(archive: Path, manifest: dict) -> None:
         temp.unlink(missing_ok=True)  # a half-written temp is ours and worthless; the last manifest stays
         raise
     os.replace(temp, archive / MANIFEST)
-    folder = os.open(archive, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    fsync_folder(archive)
 
 
 def load_manifest(archive: Path) -> dict:

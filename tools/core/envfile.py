@@ -33,6 +33,7 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from tools.core.errors import EnvFileError
+from tools.core.files import fsync_folder
 
 TOOL = "tools/sandbox.py"
 RECORD = "env-record.json"  # inside the caller's saved_dir
@@ -231,15 +232,7 @@ def write_atomically(target: Path, data: bytes, mode: int, owner: tuple[int, int
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_folder(target.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_folder(target.parent)
 
 
 def _real_file(env_path: Path) -> Path:
@@ -370,4 +363,4 @@ def restore(env_path: Path, saved: Saved) -> str:
 
 def _remove(real: Path) -> None:
     real.unlink()
-    _fsync_folder(real.parent)
+    fsync_folder(real.parent)

@@ -17,7 +17,7 @@ from tools.plugin import history, html, report
 
 
 def activate(config: pytest.Config, checks: Path) -> None:
-    """Register the audit's reports and name its default HTML report (before pytest-html reads it);
+    """Register the audit's reports and name its default HTML report;
     ``checks`` is the folder of the audit's checks, so a run of only some of them says so."""
     report.remember_checks(config, checks)
     html.default_html_report(config)

@@ -1,13 +1,12 @@
 """The audit's HTML report: one self-contained file a person can attach to a ticket.
 
 A pytest plugin, registered by ``tools.plugin.activate`` only when the audit runs, on top of
-``tools.plugin.report``'s one record per check. It names the default report file and writes, as
-static HTML at the top of pytest-html's page, everything a reader needs: the verdict, each check
-with its evidence, warnings and cause (said once), and the environment (what was audited, where,
-by whom, from which commit). Ticket previews and mail clients that drop scripts still show all of
-it. pytest-html's script-built parts stay below as an extra (a sortable list) and are hidden when
-no script runs. pytest-metadata's table (whose CI variables and package lists could carry tokens)
-is emptied before anything shows it.
+``tools.plugin.report``'s one record per check. It names the default report file and writes the
+page itself, as static HTML without a script: the verdict, each check with its evidence, warnings
+and cause (said once), the environment (what was audited, where, by whom, from which commit), and
+the traceback of anything that crashed (a bug in the audit, for its authors). A ticket preview or
+a mail client shows all of it; nothing is loaded from beside the file. Its options (``--html``,
+``--self-contained-html``, ``--metadata``) are declared by ``tools.plugin.settings``.
 """
 
 from __future__ import annotations
@@ -31,8 +30,6 @@ from tools.core.errors import ConfigError
 from tools.plugin import settings as audit_settings
 from tools.plugin.report import (
     ENVIRONMENT,
-    NOT_CHECKED,
-    NOT_RUN,
     RESULTS,
     SHOUTED,
     CheckResult,
@@ -42,13 +39,8 @@ from tools.plugin.report import (
     safe,
 )
 
-try:
-    from pytest_metadata.plugin import metadata_key
-except ImportError:  # pragma: no cover - pytest-html requires pytest-metadata
-    metadata_key = None
-
 STARTED = pytest.StashKey[tuple[float, datetime.datetime]]()
-ENVIRONMENT_ROWS = pytest.StashKey[dict[str, str]]()
+_WRITTEN = pytest.StashKey[str]()  # the report's line for the terminal: where it is, or why it is not
 GIT_TIMEOUT_S = 3.0
 
 
@@ -57,8 +49,7 @@ GIT_TIMEOUT_S = 3.0
 
 def default_html_report(config: pytest.Config) -> None:
     """Write the audit's HTML report to ``<infra_report_dir>/infra-audit-<timestamp>.html`` unless
-    told otherwise. Called by ``tools.plugin.activate`` (so only the audit writes it), before
-    pytest-html reads its options. ``--html`` wins; ``--no-default-report`` or an empty
+    told otherwise. Called by ``tools.plugin.activate`` (so only the audit writes it). ``--html`` wins; ``--no-default-report`` or an empty
     ``infra_report_dir`` turn it off; a run from inside another pytest test (the suite's own
     tests) never writes it."""
     option = config.option
@@ -75,12 +66,11 @@ def default_html_report(config: pytest.Config) -> None:
                 break
             path = folder / f"infra-audit-{stamp}-{n}.html"
         option.htmlpath = str(path)
-        option.self_contained_html = True
 
 
 def check_report_paths(config: pytest.Config) -> None:
     """Refuse, before any check runs, a report that could not be written (a folder that is a file,
-    no permission, /proc): pytest-html and JUnit would otherwise fail at the very end, with a traceback."""
+    no permission, /proc): the report and JUnit would otherwise fail at the very end."""
     for what, option in (("HTML report", "htmlpath"), ("JUnit XML", "xmlpath")):
         text = getattr(config.option, option, None)
         if not text:
@@ -161,35 +151,20 @@ def _environment(config: pytest.Config, finished: float) -> dict[str, str]:
         "Duration": f"{finished - started:.1f} s",
     }
     rows.update({k: v for k, v in facts.items() if k not in rows})
-    rows.update({str(k): str(v) for k, v in (getattr(config.option, "metadata", None) or [])})  # --metadata KEY VALUE
+    rows.update({str(k): str(v) for k, v in (config.getoption("metadata") or [])})  # --metadata KEY VALUE
     return {safe(config, k): safe(config, v) for k, v in rows.items()}
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Start the clock, and empty pytest-metadata's table before anything prints it (``-v``'s header,
-    pytest-html's data); put one in place when ``-p no:metadata`` left none (pytest-html needs it)."""
-    config = session.config
-    config.stash[STARTED] = (time.monotonic(), datetime.datetime.now().astimezone())
-    if metadata_key is not None:
-        config.stash.setdefault(metadata_key, {}).clear()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The environment, complete, before pytest-html writes the report (it runs last)."""
-    if STARTED in session.config.stash:
-        session.config.stash[ENVIRONMENT_ROWS] = _environment(session.config, time.monotonic())
+    session.config.stash[STARTED] = (time.monotonic(), datetime.datetime.now().astimezone())
 
 
 # --- the page -------------------------------------------------------------------------------------
 
-# pytest-html's base style is grey (#999) 12 px text; ours is dark and readable. Its script-built
-# parts (filters, sortable table) show only when a script ran (the class set by JS_MARK); its
-# environment table, run count ("4 tests took 48 ms") and unused outcome filters never show.
 STYLE = """<style>
-body{color:#1a1a1a;font-size:14px;line-height:1.4}
-h2{margin-top:1.4em}
+body{font-family:Helvetica,Arial,sans-serif;color:#1a1a1a;font-size:14px;line-height:1.4;margin:1.2em 1.6em;max-width:90em}
+h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.2em;margin-top:1.4em}
+.infra-generated{color:#444;margin:.2em 0 .8em}
 .infra-verdict{font-size:1.3em;padding:.5em .7em;border-radius:4px;margin:.6em 0}
 .infra-PASSED{background:#e3f5e1;color:#14501a}.infra-FAILED{background:#fde2e1;color:#7a1209}
 .infra-PARTIAL{background:#fff4d6;color:#5c4300}
@@ -213,20 +188,10 @@ table.infra-evidence td{font-family:ui-monospace,Menlo,Consolas,monospace;font-s
 .infra-warning{background:#fff6d6;border-color:#a37f00;color:#4a3a00}
 table.infra-env th{font-weight:normal;color:#333;white-space:nowrap}
 table.infra-env td{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
-code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em}
-#environment-header,#environment,.run-count,p.filter,.controls .collapse{display:none}
-.logwrapper:not(:has(.log)){display:none}
-.filters input[data-test-result=xfailed],.filters span.xfailed,.filters input[data-test-result=xpassed],
-.filters span.xpassed,.filters input[data-test-result=rerun],.filters span.rerun,
-.filters input[data-test-result=retried],.filters span.retried{display:none}
-html:not(.infra-js) .infra-js-only,html:not(.infra-js) .controls,html:not(.infra-js) #results-table{display:none}
-#results-table{color:#333;font-size:13px}
-#results-table th:last-child,#results-table td.col-links{display:none}
-#results-table tbody.error td.col-result,#results-table tbody.skipped td.col-result{font-size:0}
-#results-table tbody.error td.col-result::before{content:"Could not check";font-size:13px}
-#results-table tbody.skipped td.col-result::before{content:"Not run";font-size:13px}
+code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em}
+details.infra-crash{margin:.4em 0}details.infra-crash summary{cursor:pointer;font-weight:bold}
+details.infra-crash pre{background:#f6f6f6;border:1px solid #ddd;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 </style>"""
-JS_MARK = '<script>document.documentElement.classList.add("infra-js")</script>'
 
 
 def _text(value: str) -> str:
@@ -262,12 +227,43 @@ def _environment_html(rows: dict[str, str]) -> str:
     return f'<h2>Environment</h2><table class="infra-env">{_label_rows(rows.items())}</table>'
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
-    """The report itself, as static HTML: the verdict, every check, the environment."""
+def _crash_html(crashes: list[tuple[str, str]]) -> str:
+    """What crashed, each traceback folded (it is for the audit's authors, not the ticket's reader)."""
+    if not crashes:
+        return ""
+    items = "".join(f'<details class="infra-crash"><summary>{html.escape(what)}</summary><pre>{html.escape(text)}</pre>'
+                    "</details>" for what, text in crashes)  # fmt: skip
+    return (f"<h2>Crashes: bugs in the audit, with their tracebacks</h2><p>Report these to the audit's authors; "
+            f"the checks above say what they could and could not check.</p>{items}")  # fmt: skip
+
+
+def _crashes(session: pytest.Session) -> list[tuple[str, str]]:
+    """pytest's failures that are not findings (a check that crashed, a fixture's teardown, a file
+    that failed to import), with their traceback and captured output, scrubbed."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = reporter.stats if reporter is not None else {}
+    found = []
+    for report in (r for key in ("failed", "error") for r in stats.get(key, ())):
+        if getattr(report, "infra_finding", False) or report.longrepr is None:
+            continue
+        when = getattr(report, "when", None) or "collect"
+        text = "\n\n".join([str(report.longrepr), *(f"--- {title} ---\n{body}" for title, body in report.sections)])
+        found.append((safe(session.config, f"{report.nodeid or 'collection'} ({when})"), safe(session.config, text)))
+    return found
+
+
+def page(session: pytest.Session) -> str:
+    """The whole report: title, verdict, every check, what crashed, the environment."""
     config = session.config
     results = list(config.stash.get(RESULTS, {}).values())
-    parts = [STYLE, JS_MARK]
+    title = html.escape(f"Infrastructure audit: {safe(config, project_identity(config)[1])}")
+    started_at = config.stash[STARTED][1]
+    parts = [
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">{STYLE}</head><body>',
+        f"<h1>{title}</h1>",
+        f'<p class="infra-generated">Audited on {started_at:%Y-%m-%d at %H:%M:%S %z}.</p>',
+    ]
     if results:
         overall = overall_verdict(config, results, session.exitstatus)
         rows = "".join(_check_row(result) for result in results)
@@ -277,33 +273,32 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
             '<table class="infra-checks"><thead><tr><th>Check</th><th>Result</th>'
             f"<th>Evidence, warnings, cause and fix</th></tr></thead><tbody>{rows}</tbody></table>"
         )
-    parts.append(_environment_html(config.stash.get(ENVIRONMENT_ROWS, {})))
-    parts.append('<h2 class="infra-js-only">As pytest ran them (sortable, filterable)</h2>')
-    prefix.extend(parts)
+    else:
+        parts.append('<p class="infra-verdict infra-FAILED"><strong>Audit FAILED</strong>: no check ran</p>')
+    parts.append(_crash_html(_crashes(session)))
+    parts.append(_environment_html(_environment(config, time.monotonic())))
+    parts.append("</body></html>\n")
+    return "".join(parts)
 
 
-@pytest.hookimpl(tryfirst=True, optionalhook=True)
-def pytest_html_report_title(report) -> None:
-    """Our title, our words on pytest-html's filters, and its rows closed (the report above says it all)."""
-    report.title = f"Infrastructure audit: {safe(report.config, project_identity(report.config)[1])}"
-    report.set_data("renderCollapsed", ["all"])
-    for outcome, label in (("passed", "passed"), ("failed", "failed"), ("error", NOT_CHECKED), ("skipped", NOT_RUN)):
-        report.outcomes[outcome]["label"] = label
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the report once the run's verdict is final (``report`` may fail a run with a skipped check)."""
+    config = session.config
+    text = getattr(config.option, "htmlpath", None)
+    if not text or STARTED not in config.stash:
+        return
+    path = Path(os.path.expandvars(text)).expanduser().absolute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page(session), encoding="utf-8")
+    except OSError as exc:
+        config.stash[_WRITTEN] = f"the HTML report was not written to {path}: {exc.strerror or exc}"
+    else:
+        config.stash[_WRITTEN] = f"Generated html report: {path.as_uri()}"
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_header(cells: list) -> None:
-    cells.insert(1, '<th class="sortable" data-column-type="check">Check</th>')
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_row(report, cells: list) -> None:
-    cells.insert(1, f'<td class="col-check">{html.escape(getattr(report, "infra_check", ""))}</td>')
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_html(report, data: list) -> None:
-    """A check's evidence and cause are in the table above: its row here keeps only what is not
-    (a crash's traceback, captured output)."""
-    if getattr(report, "infra_finding", False) or data == ["No log output captured."]:
-        data.clear()
+def pytest_terminal_summary(terminalreporter) -> None:
+    said = terminalreporter.config.stash.get(_WRITTEN, None)
+    if said is not None:
+        terminalreporter.write_sep("-", said, yellow=not said.startswith("Generated"))

@@ -240,7 +240,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """A skipped check fails the run: it proved nothing (before pytest-html writes the report)."""
+    """A skipped check fails the run: it proved nothing (before the HTML report is written)."""
     results = session.config.stash.get(RESULTS, {}).values()
     if session.exitstatus == pytest.ExitCode.OK and any(r.verdict == NOT_RUN for r in results):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -255,11 +255,15 @@ def counts_line(config: pytest.Config, results: list[CheckResult], exitstatus: i
     warned = sum(len(r.warnings) for r in results)
     if warned:
         counts += f" ({warned} warning{'s' if warned > 1 else ''})"
-    if exitstatus != pytest.ExitCode.OK and all(r.verdict == PASSED for r in results):
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    if interrupted:
+        counts += "; interrupted (Ctrl-C) before the audit finished"
+    elif exitstatus != pytest.ExitCode.OK and all(r.verdict == PASSED for r in results):
         counts += f"; but pytest ended with exit code {int(exitstatus)}: see its errors"
     left_out = not_selected(config, results)
     if left_out:
-        counts += f"; {len(left_out)} of the audit's checks not run (not selected): {', '.join(left_out)}"
+        why = "did not run" if interrupted else "not run (not selected)"
+        counts += f"; {len(left_out)} of the audit's checks {why}: {', '.join(left_out)}"
     return counts
 
 

@@ -25,7 +25,7 @@ _SETTINGS = pytest.StashKey[AuditSettings]()
 _DB_URL = pytest.StashKey["db_config.DbUrlSetting | ConfigError"]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("infra", "infrastructure audit (settings default to pytest.ini)")
     for setting in core_settings.SETTINGS:
         parser.addini(setting.ini, setting.help, default=setting.default)
@@ -35,6 +35,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="do not write the HTML report to infra_report_dir (--html still works)",
     )
+    if not pluginmanager.has_plugin("html"):
+        _report_options(group, pluginmanager)
+
+
+def _report_options(group: pytest.OptionGroup, pluginmanager: pytest.PytestPluginManager) -> None:
+    """The report's options, spelled as pytest-html spells them (CI jobs already pass them). The audit
+    writes its own page, so pytest-html and pytest-metadata, where installed, are kept out of its run
+    (this plugin loads before installed plugins do); where one was loaded first, its options stand."""
+    for name in ("html", "html_fixtures", "metadata"):
+        pluginmanager.set_blocked(name)
+    group.addoption("--html", dest="htmlpath", metavar="PATH", help="write the HTML report to PATH instead")
+    group.addoption(
+        "--self-contained-html", action="store_true", help="accepted for pytest-html's users: the report is always one file"
+    )
+    group.addoption(
+        "--metadata", nargs=2, action="append", metavar=("KEY", "VALUE"),
+        help="add a row to the report's environment table, e.g. --metadata Ticket '#044'",
+    )  # fmt: skip
 
 
 def settings(config: pytest.Config) -> AuditSettings:
