@@ -24,10 +24,10 @@ from tools.core import probe as db_probe
 from tools.core.dburl import DbUrl
 from tools.core.errors import ConfigError, ProbeError
 from tools.core.settings import AuditSettings
+from tools.plugin import report
 from tools.plugin import settings as settings_plugin
 
 T = TypeVar("T")
-NO_DB_URL = 'no usable DB_URL: see ".env has DB_URL"'
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,14 @@ def db_url_attempt(pytestconfig: pytest.Config) -> Attempt[tuple[db_config.DbUrl
         return Attempt(None, settings_plugin.advice(exc))
 
 
+def _no_db_url(config: pytest.Config) -> str:
+    return f"no usable DB_URL: {report.see(config, 'test_env_has_db_url')}"
+
+
 @pytest.fixture(scope="session")
-def db_url(db_url_attempt: Attempt[tuple[db_config.DbUrlSetting, DbUrl]]) -> DbUrl:
+def db_url(pytestconfig: pytest.Config, db_url_attempt: Attempt[tuple[db_config.DbUrlSetting, DbUrl]]) -> DbUrl:
     """The validated DB_URL; fails (without looking again) when it is missing or malformed."""
-    return db_url_attempt.get(NO_DB_URL)[1]
+    return db_url_attempt.get(_no_db_url(pytestconfig))[1]
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +102,8 @@ def db_attempt(
 
 
 @pytest.fixture(scope="session")
-def db(db_attempt: Attempt[psycopg.Connection], db_url_attempt: Attempt, audit_settings: AuditSettings) -> psycopg.Connection:
+def db(pytestconfig: pytest.Config, db_attempt: Attempt[psycopg.Connection], db_url_attempt: Attempt) -> psycopg.Connection:
     """The session's read-only connection; fails (without waiting again) when it could not be opened."""
-    reachable = f'the database was not reached: see "database reachable within {audit_settings.timeouts.connect:g} s"'
-    return db_attempt.get(NO_DB_URL if db_url_attempt.error is not None else reachable)
+    if db_url_attempt.error is not None:
+        return db_attempt.get(_no_db_url(pytestconfig))
+    return db_attempt.get(f"the database was not reached: {report.see(pytestconfig, 'test_db_reachable_within_3s')}")

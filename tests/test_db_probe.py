@@ -160,7 +160,7 @@ def test_a_one_row_table_is_not_empty(target, conn):
     target.admin.execute("CREATE TABLE single AS SELECT 1 AS n")
     target.admin.execute("GRANT SELECT ON single TO PUBLIC")
     stats = db_probe.table_stats(conn, "single", 10, FAST)
-    assert (stats.table, stats.rows, stats.exact, stats.shown) == ("single", 1, True, "1 rows")
+    assert (stats.table, stats.rows, stats.exact, stats.shown) == ("single", 1, True, "1 row")
 
 
 def test_a_table_of_exactly_the_limit_is_counted_exactly(target, conn):
@@ -170,14 +170,24 @@ def test_a_table_of_exactly_the_limit_is_counted_exactly(target, conn):
     assert (stats.rows, stats.exact) == (10, True)
 
 
-def test_a_table_analyzed_while_empty_then_filled_has_no_estimate(target, conn):
-    """reltuples 0 says 'empty at the last ANALYZE': over the limit now, the report must not say ~0 rows."""
-    target.admin.execute("CREATE TABLE filled (n int)")
-    target.admin.execute("ALTER TABLE filled SET (autovacuum_enabled = false)")
-    target.admin.execute("ANALYZE filled")
-    target.admin.execute("INSERT INTO filled SELECT generate_series(1, 50)")
-    target.admin.execute("GRANT SELECT ON filled TO PUBLIC")
-    stats = db_probe.table_stats(conn, "filled", 10, FAST)
+def test_a_table_the_planner_puts_at_exactly_the_limit_is_counted_exactly(target, conn):
+    """"Up to this many rows are counted exactly": an estimate equal to the limit is no big table."""
+    target.admin.execute("CREATE TABLE ten AS SELECT generate_series(1, 10) AS n")
+    target.admin.execute("ANALYZE ten")
+    target.admin.execute("GRANT SELECT ON ten TO PUBLIC")
+    stats = db_probe.table_stats(conn, "ten", 10, FAST)
+    assert (stats.rows, stats.exact, stats.shown) == (10, True, "10 rows")
+
+
+@pytest.mark.parametrize("rows_at_analyze", [0, 5], ids=["analyzed while empty", "analyzed at 5 rows"])
+def test_a_table_grown_past_the_limit_since_its_analyze_shows_no_stale_estimate(target, conn, rows_at_analyze):
+    """The planner says 0 or 5 rows, the bounded count finds over 10: "~0 rows" or "~5 rows" would be a false low."""
+    target.admin.execute(f"CREATE TABLE grown AS SELECT generate_series(1, {rows_at_analyze}) AS n")
+    target.admin.execute("ALTER TABLE grown SET (autovacuum_enabled = false)")
+    target.admin.execute("ANALYZE grown")
+    target.admin.execute(f"INSERT INTO grown SELECT generate_series({rows_at_analyze + 1}, 50)")
+    target.admin.execute("GRANT SELECT ON grown TO PUBLIC")
+    stats = db_probe.table_stats(conn, "grown", 10, FAST)
     assert (stats.rows, stats.exact) == (None, False)
     assert stats.shown == "non-empty (row estimate unavailable until ANALYZE)"
 

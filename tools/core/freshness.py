@@ -27,6 +27,7 @@ from psycopg import sql
 from tools.core import probe as db_probe
 from tools.core.errors import ProbeError
 from tools.core.probe import Timeouts
+from tools.core.text import counted
 
 DEFAULT_FRESHNESS = "market_data=3d"
 DEFAULT_GROUP = "symbol"
@@ -341,16 +342,12 @@ def age_words(seconds: float) -> str:
     left = int(seconds)
     index = next(i for i, (_, size) in enumerate(_WORD_UNITS) if left >= size or size == 1)
     name, size = _WORD_UNITS[index]
-    parts = [_count(left // size, name)]
+    parts = [counted(left // size, name)]
     if index + 1 < len(_WORD_UNITS):  # the next unit only: "10 days", never "10 days 5 seconds"
         next_name, next_size = _WORD_UNITS[index + 1]
         if left % size >= next_size:
-            parts.append(_count(left % size // next_size, next_name))
+            parts.append(counted(left % size // next_size, next_name))
     return " ".join(parts)
-
-
-def _count(number: int, unit: str) -> str:
-    return f"{number} {unit}" + ("" if number == 1 else "s")
 
 
 def check(
@@ -405,7 +402,7 @@ def resolve(
     if not readable:
         raise ProbeError("permission", f"permission denied on table {table}: GRANT SELECT ON {table} TO {user}")
     if estimate >= 0:
-        big, size = estimate >= exact_limit, f"~{estimate:,} rows"
+        big, size = estimate > exact_limit, f"~{counted(estimate, 'row')}"
     else:  # never analyzed (a fresh restore): judge by its size on disk instead of trusting "no rows"
         big, size = (
             size_bytes >= exact_limit * BYTES_PER_ROW_GUESS,

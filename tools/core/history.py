@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tools.core.dburl import DbUrl
 from tools.core.errors import HistoryError
+from tools.core.text import counted
 from tools.core.probe import TableStats
 
 DEFAULT_PATH = Path("reports") / "infra-history.jsonl"
@@ -43,7 +44,7 @@ class TableCount:
         """``272,395 rows (exact)`` or ``~340,000 rows (estimate)``."""
         if self.rows is None:
             return "an unknown number of rows"
-        return f"{self.rows:,} rows (exact)" if self.exact else f"~{self.rows:,} rows (estimate)"
+        return f"{counted(self.rows, 'row')} (exact)" if self.exact else f"~{counted(self.rows, 'row')} (estimate)"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from psycopg import errors, sql
 
 from tools.core.dburl import DbUrl, scrub
 from tools.core.errors import ProbeError
+from tools.core.text import counted
 
 APPLICATION_NAME = "infra-audit"
 # How long past the server's statement_timeout we still wait for its answer (it normally cancels itself).
@@ -67,7 +68,7 @@ class TableStats:
         """``340,494 rows`` or ``~340,494 rows (planner estimate)``."""
         if self.rows is None:
             return "non-empty (row estimate unavailable until ANALYZE)"
-        return f"{self.rows:,} rows" if self.exact else f"~{self.rows:,} rows (planner estimate)"
+        return counted(self.rows, "row") if self.exact else f"~{counted(self.rows, 'row')} (planner estimate)"
 
 
 def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
@@ -273,12 +274,13 @@ def server_version(conn: psycopg.Connection) -> str:
 def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts: Timeouts) -> TableStats:
     """Prove ``table`` exists, is readable and non-empty, reading at most ``exact_limit + 1`` rows.
 
-    Big tables (by the planner's ``reltuples``) are never counted: ``EXISTS`` decides non-empty
-    and the estimate is reported. Raises ProbeError(cause) with cause ``missing``, ``empty``,
+    Big tables (a planner's ``reltuples`` over the limit) are never counted: ``EXISTS`` decides
+    non-empty and the estimate is reported. A table the bounded count finds over the limit while the
+    planner says otherwise has no estimate to trust ("non-empty", never a stale "~5 rows"). Raises ProbeError(cause) with cause ``missing``, ``empty``,
     ``permission``, ``locked``, ``timeout``, ``no_answer``, ``bad_name`` or ``query_failed``.
     """
     name, estimate = _locate(conn, table, timeouts)
-    if estimate >= exact_limit:
+    if estimate > exact_limit:
         (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
         stats = TableStats(table, estimate, exact=False)
     else:
@@ -288,7 +290,7 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
         (rows,) = fetch_one(conn, bounded, table, timeouts)
         nonempty = rows > 0
         exact = rows <= exact_limit
-        stats = TableStats(table, rows if exact else (estimate if estimate > 0 else None), exact)
+        stats = TableStats(table, rows if exact else None, exact)
     if not nonempty:
         raise ProbeError("empty", f"table '{table}' is empty: load its data (or check the database in DB_URL)")
     return stats

@@ -23,6 +23,11 @@ def _escape(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def counted(number: int, unit: str) -> str:
+    """``1 row``, ``340,494 rows``: a count with its unit, singular for one."""
+    return f"{number:,} {unit}" + ("" if number == 1 else "s")
+
+
 def last_line(text: str) -> str:
     """The last non-blank line (where a failing program says why), or 'no output'."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]

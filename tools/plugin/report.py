@@ -288,6 +288,13 @@ def remember_checks(config: pytest.Config, folder: Path) -> None:
     config.stash[ALL_CHECKS] = tuple(found)
 
 
+def see(config: pytest.Config, test: str) -> str:
+    """``see "database reachable within 3 s"``: a pointer to the one check that states a cause, by
+    the human name its marker gives it (so the pointer follows a renamed check)."""
+    template = dict(config.stash.get(ALL_CHECKS, ())).get(test, test)
+    return f'see "{_named(config, template)}"'
+
+
 def not_selected(config: pytest.Config, results: list[CheckResult]) -> list[str]:
     """The human names of the audit's checks that this run did not run at all."""
     ran = {result.test for result in results}
