@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -112,6 +113,63 @@ def test_silent_server_hits_our_deadline_not_libpqs(silent_port):
     error = connect_error(f"postgresql://u:pw@127.0.0.1:{silent_port}/db", Timeouts(connect=0.5, query=1))
     assert error.cause == "timeout"
     assert "within 0.5 s" in str(error)
+
+
+class SlowHandshake:
+    """A TCP relay to the test server that holds each new client for ``delay`` seconds before it
+    connects upstream: a connection that completes after the audit stopped waiting for it. It
+    notes when the server said it was ready for queries, and when the client hung up."""
+
+    READY_FOR_QUERY = b"Z\x00\x00\x00\x05"  # the protocol's ReadyForQuery: the session is open
+
+    def __init__(self, upstream: tuple[str, int], delay: float) -> None:
+        self.upstream, self.delay = upstream, delay
+        self.ready, self.client_left = threading.Event(), threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        time.sleep(self.delay)
+        server = socket.create_connection(self.upstream)
+        threading.Thread(target=self._pump, args=(server, client, self.ready), daemon=True).start()
+        self._pump(client, server, None)
+        self.client_left.set()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, ready: threading.Event | None) -> None:
+        try:
+            while data := source.recv(65536):
+                if ready is not None and self.READY_FOR_QUERY in data:
+                    ready.set()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_connection_that_completes_after_the_deadline_is_closed(target):
+    """The audit gives up at its deadline; the handshake it abandoned may still succeed a moment
+    later. That late session must be closed, never left open on the user's server."""
+    host_part = target.url.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_part.rsplit(":", 1)
+    relay = SlowHandshake((host, int(port)), delay=1.0)
+    try:
+        url = target.url.replace(host_part, f"127.0.0.1:{relay.port}")
+        with pytest.raises(ProbeError) as raised:
+            db_probe.connect(parse(url), Timeouts(connect=0.3, query=1))  # libpq itself waits 2 s
+        assert raised.value.cause == "timeout"
+        assert relay.ready.wait(10), "the late handshake never completed: nothing was tested"
+        assert relay.client_left.wait(10), "the late session stayed open on the server"
+    finally:
+        relay.close()
 
 
 def test_small_table_is_counted_exactly(conn):
