@@ -11,7 +11,8 @@ import io
 import runpy
 import shlex
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +68,10 @@ class HealthCheckRun:
 def run_health_check(project_root: Path, settings: AuditSettings) -> HealthCheckRun:
     """Run the script file as its own ``__main__``, with the audit's settings as its flags: its
     bootstrap, argument parsing, probe, report and exit code, as monitoring runs them, in the
-    audit's interpreter (a second Python start-up would double the audit's time). Its own
-    connection and deadlines are its own; only Ctrl-C passes through, to stop the audit."""
+    audit's interpreter (a second Python start-up would double the audit's time). It starts as a
+    fresh ``python3 tools/health_check.py`` would (``_as_a_fresh_run``), so a script that could not
+    find its own modules fails here too. Its connection and deadlines are its own; an uncaught
+    error is exit 1, as Python's; only Ctrl-C passes through, to stop the audit."""
     timeouts = settings.timeouts
     flags = (
         "--root", str(project_root), "--tables", " ".join(settings.tables),
@@ -78,19 +81,46 @@ def run_health_check(project_root: Path, settings: AuditSettings) -> HealthCheck
         "--freshness-group", settings.freshness_group or "",
     )  # fmt: skip
     stdout, stderr = io.StringIO(), io.StringIO()
-    saved_argv, saved_path = sys.argv, sys.path[:]
-    sys.argv = [str(HEALTH_CHECK), *flags]
     code: object = None
     try:
-        with redirect_stdout(stdout), redirect_stderr(stderr):
+        with _as_a_fresh_run(HEALTH_CHECK, flags), redirect_stdout(stdout), redirect_stderr(stderr):
             runpy.run_path(str(HEALTH_CHECK), run_name="__main__")
     except SystemExit as exc:
         code = exc.code
-    finally:
-        sys.argv, sys.path[:] = saved_argv, saved_path
+    except Exception as exc:  # noqa: BLE001 - what Python would print before exiting 1
+        code = 1
+        stderr.write(f"Traceback (most recent call last): ...\n{type(exc).__name__}: {exc}\n")
     if code == EXIT_INTERRUPTED:
         raise KeyboardInterrupt
     return HealthCheckRun(flags, code if isinstance(code, int) else None, stdout.getvalue(), stderr.getvalue())
+
+
+@contextmanager
+def _as_a_fresh_run(script: Path, flags: tuple[str, ...]) -> Iterator[None]:
+    """``sys.argv``, ``sys.path`` and this checkout's modules as ``python3 script FLAGS`` starts with
+    them (the script's folder first, the checkout not on the path, no ``tools`` module loaded yet),
+    and the audit's own put back after."""
+    checkout = script.resolve().parents[1]
+    ours = {name: module for name, module in sys.modules.items() if name.split(".")[0] == "tools"}
+    saved_argv, saved_path = sys.argv, sys.path[:]
+    sys.argv = [str(script), *flags]
+    sys.path[:] = [str(script.parent), *(entry for entry in saved_path if _resolved(entry) != checkout)]
+    for name in ours:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        for name in [name for name in sys.modules if name.split(".")[0] == "tools"]:
+            del sys.modules[name]
+        sys.modules.update(ours)
+        sys.argv, sys.path[:] = saved_argv, saved_path
+
+
+def _resolved(entry: str) -> Path | None:
+    try:
+        return Path(entry or ".").resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
 
 
 @pytest.fixture(scope="session")

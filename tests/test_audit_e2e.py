@@ -7,6 +7,7 @@ anywhere in what it printed or wrote.
 from __future__ import annotations
 
 import socket
+import site
 import subprocess
 import sys
 import threading
@@ -328,7 +329,11 @@ def test_a_unicode_digit_in_the_port_is_one_clear_line(project, run_audit):
 
 def test_audit_run_by_the_root_venvs_own_python_says_in_use(project, tmp_path):
     """The audit itself runs inside that venv (its sys.prefix is the root): same advice, no fixer to run now."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(project)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project)], check=True)
+    # The audit's requirements, from the environment running this suite (a venv's base python, such
+    # as Debian's, may hold none of them: --system-site-packages would not find pytest there).
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (project / "lib" / version / "site-packages" / "suite.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     command = [str(project / "bin" / "python"), "-m", "pytest", str(REPO / "infra_tests"), "--project-root",
                str(project), "--no-default-report", "-k", "test_root_is_clean"]  # fmt: skip
     environ = {k: v for k, v in clean_env().items() if k != "VIRTUAL_ENV"}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +248,38 @@ def test_the_audits_run_passes_ctrl_c_on(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "HEALTH_CHECK", planted)
     with pytest.raises(KeyboardInterrupt):
         module.run_health_check(tmp_path, settings.build({}, tmp_path))
+
+
+def test_the_audits_run_of_the_real_script_proves_a_healthy_database(project, target, monkeypatch):
+    """The real script, through its own flags, probe, report and _cli.run, against a real database;
+    the audit's own modules are the same objects afterwards."""
+    module = _the_checks_conftest(monkeypatch)
+    write_env(project, f"DB_URL={target.url}\n")
+    monkeypatch.delenv("DB_URL", raising=False)
+    probe_module = sys.modules["tools.core.probe"]
+    run = module.run_health_check(project, settings.build({}, project))
+    assert (run.code, run.verdict, run.problem) == (0, "✅ System Healthy", None), run.stdout + run.stderr
+    assert "market_data: 120 rows" in run.stdout and target.role.password not in run.stdout
+    assert sys.modules["tools.core.probe"] is probe_module
+
+
+@pytest.mark.parametrize("bootstrap", ["kept", "removed"])
+def test_the_audits_run_starts_the_script_as_a_fresh_python_would(bootstrap, project, tmp_path, monkeypatch):
+    """A script that cannot find its own modules when monitoring starts it must fail in the audit
+    too, even though the audit has them loaded."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / "tools", checkout / "tools", ignore=shutil.ignore_patterns("__pycache__"))
+    script = checkout / "tools" / "health_check.py"
+    text = script.read_text()
+    line = next(line for line in text.splitlines() if line.startswith("sys.path.insert(0"))
+    if bootstrap == "removed":
+        script.write_text(text.replace(line, "pass"))
+    module = _the_checks_conftest(monkeypatch)
+    monkeypatch.setattr(module, "HEALTH_CHECK", script)
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if Path(entry or ".").resolve() != REPO])
+    monkeypatch.delenv("DB_URL", raising=False)
+    run = module.run_health_check(project, settings.build({}, project))
+    if bootstrap == "removed":
+        assert run.code == 1 and "exited 1: ModuleNotFoundError: No module named 'tools'" in run.problem
+    else:  # it finds its modules, and stops where it should: no DB_URL in this project
+        assert run.code == 2 and "DB_URL" in run.problem, run.problem

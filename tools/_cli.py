@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NoReturn, TextIO
 
 from tools.core.dburl import scrub, scrub_data
@@ -29,18 +30,31 @@ from tools.core.text import printable
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 REQUIREMENTS = ("psycopg", "dotenv")  # what every tool but quickstart needs installed
+CHECKOUT_VENV = Path(__file__).resolve().parents[1] / ".venv"  # where quickstart sets the requirements up
+
+
+def venv_python(venv: Path = CHECKOUT_VENV) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 def require_installed(tool: str) -> None:
-    """Exit with one line, not an ImportError traceback, when this python lacks the requirements
-    (Debian's own python3, say, when the set-up went into .venv/)."""
+    """Run on the checkout's ``.venv/`` python when this one lacks the requirements (Debian's own
+    python3, say, after ``python3 tools/quickstart.py`` set up ``.venv/``), so ``python3 tools/<tool>``
+    works as the docs say; without that virtualenv, exit with one line (and the JSON envelope for
+    ``--json``), not an ImportError traceback."""
     missing = [name for name in REQUIREMENTS if importlib.util.find_spec(name) is None]
-    if missing:
-        sys.stderr.write(
-            f"{tool}: error: this python ({sys.executable}) lacks the requirements ({', '.join(missing)}): "
-            f"run `python3 tools/quickstart.py` once, then `.venv/bin/python tools/{tool}`\n"
-        )
-        raise SystemExit(EXIT_USAGE)
+    if not missing:
+        return
+    python = venv_python()
+    if python.exists() and Path(sys.prefix).resolve() != CHECKOUT_VENV.resolve():
+        sys.stdout.flush()
+        os.execv(python, [str(python), *sys.argv])
+    error = (f"this python ({sys.executable}) lacks the requirements ({', '.join(missing)}): run "
+             f"`python3 tools/quickstart.py` once; it sets up {CHECKOUT_VENV}, which `python3 tools/{tool}` then uses")  # fmt: skip
+    if "--json" in sys.argv[1:]:
+        print(json.dumps({"tool": tool, "ok": False, "exit_code": EXIT_USAGE, "error": error}))
+    sys.stderr.write(f"{tool}: error: {error}\n")
+    raise SystemExit(EXIT_USAGE)
 
 
 class _DropWhenClosed:

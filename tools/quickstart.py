@@ -27,7 +27,7 @@ from tools.core.errors import ConfigError, InfraError  # noqa: E402
 
 TOOL = "quickstart.py"
 ROOT = Path(__file__).resolve().parents[1]
-VENV = ROOT / ".venv"
+VENV = _cli.CHECKOUT_VENV
 REQUIREMENTS = ROOT / "requirements.txt"
 SANDBOX_STATE = ROOT / ".sandbox" / "state.json"
 IN_VENV_FLAG = "--in-venv"  # set when the script runs itself again inside the set-up virtualenv
@@ -51,13 +51,9 @@ def in_virtualenv() -> bool:
     return sys.prefix != sys.base_prefix
 
 
-def venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
 def ensure_venv() -> Path:
     """The python of .venv/, made with this interpreter when missing; a .venv/ it made but could not finish goes."""
-    python = venv_python()
+    python = _cli.venv_python()
     if VENV.exists() or VENV.is_symlink():
         if not works(python, "-m", "pip", "--version"):
             raise InfraError(f"{VENV} exists but has no working python with pip: move it away, then run again")
