@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.core import envfile
+from tools.core import envfile, files
 from tools.core.envfile import restore, set_db_url
 from tools.core.errors import EnvFileError
 
@@ -264,8 +264,8 @@ def test_a_planted_symlink_at_a_temporary_name_is_not_followed(tmp_path: Path, b
     for link in planted:
         link.symlink_to(victim)
     names = iter(planted)
-    real_temp_path = envfile._temp_path
-    monkeypatch.setattr(envfile, "_temp_path", lambda target: next(names, None) or real_temp_path(target))
+    real_temp_path = files._temp_path
+    monkeypatch.setattr(files, "_temp_path", lambda target: next(names, None) or real_temp_path(target))
     saved = set_db_url(env, URL, box)
     restore(env, saved)
     assert victim.read_bytes() == b"precious\n"

@@ -69,16 +69,38 @@ def test_the_audit_loads_none_of_the_suites_test_plugins() -> None:
     assert "--freshness" in done.stdout and "--project-root" in done.stdout
 
 
+def _installed_pytest_html(site: Path) -> Path:
+    """An installed pytest-html (entry point ``html``) that leaves a mark when imported and claims
+    ``--html`` as the real one does; the mark's path."""
+    mark = site / "pytest-html-was-imported"
+    (site / "pytest_html").mkdir(parents=True)
+    (site / "pytest_html" / "__init__.py").write_text("")
+    (site / "pytest_html" / "plugin.py").write_text(
+        f"import pathlib\npathlib.Path({str(mark)!r}).touch()\n\ndef pytest_addoption(parser):\n    parser.addoption('--html')\n"
+    )
+    dist = site / "pytest_html-99.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pytest-html\nVersion: 99.0\n")
+    (dist / "entry_points.txt").write_text("[pytest11]\nhtml = pytest_html.plugin\n")
+    return mark
+
+
 def test_the_audit_writes_its_report_without_pytest_html(tmp_path: Path) -> None:
-    """The report is the audit's own page: pytest-html, pytest-metadata and jinja2 are never loaded,
-    even where they are installed, and their flags still work."""
+    """The report is the audit's own page: an installed pytest-html is never loaded, its flags work
+    without it, and asking for it by name is one usage line, not a clash of options."""
+    mark = _installed_pytest_html(tmp_path / "site")
+    env = clean_env(PYTHONPATH=str(tmp_path / "site"))
     report = tmp_path / "audit.html"
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "pytest", "infra_tests", "--project-root", str(tmp_path),
-         f"--html={report}", "--self-contained-html", "--metadata", "Ticket", "#044", f"--history={tmp_path / 'h'}"],
-        cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    modules = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
-    assert "_pytest" in modules, done.stderr[-2000:]
-    assert not {"pytest_html", "pytest_metadata", "jinja2"} & modules
-    assert "<td>#044</td>" in report.read_text(encoding="utf-8"), done.stdout
+    command = [sys.executable, "-m", "pytest", "infra_tests", "--project-root", str(tmp_path), f"--history={tmp_path / 'h'}"]
+    done = subprocess.run([*command, f"--html={report}", "--self-contained-html", "--metadata", "Ticket", "#044"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1 and "audit FAILED" in done.stdout, done.stdout + done.stderr  # no DB_URL here
+    assert not mark.exists(), "the installed pytest-html was loaded"
+    assert "<td>#044</td>" in report.read_text(encoding="utf-8")
+
+    asked = subprocess.run([*command, "-p", "html"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert asked.returncode == 4, asked.stdout + asked.stderr
+    assert asked.stderr.strip() == (
+        "ERROR: pytest-html is not needed: the audit writes its own HTML report (--html PATH, --metadata KEY VALUE); "
+        "drop the -p that loads it (PYTEST_ADDOPTS, PYTEST_PLUGINS too)"
+    )

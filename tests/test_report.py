@@ -7,16 +7,20 @@ from __future__ import annotations
 import getpass
 import html
 import json
+import os
 import re
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 import tools
 from tests.support import REPO, AuditRun, clean_env, write_env
@@ -411,13 +415,22 @@ def test_a_skipped_check_fails_the_run(project, run_audit, tmp_path):
     assert "audit FAILED: 1 not run" in run.output
 
 
-def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path):
+@pytest.mark.parametrize(
+    ("slow", "said"),
+    [
+        ("test_required_paths_present",
+         "; interrupted before the audit finished; 2 of the audit's checks did not run: required paths present, health check passes"),
+        ("test_env_has_db_url", "Audit FAILED: no check ran; interrupted before the audit finished; 8 of the audit's checks did not run: .env has DB_URL,"),
+    ],
+    ids=["half-way", "in the first check"],
+)  # fmt: skip
+def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, slow, said):
     """An audit stopped half-way is no verdict: its report says so, and names the checks that did not run."""
     started = tmp_path / "slow-check-started"
     (tmp_path / "slow_check.py").write_text(
         "import pathlib, time\n\n"
         "def pytest_runtest_call(item):\n"
-        "    if item.name == 'test_required_paths_present':\n"
+        f"    if item.name == {slow!r}:\n"
         f"        pathlib.Path({str(started)!r}).touch()\n"
         "        time.sleep(60)\n"
     )
@@ -437,6 +450,37 @@ def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path):
         audit.kill()
     assert audit.returncode == 2, output
     overview = HtmlReport.read(path).overview
-    assert overview.startswith("Audit FAILED: ") and "; interrupted (Ctrl-C) before the audit finished" in overview
-    assert overview.endswith("2 of the audit's checks did not run: required paths present, health check passes")
-    assert "not selected" not in overview and "interrupted (Ctrl-C)" in output
+    assert overview.startswith("Audit FAILED: ") and said in overview, overview
+    assert "not selected" not in overview and "interrupted before the audit finished" in output
+
+
+def test_a_report_that_cannot_be_written_fails_the_run(project, target, run_audit, tmp_path):
+    """Checked at the start, the folder can still go before the end (a full disk, a clean-up): the
+    CI gate asked for the report, so a green run without it would be a false green."""
+    folder = tmp_path / "reports"
+    (tmp_path / "lose_the_folder.py").write_text(
+        "import pathlib, shutil\nimport pytest\n\n"
+        "@pytest.hookimpl(tryfirst=True)\n"
+        "def pytest_sessionfinish(session):\n"
+        f"    shutil.rmtree({str(folder)!r})\n"
+        f"    pathlib.Path({str(folder)!r}).write_text('now a file')\n"
+    )
+    write_env(project, f"DB_URL={target.url}\n")
+    (project / ".env").chmod(0o600)
+    run = run_audit(project, "-p", "lose_the_folder", f"--html={folder / 'audit.html'}",
+                    env=clean_env(PYTHONPATH=str(tmp_path)))  # fmt: skip
+    assert run.exit_code == 1, run.output
+    said = f"audit FAILED: 8 passed; the HTML report was not written to {folder / 'audit.html'}: File exists"
+    assert said in run.output and "Traceback" not in run.output
+    assert "Generated html report" not in run.output
+
+
+@pytest.mark.parametrize("option", ["--html", "--junitxml"])
+def test_a_fifo_in_the_reports_place_is_refused_and_left_alone(project, run_audit, tmp_path, option):
+    """A device or a FIFO is no report file: replacing it would destroy it, writing to a FIFO would hang."""
+    fifo = tmp_path / "report-fifo"
+    os.mkfifo(fifo)
+    run = run_audit(project, f"{option}={fifo}")
+    assert run.exit_code == 4, run.output
+    assert f"{fifo} is not a regular file: choose another path" in run.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)

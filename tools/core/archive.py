@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.core.errors import ArchiveError, ArchiveStopped
-from tools.core.files import fsync_folder
+from tools.core.files import write_atomically
 from tools.core.text import printable
 from tools.core.venv_artifacts import (
     Artifact,
@@ -187,18 +187,9 @@ def _error_text(exc: OSError) -> str:
 # --- the manifest: written before every move -----------------------------------------------------
 
 def save_manifest(archive: Path, manifest: dict) -> None:
-    """Write temp + fsync + rename + fsync the folder, so a crash leaves the old or the new manifest."""
-    temp = archive / (MANIFEST + ".tmp")
-    try:
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        temp.unlink(missing_ok=True)  # a half-written temp is ours and worthless; the last manifest stays
-        raise
-    os.replace(temp, archive / MANIFEST)
-    fsync_folder(archive)
+    """Replace the manifest whole (temporary file, fsync, rename, fsync the folder), so a crash leaves
+    the old or the new one."""
+    write_atomically(archive / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"), 0o644)
 
 
 def load_manifest(archive: Path) -> dict:

@@ -32,8 +32,8 @@ from pathlib import Path
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from tools.core import files
 from tools.core.errors import EnvFileError
-from tools.core.files import fsync_folder
 
 TOOL = "tools/sandbox.py"
 RECORD = "env-record.json"  # inside the caller's saved_dir
@@ -43,7 +43,6 @@ _REMOVES = b": `stop` removes this line and the next"
 _ADDED = re.compile(rb"# added by " + _TAG + re.escape(_REMOVES) + rb" \(sha256 (?P<next>[0-9a-f]{12})\)")
 _SET_ASIDE = re.compile(rb"# (?P<line>.*)  # set aside by " + _TAG)
 _EOL = re.compile(rb"(\r\n|\r|\n)\Z")
-_TEMP_TRIES = 8
 
 
 @dataclass(frozen=True)
@@ -202,37 +201,14 @@ def remove_ours(data: bytes, checkout: str, run_id: str | None = None) -> tuple[
 # ---- files ----------------------------------------------------------------------------------------
 
 
-def _temp_path(target: Path) -> Path:
-    """A fresh random name beside target (same folder, so the rename is atomic)."""
-    return target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-
-
 def write_atomically(target: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
-    """Replace target with data: exclusive temporary file, fsync, rename; never through a planted link."""
-    for _ in range(_TEMP_TRIES):
-        temporary = _temp_path(target)
-        try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except FileExistsError:
-            continue  # somebody's file (or link) has that name: leave it, take another
-        except PermissionError:
-            raise EnvFileError(f"cannot write in {target.parent}: make it writable, or set DB_URL yourself") from None
-        break
-    else:
-        raise EnvFileError(f"cannot create a temporary file beside {target}: clear {target.parent} of .tmp files")
+    """``files.write_atomically``, its failures said as the sandbox's user should read them."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if owner is not None:
-                os.fchown(handle.fileno(), *owner)
-            os.fchmod(handle.fileno(), stat.S_IMODE(mode))
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(target.parent)
+        files.write_atomically(target, data, mode, owner)
+    except PermissionError:
+        raise EnvFileError(f"cannot write in {target.parent}: make it writable, or set DB_URL yourself") from None
+    except FileExistsError as exc:
+        raise EnvFileError(exc.strerror) from None
 
 
 def _real_file(env_path: Path) -> Path:
@@ -363,4 +339,4 @@ def restore(env_path: Path, saved: Saved) -> str:
 
 def _remove(real: Path) -> None:
     real.unlink()
-    fsync_folder(real.parent)
+    files.fsync_folder(real.parent)

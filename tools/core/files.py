@@ -1,9 +1,57 @@
-"""Durable file writes: a rename is on disk only once its folder is synced."""
+"""Durable file writes: a file is replaced whole or not at all, and a rename is on disk only once
+its folder is synced."""
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
+import stat
 from pathlib import Path
+
+_TEMP_TRIES = 8
+
+
+def _temp_path(target: Path) -> Path:
+    """A fresh random name beside target (same folder, so the rename is atomic)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+
+
+def write_atomically(target: Path, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
+    """Replace target with data: exclusive temporary file, fsync, rename; never through a planted link.
+
+    Raises PermissionError for a folder it may not write in, FileExistsError when every temporary
+    name it tried was taken, and any other OSError as it comes; a temporary file is never left. A
+    target that is not a regular file (a device, a FIFO, a link, a folder) is refused, never replaced.
+    """
+    try:
+        kind = os.lstat(target).st_mode
+    except FileNotFoundError:
+        kind = stat.S_IFREG
+    if not stat.S_ISREG(kind):
+        raise IsADirectoryError(errno.EISDIR, f"{target} is not a regular file: it is left as it is")
+    for _ in range(_TEMP_TRIES):
+        temporary = _temp_path(target)
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            continue  # somebody's file (or link) has that name: leave it, take another
+        break
+    else:
+        raise FileExistsError(errno.EEXIST, f"no free temporary name beside {target}: clear {target.parent} of .tmp files")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if owner is not None:
+                os.fchown(handle.fileno(), *owner)
+            os.fchmod(handle.fileno(), stat.S_IMODE(mode))
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_folder(target.parent)
 
 
 def fsync_folder(folder: Path) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tools.core.envfile import write_atomically
+from tools.core.files import write_atomically
 from tools.core.probe import with_deadline
 
 FORMAT = "infra-ownership/1"  # tells our JSON from any other comment

@@ -27,11 +27,13 @@ import pytest
 
 import tools
 from tools.core.errors import ConfigError
+from tools.core.files import write_atomically
 from tools.plugin import settings as audit_settings
 from tools.plugin.report import (
     ENVIRONMENT,
     RESULTS,
     SHOUTED,
+    UNWRITTEN,
     CheckResult,
     counts_line,
     overall_verdict,
@@ -40,7 +42,7 @@ from tools.plugin.report import (
 )
 
 STARTED = pytest.StashKey[tuple[float, datetime.datetime]]()
-_WRITTEN = pytest.StashKey[str]()  # the report's line for the terminal: where it is, or why it is not
+_WRITTEN = pytest.StashKey[str]()  # the report's line for the terminal: where it is
 GIT_TIMEOUT_S = 3.0
 
 
@@ -69,17 +71,18 @@ def default_html_report(config: pytest.Config) -> None:
 
 
 def check_report_paths(config: pytest.Config) -> None:
-    """Refuse, before any check runs, a report that could not be written (a folder that is a file,
-    no permission, /proc): the report and JUnit would otherwise fail at the very end."""
+    """Refuse, before any check runs, a report that could not be written (a folder, a device or a
+    FIFO in its place, no permission, /proc): the report and JUnit would otherwise fail at the very
+    end, or hang on a FIFO."""
     for what, option in (("HTML report", "htmlpath"), ("JUnit XML", "xmlpath")):
         text = getattr(config.option, option, None)
         if not text:
             continue
         try:
-            path = Path(os.path.expandvars(text)).expanduser().absolute()
+            path = _report_path(text)
             path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_dir():
-                raise IsADirectoryError(f"{path} is a folder")
+            if path.exists() and not path.is_file():
+                raise IsADirectoryError(f"{path} is not a regular file")
             if not path.exists():  # the only sure test is to try (permissions, /proc, read-only mounts)
                 path.touch(exist_ok=False)
                 path.unlink()
@@ -89,9 +92,15 @@ def check_report_paths(config: pytest.Config) -> None:
             raise pytest.UsageError(f"cannot write the {what} to {text}: no such user's home folder") from None
         except OSError as exc:
             raise pytest.UsageError(
-                f"cannot write the {what} to {path}: {exc.strerror or exc}: choose another path "
+                f"cannot write the {what} to {text}: {exc.strerror or exc}: choose another path "
                 "(--report-dir, --html or --junitxml)"
             ) from None
+
+
+def _report_path(text: str) -> Path:
+    """A report's file: the path given, ``~`` and ``$VARS`` expanded, through a symlink to the file it names."""
+    path = Path(os.path.expandvars(text)).expanduser().absolute()
+    return path.resolve() if path.is_symlink() else path
 
 
 # --- environment ----------------------------------------------------------------------------------
@@ -151,7 +160,7 @@ def _environment(config: pytest.Config, finished: float) -> dict[str, str]:
         "Duration": f"{finished - started:.1f} s",
     }
     rows.update({k: v for k, v in facts.items() if k not in rows})
-    rows.update({str(k): str(v) for k, v in (config.getoption("metadata") or [])})  # --metadata KEY VALUE
+    rows.update({str(k): str(v) for k, v in (getattr(config.option, "metadata", None) or [])})  # --metadata KEY VALUE
     return {safe(config, k): safe(config, v) for k, v in rows.items()}
 
 
@@ -264,17 +273,15 @@ def page(session: pytest.Session) -> str:
         f"<h1>{title}</h1>",
         f'<p class="infra-generated">Audited on {started_at:%Y-%m-%d at %H:%M:%S %z}.</p>',
     ]
+    overall = overall_verdict(config, results, session.exitstatus)
+    verdict = html.escape(counts_line(config, results, session.exitstatus))
+    parts.append(f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: {verdict}</p>')
     if results:
-        overall = overall_verdict(config, results, session.exitstatus)
         rows = "".join(_check_row(result) for result in results)
-        verdict = html.escape(counts_line(config, results, session.exitstatus))
-        parts.append(f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: {verdict}</p>')
         parts.append(
             '<table class="infra-checks"><thead><tr><th>Check</th><th>Result</th>'
             f"<th>Evidence, warnings, cause and fix</th></tr></thead><tbody>{rows}</tbody></table>"
         )
-    else:
-        parts.append('<p class="infra-verdict infra-FAILED"><strong>Audit FAILED</strong>: no check ran</p>')
     parts.append(_crash_html(_crashes(session)))
     parts.append(_environment_html(_environment(config, time.monotonic())))
     parts.append("</body></html>\n")
@@ -283,17 +290,21 @@ def page(session: pytest.Session) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write the report once the run's verdict is final (``report`` may fail a run with a skipped check)."""
+    """Write the report once the run's verdict is final (``report`` may fail a run with a skipped
+    check), whole or not at all; one that cannot be written fails the run and says why."""
     config = session.config
     text = getattr(config.option, "htmlpath", None)
-    if not text or STARTED not in config.stash:
+    if not text or STARTED not in config.stash or config.option.collectonly:
         return
-    path = Path(os.path.expandvars(text)).expanduser().absolute()
+    path = _report_path(text)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(page(session), encoding="utf-8")
-    except OSError as exc:
-        config.stash[_WRITTEN] = f"the HTML report was not written to {path}: {exc.strerror or exc}"
+        write_atomically(path, page(session).encode("utf-8", "backslashreplace"), 0o644)
+    except Exception as exc:  # noqa: BLE001 - a disk that filled up, or a bug: one line and a failed run, not a traceback
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        config.stash[UNWRITTEN] = safe(config, f"the HTML report was not written to {path}: {why}")
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
         config.stash[_WRITTEN] = f"Generated html report: {path.as_uri()}"
 
@@ -301,4 +312,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter) -> None:
     said = terminalreporter.config.stash.get(_WRITTEN, None)
     if said is not None:
-        terminalreporter.write_sep("-", said, yellow=not said.startswith("Generated"))
+        terminalreporter.write_sep("-", said)

@@ -35,6 +35,7 @@ WARNINGS = pytest.StashKey[list[str]]()
 RESULTS = pytest.StashKey[dict[str, "CheckResult"]]()
 ENVIRONMENT = pytest.StashKey[dict[str, str]]()
 ALL_CHECKS = pytest.StashKey[tuple[tuple[str, str], ...]]()  # (test, human name template)
+UNWRITTEN = pytest.StashKey[str]()  # why a report this run was asked for was not written: the run fails
 
 PASSED, FAILED, NOT_CHECKED, NOT_RUN = "passed", "failed", "could not check", "not run"
 SHOUTED = {PASSED: "PASSED", FAILED: "FAILED", NOT_CHECKED: "COULD NOT CHECK", NOT_RUN: "NOT RUN"}
@@ -251,26 +252,28 @@ def counts_line(config: pytest.Config, results: list[CheckResult], exitstatus: i
     otherwise (a collection error, an error in teardown), that too: the verdict must match the exit code;
     and the checks this run left out (``-k``, a file path), so a partial run never reads as the audit."""
     parts = [(sum(r.verdict == v for r in results), v) for v in (FAILED, NOT_CHECKED, NOT_RUN, PASSED)]
-    counts = ", ".join(f"{n} {verdict}" for n, verdict in parts if n)
+    counts = ", ".join(f"{n} {verdict}" for n, verdict in parts if n) or "no check ran"
     warned = sum(len(r.warnings) for r in results)
     if warned:
         counts += f" ({warned} warning{'s' if warned > 1 else ''})"
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     if interrupted:
-        counts += "; interrupted (Ctrl-C) before the audit finished"
+        counts += "; interrupted before the audit finished"
     elif exitstatus != pytest.ExitCode.OK and all(r.verdict == PASSED for r in results):
         counts += f"; but pytest ended with exit code {int(exitstatus)}: see its errors"
     left_out = not_selected(config, results)
     if left_out:
         why = "did not run" if interrupted else "not run (not selected)"
         counts += f"; {len(left_out)} of the audit's checks {why}: {', '.join(left_out)}"
+    if UNWRITTEN in config.stash:
+        counts += f"; {config.stash[UNWRITTEN]}"
     return counts
 
 
 def overall_verdict(config: pytest.Config, results: list[CheckResult], exitstatus: int) -> str:
     """PASSED only when every check of the audit ran and passed; PARTIAL when those that ran passed."""
-    passed = results and exitstatus == pytest.ExitCode.OK and all(r.verdict == PASSED for r in results)
-    if not passed:
+    ran_clean = exitstatus == pytest.ExitCode.OK and UNWRITTEN not in config.stash
+    if not (results and ran_clean and all(r.verdict == PASSED for r in results)):
         return "FAILED"
     return "PARTIAL" if not_selected(config, results) else "PASSED"
 
@@ -341,7 +344,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 def _write_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     results = list(config.stash.get(RESULTS, {}).values())
-    if not results:
+    if config.option.collectonly:
         return
     write = terminalreporter.line
     terminalreporter.section(f"infrastructure audit: {safe(config, project_identity(config)[1])}")

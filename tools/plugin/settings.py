@@ -23,6 +23,7 @@ SETTING_NAMES = {
 }
 _SETTINGS = pytest.StashKey[AuditSettings]()
 _DB_URL = pytest.StashKey["db_config.DbUrlSetting | ConfigError"]()
+REPORT_PLUGINS = ("html", "html_fixtures", "metadata")  # the entry points of pytest-html and pytest-metadata
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -35,16 +36,23 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         action="store_true",
         help="do not write the HTML report to infra_report_dir (--html still works)",
     )
-    if not pluginmanager.has_plugin("html"):
-        _report_options(group, pluginmanager)
-
-
-def _report_options(group: pytest.OptionGroup, pluginmanager: pytest.PytestPluginManager) -> None:
-    """The report's options, spelled as pytest-html spells them (CI jobs already pass them). The audit
-    writes its own page, so pytest-html and pytest-metadata, where installed, are kept out of its run
-    (this plugin loads before installed plugins do); where one was loaded first, its options stand."""
-    for name in ("html", "html_fixtures", "metadata"):
+    for name in REPORT_PLUGINS:  # installed, they would load with every run: the audit writes its own report
         pluginmanager.set_blocked(name)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser) -> None:
+    """The report's options, spelled as pytest-html spells them (CI jobs already pass them), added
+    once the plugins the command line names are loaded: pytest-html or pytest-metadata asked for by
+    name (``-p html``) would claim the same flags, so that is a usage error, not a traceback."""
+    loaded = {getattr(plugin, "__name__", "").split(".")[0] for plugin in early_config.pluginmanager.get_plugins()}
+    asked = [name.replace("_", "-") for name in ("pytest_html", "pytest_metadata") if name in loaded]
+    if asked:
+        raise pytest.UsageError(
+            f"{' and '.join(asked)} {'is' if len(asked) == 1 else 'are'} not needed: the audit writes its own HTML "
+            "report (--html PATH, --metadata KEY VALUE); drop the -p that loads it (PYTEST_ADDOPTS, PYTEST_PLUGINS too)"
+        )
+    group = parser.getgroup("infra")
     group.addoption("--html", dest="htmlpath", metavar="PATH", help="write the HTML report to PATH instead")
     group.addoption(
         "--self-contained-html", action="store_true", help="accepted for pytest-html's users: the report is always one file"

@@ -1,0 +1,34 @@
+"""tools/core/files.py: a file is replaced whole, and what is not a regular file is never replaced."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tools.core import files
+
+
+def test_a_file_is_replaced_whole_with_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    target.write_text("old")
+    files.write_atomically(target, b"new", 0o640)
+    assert target.read_bytes() == b"new" and stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"], "no temporary file left"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "folder"])
+def test_what_is_not_a_regular_file_is_refused_and_left_as_it_is(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "target"
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    {"fifo": lambda: os.mkfifo(target), "symlink": lambda: target.symlink_to(victim), "folder": target.mkdir}[kind]()
+    before = target.lstat()
+    with pytest.raises(IsADirectoryError, match="is not a regular file: it is left as it is"):
+        files.write_atomically(target, b"new", 0o644)
+    after = target.lstat()
+    assert (after.st_ino, stat.S_IFMT(after.st_mode)) == (before.st_ino, stat.S_IFMT(before.st_mode))
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target", "victim"], "no temporary file left"
