@@ -58,7 +58,7 @@ def test_rows_that_went_missing_are_named_with_both_counts(project, target, run_
     history = tmp_path / "history.jsonl"
     first = audit_feed(project, target, run_audit, history)
     assert first.exit_code == 0, first.output
-    assert "these row counts are the baseline" in first.output
+    assert "warning: no passing audit of " in first.output and "become the baseline if it passes" in first.output
     target.admin.execute("DELETE FROM market_data WHERE id % 5 = 0")  # 20% of the rows, 2,000
     second = audit_feed(project, target, run_audit, history)
     assert second.outcome("test_row_counts_not_shrinking") == "failed", second.output

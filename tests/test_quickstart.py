@@ -6,7 +6,10 @@ The whole path (fresh clone, ordinary user and root, with and without a system P
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +73,37 @@ def test_a_bad_command_is_one_line_exit_2() -> None:
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("quickstart.py: error: argument command: invalid choice: 'audti'")
     assert len(done.stderr.splitlines()) == 1 and not os.path.exists(REPO / "audti")
+
+
+def _checkout_copy(root: Path) -> Path:
+    """This checkout's tools in a folder of their own (no .venv/ yet)."""
+    shutil.copytree(REPO / "tools", root / "tools", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def _bare_python(where: Path, with_requirements: bool) -> Path:
+    """A virtualenv's python without the requirements, or with this suite's packages (through a .pth)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    if with_requirements:
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        (where / "lib" / version / "site-packages" / "suite.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return where / "bin" / "python"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the virtualenv layout of POSIX")
+def test_a_python_without_the_requirements_runs_the_tool_on_the_checkouts_venv(tmp_path: Path) -> None:
+    """After `python3 tools/quickstart.py`, `python3 tools/health_check.py` works as the docs say,
+    though Debian's python3 holds none of the requirements: the tool runs on .venv/bin/python."""
+    checkout = _checkout_copy(tmp_path / "checkout")
+    bare = _bare_python(tmp_path / "bare", with_requirements=False)
+    command = [str(bare), str(checkout / "tools" / "health_check.py"), "--json", "--root", str(tmp_path)]
+
+    alone = subprocess.run(command, capture_output=True, text=True, timeout=60, env=clean_env())
+    assert alone.returncode == 2 and "Traceback" not in alone.stderr
+    assert alone.stderr.count("\n") == 1 and "lacks the requirements (psycopg, dotenv)" in alone.stderr
+    assert json.loads(alone.stdout)["error"].startswith(f"this python ({bare}) lacks the requirements"), "--json: one object"
+
+    _bare_python(checkout / ".venv", with_requirements=True)
+    set_up = subprocess.run(command, capture_output=True, text=True, timeout=60, env=clean_env())
+    assert set_up.returncode == 2, set_up.stderr  # it ran, and stopped where it should: no DB_URL there
+    assert json.loads(set_up.stdout)["error"].startswith("DB_URL is not set"), set_up.stdout

@@ -112,6 +112,14 @@ def assert_no_secret(run: AuditRun, report: HtmlReport | None, *secret_values: s
             assert secret not in report.text and secret not in html.unescape(report.text), "password leaked to the HTML"
 
 
+def audited_before(run_audit, project: Path, tmp_path: Path) -> str:
+    """A passing audit of the project on record: the ``--history`` flag for the next run, which then
+    compares row counts (a first audit warns that it had nothing to compare with)."""
+    flag = f"--history={tmp_path / 'earlier-audits.jsonl'}"
+    assert run_audit(project, flag, "--no-default-report").exit_code == 0
+    return flag
+
+
 def audit_with_html(run_audit, project: Path, tmp_path: Path, *args: str, env=None) -> tuple[AuditRun, HtmlReport]:
     path = tmp_path / "report" / "audit.html"
     run = run_audit(project, "--html", str(path), "--self-contained-html", *args, env=env)
@@ -138,7 +146,7 @@ def test_healthy_report_is_the_proof_for_the_ticket(project, target, run_audit, 
     _git(project, "add", "-A")
     _git(project, "commit", "-q", "-m", "the audited commit")
     commit = _git(project, "rev-parse", "HEAD")
-    run, report = audit_with_html(run_audit, project, tmp_path)
+    run, report = audit_with_html(run_audit, project, tmp_path, audited_before(run_audit, project, tmp_path))
     assert run.exit_code == 0, run.output
 
     assert "<title" in report.text and "Infrastructure audit: project" in report.text
@@ -302,7 +310,7 @@ def test_missing_db_url_is_not_a_failed_connection(project, run_audit, tmp_path)
 def test_readable_env_file_passes_with_a_visible_warning(project, target, run_audit, tmp_path):
     write_env(project, f"DB_URL={target.url}\n")
     (project / ".env").chmod(0o644)
-    run, report = audit_with_html(run_audit, project, tmp_path)
+    run, report = audit_with_html(run_audit, project, tmp_path, audited_before(run_audit, project, tmp_path))
     assert run.exit_code == 0, run.output
     warning = ".env is readable by other users (mode 0644), and it holds the password: chmod 600 .env"
     check = report.checks[".env has DB_URL"]
@@ -467,8 +475,8 @@ def test_a_report_that_cannot_be_written_fails_the_run(project, target, run_audi
     )
     write_env(project, f"DB_URL={target.url}\n")
     (project / ".env").chmod(0o600)
-    run = run_audit(project, "-p", "lose_the_folder", f"--html={folder / 'audit.html'}",
-                    env=clean_env(PYTHONPATH=str(tmp_path)))  # fmt: skip
+    run = run_audit(project, audited_before(run_audit, project, tmp_path), "-p", "lose_the_folder",
+                    f"--html={folder / 'audit.html'}", env=clean_env(PYTHONPATH=str(tmp_path)))  # fmt: skip
     assert run.exit_code == 1, run.output
     said = f"audit FAILED: 8 passed; the HTML report was not written to {folder / 'audit.html'}: File exists"
     assert said in run.output and "Traceback" not in run.output

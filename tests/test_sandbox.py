@@ -104,7 +104,9 @@ def test_start_seeds_the_spec_and_writes_env(started) -> None:
     assert report["ok"] and report["db_url"] == url.redacted and report["running"] is True
     assert (url.user, url.hosts[0][0], url.dbname) == ("trader", "127.0.0.1", "mt5_crs")
     assert url.password not in done.stdout + done.stderr
-    assert "next: pytest infra_tests" in report["log"]
+    python = Path(sys.executable)  # as a person types it: .venv/bin/python when the checkout's
+    shown = python.relative_to(REPO) if python.is_relative_to(REPO) else python
+    assert f"next: {shown} -m pytest infra_tests" in report["log"]
     assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o600
     assert counts(url.raw) == (seed.SPEC_MARKET_DATA_ROWS, seed.SPEC_ASSETS_ROWS)
     with psycopg.connect(url.raw, connect_timeout=5) as conn:

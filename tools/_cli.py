@@ -37,6 +37,12 @@ def venv_python(venv: Path = CHECKOUT_VENV) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def this_python() -> str:
+    """The running python as a person should type it: ``.venv/bin/python`` inside the checkout, else its path."""
+    python, checkout = Path(sys.executable), CHECKOUT_VENV.parent
+    return str(python.relative_to(checkout)) if python.is_relative_to(checkout) else str(python)
+
+
 def require_installed(tool: str) -> None:
     """Run on the checkout's ``.venv/`` python when this one lacks the requirements (Debian's own
     python3, say, after ``python3 tools/quickstart.py`` set up ``.venv/``), so ``python3 tools/<tool>``

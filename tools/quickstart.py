@@ -107,19 +107,19 @@ def db_url_configured() -> bool:
 
 def run_in_venv(args: argparse.Namespace) -> int:
     """The part that needs the requirements: the sandbox when needed, then pytest."""
-    python = sys.executable
+    python, shown = sys.executable, _cli.this_python()
     if args.command == "tests":
-        say("the suite's own tests: python -m pytest tests")
+        say(f"the suite's own tests: {shown} -m pytest tests")
         return foreground([python, "-m", "pytest", "tests", *args.pytest_args])
     if SANDBOX_STATE.exists() or not db_url_configured():
-        here = Path(python).relative_to(ROOT) if Path(python).is_relative_to(ROOT) else Path(python)
-        say(f"the sandbox: a local PostgreSQL seeded like production ({here} tools/sandbox.py stop removes it)")
+        say(f"the sandbox: a local PostgreSQL seeded like production ({shown} tools/sandbox.py stop removes it)")
         started = foreground([python, str(ROOT / "tools" / "sandbox.py"), "start"])
         if started != 0:
             return started
     else:
         say("DB_URL is configured (environment or .env): auditing that database, no sandbox")
-    say("the audit: pytest infra_tests")
+    say(f"the audit: {shown} -m pytest infra_tests (the same command audits again; or activate the virtualenv "
+        "and run `pytest infra_tests`)")  # fmt: skip
     return foreground([python, "-m", "pytest", "infra_tests", *args.pytest_args])
 
 

@@ -197,7 +197,7 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
         report.say(saved.message, db_url=dburl.shown(url))
     if "DB_URL" in os.environ:
         report.say("note: DB_URL is set in your environment and wins over .env: unset it to use the sandbox")
-    report.say("next: pytest infra_tests")
+    report.say(f"next: {_cli.this_python()} -m pytest infra_tests")
     return 0
 
 

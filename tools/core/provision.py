@@ -56,7 +56,7 @@ def ensure(admin: Deadlined, names: Names, root: Path, password: str) -> list[st
     if _claim(admin, "role", names.role, marker):
         admin.execute(sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER ").format(sql.Identifier(names.role))
                       + scram.password_clause(password))  # fmt: skip
-        said.append(f"set a new password on this checkout's login role {names.role}")
+        said.append(f"set this checkout's password (the one in .env) on its login role {names.role}")
     else:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER ").format(sql.Identifier(names.role))
                       + scram.password_clause(password))  # fmt: skip
