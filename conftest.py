@@ -82,7 +82,9 @@ def db_url(pytestconfig: pytest.Config, db_url_attempt: Attempt[tuple[db_config.
 
 @pytest.fixture(scope="session")
 def db_attempt(
-    db_url_attempt: Attempt[tuple[db_config.DbUrlSetting, DbUrl]], audit_settings: AuditSettings
+    pytestconfig: pytest.Config,
+    db_url_attempt: Attempt[tuple[db_config.DbUrlSetting, DbUrl]],
+    audit_settings: AuditSettings,
 ) -> Iterator[Attempt[psycopg.Connection]]:
     """One read-only connection for the whole session, opened and proven with SELECT 1 once."""
     if db_url_attempt.error is not None:
@@ -95,6 +97,7 @@ def db_attempt(
     except ProbeError as exc:
         yield Attempt(None, settings_plugin.advice(exc), time.monotonic() - started)
         return
+    report.note_environment(pytestconfig, "PostgreSQL server", db_probe.server_version(conn))
     try:
         yield Attempt(conn, seconds=time.monotonic() - started)
     finally:

@@ -492,3 +492,11 @@ def test_a_fifo_in_the_reports_place_is_refused_and_left_alone(project, run_audi
     assert run.exit_code == 4, run.output
     assert f"{fifo} is not a regular file: choose another path" in run.output
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_the_server_version_is_known_whichever_check_connected(project, target, run_audit, tmp_path):
+    """`-k health_check` never runs "database reachable", but the connection it used knows the server."""
+    write_env(project, f"DB_URL={target.url}\n")
+    run, report = audit_with_html(run_audit, project, tmp_path, "-k", "health_check")
+    assert run.outcome("test_health_check_passes") == "passed", run.output
+    assert re.fullmatch(r"\d+\.\d+", report.environment["PostgreSQL server"]), report.environment

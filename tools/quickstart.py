@@ -53,7 +53,7 @@ def in_virtualenv() -> bool:
 
 def ensure_venv() -> Path:
     """The python of .venv/, made with this interpreter when missing; a .venv/ it made but could not finish goes."""
-    python = _cli.venv_python()
+    python = _cli.venv_python(VENV)
     if VENV.exists() or VENV.is_symlink():
         if not works(python, "-m", "pip", "--version"):
             raise InfraError(f"{VENV} exists but has no working python with pip: move it away, then run again")

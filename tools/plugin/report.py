@@ -62,6 +62,11 @@ class Evidence:
         self._environment[key] = str(value)
 
 
+def note_environment(config: pytest.Config, key: str, value: object) -> None:
+    """A fact for the environment table from outside a check (a fixture that learnt it)."""
+    config.stash.setdefault(ENVIRONMENT, {})[key] = str(value)
+
+
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> Evidence:
     """Record evidence for the report: ``evidence.add("market_data", "340,494 rows")``."""
