@@ -107,3 +107,10 @@ def test_a_python_without_the_requirements_runs_the_tool_on_the_checkouts_venv(t
     set_up = subprocess.run(command, capture_output=True, text=True, timeout=60, env=clean_env())
     assert set_up.returncode == 2, set_up.stderr  # it ran, and stopped where it should: no DB_URL there
     assert json.loads(set_up.stdout)["error"].startswith("DB_URL is not set"), set_up.stdout
+
+    broken = checkout / ".venv" / "bin" / "python"
+    broken.unlink()
+    broken.write_text("not a program")  # a .venv/ whose python cannot start: one line, never a loop
+    stuck = subprocess.run(command, capture_output=True, text=True, timeout=60, env=clean_env())
+    assert stuck.returncode == 2 and stuck.stderr.count("\n") == 1, stuck.stderr
+    assert f"{broken} cannot start (Permission denied): move {checkout / '.venv'} away, then run" in stuck.stderr

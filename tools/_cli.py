@@ -52,11 +52,14 @@ def require_installed(tool: str) -> None:
     if not missing:
         return
     python = venv_python()
+    fix = f"run `python3 tools/quickstart.py` once; it sets up {CHECKOUT_VENV}, which `python3 tools/{tool}` then uses"
+    error = f"this python ({sys.executable}) lacks the requirements ({', '.join(missing)}): {fix}"
     if python.exists() and Path(sys.prefix).resolve() != CHECKOUT_VENV.resolve():
         sys.stdout.flush()
-        os.execv(python, [str(python), *sys.argv])
-    error = (f"this python ({sys.executable}) lacks the requirements ({', '.join(missing)}): run "
-             f"`python3 tools/quickstart.py` once; it sets up {CHECKOUT_VENV}, which `python3 tools/{tool}` then uses")  # fmt: skip
+        try:
+            os.execv(python, [str(python), *sys.argv])
+        except OSError as exc:  # a .venv/ whose python cannot start (its base python removed, say)
+            error = f"{python} cannot start ({exc.strerror or exc}): move {CHECKOUT_VENV} away, then {fix}"
     if "--json" in sys.argv[1:]:
         print(json.dumps({"tool": tool, "ok": False, "exit_code": EXIT_USAGE, "error": error}))
     sys.stderr.write(f"{tool}: error: {error}\n")
