@@ -38,5 +38,7 @@ def test_row_counts_nonzero(db: psycopg.Connection, audit_settings: AuditSetting
             problems.append(advice(exc))
         else:
             evidence.add(table, stats.shown + (" (exact count)" if stats.exact else ""))
+            if stats.row_security:
+                evidence.warn(db_probe.row_security_warning(table, db.info.user))
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)

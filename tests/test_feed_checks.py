@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from psycopg import sql
+
 from tests.support import write_env
 from tools.core import seed
 
@@ -76,3 +78,25 @@ def test_a_failed_audit_never_becomes_the_baseline(project, target, run_audit, t
     assert audit_feed(project, target, run_audit, history).exit_code == 1
     again = audit_feed(project, target, run_audit, history)
     assert again.outcome("test_row_counts_not_shrinking") == "failed", "still compared with the last passing audit"
+
+
+def test_row_level_security_is_said_never_taken_for_the_whole_table(project, target, run_audit, tmp_path):
+    """A policy that shows the audit's user some rows: the numbers are of those rows, and every data
+    check says so (in full once); a policy that shows none is not "the table is empty"."""
+    symbols = reseed(target)
+    target.admin.execute("ALTER TABLE market_data ENABLE ROW LEVEL SECURITY")
+    target.admin.execute(sql.SQL("CREATE POLICY some_symbols ON market_data FOR SELECT USING (symbol = ANY({}))")
+                         .format(sql.Literal(symbols[:10])))  # fmt: skip
+    run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
+    assert run.exit_code == 0, run.output
+    warning = f"row-level security is on for market_data: user '{target.role.name}' sees only the rows its policies allow"
+    assert run.output.count(warning) == 1, run.output
+    assert run.output.count('warning: row-level security is on for market_data: see "row counts non-zero"') == 2
+    assert "30 of 30 symbol/timeframe pairs within the limit" in run.output, "only the 10 symbols it may see"
+
+    target.admin.execute("DROP POLICY some_symbols ON market_data")  # no policy: every row hidden
+    hidden = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
+    assert hidden.outcome("test_row_counts_nonzero") == "failed"
+    assert (f"table 'market_data' shows no rows to user '{target.role.name}': it is empty, or row-level security "
+            "(on for it) hides every row") in hidden.message("test_row_counts_nonzero")  # fmt: skip
+    assert "is empty: load its data" not in hidden.output

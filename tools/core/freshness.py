@@ -178,6 +178,7 @@ class Plan:
     indexed: bool
     group: tuple[str, ...]  # () when the per-group check is off; (symbol,) or (symbol, timeframe)
     group_indexed: bool
+    row_security: bool = False  # the session sees only the rows the table's policies allow it
 
     @property
     def label(self) -> str:
@@ -290,7 +291,9 @@ class Freshness:
         found = []
         limit = age_words(self.limit.total_seconds())
         if self.newest is None:
-            found.append(f"{self.plan.label}: no row has a value there, so nothing shows the data is current")
+            hidden = " (row-level security is on for the table: its policies may hide every row from this user)"
+            found.append(f"{self.plan.label}: no row has a value there{hidden if self.plan.row_security else ''}, "
+                         "so nothing shows the data is current")  # fmt: skip
         elif self.age is not None and self.age > self.limit.total_seconds():
             found.append(
                 f"{self.plan.label}: the newest row ({self.newest}) is {age_words(self.age)} old, "
@@ -376,6 +379,7 @@ def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshne
 
 _CATALOG = """
 SELECT c.oid::regclass::text, c.reltuples::bigint, pg_relation_size(c.oid), has_table_privilege(c.oid, 'SELECT'), current_user,
+       row_security_active(c.oid),
        (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, NULL), a.attnum) ORDER BY a.attnum)
           FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
        (SELECT json_agg(to_json(i.indkey::int2[]))
@@ -398,7 +402,7 @@ def resolve(
             f"infra_freshness = {rule.text} names a table that does not exist in database '{conn.info.dbname}': "
             'fix infra_freshness (quote mixed-case names: "Market Data"=3d)',
         )
-    table, estimate, size_bytes, readable, user, columns, indexes = found
+    table, estimate, size_bytes, readable, user, row_security, columns, indexes = found
     if not readable:
         raise ProbeError("permission", f"permission denied on table {table}: GRANT SELECT ON {table} TO {user}")
     if estimate >= 0:
@@ -424,7 +428,7 @@ def resolve(
     if big and not indexed:
         raise _needs_index(table, size, (column,), "its newest row")
     keys, group_indexed = _group_keys(table, group, column, numbers, indexes or (), big, size)
-    return Plan(rule, table, column, types[column], indexed, keys, group_indexed)
+    return Plan(rule, table, column, types[column], indexed, keys, group_indexed, row_security)
 
 
 def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeouts) -> tuple[str, str | None]:

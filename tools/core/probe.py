@@ -62,6 +62,7 @@ class TableStats:
     table: str
     rows: int | None
     exact: bool
+    row_security: bool = False  # the audit's user sees only the rows the table's policies allow it
 
     @property
     def shown(self) -> str:
@@ -279,10 +280,10 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
     planner says otherwise has no estimate to trust ("non-empty", never a stale "~5 rows"). Raises ProbeError(cause) with cause ``missing``, ``empty``,
     ``permission``, ``locked``, ``timeout``, ``no_answer``, ``bad_name`` or ``query_failed``.
     """
-    name, estimate = _locate(conn, table, timeouts)
+    name, estimate, row_security = _locate(conn, table, timeouts)
     if estimate > exact_limit:
         (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
-        stats = TableStats(table, estimate, exact=False)
+        stats = TableStats(table, estimate, exact=False, row_security=row_security)
     else:
         bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
             name, sql.Literal(exact_limit + 1)
@@ -290,10 +291,23 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
         (rows,) = fetch_one(conn, bounded, table, timeouts)
         nonempty = rows > 0
         exact = rows <= exact_limit
-        stats = TableStats(table, rows if exact else None, exact)
+        stats = TableStats(table, rows if exact else None, exact, row_security)
+    if not nonempty and row_security:
+        raise ProbeError(
+            "empty",
+            f"table '{table}' shows no rows to user '{conn.info.user}': it is empty, or row-level security (on "
+            f"for it) hides every row: add a policy that lets '{conn.info.user}' read them, or audit as a role "
+            "with BYPASSRLS",
+        )
     if not nonempty:
         raise ProbeError("empty", f"table '{table}' is empty: load its data (or check the database in DB_URL)")
     return stats
+
+
+def row_security_warning(table: str, user: str) -> str:
+    """What a check says when its numbers may be of part of a table."""
+    return (f"row-level security is on for {table}: user '{user}' sees only the rows its policies allow, so "
+            "these numbers may be of part of the table: audit as a role with BYPASSRLS (or the table's owner)")  # fmt: skip
 
 
 def fetch_one(
@@ -317,12 +331,13 @@ def fetch_one(
     return row
 
 
-def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[sql.SQL, int]:
-    """The table's quoted name and planner estimate, read from the catalog (no lock taken)."""
-    quoted, estimate, readable, user, schemas = fetch_one(
+def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[sql.SQL, int, bool]:
+    """The table's quoted name, planner estimate and whether row-level security filters what this
+    session sees of it, read from the catalog (no lock taken)."""
+    quoted, estimate, readable, user, schemas, row_security = fetch_one(
         conn,
         "SELECT c.oid::regclass::text, c.reltuples::bigint, has_table_privilege(c.oid, 'SELECT'),"
-        " current_user, current_schemas(false)::text"
+        " current_user, current_schemas(false)::text, row_security_active(c.oid)"
         # parse_ident raises on a malformed name: since PostgreSQL 16, to_regclass returns NULL for one
         " FROM (SELECT to_regclass(%s) AS oid WHERE parse_ident(%s) IS NOT NULL) AS r"
         " LEFT JOIN pg_class c ON c.oid = r.oid",
@@ -339,7 +354,7 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[s
         )
     if not readable:
         raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {quoted} TO {user}")
-    return sql.SQL(quoted), int(estimate)
+    return sql.SQL(quoted), int(estimate), bool(row_security)
 
 
 def _classify_query_error(exc: psycopg.Error, table: str, timeouts: Timeouts) -> ProbeError:
