@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from psycopg import sql
 
-from tests.support import write_env
+from tests.support import REPO, clean_env, write_env
 from tools.core import seed
 
 SYMBOLS = 50
@@ -93,6 +95,9 @@ def test_row_level_security_is_said_never_taken_for_the_whole_table(project, tar
     assert run.output.count(warning) == 1, run.output
     assert run.output.count('warning: row-level security is on for market_data: see "row counts non-zero"') == 2
     assert "30 of 30 symbol/timeframe pairs within the limit" in run.output, "only the 10 symbols it may see"
+    probe = subprocess.run([sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project)],
+                           capture_output=True, text=True, timeout=60, env=clean_env())  # fmt: skip
+    assert f"(row-level security: only what user '{target.role.name}' may see)" in probe.stdout, probe.stdout
 
     target.admin.execute("DROP POLICY some_symbols ON market_data")  # no policy: every row hidden
     hidden = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")

@@ -59,7 +59,10 @@ def probe(settings: AuditSettings, setting_names: dict[str, str]) -> Health:
         for table in settings.tables:
             try:
                 stats = db_probe.table_stats(conn, table, settings.exact_count_limit, settings.timeouts)
-                health.tables[table] = {"ok": True, "rows": stats.rows, "exact": stats.exact, "shown": stats.shown}
+                shown = stats.shown + (f" (row-level security: only what user '{conn.info.user}' may see)"
+                                       if stats.row_security else "")  # fmt: skip
+                health.tables[table] = {"ok": True, "rows": stats.rows, "exact": stats.exact,
+                                        "row_security": stats.row_security, "shown": shown}  # fmt: skip
             except ProbeError as exc:
                 health.tables[table] = {"ok": False, "cause": exc.cause, "error": exc.advice(setting_names)}
         for rule in settings.freshness:
