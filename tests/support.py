@@ -75,11 +75,8 @@ def made_database(server: PgServer, what: str, template: str | None = None) -> I
     with server.admin() as admin:
         admin.execute(create)  # CREATE DATABASE cannot share a transaction with its COMMENT
         admin.execute(MARKER.comment_sql("database", name))
-    try:
+    with _dropped_after(server, "database", name):
         yield name
-    finally:
-        with server.admin() as admin:
-            ownership.drop_if_ours(admin, "database", name, MARKER)
 
 
 @contextmanager
@@ -89,11 +86,18 @@ def made_role(server: PgServer, what: str, password: str) -> Iterator[str]:
     with server.admin() as admin, admin.transaction():
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN {}").format(sql.Identifier(name), scram.password_clause(password)))
         admin.execute(MARKER.comment_sql("role", name))
-    try:
+    with _dropped_after(server, "role", name):
         yield name
+
+
+@contextmanager
+def _dropped_after(server: PgServer, kind: str, name: str) -> Iterator[None]:
+    """Drop what was made once the block ends, if its marker still says it is this run's."""
+    try:
+        yield
     finally:
         with server.admin() as admin:
-            ownership.drop_if_ours(admin, "role", name, MARKER)
+            ownership.drop_if_ours(admin, kind, name, MARKER)
 
 
 def record_cluster(cluster: pgserver.Cluster) -> None:
