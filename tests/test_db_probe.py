@@ -239,15 +239,16 @@ def test_a_table_the_planner_puts_at_exactly_the_limit_is_counted_exactly(target
 
 @pytest.mark.parametrize("rows_at_analyze", [0, 5], ids=["analyzed while empty", "analyzed at 5 rows"])
 def test_a_table_grown_past_the_limit_since_its_analyze_shows_no_stale_estimate(target, conn, rows_at_analyze):
-    """The planner says 0 or 5 rows, the bounded count finds over 10: "~0 rows" or "~5 rows" would be a false low."""
+    """The planner says 0 or 5 rows, the bounded count finds over 10: "~0 rows" or "~5 rows" would be a
+    false low; what is known is "more than 10"."""
     target.admin.execute(f"CREATE TABLE grown AS SELECT generate_series(1, {rows_at_analyze}) AS n")
     target.admin.execute("ALTER TABLE grown SET (autovacuum_enabled = false)")
     target.admin.execute("ANALYZE grown")
     target.admin.execute(f"INSERT INTO grown SELECT generate_series({rows_at_analyze + 1}, 50)")
     target.admin.execute("GRANT SELECT ON grown TO PUBLIC")
     stats = db_probe.table_stats(conn, "grown", 10, FAST)
-    assert (stats.rows, stats.exact) == (None, False)
-    assert stats.shown == "non-empty (row estimate unavailable until ANALYZE)"
+    assert (stats.rows, stats.exact, stats.over) == (10, False, True)
+    assert stats.shown == "more than 10 rows (no current planner estimate: run ANALYZE grown)"
 
 
 def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):
@@ -255,8 +256,8 @@ def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(ta
     target.admin.execute("GRANT SELECT ON fresh TO PUBLIC")
     before = seq_tuples_read(conn, "fresh") if conn.info.server_version >= 150000 else None
     stats = db_probe.table_stats(conn, "fresh", 10, FAST)
-    assert (stats.rows, stats.exact) == (None, False)
-    assert "until ANALYZE" in stats.shown
+    assert (stats.rows, stats.exact, stats.over) == (10, False, True)
+    assert stats.shown == "more than 10 rows (no current planner estimate: run ANALYZE fresh)"
     if before is not None:  # the count is bounded: limit + 1 rows read, not all 50
         assert seq_tuples_read(conn, "fresh") - before == 11
 

@@ -105,3 +105,23 @@ def test_row_level_security_is_said_never_taken_for_the_whole_table(project, tar
     assert (f"table 'market_data' shows no rows to user '{target.role.name}': it is empty, or row-level security "
             "(on for it) hides every row") in hidden.message("test_row_counts_nonzero")  # fmt: skip
     assert "is empty: load its data" not in hidden.output
+
+
+def test_a_stale_planner_estimate_never_passes_a_shrink_it_cannot_see(project, target, run_audit, tmp_path):
+    """Emptied, refilled a little, analyzed, then grown past the limit: the count now is only "more than
+    50", the planner says 10. Neither number may pass the check (or become the baseline)."""
+    history = tmp_path / "history.jsonl"
+    first = audit_feed(project, target, run_audit, history, "--exact-count-limit=50")
+    assert first.outcome("test_row_counts_not_shrinking") == "passed", first.output
+    target.admin.execute("ALTER TABLE market_data SET (autovacuum_enabled = false)")
+    target.admin.execute("CREATE TABLE keep AS SELECT * FROM market_data")
+    target.admin.execute("TRUNCATE market_data")
+    target.admin.execute("INSERT INTO market_data SELECT * FROM keep LIMIT 10")
+    target.admin.execute("ANALYZE market_data")
+    target.admin.execute("INSERT INTO market_data SELECT * FROM keep OFFSET 10 LIMIT 60")
+    second = audit_feed(project, target, run_audit, history, "--exact-count-limit=50")
+    assert second.outcome("test_row_counts_not_shrinking") == "failed", second.output
+    assert ("market_data: could not compare: it holds more than 50 rows now, too few to tell whether it is within "
+            "10% of the ~120 rows (estimate)") in second.message("test_row_counts_not_shrinking")  # fmt: skip
+    assert "more than 50 rows (no current planner estimate: run ANALYZE market_data)" in second.output
+    assert len(history.read_text().splitlines()) == 2 and '"passed":false' in history.read_text().splitlines()[1]

@@ -182,3 +182,27 @@ def test_a_whole_last_line_without_its_newline_is_kept(path):
     assert history.read(path) == history.History((record(340_000),), 0)
     history.append(path, record(339_000, time="2026-11-29T10:00:00Z"))
     assert len(history.read(path).records) == 2
+
+
+def _floor(rows: int) -> Record:
+    """market_data as a table whose bounded count passed the limit while the planner's estimate is stale."""
+    return Record("2026-11-29T10:00:00Z", TARGET, {"market_data": TableCount(rows, False, over=True)}, False)
+
+
+def test_a_count_that_is_only_a_floor_fails_when_it_cannot_tell(path):
+    """340,494 at the last passing audit; now "more than 100,000" (the planner's estimate is stale): a
+    pass would hide a loss of up to 70% and make this run the baseline."""
+    previous = record(340_494, exact=False)
+    (finding,) = failed(history.compare(previous, _floor(100_000)))
+    assert finding.kind == "unknown" and finding.message.startswith(
+        "market_data: could not compare: it holds more than 100,000 rows now, too few to tell whether it is "
+        "within 10% of the ~340,494 rows (estimate) of the last passing audit"
+    )
+    assert finding.message.endswith("run ANALYZE market_data, then audit again")
+    assert not failed(history.compare(record(95_000), _floor(100_000))), "more than 100,000 is no loss from 95,000"
+
+
+def test_a_floor_round_trips_and_old_records_read_as_counts(path):
+    history.append(path, _floor(100_000))
+    assert history.read(path).records[0].tables["market_data"] == TableCount(100_000, False, over=True)
+    assert '"over":true' in path.read_text() and '"over"' not in record(5).to_line(), "absent unless a floor"

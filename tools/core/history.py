@@ -34,16 +34,20 @@ DEFAULT_MAX_SHRINK = 0.10
 
 @dataclass(frozen=True)
 class TableCount:
-    """A table's rows as the audit saw them: exact, or the planner's estimate; None when unknown."""
+    """A table's rows as the audit saw them: exact, the planner's estimate, or a floor (``over``: more
+    than ``rows``); None when unknown (in records of earlier versions)."""
 
     rows: int | None
     exact: bool
+    over: bool = False
 
     @property
     def shown(self) -> str:
-        """``272,395 rows (exact)`` or ``~340,000 rows (estimate)``."""
+        """``272,395 rows (exact)``, ``~340,000 rows (estimate)`` or ``more than 100,000 rows``."""
         if self.rows is None:
             return "an unknown number of rows"
+        if self.over:
+            return f"more than {counted(self.rows, 'row')}"
         return f"{counted(self.rows, 'row')} (exact)" if self.exact else f"~{counted(self.rows, 'row')} (estimate)"
 
 
@@ -57,7 +61,8 @@ class Record:
     passed: bool
 
     def to_line(self) -> str:
-        tables = {name: {"rows": count.rows, "exact": count.exact} for name, count in self.tables.items()}
+        tables = {name: {"rows": count.rows, "exact": count.exact, **({"over": True} if count.over else {})}
+                  for name, count in self.tables.items()}  # fmt: skip
         data = {"time": self.time, "target": self.target, "tables": tables, "passed": self.passed}
         return json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":")) + "\n"
 
@@ -70,7 +75,7 @@ class Record:
             rows = count["rows"]
             if not (rows is None or (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0)):
                 raise ValueError("bad row count")
-            tables[str(name)] = TableCount(rows, bool(count["exact"]))
+            tables[str(name)] = TableCount(rows, bool(count["exact"]), count.get("over") is True)
         if not isinstance(data["time"], str) or not isinstance(data["target"], str):
             raise ValueError("bad time or target")
         _parse_time(data["time"])
@@ -94,7 +99,8 @@ class History:
 
 @dataclass(frozen=True)
 class Finding:
-    """One comparison result. ``kind``: ``baseline`` (passed, nothing to compare), ``ok``, ``shrunk`` (failed)."""
+    """One comparison result. ``kind``: ``baseline`` (passed, nothing to compare), ``ok``, ``shrunk``
+    (failed), ``unknown`` (failed: the count now cannot tell; a pass would hide a loss and replace the baseline)."""
 
     table: str | None
     kind: str
@@ -102,12 +108,12 @@ class Finding:
 
     @property
     def failed(self) -> bool:
-        return self.kind == "shrunk"
+        return self.kind in ("shrunk", "unknown")
 
 
 def record(target: str, counts: Iterable[TableStats], passed: bool, time: str | None = None) -> Record:
     """A record from the probe's ``TableStats`` (exact counts or estimates), stamped now unless ``time`` is given."""
-    tables = {stats.table: TableCount(stats.rows, stats.exact) for stats in counts}
+    tables = {stats.table: TableCount(stats.rows, stats.exact, stats.over) for stats in counts}
     return Record(time or now_utc(), target, tables, passed)
 
 
@@ -211,8 +217,12 @@ def compare(previous: Record | None, current: Record, max_shrink: float = DEFAUL
         if before is None or before.rows is None:
             findings.append(Finding(table, "baseline", f"{table}: {now.shown}, the first count on record (baseline)"))
             continue
-        if now.rows is None:
-            findings.append(Finding(table, "ok", f"{table}: row count unknown now (no ANALYZE yet), not compared"))
+        if now.rows is None or (now.over and now.rows < before.rows * (1 - max_shrink)):
+            findings.append(Finding(table, "unknown", (
+                f"{table}: could not compare: it holds {now.shown} now, too few to tell whether it is within "
+                f"{max_shrink:.0%} of the {before.shown} of the last passing audit ({when}), and the planner has no "
+                f"current estimate: run ANALYZE {table}, then audit again"
+            )))  # fmt: skip
             continue
         if before.rows > 0 and now.rows < before.rows * (1 - max_shrink):
             lost = 1 - now.rows / before.rows

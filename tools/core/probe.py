@@ -57,18 +57,21 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class TableStats:
-    """A table's row count: exact when small, the planner's estimate (``exact=False``) when big."""
+    """A table's row count: exact when small, the planner's estimate (``exact=False``) when big, or a
+    floor (``over``: more than ``rows``) when the bounded count passed the limit but the planner's
+    estimate says less (it is out of date: never analyzed, or analyzed before the table grew)."""
 
     table: str
-    rows: int | None
+    rows: int
     exact: bool
     row_security: bool = False  # the audit's user sees only the rows the table's policies allow it
+    over: bool = False
 
     @property
     def shown(self) -> str:
-        """``340,494 rows`` or ``~340,494 rows (planner estimate)``."""
-        if self.rows is None:
-            return "non-empty (row estimate unavailable until ANALYZE)"
+        """``340,494 rows``, ``~340,494 rows (planner estimate)`` or ``more than 100,000 rows (...)``."""
+        if self.over:
+            return f"more than {counted(self.rows, 'row')} (no current planner estimate: run ANALYZE {self.table})"
         return counted(self.rows, "row") if self.exact else f"~{counted(self.rows, 'row')} (planner estimate)"
 
 
@@ -277,7 +280,7 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
 
     Big tables (a planner's ``reltuples`` over the limit) are never counted: ``EXISTS`` decides
     non-empty and the estimate is reported. A table the bounded count finds over the limit while the
-    planner says otherwise has no estimate to trust ("non-empty", never a stale "~5 rows"). Raises ProbeError(cause) with cause ``missing``, ``empty``,
+    planner says otherwise has no estimate to trust: it is "more than the limit", never a stale "~5 rows". Raises ProbeError(cause) with cause ``missing``, ``empty``,
     ``permission``, ``locked``, ``timeout``, ``no_answer``, ``bad_name`` or ``query_failed``.
     """
     name, estimate, row_security = _locate(conn, table, timeouts)
@@ -291,7 +294,7 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
         (rows,) = fetch_one(conn, bounded, table, timeouts)
         nonempty = rows > 0
         exact = rows <= exact_limit
-        stats = TableStats(table, rows if exact else None, exact, row_security)
+        stats = TableStats(table, rows if exact else exact_limit, exact, row_security, over=not exact)
     if not nonempty and row_security:
         raise ProbeError(
             "empty",
