@@ -32,3 +32,17 @@ def test_what_is_not_a_regular_file_is_refused_and_left_as_it_is(tmp_path: Path,
     assert (after.st_ino, stat.S_IFMT(after.st_mode)) == (before.st_ino, stat.S_IFMT(before.st_mode))
     assert victim.read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target", "victim"], "no temporary file left"
+
+
+def test_without_a_mode_the_file_keeps_its_own_and_a_new_one_follows_the_umask(tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    kept.write_text("old")
+    kept.chmod(0o600)
+    files.write_atomically(kept, b"new")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600, "a file the user made private stays private"
+    previous = os.umask(0o077)
+    try:
+        files.write_atomically(tmp_path / "new", b"new")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o600

@@ -110,6 +110,12 @@ def test_a_python_without_the_requirements_runs_the_tool_on_the_checkouts_venv(t
 
     broken = checkout / ".venv" / "bin" / "python"
     broken.unlink()
+    broken.write_text(f'#!/bin/sh\nexec {bare} "$@"\n')  # a .venv/ python that lacks them too: once, then one line
+    broken.chmod(0o755)
+    looped = subprocess.run(command, capture_output=True, text=True, timeout=60, env=clean_env())
+    assert looped.returncode == 2 and looped.stderr.count("\n") == 1, looped.stderr
+    assert "lacks the requirements (psycopg, dotenv)" in looped.stderr
+    broken.unlink()
     broken.write_text("not a program")  # a .venv/ whose python cannot start: one line, never a loop
     stuck = subprocess.run(command, capture_output=True, text=True, timeout=60, env=clean_env())
     assert stuck.returncode == 2 and stuck.stderr.count("\n") == 1, stuck.stderr

@@ -4,6 +4,7 @@ tests open the files the run wrote and read them back."""
 
 from __future__ import annotations
 
+import datetime
 import getpass
 import html
 import json
@@ -484,14 +485,43 @@ def test_a_report_that_cannot_be_written_fails_the_run(project, target, run_audi
 
 
 @pytest.mark.parametrize("option", ["--html", "--junitxml"])
-def test_a_fifo_in_the_reports_place_is_refused_and_left_alone(project, run_audit, tmp_path, option):
-    """A device or a FIFO is no report file: replacing it would destroy it, writing to a FIFO would hang."""
-    fifo = tmp_path / "report-fifo"
-    os.mkfifo(fifo)
-    run = run_audit(project, f"{option}={fifo}")
+@pytest.mark.parametrize("kind", ["fifo", "dangling link"])
+def test_what_is_no_report_file_in_its_place_is_refused_and_left_alone(project, run_audit, tmp_path, option, kind):
+    """A device or a FIFO is no report file (replacing it would destroy it, writing to a FIFO would
+    hang); a dangling link would have the audit create a file wherever it points."""
+    place, victim = tmp_path / "report-here", tmp_path / "elsewhere" / "victim.html"
+    os.mkfifo(place) if kind == "fifo" else place.symlink_to(victim)
+    run = run_audit(project, f"{option}={place}")
     assert run.exit_code == 4, run.output
-    assert f"{fifo} is not a regular file: choose another path" in run.output
-    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    said = "is not a regular file" if kind == "fifo" else "is a link that leads to no regular file"
+    assert f"{place} {said}: choose another path" in run.output
+    assert stat.S_ISFIFO(place.lstat().st_mode) if kind == "fifo" else place.is_symlink() and not victim.exists()
+
+
+def test_the_default_report_never_follows_a_link_planted_at_its_name(project, run_audit, tmp_path):
+    """Links at the names the next seconds' reports would take: the audit writes beside them, never through."""
+    folder, victims = tmp_path / "reports", tmp_path / "victims"
+    folder.mkdir()
+    now = datetime.datetime.now()
+    for second in range(15):
+        stamp = (now + datetime.timedelta(seconds=second)).strftime("%Y%m%d-%H%M%S")
+        (folder / f"infra-audit-{stamp}.html").symlink_to(victims / f"{stamp}.html")
+    standalone = {k: v for k, v in clean_env().items() if k != "PYTEST_CURRENT_TEST"}
+    run = run_audit(project, f"--report-dir={folder}", env=standalone)
+    assert run.exit_code == 1, run.output  # no DB_URL here: the report is written all the same
+    (written,) = [path for path in folder.iterdir() if not path.is_symlink()]
+    assert re.fullmatch(r"infra-audit-\d{8}-\d{6}-2\.html", written.name) and not victims.exists()
+
+
+def test_html_path_as_a_separate_word_before_any_test_path(project, target, tmp_path):
+    """`pytest --html PATH` (no `=`, no test path, as the README writes it): PATH is the report's."""
+    report = tmp_path / "audit.html"
+    write_env(project, f"DB_URL={target.url}\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "--html", str(report), "--metadata", "Ticket", "44",
+                           f"--project-root={project}", f"--history={tmp_path / 'h.jsonl'}"],
+                          cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and "audit PASSED" in done.stdout, done.stdout + done.stderr
+    assert HtmlReport.read(report).environment["Ticket"] == "44"
 
 
 def test_the_server_version_is_known_whichever_check_connected(project, target, run_audit, tmp_path):

@@ -31,6 +31,7 @@ from tools.core.text import printable
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 REQUIREMENTS = ("psycopg", "dotenv")  # what every tool but quickstart needs installed
 CHECKOUT_VENV = Path(__file__).resolve().parents[1] / ".venv"  # where quickstart sets the requirements up
+REEXEC_MARK = "INFRA_AUDIT_REEXEC"  # set for the tool run again on .venv's python
 
 
 def venv_python(venv: Path = CHECKOUT_VENV) -> Path:
@@ -54,10 +55,10 @@ def require_installed(tool: str) -> None:
     python = venv_python()
     fix = f"run `python3 tools/quickstart.py` once; it sets up {CHECKOUT_VENV}, which `python3 tools/{tool}` then uses"
     error = f"this python ({sys.executable}) lacks the requirements ({', '.join(missing)}): {fix}"
-    if python.exists() and Path(sys.prefix).resolve() != CHECKOUT_VENV.resolve():
+    if python.exists() and REEXEC_MARK not in os.environ:  # once: a .venv/ python that lacks them too stops here
         sys.stdout.flush()
         try:
-            os.execv(python, [str(python), *sys.argv])
+            os.execve(python, [str(python), *sys.argv], {**os.environ, REEXEC_MARK: str(python)})
         except OSError as exc:  # a .venv/ whose python cannot start (its base python removed, say)
             error = f"{python} cannot start ({exc.strerror or exc}): move {CHECKOUT_VENV} away, then {fix}"
     if "--json" in sys.argv[1:]:

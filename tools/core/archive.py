@@ -189,7 +189,7 @@ def _error_text(exc: OSError) -> str:
 def save_manifest(archive: Path, manifest: dict) -> None:
     """Replace the manifest whole (temporary file, fsync, rename, fsync the folder), so a crash leaves
     the old or the new one."""
-    write_atomically(archive / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"), 0o644)
+    write_atomically(archive / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
 
 
 def load_manifest(archive: Path) -> dict:

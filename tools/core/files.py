@@ -17,8 +17,9 @@ def _temp_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
 
 
-def write_atomically(target: Path, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
+def write_atomically(target: Path, data: bytes, mode: int | None = None, owner: tuple[int, int] | None = None) -> None:
     """Replace target with data: exclusive temporary file, fsync, rename; never through a planted link.
+    ``mode`` None keeps the mode of the file replaced, or gives a new one what the umask allows.
 
     Raises PermissionError for a folder it may not write in, FileExistsError when every temporary
     name it tried was taken, and any other OSError as it comes; a temporary file is never left. A
@@ -27,7 +28,9 @@ def write_atomically(target: Path, data: bytes, mode: int, owner: tuple[int, int
     try:
         kind = os.lstat(target).st_mode
     except FileNotFoundError:
-        kind = stat.S_IFREG
+        kind = stat.S_IFREG | (0o666 & ~_umask())
+    if mode is None:
+        mode = stat.S_IMODE(kind)
     if not stat.S_ISREG(kind):
         raise IsADirectoryError(errno.EISDIR, f"{target} is not a regular file: it is left as it is")
     for _ in range(_TEMP_TRIES):
@@ -54,9 +57,19 @@ def write_atomically(target: Path, data: bytes, mode: int, owner: tuple[int, int
     fsync_folder(target.parent)
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def fsync_folder(folder: Path) -> None:
-    """Flush ``folder``'s entries, so a crash after ``os.replace`` leaves the new name, not the old."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    """Flush ``folder``'s entries, so a crash after ``os.replace`` leaves the new name, not the old
+    (best effort: a folder this user may write in but not read cannot be opened to sync; the rename stands)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except PermissionError:
+        return
     try:
         os.fsync(fd)
     finally:

@@ -63,8 +63,8 @@ def default_html_report(config: pytest.Config) -> None:
     if folder is not None and not config.getoption("no_default_report"):
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = folder / f"infra-audit-{stamp}.html"
-        for n in range(2, 100):  # two runs within a second keep both reports
-            if not path.exists():
+        for n in range(2, 100):  # two runs within a second keep both reports; a link there is not ours to follow
+            if not os.path.lexists(path):
                 break
             path = folder / f"infra-audit-{stamp}-{n}.html"
         option.htmlpath = str(path)
@@ -81,13 +81,15 @@ def check_report_paths(config: pytest.Config) -> None:
         try:
             path = _report_path(text)
             path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_symlink():
+                raise IsADirectoryError(f"{path} is a link that leads to no regular file")
             if path.exists() and not path.is_file():
                 raise IsADirectoryError(f"{path} is not a regular file")
             if not path.exists():  # the only sure test is to try (permissions, /proc, read-only mounts)
                 path.touch(exist_ok=False)
                 path.unlink()
-            elif not os.access(path, os.W_OK):
-                raise PermissionError(f"{path} is not writable")
+            elif not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                raise PermissionError(f"{path} or its folder is not writable")
         except RuntimeError:  # ~nosuchuser: expanduser cannot tell whose home
             raise pytest.UsageError(f"cannot write the {what} to {text}: no such user's home folder") from None
         except OSError as exc:
@@ -98,9 +100,10 @@ def check_report_paths(config: pytest.Config) -> None:
 
 
 def _report_path(text: str) -> Path:
-    """A report's file: the path given, ``~`` and ``$VARS`` expanded, through a symlink to the file it names."""
+    """A report's file: the path given, ``~`` and ``$VARS`` expanded, and through a symlink only to an
+    existing regular file (a dangling or looping link stays a link, which is refused)."""
     path = Path(os.path.expandvars(text)).expanduser().absolute()
-    return path.resolve() if path.is_symlink() else path
+    return path.resolve() if path.is_symlink() and path.is_file() else path
 
 
 # --- environment ----------------------------------------------------------------------------------
@@ -294,15 +297,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     check), whole or not at all; one that cannot be written fails the run and says why."""
     config = session.config
     text = getattr(config.option, "htmlpath", None)
-    if not text or STARTED not in config.stash or config.option.collectonly:
+    if not text or config.option.collectonly:
         return
-    path = _report_path(text)
     try:
+        if STARTED not in config.stash:  # registered after the session began: what it would write is partial
+            raise RuntimeError("the audit's report started late: run it as `pytest infra_tests ...`")
+        path = _report_path(text)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, page(session).encode("utf-8", "backslashreplace"), 0o644)
+        write_atomically(path, page(session).encode("utf-8", "backslashreplace"))
     except Exception as exc:  # noqa: BLE001 - a disk that filled up, or a bug: one line and a failed run, not a traceback
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
-        config.stash[UNWRITTEN] = safe(config, f"the HTML report was not written to {path}: {why}")
+        why = (exc.strerror if isinstance(exc, OSError) and exc.strerror
+               else str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {exc}")  # fmt: skip
+        config.stash[UNWRITTEN] = safe(config, f"the HTML report was not written to {text}: {why}")
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:

@@ -41,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser) -> None:
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
     """The report's options, spelled as pytest-html spells them (CI jobs already pass them), added
     once the plugins the command line names are loaded: pytest-html or pytest-metadata asked for by
     name (``-p html``) would claim the same flags, so that is a usage error, not a traceback."""
@@ -61,6 +61,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         "--metadata", nargs=2, action="append", metavar=("KEY", "VALUE"),
         help="add a row to the report's environment table, e.g. --metadata Ticket '#044'",
     )  # fmt: skip
+    # pytest read the command line for its first conftests before these flags existed: again, so that
+    # in `pytest --html PATH` PATH is the report's, not a test path that would keep the audit's conftest out.
+    early_config.known_args_namespace = parser.parse_known_args(args, namespace=early_config.known_args_namespace)
 
 
 def settings(config: pytest.Config) -> AuditSettings:
