@@ -530,3 +530,12 @@ def test_the_server_version_is_known_whichever_check_connected(project, target, 
     run, report = audit_with_html(run_audit, project, tmp_path, "-k", "health_check")
     assert run.outcome("test_health_check_passes") == "passed", run.output
     assert re.fullmatch(r"\d+\.\d+", report.environment["PostgreSQL server"]), report.environment
+
+
+def test_another_ini_without_the_audits_plugin_is_one_usage_line(tmp_path):
+    """`-c other.ini` leaves out the audit's `-p tools.plugin.settings`: say so, not INTERNALERROR."""
+    (tmp_path / "other.ini").write_text("[pytest]\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-c", str(tmp_path / "other.ini"), str(REPO / "infra_tests")],
+                          cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 4 and "INTERNALERROR" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert done.stderr.strip().startswith("ERROR: the audit's settings are not loaded")

@@ -19,6 +19,11 @@ from tools.plugin import history, html, report
 def activate(config: pytest.Config, checks: Path) -> None:
     """Register the audit's reports and name its default HTML report;
     ``checks`` is the folder of the audit's checks, so a run of only some of them says so."""
+    if not config.pluginmanager.has_plugin("tools.plugin.settings"):
+        raise pytest.UsageError(
+            "the audit's settings are not loaded (its pytest.ini loads them with -p tools.plugin.settings): run "
+            "`pytest infra_tests` from the checkout without -c, or add that -p to the ini you use"
+        )
     report.remember_checks(config, checks)
     html.default_html_report(config)
     html.check_report_paths(config)
