@@ -350,7 +350,9 @@ def test_a_crashing_check_keeps_its_traceback_and_the_findings_stay_quiet(projec
         run_audit, project, tmp_path, "-p", "crash_root_check", env=clean_env(PYTHONPATH=str(tmp_path))
     )
     assert report.checks["root is clean"].verdict == "FAILED"
-    assert "RuntimeError: boom: a bug in the audit" in report.checks["root is clean"].details
+    assert ("RuntimeError: boom: a bug in the audit (a crash: its traceback is under Crashes, below)"
+            in report.checks["root is clean"].details)  # fmt: skip
+    assert "under Crashes" not in report.checks[".env has DB_URL"].details, "a finding is no crash"
     assert "test_root_is_clean (call)" in report.crashes and "crash_root_check.py:3" in report.crashes, "the traceback, below"
     assert "DB_URL is not set" not in report.crashes, "findings are no crashes"
     assert "= FAILURES =" in run.output and "crash_root_check.py:3" in run.output

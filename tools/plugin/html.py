@@ -219,13 +219,14 @@ def _label_rows(pairs: Iterable[tuple[str, str]]) -> str:
     return "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>" for label, value in pairs)
 
 
-def _check_row(result: CheckResult) -> str:
+def _check_row(result: CheckResult, crashed: bool) -> str:
     """One check: name and what it verifies; verdict; evidence, then warnings, then the cause, once."""
     evidence = _label_rows(result.evidence)
     parts = [f'<table class="infra-evidence">{evidence}</table>' if evidence else ""]
     parts += [f'<div class="infra-warning">warning: {html.escape(w)}</div>' for w in result.warnings]
     if result.cause:
-        parts.append(f'<div class="infra-cause">{html.escape(result.cause)}</div>')
+        where = " (a crash: its traceback is under Crashes, below)" if crashed else ""
+        parts.append(f'<div class="infra-cause">{html.escape(result.cause)}{where}</div>')
     about = f'<div class="infra-about">{_text(result.about)}</div>' if result.about else ""
     warned = len(result.warnings)
     warned_note = f'<div class="infra-warned">with {warned} warning{"s" if warned > 1 else ""}</div>' if warned else ""
@@ -268,6 +269,7 @@ def page(session: pytest.Session) -> str:
     """The whole report: title, verdict, every check, what crashed, the environment."""
     config = session.config
     results = list(config.stash.get(RESULTS, {}).values())
+    crashes = _crashes(session)
     title = html.escape(f"Infrastructure audit: {safe(config, project_identity(config)[1])}")
     started_at = config.stash[STARTED][1]
     parts = [
@@ -280,12 +282,12 @@ def page(session: pytest.Session) -> str:
     verdict = html.escape(counts_line(config, results, session.exitstatus))
     parts.append(f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: {verdict}</p>')
     if results:
-        rows = "".join(_check_row(result) for result in results)
+        rows = "".join(_check_row(result, any(f"::{result.test} (" in what for what, _ in crashes)) for result in results)
         parts.append(
             '<table class="infra-checks"><thead><tr><th>Check</th><th>Result</th>'
             f"<th>Evidence, warnings, cause and fix</th></tr></thead><tbody>{rows}</tbody></table>"
         )
-    parts.append(_crash_html(_crashes(session)))
+    parts.append(_crash_html(crashes))
     parts.append(_environment_html(_environment(config, time.monotonic())))
     parts.append("</body></html>\n")
     return "".join(parts)
