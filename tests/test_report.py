@@ -540,3 +540,20 @@ def test_another_ini_without_the_audits_plugin_is_one_usage_line(tmp_path):
                           cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 4 and "INTERNALERROR" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert done.stderr.strip().startswith("ERROR: the audit's settings are not loaded")
+
+
+def test_a_link_planted_at_the_reports_name_during_the_run_is_not_followed(project, run_audit, tmp_path):
+    """The report's file is decided before any check runs; a link put there later is refused, and what
+    it points at keeps its bytes."""
+    report, victim = tmp_path / "out" / "report.html", tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "plant_link.py").write_text(
+        "import pathlib\n\n"
+        "def pytest_runtest_call(item):\n"
+        f"    link = pathlib.Path({str(report)!r})\n"
+        "    if not link.is_symlink():\n"
+        f"        link.symlink_to({str(victim)!r})\n"
+    )
+    run = run_audit(project, "-p", "plant_link", f"--html={report}", env=clean_env(PYTHONPATH=str(tmp_path)))
+    assert run.exit_code == 1 and victim.read_text() == "precious", run.output
+    assert f"the HTML report was not written to {report}: {report} is not a regular file: it is left as it is" in run.output

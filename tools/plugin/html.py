@@ -43,6 +43,7 @@ from tools.plugin.report import (
 
 STARTED = pytest.StashKey[tuple[float, datetime.datetime]]()
 _WRITTEN = pytest.StashKey[str]()  # the report's line for the terminal: where it is
+_PATH = pytest.StashKey[Path]()  # the report's file, as decided before any check ran
 GIT_TIMEOUT_S = 3.0
 
 
@@ -80,6 +81,8 @@ def check_report_paths(config: pytest.Config) -> None:
             continue
         try:
             path = _report_path(text)
+            if option == "htmlpath":
+                config.stash[_PATH] = path  # decided once: a link planted during the run is not followed
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.is_symlink():
                 raise IsADirectoryError(f"{path} is a link that leads to no regular file")
@@ -302,9 +305,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not text or config.option.collectonly:
         return
     try:
-        if STARTED not in config.stash:  # registered after the session began: what it would write is partial
+        if STARTED not in config.stash or _PATH not in config.stash:  # registered after the session began
             raise RuntimeError("the audit's report started late: run it as `pytest infra_tests ...`")
-        path = _report_path(text)
+        path = config.stash[_PATH]
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, page(session).encode("utf-8", "backslashreplace"))
     except Exception as exc:  # noqa: BLE001 - a disk that filled up, or a bug: one line and a failed run, not a traceback
