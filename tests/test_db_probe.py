@@ -251,6 +251,25 @@ def test_a_table_grown_past_the_limit_since_its_analyze_shows_no_stale_estimate(
     assert stats.shown == "more than 10 rows (no current planner estimate: run ANALYZE grown)"
 
 
+def test_a_partitioned_table_is_estimated_from_its_partitions(target, conn):
+    """autovacuum never analyzes a partitioned table itself: its estimate is its leaves' (a sub-partitioned
+    one included); with a leaf never analyzed there is none, and the bounded count says "more than"."""
+    for statement in (
+        "CREATE TABLE parted (id int) PARTITION BY RANGE (id)",
+        "CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (20)",
+        "CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (20) TO (100) PARTITION BY RANGE (id)",
+        "CREATE TABLE parted_high_all PARTITION OF parted_high FOR VALUES FROM (20) TO (100)",
+        "INSERT INTO parted SELECT generate_series(1, 50)",
+        "GRANT SELECT ON parted TO PUBLIC",
+    ):
+        target.admin.execute(statement)
+    assert db_probe.table_stats(conn, "parted", 10, FAST).shown == "more than 10 rows (no current planner estimate: run ANALYZE parted)"
+    target.admin.execute("ANALYZE parted_low")
+    target.admin.execute("ANALYZE parted_high_all")
+    stats = db_probe.table_stats(conn, "parted", 10, FAST)
+    assert (stats.rows, stats.exact, stats.over) == (50, False, False)
+
+
 def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):
     target.admin.execute("CREATE TABLE fresh AS SELECT generate_series(1, 50) AS n")
     target.admin.execute("GRANT SELECT ON fresh TO PUBLIC")

@@ -206,3 +206,17 @@ def test_a_floor_round_trips_and_old_records_read_as_counts(path):
     history.append(path, _floor(100_000))
     assert history.read(path).records[0].tables["market_data"] == TableCount(100_000, False, over=True)
     assert '"over":true' in path.read_text() and '"over"' not in record(5).to_line(), "absent unless a floor"
+
+
+def test_a_floor_before_proves_nothing_and_says_so():
+    """The last passing audit knew only "more than 100,000": a count now of 150,000 may hide a loss
+    from 1,000,000, so it passes only with a warning and becomes the baseline; under the floor's
+    allowance it has certainly shrunk; a floor now again cannot tell."""
+    previous = Record("2026-11-28T10:00:00Z", TARGET, {"market_data": TableCount(100_000, False, over=True)}, True)
+    reset = {finding.table: finding for finding in history.compare(previous, record(150_000, exact=False))}["market_data"]
+    assert reset.kind == "reset" and not reset.failed
+    assert "knew only that it held more than 100,000 rows, which proves nothing" in reset.message
+    (shrunk,) = failed(history.compare(previous, record(50_000)))
+    assert shrunk.kind == "shrunk"
+    (unknown,) = failed(history.compare(previous, _floor(100_000)))
+    assert unknown.kind == "unknown"

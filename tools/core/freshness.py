@@ -377,8 +377,8 @@ def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshne
     return Freshness(plan, newest, age, groups, stale, stale_count)
 
 
-_CATALOG = """
-SELECT c.oid::regclass::text, c.reltuples::bigint, pg_relation_size(c.oid), has_table_privilege(c.oid, 'SELECT'), current_user,
+_CATALOG = f"""
+SELECT c.oid::regclass::text, {db_probe.ESTIMATE_SQL}, {db_probe.SIZE_SQL}, has_table_privilege(c.oid, 'SELECT'), current_user,
        row_security_active(c.oid),
        (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, NULL), a.attnum) ORDER BY a.attnum)
           FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),

@@ -100,7 +100,8 @@ class History:
 @dataclass(frozen=True)
 class Finding:
     """One comparison result. ``kind``: ``baseline`` (passed, nothing to compare), ``ok``, ``shrunk``
-    (failed), ``unknown`` (failed: the count now cannot tell; a pass would hide a loss and replace the baseline)."""
+    (failed), ``unknown`` (failed: the count now cannot tell; a pass would hide a loss and replace the
+    baseline), ``reset`` (passed with a warning: the count before was only a floor, so nothing is proven)."""
 
     table: str | None
     kind: str
@@ -217,14 +218,21 @@ def compare(previous: Record | None, current: Record, max_shrink: float = DEFAUL
         if before is None or before.rows is None:
             findings.append(Finding(table, "baseline", f"{table}: {now.shown}, the first count on record (baseline)"))
             continue
-        if now.rows is None or (now.over and now.rows < before.rows * (1 - max_shrink)):
+        floor = before.rows * (1 - max_shrink)  # the fewest rows allowed, or (a floor before) fewer than that
+        if now.rows is None or (now.over and (before.over or now.rows < floor)):
             findings.append(Finding(table, "unknown", (
                 f"{table}: could not compare: it holds {now.shown} now, too few to tell whether it is within "
                 f"{max_shrink:.0%} of the {before.shown} of the last passing audit ({when}), and the planner has no "
                 f"current estimate: run ANALYZE {table}, then audit again"
             )))  # fmt: skip
             continue
-        if before.rows > 0 and now.rows < before.rows * (1 - max_shrink):
+        if before.over and now.rows >= floor:
+            findings.append(Finding(table, "reset", (
+                f"{table}: {now.shown} now; the last passing audit ({when}) knew only that it held {before.shown}, "
+                "which proves nothing about a loss since: these counts are the baseline from now on"
+            )))  # fmt: skip
+            continue
+        if before.rows > 0 and now.rows < floor:
             lost = 1 - now.rows / before.rows
             findings.append(Finding(table, "shrunk", (
                 f"{table} holds {now.shown} now, {lost:.0%} fewer than the {before.shown} of the last passing "

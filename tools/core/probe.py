@@ -31,6 +31,16 @@ ANSWER_GRACE_S = 2.0
 MAX_TIMEOUT_S = 3600  # "never a hang": no deadline may be infinite, NaN, or so large it overflows
 T = TypeVar("T")
 
+# pg_class ``c``'s row estimate and size on disk, for SQL over the catalog. A partitioned table holds
+# no rows itself and autovacuum never analyzes it: its figures are the sums over its leaf partitions
+# (the estimate -1, "never analyzed", when any leaf is).
+_LEAVES = ("(WITH RECURSIVE tree(oid) AS (SELECT c.oid UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t"
+           " ON i.inhparent = t.oid) SELECT {} FROM tree JOIN pg_class l ON l.oid = tree.oid WHERE l.relkind <> 'p')")  # fmt: skip
+_LEAF_ESTIMATE = "CASE WHEN coalesce(bool_or(l.reltuples < 0), false) THEN -1 ELSE coalesce(sum(l.reltuples), 0) END"
+ESTIMATE_SQL = f"(CASE WHEN c.relkind = 'p' THEN {_LEAVES.format(_LEAF_ESTIMATE)} ELSE c.reltuples END)::bigint"
+SIZE_SQL = (f"(CASE WHEN c.relkind = 'p' THEN {_LEAVES.format('coalesce(sum(pg_relation_size(l.oid)), 0)')}"
+            " ELSE pg_relation_size(c.oid) END)::bigint")  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -339,7 +349,7 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[s
     session sees of it, read from the catalog (no lock taken)."""
     quoted, estimate, readable, user, schemas, row_security = fetch_one(
         conn,
-        "SELECT c.oid::regclass::text, c.reltuples::bigint, has_table_privilege(c.oid, 'SELECT'),"
+        f"SELECT c.oid::regclass::text, {ESTIMATE_SQL}, has_table_privilege(c.oid, 'SELECT'),"
         " current_user, current_schemas(false)::text, row_security_active(c.oid)"
         # parse_ident raises on a malformed name: since PostgreSQL 16, to_regclass returns NULL for one
         " FROM (SELECT to_regclass(%s) AS oid WHERE parse_ident(%s) IS NOT NULL) AS r"
