@@ -83,28 +83,48 @@ def test_a_failed_audit_never_becomes_the_baseline(project, target, run_audit, t
 
 
 def test_row_level_security_is_said_never_taken_for_the_whole_table(project, target, run_audit, tmp_path):
-    """A policy that shows the audit's user some rows: the numbers are of those rows, and every data
-    check says so (in full once); a policy that shows none is not "the table is empty"."""
+    """A policy that shows the audit's user some rows: "non-empty" is still proven (with a warning), but
+    freshness and shrinking are about the rows it cannot see too, so they could not check; a policy that
+    shows none is not "the table is empty"."""
     symbols = reseed(target)
     target.admin.execute("ALTER TABLE market_data ENABLE ROW LEVEL SECURITY")
     target.admin.execute(sql.SQL("CREATE POLICY some_symbols ON market_data FOR SELECT USING (symbol = ANY({}))")
                          .format(sql.Literal(symbols[:10])))  # fmt: skip
     run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
-    assert run.exit_code == 0, run.output
-    warning = f"row-level security is on for market_data: user '{target.role.name}' sees only the rows its policies allow"
-    assert run.output.count(warning) == 1, run.output
-    assert run.output.count('warning: row-level security is on for market_data: see "row counts non-zero"') == 2
+    user = target.role.name
+    assert run.exit_code == 1, run.output
+    assert run.outcome("test_row_counts_nonzero") == "passed"
+    assert run.output.count(f"row-level security may filter what user '{user}' sees of market_data") == 1, run.output
+    assert ("market_data: could not check every row: row-level security may hide some from the audit's user: audit "
+            "as a role with BYPASSRLS") in run.message("test_data_is_fresh")  # fmt: skip
     assert "30 of 30 symbol/timeframe pairs within the limit" in run.output, "only the 10 symbols it may see"
+    assert (f"market_data: could not compare every row: row-level security may hide some from user '{user}': "
+            'see "row counts non-zero"') in run.message("test_row_counts_not_shrinking")  # fmt: skip
+    assert run.outcome("test_health_check_passes") == "failed", "monitoring cannot vouch for rows it cannot see"
     probe = subprocess.run([sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project)],
                            capture_output=True, text=True, timeout=60, env=clean_env())  # fmt: skip
-    assert f"(row-level security: only what user '{target.role.name}' may see)" in probe.stdout, probe.stdout
+    assert f"(row-level security: only what user '{user}' may see)" in probe.stdout, probe.stdout
 
     target.admin.execute("DROP POLICY some_symbols ON market_data")  # no policy: every row hidden
     hidden = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
     assert hidden.outcome("test_row_counts_nonzero") == "failed"
-    assert (f"table 'market_data' shows no rows to user '{target.role.name}': it is empty, or row-level security "
+    assert (f"table 'market_data' shows no rows to user '{user}': it is empty, or row-level security "
             "(on for it) hides every row") in hidden.message("test_row_counts_nonzero")  # fmt: skip
     assert "is empty: load its data" not in hidden.output
+
+
+def test_a_view_over_a_table_with_row_level_security_is_never_taken_for_the_whole_table(project, target, run_audit,
+                                                                                      tmp_path):  # fmt: skip
+    """row_security_active says nothing of a view: one that reads a table under row-level security is
+    said so, as the table itself would be."""
+    target.admin.execute("ALTER TABLE assets ENABLE ROW LEVEL SECURITY")
+    target.admin.execute("CREATE POLICY all_rows ON assets FOR SELECT USING (true)")
+    target.admin.execute("CREATE VIEW assets_seen WITH (security_invoker = true) AS SELECT * FROM assets")
+    target.admin.execute("GRANT SELECT ON assets_seen TO PUBLIC")
+    run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl", "--tables=market_data assets_seen")
+    assert run.outcome("test_row_counts_nonzero") == "passed", run.output
+    assert f"row-level security may filter what user '{target.role.name}' sees of assets_seen" in run.output
+    assert run.outcome("test_row_counts_not_shrinking") == "failed"
 
 
 def test_a_stale_planner_estimate_never_passes_a_shrink_it_cannot_see(project, target, run_audit, tmp_path):

@@ -67,7 +67,7 @@ def test_json_output_for_monitoring(project, target, run_health_check):
     report = json.loads(done.stdout)
     assert done.returncode == 0 and report["healthy"] is True
     assert report["tables"]["market_data"] == {
-        "ok": True, "rows": 120, "exact": False, "row_security": False, "shown": "~120 rows (planner estimate)"
+        "ok": True, "rows": 120, "exact": False, "over": False, "row_security": False, "shown": "~120 rows (planner estimate)"
     }  # fmt: skip
     assert report["tables"]["assets"]["exact"] is True
     assert target.role.password not in done.stdout

@@ -61,7 +61,7 @@ def probe(settings: AuditSettings, setting_names: dict[str, str]) -> Health:
                 stats = db_probe.table_stats(conn, table, settings.exact_count_limit, settings.timeouts)
                 shown = stats.shown + (f" (row-level security: only what user '{conn.info.user}' may see)"
                                        if stats.row_security else "")  # fmt: skip
-                health.tables[table] = {"ok": True, "rows": stats.rows, "exact": stats.exact,
+                health.tables[table] = {"ok": True, "rows": stats.rows, "exact": stats.exact, "over": stats.over,
                                         "row_security": stats.row_security, "shown": shown}  # fmt: skip
             except ProbeError as exc:
                 health.tables[table] = {"ok": False, "cause": exc.cause, "error": exc.advice(setting_names)}

@@ -40,6 +40,11 @@ _LEAF_ESTIMATE = "CASE WHEN coalesce(bool_or(l.reltuples < 0), false) THEN -1 EL
 ESTIMATE_SQL = f"(CASE WHEN c.relkind = 'p' THEN {_LEAVES.format(_LEAF_ESTIMATE)} ELSE c.reltuples END)::bigint"
 SIZE_SQL = (f"(CASE WHEN c.relkind = 'p' THEN {_LEAVES.format('coalesce(sum(pg_relation_size(l.oid)), 0)')}"
             " ELSE pg_relation_size(c.oid) END)::bigint")  # fmt: skip
+# Whether row-level security may filter what this session sees of ``c``: active for it, or, for a view,
+# on for a table the view reads (row_security_active says nothing of views).
+ROW_SECURITY_SQL = ("(row_security_active(c.oid) OR (c.relkind IN ('v', 'm') AND EXISTS (SELECT 1 FROM pg_rewrite r"
+                    " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
+                    " JOIN pg_class t ON t.oid = d.refobjid WHERE r.ev_class = c.oid AND t.relrowsecurity)))")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -319,8 +324,8 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
 
 def row_security_warning(table: str, user: str) -> str:
     """What a check says when its numbers may be of part of a table."""
-    return (f"row-level security is on for {table}: user '{user}' sees only the rows its policies allow, so "
-            "these numbers may be of part of the table: audit as a role with BYPASSRLS (or the table's owner)")  # fmt: skip
+    return (f"row-level security may filter what user '{user}' sees of {table} (it is on for the table, or for a "
+            "table it reads), so these numbers may be of part of it: audit as a role with BYPASSRLS")  # fmt: skip
 
 
 def fetch_one(
@@ -350,7 +355,7 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[s
     quoted, estimate, readable, user, schemas, row_security = fetch_one(
         conn,
         f"SELECT c.oid::regclass::text, {ESTIMATE_SQL}, has_table_privilege(c.oid, 'SELECT'),"
-        " current_user, current_schemas(false)::text, row_security_active(c.oid)"
+        f" current_user, current_schemas(false)::text, {ROW_SECURITY_SQL}"
         # parse_ident raises on a malformed name: since PostgreSQL 16, to_regclass returns NULL for one
         " FROM (SELECT to_regclass(%s) AS oid WHERE parse_ident(%s) IS NOT NULL) AS r"
         " LEFT JOIN pg_class c ON c.oid = r.oid",
