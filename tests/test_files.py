@@ -46,3 +46,18 @@ def test_without_a_mode_the_file_keeps_its_own_and_a_new_one_follows_the_umask(t
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o600
+
+
+def test_a_folder_that_cannot_be_opened_to_sync_leaves_the_file_written(tmp_path: Path, monkeypatch) -> None:
+    """A folder one may write in but not read (mode 0300) cannot be opened to fsync: the rename stands,
+    and the write is no error."""
+    real_open = os.open
+
+    def no_reading_folders(path, flags, *args):
+        if flags & os.O_DIRECTORY:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", no_reading_folders)
+    files.write_atomically(tmp_path / "report.html", b"new")
+    assert (tmp_path / "report.html").read_bytes() == b"new"
