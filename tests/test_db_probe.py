@@ -252,22 +252,44 @@ def test_a_table_grown_past_the_limit_since_its_analyze_shows_no_stale_estimate(
 
 
 def test_a_partitioned_table_is_estimated_from_its_partitions(target, conn):
-    """autovacuum never analyzes a partitioned table itself: its estimate is its leaves' (a sub-partitioned
-    one included); with a leaf never analyzed there is none, and the bounded count says "more than"."""
+    """autovacuum never analyzes a partitioned table itself: its estimate is its partitions' (a
+    sub-partitioned one included); with one that holds rows but was never analyzed there is none, and
+    the bounded count says "more than"; an empty one made ahead of time counts as no rows."""
     for statement in (
         "CREATE TABLE parted (id int) PARTITION BY RANGE (id)",
         "CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (20)",
         "CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (20) TO (100) PARTITION BY RANGE (id)",
         "CREATE TABLE parted_high_all PARTITION OF parted_high FOR VALUES FROM (20) TO (100)",
+        "CREATE TABLE parted_next PARTITION OF parted FOR VALUES FROM (100) TO (200)",  # empty, never analyzed
         "INSERT INTO parted SELECT generate_series(1, 50)",
         "GRANT SELECT ON parted TO PUBLIC",
+        "ANALYZE parted_low",
     ):
         target.admin.execute(statement)
-    assert db_probe.table_stats(conn, "parted", 10, FAST).shown == "more than 10 rows (no current planner estimate: run ANALYZE parted)"
-    target.admin.execute("ANALYZE parted_low")
+    never = db_probe.table_stats(conn, "parted", 10, FAST)  # parted_high_all holds rows, never analyzed
+    assert never.shown == "more than 10 rows (no current planner estimate: run ANALYZE parted)"
     target.admin.execute("ANALYZE parted_high_all")
     stats = db_probe.table_stats(conn, "parted", 10, FAST)
     assert (stats.rows, stats.exact, stats.over) == (50, False, False)
+
+
+def test_an_inheritance_parent_is_estimated_with_its_children(target, conn):
+    """TimescaleDB's hypertables keep their rows in inheritance children: the parent's own estimate is 0."""
+    target.admin.execute("CREATE TABLE hyper (id int)")
+    target.admin.execute("CREATE TABLE hyper_chunk () INHERITS (hyper)")
+    target.admin.execute("INSERT INTO hyper_chunk SELECT generate_series(1, 50)")
+    target.admin.execute("ANALYZE hyper")
+    target.admin.execute("ANALYZE hyper_chunk")
+    target.admin.execute("GRANT SELECT ON hyper TO PUBLIC")
+    stats = db_probe.table_stats(conn, "hyper", 10, FAST)
+    assert (stats.rows, stats.exact, stats.over) == (50, False, False)
+
+
+def test_a_view_has_no_estimate_and_says_what_to_list_instead(target, conn):
+    target.admin.execute("CREATE VIEW md AS SELECT * FROM market_data")
+    target.admin.execute("GRANT SELECT ON md TO PUBLIC")
+    stats = db_probe.table_stats(conn, "md", 10, FAST)
+    assert stats.shown == "more than 10 rows (a view has no planner estimate: list the table it reads in the table list)"
 
 
 def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):

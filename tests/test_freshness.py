@@ -58,6 +58,20 @@ def stop(target, symbols: tuple[str, ...], days: int) -> None:
           f"UPDATE market_data SET ts = ts + interval '{1000 - days} days' {where}")  # fmt: skip
 
 
+def test_a_never_analyzed_partitioned_table_is_judged_by_its_partitions_size(target, conn):
+    """No estimate anywhere (never analyzed): its partitions' size on disk says it is big, so it needs
+    an index; the parent's own size (none) would have let the audit scan it all."""
+    stage(
+        target,
+        "CREATE TABLE parted_events (id int, ts timestamptz) PARTITION BY RANGE (id)",
+        "CREATE TABLE parted_events_all PARTITION OF parted_events FOR VALUES FROM (0) TO (1000)",
+        "INSERT INTO parted_events SELECT i, now() FROM generate_series(1, 50) AS i",
+        "GRANT SELECT ON parted_events TO PUBLIC",
+    )
+    error = probe_error(conn, "parted_events=3d", exact_limit=10)
+    assert error.cause == "needs_index" and "never analyzed, 8 kB on disk" in str(error), str(error)
+
+
 def stage(target, *statements: str) -> None:
     for statement in statements:
         target.admin.execute(statement)

@@ -223,7 +223,7 @@ def compare(previous: Record | None, current: Record, max_shrink: float = DEFAUL
             findings.append(Finding(table, "unknown", (
                 f"{table}: could not compare: it holds {now.shown} now, too few to tell whether it is within "
                 f"{max_shrink:.0%} of the {before.shown} of the last passing audit ({when}), and the planner has no "
-                f"current estimate: run ANALYZE {table}, then audit again"
+                f"current estimate: run ANALYZE {table} (a view has none: list the table it reads), then audit again"
             )))  # fmt: skip
             continue
         if before.over and now.rows >= floor:

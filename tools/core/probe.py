@@ -31,14 +31,18 @@ ANSWER_GRACE_S = 2.0
 MAX_TIMEOUT_S = 3600  # "never a hang": no deadline may be infinite, NaN, or so large it overflows
 T = TypeVar("T")
 
-# pg_class ``c``'s row estimate and size on disk, for SQL over the catalog. A partitioned table holds
-# no rows itself and autovacuum never analyzes it: its figures are the sums over its leaf partitions
-# (the estimate -1, "never analyzed", when any leaf is).
-_LEAVES = ("(WITH RECURSIVE tree(oid) AS (SELECT c.oid UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t"
-           " ON i.inhparent = t.oid) SELECT {} FROM tree JOIN pg_class l ON l.oid = tree.oid WHERE l.relkind <> 'p')")  # fmt: skip
-_LEAF_ESTIMATE = "CASE WHEN coalesce(bool_or(l.reltuples < 0), false) THEN -1 ELSE coalesce(sum(l.reltuples), 0) END"
-ESTIMATE_SQL = f"(CASE WHEN c.relkind = 'p' THEN {_LEAVES.format(_LEAF_ESTIMATE)} ELSE c.reltuples END)::bigint"
-SIZE_SQL = (f"(CASE WHEN c.relkind = 'p' THEN {_LEAVES.format('coalesce(sum(pg_relation_size(l.oid)), 0)')}"
+# pg_class ``c``'s row estimate and size on disk, for SQL over the catalog. A table with children
+# (partitions, or inheritance children as TimescaleDB's chunks) is read with them, and autovacuum
+# never analyzes a partitioned parent: its figures are the sums over the tree's tables. The estimate
+# is -1, "never analyzed", when one of them holds data and was never analyzed (an empty partition
+# made ahead of time is 0 rows, not unknown).
+_TREE = ("(WITH RECURSIVE tree(oid) AS (SELECT c.oid UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t"
+         " ON i.inhparent = t.oid) SELECT {} FROM tree JOIN pg_class l ON l.oid = tree.oid WHERE l.relkind <> 'p')")  # fmt: skip
+_TREE_ESTIMATE = ("CASE WHEN coalesce(bool_or(l.reltuples < 0 AND pg_relation_size(l.oid) > 0), false) THEN -1"
+                  " ELSE coalesce(sum(greatest(l.reltuples, 0)), 0) END")  # fmt: skip
+_HAS_TREE = "(c.relkind = 'p' OR c.relhassubclass)"
+ESTIMATE_SQL = f"(CASE WHEN {_HAS_TREE} THEN {_TREE.format(_TREE_ESTIMATE)} ELSE c.reltuples END)::bigint"
+SIZE_SQL = (f"(CASE WHEN {_HAS_TREE} THEN {_TREE.format('coalesce(sum(pg_relation_size(l.oid)), 0)')}"
             " ELSE pg_relation_size(c.oid) END)::bigint")  # fmt: skip
 # Whether row-level security may filter what this session sees of ``c``: active for it, or, for a view,
 # on for a table the view reads (row_security_active says nothing of views).
@@ -81,12 +85,15 @@ class TableStats:
     exact: bool
     row_security: bool = False  # the audit's user sees only the rows the table's policies allow it
     over: bool = False
+    view: bool = False  # a view has no planner estimate at all
 
     @property
     def shown(self) -> str:
         """``340,494 rows``, ``~340,494 rows (planner estimate)`` or ``more than 100,000 rows (...)``."""
         if self.over:
-            return f"more than {counted(self.rows, 'row')} (no current planner estimate: run ANALYZE {self.table})"
+            why = ("a view has no planner estimate: list the table it reads in the table list" if self.view
+                   else f"no current planner estimate: run ANALYZE {self.table}")  # fmt: skip
+            return f"more than {counted(self.rows, 'row')} ({why})"
         return counted(self.rows, "row") if self.exact else f"~{counted(self.rows, 'row')} (planner estimate)"
 
 
@@ -298,7 +305,7 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
     planner says otherwise has no estimate to trust: it is "more than the limit", never a stale "~5 rows". Raises ProbeError(cause) with cause ``missing``, ``empty``,
     ``permission``, ``locked``, ``timeout``, ``no_answer``, ``bad_name`` or ``query_failed``.
     """
-    name, estimate, row_security = _locate(conn, table, timeouts)
+    name, estimate, row_security, view = _locate(conn, table, timeouts)
     if estimate > exact_limit:
         (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
         stats = TableStats(table, estimate, exact=False, row_security=row_security)
@@ -309,7 +316,7 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
         (rows,) = fetch_one(conn, bounded, table, timeouts)
         nonempty = rows > 0
         exact = rows <= exact_limit
-        stats = TableStats(table, rows if exact else exact_limit, exact, row_security, over=not exact)
+        stats = TableStats(table, rows if exact else exact_limit, exact, row_security, over=not exact, view=view)
     if not nonempty and row_security:
         raise ProbeError(
             "empty",
@@ -349,13 +356,13 @@ def fetch_one(
     return row
 
 
-def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[sql.SQL, int, bool]:
-    """The table's quoted name, planner estimate and whether row-level security filters what this
-    session sees of it, read from the catalog (no lock taken)."""
-    quoted, estimate, readable, user, schemas, row_security = fetch_one(
+def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[sql.SQL, int, bool, bool]:
+    """The table's quoted name, planner estimate, whether row-level security filters what this
+    session sees of it, and whether it is a view, read from the catalog (no lock taken)."""
+    quoted, estimate, readable, user, schemas, row_security, view = fetch_one(
         conn,
         f"SELECT c.oid::regclass::text, {ESTIMATE_SQL}, has_table_privilege(c.oid, 'SELECT'),"
-        f" current_user, current_schemas(false)::text, {ROW_SECURITY_SQL}"
+        f" current_user, current_schemas(false)::text, {ROW_SECURITY_SQL}, c.relkind = 'v'"
         # parse_ident raises on a malformed name: since PostgreSQL 16, to_regclass returns NULL for one
         " FROM (SELECT to_regclass(%s) AS oid WHERE parse_ident(%s) IS NOT NULL) AS r"
         " LEFT JOIN pg_class c ON c.oid = r.oid",
@@ -372,7 +379,7 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[s
         )
     if not readable:
         raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {quoted} TO {user}")
-    return sql.SQL(quoted), int(estimate), bool(row_security)
+    return sql.SQL(quoted), int(estimate), bool(row_security), bool(view)
 
 
 def _classify_query_error(exc: psycopg.Error, table: str, timeouts: Timeouts) -> ProbeError:
