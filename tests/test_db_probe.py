@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tools.core import probe as db_probe
 from tools.core.dburl import parse
@@ -290,6 +292,42 @@ def test_a_view_has_no_estimate_and_says_what_to_list_instead(target, conn):
     target.admin.execute("GRANT SELECT ON md TO PUBLIC")
     stats = db_probe.table_stats(conn, "md", 10, FAST)
     assert stats.shown == "more than 10 rows (a view has no planner estimate: list the table it reads in the table list)"
+
+
+@pytest.fixture
+def filtered(target) -> None:
+    """assets under row-level security, with a policy that shows every role all of its rows."""
+    target.admin.execute("ALTER TABLE assets ENABLE ROW LEVEL SECURITY")
+    target.admin.execute("CREATE POLICY every_row ON assets FOR SELECT USING (true)")
+
+
+@pytest.mark.parametrize(
+    ("reads", "filtered_for_the_audit"),
+    [
+        ("CREATE VIEW seen WITH (security_invoker = true) AS SELECT * FROM assets", True),
+        ("CREATE VIEW inner_view WITH (security_invoker = true) AS SELECT * FROM assets;"
+         " GRANT SELECT ON inner_view TO PUBLIC;"
+         " CREATE VIEW seen WITH (security_invoker = true) AS SELECT * FROM inner_view", True),
+        ("CREATE FUNCTION all_assets() RETURNS TABLE (symbol text) LANGUAGE sql AS 'SELECT symbol FROM assets';"
+         " CREATE VIEW seen AS SELECT * FROM all_assets()", True),
+        ("CREATE VIEW seen AS SELECT * FROM assets", False),  # read as its owner, the tables' owner (a superuser)
+        ("CREATE MATERIALIZED VIEW seen AS SELECT * FROM assets", False),  # filled by its owner
+    ],
+    ids=["invoker view", "view of a view", "view through a function", "owner's view", "materialized view"],
+)  # fmt: skip
+def test_a_view_is_filtered_when_a_table_it_reads_is_for_its_reader(target, conn, make_role, filtered, reads,
+                                                                     filtered_for_the_audit):  # fmt: skip
+    """row_security_active says nothing of views: a table under row-level security at any depth, read
+    by the audit's role (security_invoker) or by the view's owner, decides; a BYPASSRLS role sees it all."""
+    for statement in reads.split("; "):
+        target.admin.execute(statement)
+    target.admin.execute("GRANT SELECT ON seen TO PUBLIC")
+    assert db_probe.table_stats(conn, "seen", 1000, FAST).row_security is filtered_for_the_audit
+    bypassing = make_role("pw-" + secrets.token_hex(8))
+    target.admin.execute(sql.SQL("ALTER ROLE {} BYPASSRLS").format(sql.Identifier(bypassing.name)))
+    url = target.url.replace(f"{target.role.name}:{target.role.password}@", f"{bypassing.name}:{bypassing.password}@")
+    with db_probe.connect(parse(url), FAST) as its_conn:
+        assert db_probe.table_stats(its_conn, "seen", 1000, FAST).row_security is False
 
 
 def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):

@@ -44,11 +44,32 @@ _HAS_TREE = "(c.relkind = 'p' OR c.relhassubclass)"
 ESTIMATE_SQL = f"(CASE WHEN {_HAS_TREE} THEN {_TREE.format(_TREE_ESTIMATE)} ELSE c.reltuples END)::bigint"
 SIZE_SQL = (f"(CASE WHEN {_HAS_TREE} THEN {_TREE.format('coalesce(sum(pg_relation_size(l.oid)), 0)')}"
             " ELSE pg_relation_size(c.oid) END)::bigint")  # fmt: skip
-# Whether row-level security may filter what this session sees of ``c``: active for it, or, for a view,
-# on for a table the view reads (row_security_active says nothing of views).
-ROW_SECURITY_SQL = ("(row_security_active(c.oid) OR (c.relkind IN ('v', 'm') AND EXISTS (SELECT 1 FROM pg_rewrite r"
-                    " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
-                    " JOIN pg_class t ON t.oid = d.refobjid WHERE r.ev_class = c.oid AND t.relrowsecurity)))")  # fmt: skip
+# Whether row-level security may filter what this session sees of ``c``: active for it (a table), or,
+# for a view or materialized view (row_security_active says nothing of them), on for a table it reads
+# at any depth for the role that reads it there (this session through security_invoker views, else
+# the view's owner; a superuser, a BYPASSRLS role and a table's owner without FORCE see it all), or
+# possibly so through a function of the database's own while any table has row-level security.
+_INVOKER = "EXISTS (SELECT 1 FROM unnest(v.reloptions) o WHERE lower(o) IN ({}))".format(
+    ", ".join(f"'security_invoker={word}'" for word in ("true", "on", "yes", "1"))
+)
+_BYPASSES = "(SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE oid = reads.reader)"
+_VIEW_ROW_SECURITY = (
+    "WITH RECURSIVE reads(oid, reader) AS ("
+    " SELECT c.oid, (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+    " UNION"
+    f" SELECT d.refobjid, CASE WHEN v.relkind = 'v' AND {_INVOKER} THEN reads.reader ELSE v.relowner END"
+    " FROM reads JOIN pg_class v ON v.oid = reads.oid AND v.relkind IN ('v', 'm')"
+    " JOIN pg_rewrite r ON r.ev_class = v.oid"
+    " JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid"
+    " AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> v.oid)"
+    f" SELECT 1 FROM reads JOIN pg_class t ON t.oid = reads.oid WHERE NOT {_BYPASSES} AND ("
+    " (t.relrowsecurity AND (t.relowner <> reads.reader OR t.relforcerowsecurity))"
+    " OR (t.relkind IN ('v', 'm') AND EXISTS (SELECT 1 FROM pg_rewrite r JOIN pg_depend d"
+    " ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_proc'::regclass"
+    " WHERE r.ev_class = t.oid AND d.refobjid >= 16384)"  # FirstNormalObjectId: made in this database
+    " AND EXISTS (SELECT 1 FROM pg_class x WHERE x.relrowsecurity)))"
+)
+ROW_SECURITY_SQL = f"(row_security_active(c.oid) OR (c.relkind IN ('v', 'm') AND EXISTS ({_VIEW_ROW_SECURITY})))"
 
 
 @dataclass(frozen=True)
