@@ -220,3 +220,14 @@ def test_a_floor_before_proves_nothing_and_says_so():
     assert shrunk.kind == "shrunk"
     (unknown,) = failed(history.compare(previous, _floor(100_000)))
     assert unknown.kind == "unknown"
+
+
+def test_floors_in_between_never_let_losses_add_up(path):
+    """111,111 rows, then "more than 100,000" (within 10% of it: passes), then 90,000: 19% fewer than
+    the last number on record, though within 10% of the floor."""
+    history.append(path, record(111_111, time="2026-11-27T10:00:00Z"))
+    history.append(path, Record("2026-11-28T10:00:00Z", TARGET, {"market_data": TableCount(100_000, False, over=True)}, True))
+    past = history.read(path)
+    assert past.last_known(TARGET)["market_data"] == ("2026-11-27T10:00:00Z", TableCount(111_111, True))
+    (finding,) = failed(history.compare(past.last_passing(TARGET), record(90_000), known=past.last_known(TARGET)))
+    assert finding.kind == "shrunk" and "19% fewer than the 111,111 rows (exact) of the last passing audit (2026-11-27" in finding.message

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,6 +95,17 @@ class History:
             if record.target == target and record.passed:
                 return record
         return None
+
+    def last_known(self, target: str) -> dict[str, tuple[str, TableCount]]:
+        """Per table, the newest passing audit's count that was a number, not a floor, with its time:
+        what a floor at the last passing audit is compared through."""
+        known: dict[str, tuple[str, TableCount]] = {}
+        for record in reversed(self.records):
+            if record.target == target and record.passed:
+                for table, count in record.tables.items():
+                    if count.rows is not None and not count.over:
+                        known.setdefault(table, (record.time, count))
+        return known
 
 
 @dataclass(frozen=True)
@@ -206,15 +217,24 @@ def last_passing(path: Path, target: str) -> Record | None:
     return read(path).last_passing(target)
 
 
-def compare(previous: Record | None, current: Record, max_shrink: float = DEFAULT_MAX_SHRINK) -> list[Finding]:
+def compare(
+    previous: Record | None,
+    current: Record,
+    max_shrink: float = DEFAULT_MAX_SHRINK,
+    known: Mapping[str, tuple[str, TableCount]] | None = None,
+) -> list[Finding]:
     """Fail each table holding more than ``max_shrink`` fewer rows than at ``previous``; with no
-    ``previous``, one ``baseline`` finding says these counts are the baseline from now on."""
+    ``previous``, one ``baseline`` finding says these counts are the baseline from now on. Where
+    ``previous`` knew only a floor, a table's last count that was a number (``History.last_known``) is
+    compared instead, so floors in between never let losses add up."""
     if previous is None:
         return [Finding(None, "baseline", f"first audit of {current.target}: these row counts are the baseline")]
-    when = _shown_time(previous.time)
     findings = []
     for table, now in current.tables.items():
-        before = previous.tables.get(table)
+        when, before = _shown_time(previous.time), previous.tables.get(table)
+        if before is not None and before.over and known and table in known:
+            time, before = known[table]
+            when = _shown_time(time)
         if before is None or before.rows is None:
             findings.append(Finding(table, "baseline", f"{table}: {now.shown}, the first count on record (baseline)"))
             continue
