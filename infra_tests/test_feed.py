@@ -65,7 +65,7 @@ def test_row_counts_not_shrinking(
     if previous is None:
         evidence.warn(f"no passing audit of {target} on record yet, so nothing to compare with: this run's counts "
                       "become the baseline if it passes (in CI, keep the history file between runs)")  # fmt: skip
-    findings = history.compare(previous, current, audit_settings.max_shrink, past.last_known(target))
+    findings = history.compare(previous, current, audit_settings.max_shrink, past)
     for finding in findings:
         if finding.kind == "reset":  # passed, but proved nothing
             evidence.warn(finding.message)

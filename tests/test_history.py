@@ -228,6 +228,16 @@ def test_floors_in_between_never_let_losses_add_up(path):
     history.append(path, record(111_111, time="2026-11-27T10:00:00Z"))
     history.append(path, Record("2026-11-28T10:00:00Z", TARGET, {"market_data": TableCount(100_000, False, over=True)}, True))
     past = history.read(path)
-    assert past.last_known(TARGET)["market_data"] == ("2026-11-27T10:00:00Z", TableCount(111_111, True))
-    (finding,) = failed(history.compare(past.last_passing(TARGET), record(90_000), known=past.last_known(TARGET)))
+    assert past.last_counts(TARGET, numbers_only=True)["market_data"] == ("2026-11-27T10:00:00Z", TableCount(111_111, True))
+    (finding,) = failed(history.compare(past.last_passing(TARGET), record(90_000), past=past))
     assert finding.kind == "shrunk" and "19% fewer than the 111,111 rows (exact) of the last passing audit (2026-11-27" in finding.message
+
+
+def test_an_audit_with_a_shorter_table_list_never_resets_a_tables_baseline(path):
+    """340,494 rows; then an audit of assets alone passes; then 34,049 rows: 90% fewer than its own last
+    count, not "the first count on record"."""
+    history.append(path, record(340_494, time="2026-11-27T10:00:00Z"))
+    history.append(path, Record("2026-11-28T10:00:00Z", TARGET, {"assets": TableCount(975, True)}, True))
+    past = history.read(path)
+    (finding,) = failed(history.compare(past.last_passing(TARGET), record(34_049), past=past))
+    assert finding.kind == "shrunk" and "90% fewer than the 340,494 rows (exact) of the last passing audit (2026-11-27" in finding.message

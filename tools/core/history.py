@@ -9,7 +9,7 @@ target is ``host:port/database``, never a user or password. Use::
     key = target_key(db_url)
     past = read(path)                                   # HistoryError: unreadable; past.skipped: torn lines
     current = record(key, table_stats_list, passed=...)
-    findings = compare(past.last_passing(key), current, parse_max_shrink(text))
+    findings = compare(past.last_passing(key), current, parse_max_shrink(text), past)
     append(path, replace(current, passed=not any(f.failed for f in findings) and ...))
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,16 +96,16 @@ class History:
                 return record
         return None
 
-    def last_known(self, target: str) -> dict[str, tuple[str, TableCount]]:
-        """Per table, the newest passing audit's count that was a number, not a floor, with its time:
-        what a floor at the last passing audit is compared through."""
-        known: dict[str, tuple[str, TableCount]] = {}
+    def last_counts(self, target: str, *, numbers_only: bool = False) -> dict[str, tuple[str, TableCount]]:
+        """Per table, the newest passing audit's count of it, with its time (a table the last audit did
+        not list keeps its own last count); ``numbers_only``: never a floor or an unknown count."""
+        found: dict[str, tuple[str, TableCount]] = {}
         for record in reversed(self.records):
             if record.target == target and record.passed:
                 for table, count in record.tables.items():
-                    if count.rows is not None and not count.over:
-                        known.setdefault(table, (record.time, count))
-        return known
+                    if not numbers_only or (count.rows is not None and not count.over):
+                        found.setdefault(table, (record.time, count))
+        return found
 
 
 @dataclass(frozen=True)
@@ -218,23 +218,23 @@ def last_passing(path: Path, target: str) -> Record | None:
 
 
 def compare(
-    previous: Record | None,
-    current: Record,
-    max_shrink: float = DEFAULT_MAX_SHRINK,
-    known: Mapping[str, tuple[str, TableCount]] | None = None,
+    previous: Record | None, current: Record, max_shrink: float = DEFAULT_MAX_SHRINK, past: History | None = None
 ) -> list[Finding]:
     """Fail each table holding more than ``max_shrink`` fewer rows than at ``previous``; with no
-    ``previous``, one ``baseline`` finding says these counts are the baseline from now on. Where
-    ``previous`` knew only a floor, a table's last count that was a number (``History.last_known``) is
-    compared instead, so floors in between never let losses add up."""
+    ``previous``, one ``baseline`` finding says these counts are the baseline from now on. With the
+    ``past`` they came from, a table ``previous`` did not list is compared with its own last count (a
+    run with a shorter table list never resets it), and where that count was only a floor, with its
+    last count that was a number, so floors in between never let losses add up."""
     if previous is None:
         return [Finding(None, "baseline", f"first audit of {current.target}: these row counts are the baseline")]
+    listed = past.last_counts(current.target) if past else {}
+    known = past.last_counts(current.target, numbers_only=True) if past else {}
     findings = []
     for table, now in current.tables.items():
-        when, before = _shown_time(previous.time), previous.tables.get(table)
-        if before is not None and before.over and known and table in known:
+        time, before = (previous.time, previous.tables[table]) if table in previous.tables else listed.get(table, ("", None))
+        if before is not None and before.over and table in known:
             time, before = known[table]
-            when = _shown_time(time)
+        when = _shown_time(time) if time else ""
         if before is None or before.rows is None:
             findings.append(Finding(table, "baseline", f"{table}: {now.shown}, the first count on record (baseline)"))
             continue
