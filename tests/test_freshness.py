@@ -72,6 +72,12 @@ def test_a_never_analyzed_partitioned_table_is_judged_by_its_partitions_size(tar
     assert error.cause == "needs_index" and "never analyzed, 8 kB on disk" in str(error), str(error)
 
 
+def test_a_view_is_refused_rather_than_read_whole(target, conn):
+    stage(target, "CREATE VIEW md_view AS SELECT * FROM market_data", "GRANT SELECT ON md_view TO PUBLIC")
+    error = probe_error(conn, "md_view=3d")
+    assert error.cause == "view" and str(error).endswith("name the table it reads")
+
+
 def stage(target, *statements: str) -> None:
     for statement in statements:
         target.admin.execute(statement)
