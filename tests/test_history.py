@@ -241,3 +241,10 @@ def test_an_audit_with_a_shorter_table_list_never_resets_a_tables_baseline(path)
     past = history.read(path)
     (finding,) = failed(history.compare(past.last_passing(TARGET), record(34_049), past=past))
     assert finding.kind == "shrunk" and "90% fewer than the 340,494 rows (exact) of the last passing audit (2026-11-27" in finding.message
+
+
+def test_a_small_allowance_and_a_small_loss_are_shown_as_they_are():
+    (finding,) = failed(history.compare(record(100_000), record(99_000), max_shrink=0.005))
+    assert "1% fewer than" in finding.message and "more than the 0.5% allowed" in finding.message
+    (finding,) = failed(history.compare(record(100_000), record(99_900), max_shrink=0.0005))
+    assert "0.1% fewer than" in finding.message and "more than the 0.05% allowed" in finding.message

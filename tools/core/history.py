@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tools.core.dburl import DbUrl
 from tools.core.errors import HistoryError
-from tools.core.text import counted
+from tools.core.text import counted, percent
 from tools.core.probe import TableStats
 
 DEFAULT_PATH = Path("reports") / "infra-history.jsonl"
@@ -242,7 +242,7 @@ def compare(
         if now.rows is None or (now.over and (before.over or now.rows < floor)):
             findings.append(Finding(table, "unknown", (
                 f"{table}: could not compare: it holds {now.shown} now, too few to tell whether it is within "
-                f"{max_shrink:.0%} of the {before.shown} of the last passing audit ({when}), and the planner has no "
+                f"{percent(max_shrink)} of the {before.shown} of the last passing audit ({when}), and the planner has no "
                 f"current estimate: run ANALYZE {table} (a view has none: list the table it reads), then audit again"
             )))  # fmt: skip
             continue
@@ -255,8 +255,8 @@ def compare(
         if before.rows > 0 and now.rows < floor:
             lost = 1 - now.rows / before.rows
             findings.append(Finding(table, "shrunk", (
-                f"{table} holds {now.shown} now, {lost:.0%} fewer than the {before.shown} of the last passing "
-                f"audit ({when}), more than the {max_shrink:.0%} allowed (infra_max_shrink): find where the rows went; "
+                f"{table} holds {now.shown} now, {percent(lost)} fewer than the {before.shown} of the last passing "
+                f"audit ({when}), more than the {percent(max_shrink)} allowed (infra_max_shrink): find where the rows went; "
                 "if they were removed on purpose, pass one audit with a higher infra_max_shrink"
             )))  # fmt: skip
         else:

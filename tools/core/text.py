@@ -28,6 +28,13 @@ def counted(number: int, unit: str) -> str:
     return f"{number:,} {unit}" + ("" if number == 1 else "s")
 
 
+def percent(fraction: float) -> str:
+    """``10%``, ``0.5%``: whole percents, and a small share still shown as more than none."""
+    if fraction >= 0.01 or fraction == 0:
+        return f"{fraction:.0%}"
+    return f"{fraction * 100:.2g}%"
+
+
 def last_line(text: str) -> str:
     """The last non-blank line (where a failing program says why), or 'no output'."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
