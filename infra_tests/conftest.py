@@ -33,9 +33,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @dataclass(frozen=True)
 class HealthCheckRun:
-    """One run of `tools/health_check.py` with the audit's settings: its flags, exit code and output
-    (``code`` is None when the script ended without an exit code)."""
+    """One run of `tools/health_check.py` with the audit's settings: the script as the command shows it
+    (relative to the audited root when it is that project's own, else its full path), its flags, exit
+    code and output (``code`` is None when the script ended without an exit code)."""
 
+    script: str
     flags: tuple[str, ...]
     code: int | None
     stdout: str
@@ -43,7 +45,7 @@ class HealthCheckRun:
 
     @property
     def shown(self) -> str:
-        return shlex.join(["python3", "tools/health_check.py", *self.flags])
+        return shlex.join(["python3", self.script, *self.flags])
 
     @property
     def verdict(self) -> str:
@@ -92,7 +94,8 @@ def run_health_check(project_root: Path, settings: AuditSettings) -> HealthCheck
         stderr.write(f"Traceback (most recent call last): ...\n{type(exc).__name__}: {exc}\n")
     if code == EXIT_INTERRUPTED:
         raise KeyboardInterrupt
-    return HealthCheckRun(flags, code if isinstance(code, int) else None, stdout.getvalue(), stderr.getvalue())
+    script = HEALTH_CHECK.relative_to(project_root) if HEALTH_CHECK.is_relative_to(project_root) else HEALTH_CHECK
+    return HealthCheckRun(str(script), flags, code if isinstance(code, int) else None, stdout.getvalue(), stderr.getvalue())
 
 
 @contextmanager

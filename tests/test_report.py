@@ -179,6 +179,8 @@ def test_healthy_report_is_the_proof_for_the_ticket(project, target, run_audit, 
     for name, line in evidence.items():
         assert line in checks[name].details, checks[name].details
     assert "assets 4 rows (exact count)" in checks["row counts non-zero"].details
+    ran = f"command python3 {REPO / 'tools' / 'health_check.py'} --root {project}"  # the audit's own, not the project's
+    assert ran in checks["health check passes"].details, checks["health check passes"].details
     assert "warning" not in checks[".env has DB_URL"].details, "a 0600 .env is fine"
     assert "needs the database" not in report.text and "`db`" not in report.text, "no code jargon"
     assert "Traceback" not in report.text and report.crashes == ""
