@@ -223,12 +223,34 @@ def test_a_table_whose_newest_row_is_ten_days_old_fails_with_its_age(target, con
     assert "is 10 days old, older than the limit of 3 days (infra_freshness = market_data=3d)" in problem
 
 
-def test_a_future_newest_row_is_not_stale_and_says_so(target, conn):
+def test_a_newest_row_hours_ahead_is_not_stale_and_says_so(target, conn):
+    """A time zone's offset (MT5 servers' times stored without one, read as UTC) puts the newest rows hours ahead."""
     stage(target, "UPDATE market_data SET ts = ts + (now() - (SELECT max(ts) FROM market_data))"
-                  " + interval '2 days 1 hour 30 minutes'")  # fmt: skip
-    result = check(conn, "market_data=1d")  # further ahead than the limit, and still not stale
+                  " + interval '5 hours 30 minutes 30 seconds'")  # fmt: skip
+    result = check(conn, "market_data=1d")
     assert result.ok
-    assert ", 2 days 1 hour in the future (limit 1 day)" in result.evidence
+    assert ", 5 hours 30 minutes in the future (limit 1 day)" in result.evidence
+
+
+def test_rows_dated_years_ahead_never_keep_a_dead_feed_fresh(target, fifty, conn):
+    """A feed stopped 10 days ago, and one bogus row in 2099 for every symbol and timeframe: the rows up
+    to a day ahead decide, and the far ones are said, not counted."""
+    stage(target, "UPDATE market_data SET ts = ts - interval '1000 days'",  # in two steps: see stop()
+          "UPDATE market_data SET ts = ts + interval '990 days'",
+          "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
+          " SELECT DISTINCT symbol, timeframe, '2099-01-01'::timestamptz, 1, 1, 1, 1, 1 FROM market_data")  # fmt: skip
+    result = check(conn)
+    assert not result.ok
+    assert any("is 10 days old, older than the limit of 3 days" in problem for problem in result.problems), result.problems
+    assert result.stale_group_count == result.groups, "every pair: its newest row up to a day ahead is 10 days old"
+    assert "rows dated more than a day ahead (the newest: 2099-01-01 00:00:00 UTC) are not counted" in result.evidence
+
+
+def test_a_table_dated_entirely_ahead_says_so(target, conn):
+    stage(target, "UPDATE market_data SET ts = ts + interval '1000 days'")
+    (problem,) = check(conn, group=None).problems
+    assert problem.startswith("market_data.ts: every row is dated more than a day ahead (the newest: ")
+    assert problem.endswith("check the feed's clock and time zone")
 
 
 def test_ages_come_from_the_server_clock_and_naive_timestamps_read_as_utc(target):

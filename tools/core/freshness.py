@@ -186,10 +186,16 @@ class Plan:
 
     @property
     def newest_query(self) -> sql.Composed:
-        """The table's newest value and its age; ``max()`` on a btree's leading column reads one index entry."""
-        return sql.SQL("SELECT {shown}, {age} FROM (SELECT max({column}) AS newest FROM {table}) AS m").format(
-            shown=self._shown, age=self._age, column=sql.Identifier(self.column), table=sql.SQL(self.table)
-        )
+        """The table's newest value up to a day ahead, its age, and the newest of all when that is
+        further ahead (shown, else NULL): a row dated years ahead must not keep a dead feed "fresh".
+        Each ``max()`` on a btree's leading column reads one index entry."""
+        column, table, bound = sql.Identifier(self.column), sql.SQL(self.table), self._bound
+        return sql.SQL(
+            "SELECT {shown}, {age}, CASE WHEN latest > {bound} THEN {latest_shown} END FROM"
+            " (SELECT (SELECT max({column}) FROM {table} WHERE {column} <= {bound}) AS newest,"
+            " (SELECT max({column}) FROM {table}) AS latest) AS m"
+        ).format(shown=self._shown, age=self._age, bound=bound, latest_shown=self._shown_of("latest"),
+                 column=column, table=table)  # fmt: skip
 
     @property
     def group_query(self) -> sql.Composed:
@@ -216,16 +222,18 @@ class Plan:
                 " (SELECT {listed} FROM {table} AS src WHERE ({listed}) > ({walked}) AND {not_null}"
                 " ORDER BY {listed} LIMIT 1) AS step WHERE walk.infra_depth <= {max_groups}"
                 "), newest AS MATERIALIZED (SELECT {key_text} AS key,"
-                " (SELECT max(src.{column}) FROM {table} AS src WHERE {match}) AS newest FROM walk)"
+                " (SELECT max(src.{column}) FROM {table} AS src WHERE {match} AND src.{column} <= {bound}) AS newest"
+                " FROM walk)"
             ).format(listed=listed, table=table, not_null=not_null, walked=sql.SQL(", ").join(walked),
-                     key_text=key_text, column=column, match=match,
+                     key_text=key_text, column=column, match=match, bound=self._bound,
                      max_groups=sql.Literal(MAX_GROUPS))  # fmt: skip
         else:  # a small table without the index: one pass over it is cheap
             newest = sql.SQL(
-                "WITH walk AS (SELECT {listed}, max(src.{column}) AS newest FROM {table} AS src"
-                " WHERE {not_null} GROUP BY {listed}),"
+                "WITH walk AS (SELECT {listed}, max(src.{column}) FILTER (WHERE src.{column} <= {bound}) AS newest"
+                " FROM {table} AS src WHERE {not_null} GROUP BY {listed}),"
                 " newest AS (SELECT {key_text} AS key, walk.newest FROM walk)"
-            ).format(listed=listed, column=column, table=table, not_null=not_null, key_text=key_text)
+            ).format(listed=listed, column=column, table=table, not_null=not_null, key_text=key_text,
+                     bound=self._bound)  # fmt: skip
         return sql.SQL(
             "{newest}, aged AS (SELECT key, {shown} AS shown, {age} AS age FROM newest)"
             " SELECT count(*), count(*) FILTER (WHERE age > %s),"
@@ -235,13 +243,26 @@ class Plan:
         ).format(newest=newest, shown=self._shown, age=self._age, shown_groups=sql.Literal(SHOWN_GROUPS))
 
     @property
+    def _bound(self) -> sql.SQL:
+        """A day after the server's now(), in the column's type: rows dated later are not counted as the
+        newest (a time zone's offset or a clock's skew is hours, not a day)."""
+        return sql.SQL({
+            "timestamp with time zone": "now() + interval '1 day'",
+            "timestamp without time zone": "(now() AT TIME ZONE 'UTC') + interval '1 day'",
+            "date": "(now() AT TIME ZONE 'UTC')::date + 1",
+        }[self.column_type])  # fmt: skip
+
+    @property
     def _shown(self) -> sql.SQL:
-        """``newest`` as text in UTC; a ``timestamp`` without time zone is read as UTC."""
+        return self._shown_of("newest")
+
+    def _shown_of(self, name: str) -> sql.SQL:
+        """Column ``name`` as text in UTC; a ``timestamp`` without time zone is read as UTC."""
         if self.column_type == "date":
-            return sql.SQL("CASE WHEN isfinite(newest) THEN to_char(newest, 'YYYY-MM-DD') ELSE newest::text END")
-        utc = "newest AT TIME ZONE 'UTC'" if self.column_type == "timestamp with time zone" else "newest"
+            return sql.SQL(f"CASE WHEN isfinite({name}) THEN to_char({name}, 'YYYY-MM-DD') ELSE {name}::text END")
+        utc = f"{name} AT TIME ZONE 'UTC'" if self.column_type == "timestamp with time zone" else name
         return sql.SQL(
-            f"CASE WHEN isfinite(newest) THEN to_char({utc}, 'YYYY-MM-DD HH24:MI:SS') || ' UTC' ELSE newest::text END"
+            f"CASE WHEN isfinite({name}) THEN to_char({utc}, 'YYYY-MM-DD HH24:MI:SS') || ' UTC' ELSE {name}::text END"
         )
 
     @property
@@ -252,9 +273,9 @@ class Plan:
             "timestamp without time zone": "extract(epoch FROM (now() AT TIME ZONE 'UTC') - newest)",
             "date": "((now() AT TIME ZONE 'UTC')::date - newest) * 86400",
         }[self.column_type]
-        return sql.SQL(
-            f"CASE WHEN isfinite(newest) THEN ({age})::float8 WHEN newest < now() THEN 'Infinity'::float8"
-            " ELSE '-Infinity'::float8 END"
+        return sql.SQL(  # no row there (or none dated up to a day ahead) is no sign of life: infinitely old
+            f"CASE WHEN newest IS NULL THEN 'Infinity'::float8 WHEN isfinite(newest) THEN ({age})::float8"
+            " WHEN newest < now() THEN 'Infinity'::float8 ELSE '-Infinity'::float8 END"
         )
 
 
@@ -276,11 +297,12 @@ class Freshness:
     """What one rule found. ``ok`` is the verdict; ``problems`` and ``evidence`` are one line each."""
 
     plan: Plan
-    newest: str | None
+    newest: str | None  # the newest up to a day ahead
     age: float | None  # seconds; negative when the newest row is in the future
     groups: int
     stale_groups: tuple[StaleGroup, ...]
     stale_group_count: int
+    ahead: str | None = None  # the newest of all, when it is dated more than a day ahead
 
     @property
     def limit(self) -> timedelta:
@@ -293,7 +315,10 @@ class Freshness:
         if self.plan.row_security:  # what it sees may be fresh; what it cannot see is unknown
             found.append(f"{self.plan.table}: could not check every row: row-level security may hide some from the "
                          "audit's user: audit as a role with BYPASSRLS")  # fmt: skip
-        if self.newest is None:
+        if self.newest is None and self.ahead is not None:
+            found.append(f"{self.plan.label}: every row is dated more than a day ahead (the newest: {self.ahead}), so "
+                         "nothing shows the data is current: check the feed's clock and time zone")  # fmt: skip
+        elif self.newest is None:
             found.append(f"{self.plan.label}: no row has a value there, so nothing shows the data is current")
         elif self.age is not None and self.age > self.limit.total_seconds():
             found.append(
@@ -329,6 +354,9 @@ class Freshness:
             text += f"; {fresh} of {self.groups} {self._group_word} within the limit"
         if not (self.plan.indexed and (self.plan.group_indexed or not self.plan.group)):
             text += "; small table without an index, scanned"
+        if self.ahead is not None:
+            text += (f"; rows dated more than a day ahead (the newest: {self.ahead}) are not counted: check the "
+                     "feed's clock and time zone")  # fmt: skip
         return text
 
     @property
@@ -363,7 +391,8 @@ def check(
 
 def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshness:
     """Run the plan's queries, each under the session's statement_timeout and the client's own deadline."""
-    newest, age = db_probe.fetch_one(conn, plan.newest_query, plan.table, timeouts)
+    newest, age, ahead = db_probe.fetch_one(conn, plan.newest_query, plan.table, timeouts)
+    age = None if newest is None else age  # no newest row has no age (and JSON has no Infinity)
     groups, stale_count, stale = 0, 0, ()
     if plan.group:
         limit = plan.rule.limit.total_seconds()
@@ -375,7 +404,7 @@ def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshne
                 "freshness is for a column like symbol; set infra_freshness_group to one, or leave it empty",
             )
         stale = tuple(StaleGroup(tuple(key), shown, float(seconds)) for key, shown, seconds in rows or ())
-    return Freshness(plan, newest, age, groups, stale, stale_count)
+    return Freshness(plan, newest, age, groups, stale, stale_count, ahead)
 
 
 _CATALOG = f"""
