@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
+from psycopg import conninfo, sql
 
 from tests.support import REPO
 from tools.core import ownership
@@ -178,3 +178,16 @@ def test_liveness_is_only_judged_on_this_host() -> None:
     assert not ownership.is_dead(dataclasses.replace(marker, pid=os.getppid()))
     assert not ownership.is_dead(dataclasses.replace(marker, pid=2**70))
     assert not ownership.is_dead(dataclasses.replace(marker, pid=0))
+
+
+def test_a_database_with_a_lingering_session_of_the_run_is_still_dropped(admin: psycopg.Connection, admin_url: str,
+                                                                         make, maker: str) -> None:  # fmt: skip
+    """A plain DROP first (it waits for autovacuum's workers, which FORCE may not end for a role that is
+    no superuser); a session a dead run left open there is ended with FORCE."""
+    mine = Marker.new(maker, REPO)
+    name = make("database", "lingering", mine)
+    lingering = psycopg.connect(conninfo.make_conninfo(admin_url, dbname=name), autocommit=True)
+    try:
+        assert drop_if_ours(admin, "database", name, mine) and not exists(admin, "database", name)
+    finally:
+        lingering.close()

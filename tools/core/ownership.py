@@ -172,9 +172,12 @@ def drop_if_ours(conn: psycopg.Connection, kind: str, name: str, marker: Marker)
     """
     if read_marker(conn, kind, name) != marker:
         return False
-    if kind == "database":  # a template cannot be dropped; FORCE ends a dead run's lingering sessions
+    if kind == "database":  # a template cannot be dropped
         conn.execute(sql.SQL("ALTER DATABASE {} WITH is_template false").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        try:  # a plain DROP waits for autovacuum's workers there to leave, which FORCE may not end for a non-superuser
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.ObjectInUse:  # a dead run's lingering sessions: FORCE ends them
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
     else:
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
     return True
