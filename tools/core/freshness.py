@@ -408,8 +408,7 @@ def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshne
 
 
 _CATALOG = f"""
-SELECT c.oid::regclass::text, {db_probe.ESTIMATE_SQL}, {db_probe.SIZE_SQL}, has_table_privilege(c.oid, 'SELECT'), current_user,
-       {db_probe.ROW_SECURITY_SQL}, c.relkind = 'v',
+SELECT {db_probe.RELATION_COLUMNS}, has_table_privilege(c.oid, 'SELECT'), current_user,
        (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, NULL), a.attnum) ORDER BY a.attnum)
           FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
        (SELECT json_agg(to_json(i.indkey::int2[]))
@@ -432,15 +431,18 @@ def resolve(
             f"infra_freshness = {rule.text} names a table that does not exist in database '{conn.info.dbname}': "
             'fix infra_freshness (quote mixed-case names: "Market Data"=3d)',
         )
-    table, estimate, size_bytes, readable, user, row_security, view, columns, indexes = found
+    *relation_row, readable, user, columns, indexes = found
+    table, kind = relation_row[0], relation_row[2]
     if not readable:
         raise ProbeError("permission", f"permission denied on table {table}: GRANT SELECT ON {table} TO {user}")
-    if view:  # no size, no estimate, no index of its own: it could hide a scan of a big table
+    if kind == "v":  # no size, no estimate, no index of its own: it could hide a scan of a big table
         raise ProbeError(
             "view",
             f"infra_freshness = {rule.text} names a view, {table}: whether an index finds its newest rows cannot be "
             "told, and a view over a big table would be read whole: name the table it reads",
         )
+    relation = db_probe.Relation.read(conn, tuple(relation_row), table_text, timeouts)
+    estimate, size_bytes, row_security = relation.estimate, relation.size, relation.row_security
     if estimate >= 0:
         big, size = estimate > exact_limit, f"~{counted(estimate, 'row')}"
     else:  # never analyzed (a fresh restore): judge by its size on disk instead of trusting "no rows"

@@ -31,31 +31,30 @@ ANSWER_GRACE_S = 2.0
 MAX_TIMEOUT_S = 3600  # "never a hang": no deadline may be infinite, NaN, or so large it overflows
 T = TypeVar("T")
 
-# pg_class ``c``'s row estimate and size on disk, for SQL over the catalog. A table with children
-# (partitions, or inheritance children as TimescaleDB's chunks) is read with them, and autovacuum
-# never analyzes a partitioned parent: its figures are the sums over the tree's tables. The estimate
-# is -1, "never analyzed", when one of them holds data and was never analyzed (an empty partition
-# made ahead of time is 0 rows, not unknown).
+# What the plain catalog row of a relation ``c`` cannot tell, read only for the relations that need
+# it (a simple read keeps the usual table's check at one cheap query).
+# A table with children (partitions, or inheritance children as TimescaleDB's chunks) is read with
+# them, and autovacuum never analyzes a partitioned parent: its estimate and size are the sums over
+# the tree's tables; the estimate is -1, "never analyzed", when one of them holds data and was never
+# analyzed (an empty partition made ahead of time is 0 rows, not unknown).
 _TREE = ("(WITH RECURSIVE tree(oid) AS (SELECT c.oid UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t"
          " ON i.inhparent = t.oid) SELECT {} FROM tree JOIN pg_class l ON l.oid = tree.oid WHERE l.relkind <> 'p')")  # fmt: skip
 _TREE_ESTIMATE = ("CASE WHEN coalesce(bool_or(l.reltuples < 0 AND pg_relation_size(l.oid) > 0), false) THEN -1"
                   " ELSE coalesce(sum(greatest(l.reltuples, 0)), 0) END")  # fmt: skip
-_HAS_TREE = "(c.relkind = 'p' OR c.relhassubclass)"
-ESTIMATE_SQL = f"(CASE WHEN {_HAS_TREE} THEN {_TREE.format(_TREE_ESTIMATE)} ELSE c.reltuples END)::bigint"
-SIZE_SQL = (f"(CASE WHEN {_HAS_TREE} THEN {_TREE.format('coalesce(sum(pg_relation_size(l.oid)), 0)')}"
-            " ELSE pg_relation_size(c.oid) END)::bigint")  # fmt: skip
-# Whether row-level security may filter what this session sees of ``c``: active for it (a table), or,
-# for a view or materialized view (row_security_active says nothing of them), on for a table it reads
-# at any depth for the role that reads it there (this session through security_invoker views, else
-# the view's owner; a superuser, a BYPASSRLS role and a table's owner without FORCE see it all), or
-# possibly so through a function of the database's own while any table has row-level security.
+_TREE_FIGURES = (f"SELECT {_TREE.format(_TREE_ESTIMATE)}::bigint, {_TREE.format('coalesce(sum(pg_relation_size(l.oid)), 0)')}"
+                 "::bigint FROM pg_class c WHERE c.oid = %s")  # fmt: skip
+# A view or materialized view (row_security_active says nothing of them) is filtered when a table it
+# reads at any depth is under row-level security for the role that reads it there (this session
+# through security_invoker views, else the view's owner; a superuser, a BYPASSRLS role and a table's
+# owner without FORCE see it all), or possibly so through a function of the database's own while any
+# table has row-level security.
 _INVOKER = "EXISTS (SELECT 1 FROM unnest(v.reloptions) o WHERE lower(o) IN ({}))".format(
     ", ".join(f"'security_invoker={word}'" for word in ("true", "on", "yes", "1"))
 )
 _BYPASSES = "(SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE oid = reads.reader)"
 _VIEW_ROW_SECURITY = (
-    "WITH RECURSIVE reads(oid, reader) AS ("
-    " SELECT c.oid, (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+    "SELECT EXISTS (WITH RECURSIVE reads(oid, reader) AS ("
+    " SELECT %s::oid, (SELECT oid FROM pg_roles WHERE rolname = current_user)"
     " UNION"
     f" SELECT d.refobjid, CASE WHEN v.relkind = 'v' AND {_INVOKER} THEN reads.reader ELSE v.relowner END"
     " FROM reads JOIN pg_class v ON v.oid = reads.oid AND v.relkind IN ('v', 'm')"
@@ -67,9 +66,34 @@ _VIEW_ROW_SECURITY = (
     " OR (t.relkind IN ('v', 'm') AND EXISTS (SELECT 1 FROM pg_rewrite r JOIN pg_depend d"
     " ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_proc'::regclass"
     " WHERE r.ev_class = t.oid AND d.refobjid >= 16384)"  # FirstNormalObjectId: made in this database
-    " AND EXISTS (SELECT 1 FROM pg_class x WHERE x.relrowsecurity)))"
+    " AND EXISTS (SELECT 1 FROM pg_class x WHERE x.relrowsecurity))))"
 )
-ROW_SECURITY_SQL = f"(row_security_active(c.oid) OR (c.relkind IN ('v', 'm') AND EXISTS ({_VIEW_ROW_SECURITY})))"
+# The plain catalog row: columns for ``Relation.read`` (``c`` in the caller's FROM).
+RELATION_COLUMNS = ("c.oid::regclass::text, c.oid, c.relkind, c.relhassubclass, c.reltuples::bigint,"
+                    " pg_relation_size(c.oid), row_security_active(c.oid)")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation as the data checks judge it: its quoted name, the planner's row estimate (-1: never
+    analyzed), its size on disk, whether row-level security may filter what this session sees of it,
+    and its kind (``r`` table, ``p`` partitioned, ``v`` view, ``m`` materialized view...)."""
+
+    quoted: str
+    estimate: int
+    size: int
+    row_security: bool
+    kind: str
+
+    @classmethod
+    def read(cls, conn: psycopg.Connection, row: tuple, table: str, timeouts: Timeouts) -> Relation:
+        """From ``RELATION_COLUMNS``, with the figures a table with children or a view needs read after."""
+        quoted, oid, kind, subclassed, estimate, size, row_security = row
+        if kind == "p" or subclassed:
+            estimate, size = fetch_one(conn, _TREE_FIGURES, table, timeouts, (oid,))
+        if kind in ("v", "m"):
+            (row_security,) = fetch_one(conn, _VIEW_ROW_SECURITY, table, timeouts, (oid,))
+        return cls(quoted, int(estimate), int(size), bool(row_security), kind)
 
 
 @dataclass(frozen=True)
@@ -321,15 +345,17 @@ def server_version(conn: psycopg.Connection) -> str:
 def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts: Timeouts) -> TableStats:
     """Prove ``table`` exists, is readable and non-empty, reading at most ``exact_limit + 1`` rows.
 
-    Big tables (a planner's ``reltuples`` over the limit) are never counted: ``EXISTS`` decides
-    non-empty and the estimate is reported. A table the bounded count finds over the limit while the
-    planner says otherwise has no estimate to trust: it is "more than the limit", never a stale "~5 rows". Raises ProbeError(cause) with cause ``missing``, ``empty``,
-    ``permission``, ``locked``, ``timeout``, ``no_answer``, ``bad_name`` or ``query_failed``.
+    Big tables (a planner's estimate over the limit) are never counted: ``EXISTS`` decides non-empty
+    and the estimate is reported. A table the bounded count finds over the limit while the planner says
+    otherwise has no estimate to trust: it is "more than the limit", never a stale "~5 rows". Raises
+    ProbeError(cause) with cause ``missing``, ``empty``, ``permission``, ``locked``, ``timeout``,
+    ``no_answer``, ``bad_name`` or ``query_failed``.
     """
-    name, estimate, row_security, view = _locate(conn, table, timeouts)
-    if estimate > exact_limit:
+    found = _locate(conn, table, timeouts)
+    name, row_security = sql.SQL(found.quoted), found.row_security
+    if found.estimate > exact_limit:
         (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
-        stats = TableStats(table, estimate, exact=False, row_security=row_security)
+        stats = TableStats(table, found.estimate, exact=False, row_security=row_security)
     else:
         bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
             name, sql.Literal(exact_limit + 1)
@@ -337,7 +363,8 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
         (rows,) = fetch_one(conn, bounded, table, timeouts)
         nonempty = rows > 0
         exact = rows <= exact_limit
-        stats = TableStats(table, rows if exact else exact_limit, exact, row_security, over=not exact, view=view)
+        stats = TableStats(table, rows if exact else exact_limit, exact, row_security, over=not exact,
+                           view=found.kind == "v")  # fmt: skip
     if not nonempty and row_security:
         raise ProbeError(
             "empty",
@@ -377,13 +404,11 @@ def fetch_one(
     return row
 
 
-def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[sql.SQL, int, bool, bool]:
-    """The table's quoted name, planner estimate, whether row-level security filters what this
-    session sees of it, and whether it is a view, read from the catalog (no lock taken)."""
-    quoted, estimate, readable, user, schemas, row_security, view = fetch_one(
+def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> Relation:
+    """The table as the catalog describes it, read without taking a lock."""
+    *row, readable, user, schemas = fetch_one(
         conn,
-        f"SELECT c.oid::regclass::text, {ESTIMATE_SQL}, has_table_privilege(c.oid, 'SELECT'),"
-        f" current_user, current_schemas(false)::text, {ROW_SECURITY_SQL}, c.relkind = 'v'"
+        f"SELECT {RELATION_COLUMNS}, has_table_privilege(c.oid, 'SELECT'), current_user, current_schemas(false)::text"
         # parse_ident raises on a malformed name: since PostgreSQL 16, to_regclass returns NULL for one
         " FROM (SELECT to_regclass(%s) AS oid WHERE parse_ident(%s) IS NOT NULL) AS r"
         " LEFT JOIN pg_class c ON c.oid = r.oid",
@@ -391,7 +416,7 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[s
         timeouts,
         (table, table),
     )
-    if quoted is None:
+    if row[0] is None:
         raise ProbeError(
             "missing",
             f"table '{table}' does not exist in database '{conn.info.dbname}' (schemas searched: {schemas}): "
@@ -399,8 +424,8 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[s
             setting="tables",
         )
     if not readable:
-        raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {quoted} TO {user}")
-    return sql.SQL(quoted), int(estimate), bool(row_security), bool(view)
+        raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {row[0]} TO {user}")
+    return Relation.read(conn, tuple(row), table, timeouts)
 
 
 def _classify_query_error(exc: psycopg.Error, table: str, timeouts: Timeouts) -> ProbeError:
