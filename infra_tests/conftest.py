@@ -100,22 +100,20 @@ def run_health_check(project_root: Path, settings: AuditSettings) -> HealthCheck
 
 @contextmanager
 def _as_a_fresh_run(script: Path, flags: tuple[str, ...]) -> Iterator[None]:
-    """``sys.argv``, ``sys.path`` and this checkout's modules as ``python3 script FLAGS`` starts with
-    them (the script's folder first, the checkout not on the path, no ``tools`` module loaded yet),
-    and the audit's own put back after."""
+    """``sys.argv`` and ``sys.path`` as ``python3 script FLAGS`` starts with them (the script's folder
+    first, the checkout not on the path), and no ``tools`` package loaded: the script's own first line
+    must find it, as in a fresh process. Its modules stay loaded (a fresh process would load the same
+    files; loading them again would cost the audit more than its other checks). All put back after."""
     checkout = script.resolve().parents[1]
-    ours = {name: module for name, module in sys.modules.items() if name.split(".")[0] == "tools"}
-    saved_argv, saved_path = sys.argv, sys.path[:]
+    saved_argv, saved_path, saved_package = sys.argv, sys.path[:], sys.modules.pop("tools", None)
     sys.argv = [str(script), *flags]
     sys.path[:] = [str(script.parent), *(entry for entry in saved_path if _resolved(entry) != checkout)]
-    for name in ours:
-        del sys.modules[name]
     try:
         yield
     finally:
-        for name in [name for name in sys.modules if name.split(".")[0] == "tools"]:
-            del sys.modules[name]
-        sys.modules.update(ours)
+        sys.modules.pop("tools", None)
+        if saved_package is not None:
+            sys.modules["tools"] = saved_package
         sys.argv, sys.path[:] = saved_argv, saved_path
 
 
