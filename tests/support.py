@@ -127,6 +127,12 @@ def sweep_dead_clusters(tmp: Path | None = None) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def stage(target, *statements: str) -> None:
+    """Run each statement as the target's superuser: the trouble a test stages."""
+    for statement in statements:
+        target.admin.execute(statement)
+
+
 def write_env(root: Path, text: str) -> None:
     (root / ".env").write_text(text)
 

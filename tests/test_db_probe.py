@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.support import stage
 from tools.core import probe as db_probe
 from tools.core.dburl import parse
 from tools.core.errors import ProbeError
@@ -243,11 +244,9 @@ def test_a_table_the_planner_puts_at_exactly_the_limit_is_counted_exactly(target
 def test_a_table_grown_past_the_limit_since_its_analyze_shows_no_stale_estimate(target, conn, rows_at_analyze):
     """The planner says 0 or 5 rows, the bounded count finds over 10: "~0 rows" or "~5 rows" would be a
     false low; what is known is "more than 10"."""
-    target.admin.execute(f"CREATE TABLE grown AS SELECT generate_series(1, {rows_at_analyze}) AS n")
-    target.admin.execute("ALTER TABLE grown SET (autovacuum_enabled = false)")
-    target.admin.execute("ANALYZE grown")
-    target.admin.execute(f"INSERT INTO grown SELECT generate_series({rows_at_analyze + 1}, 50)")
-    target.admin.execute("GRANT SELECT ON grown TO PUBLIC")
+    stage(target, f"CREATE TABLE grown AS SELECT generate_series(1, {rows_at_analyze}) AS n",
+          "ALTER TABLE grown SET (autovacuum_enabled = false)", "ANALYZE grown",
+          f"INSERT INTO grown SELECT generate_series({rows_at_analyze + 1}, 50)", "GRANT SELECT ON grown TO PUBLIC")  # fmt: skip
     stats = db_probe.table_stats(conn, "grown", 10, FAST)
     assert (stats.rows, stats.exact, stats.over) == (10, False, True)
     assert stats.shown == "more than 10 rows (no current planner estimate: run ANALYZE grown)"
@@ -257,7 +256,8 @@ def test_a_partitioned_table_is_estimated_from_its_partitions(target, conn):
     """autovacuum never analyzes a partitioned table itself: its estimate is its partitions' (a
     sub-partitioned one included); with one that holds rows but was never analyzed there is none, and
     the bounded count says "more than"; an empty one made ahead of time counts as no rows."""
-    for statement in (
+    stage(
+        target,
         "CREATE TABLE parted (id int) PARTITION BY RANGE (id)",
         "CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (20)",
         "CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (20) TO (100) PARTITION BY RANGE (id)",
@@ -266,8 +266,7 @@ def test_a_partitioned_table_is_estimated_from_its_partitions(target, conn):
         "INSERT INTO parted SELECT generate_series(1, 50)",
         "GRANT SELECT ON parted TO PUBLIC",
         "ANALYZE parted_low",
-    ):
-        target.admin.execute(statement)
+    )
     never = db_probe.table_stats(conn, "parted", 10, FAST)  # parted_high_all holds rows, never analyzed
     assert never.shown == "more than 10 rows (no current planner estimate: run ANALYZE parted)"
     target.admin.execute("ANALYZE parted_high_all")
@@ -277,19 +276,15 @@ def test_a_partitioned_table_is_estimated_from_its_partitions(target, conn):
 
 def test_an_inheritance_parent_is_estimated_with_its_children(target, conn):
     """TimescaleDB's hypertables keep their rows in inheritance children: the parent's own estimate is 0."""
-    target.admin.execute("CREATE TABLE hyper (id int)")
-    target.admin.execute("CREATE TABLE hyper_chunk () INHERITS (hyper)")
-    target.admin.execute("INSERT INTO hyper_chunk SELECT generate_series(1, 50)")
-    target.admin.execute("ANALYZE hyper")
-    target.admin.execute("ANALYZE hyper_chunk")
-    target.admin.execute("GRANT SELECT ON hyper TO PUBLIC")
+    stage(target, "CREATE TABLE hyper (id int)", "CREATE TABLE hyper_chunk () INHERITS (hyper)",
+          "INSERT INTO hyper_chunk SELECT generate_series(1, 50)", "ANALYZE hyper", "ANALYZE hyper_chunk",
+          "GRANT SELECT ON hyper TO PUBLIC")  # fmt: skip
     stats = db_probe.table_stats(conn, "hyper", 10, FAST)
     assert (stats.rows, stats.exact, stats.over) == (50, False, False)
 
 
 def test_a_view_has_no_estimate_and_says_what_to_list_instead(target, conn):
-    target.admin.execute("CREATE VIEW md AS SELECT * FROM market_data")
-    target.admin.execute("GRANT SELECT ON md TO PUBLIC")
+    stage(target, "CREATE VIEW md AS SELECT * FROM market_data", "GRANT SELECT ON md TO PUBLIC")
     stats = db_probe.table_stats(conn, "md", 10, FAST)
     assert stats.shown == "more than 10 rows (a view has no planner estimate: list the table it reads in the table list)"
 
@@ -319,8 +314,7 @@ def test_a_view_is_filtered_when_a_table_it_reads_is_for_its_reader(target, conn
                                                                      filtered_for_the_audit):  # fmt: skip
     """row_security_active says nothing of views: a table under row-level security at any depth, read
     by the audit's role (security_invoker) or by the view's owner, decides; a BYPASSRLS role sees it all."""
-    for statement in reads.split("; "):
-        target.admin.execute(statement)
+    stage(target, *reads.split("; "))
     target.admin.execute("GRANT SELECT ON seen TO PUBLIC")
     assert db_probe.table_stats(conn, "seen", 1000, FAST).row_security is filtered_for_the_audit
     bypassing = make_role("pw-" + secrets.token_hex(8))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from tests.support import REPO, clean_env, write_env
+from tests.support import REPO, clean_env, stage, write_env
 from tools.core import seed
 
 SYMBOLS = 50
@@ -133,12 +133,10 @@ def test_a_stale_planner_estimate_never_passes_a_shrink_it_cannot_see(project, t
     history = tmp_path / "history.jsonl"
     first = audit_feed(project, target, run_audit, history, "--exact-count-limit=50")
     assert first.outcome("test_row_counts_not_shrinking") == "passed", first.output
-    target.admin.execute("ALTER TABLE market_data SET (autovacuum_enabled = false)")
-    target.admin.execute("CREATE TABLE keep AS SELECT * FROM market_data")
-    target.admin.execute("TRUNCATE market_data")
-    target.admin.execute("INSERT INTO market_data SELECT * FROM keep LIMIT 10")
-    target.admin.execute("ANALYZE market_data")
-    target.admin.execute("INSERT INTO market_data SELECT * FROM keep OFFSET 10 LIMIT 60")
+    stage(target, "ALTER TABLE market_data SET (autovacuum_enabled = false)",
+          "CREATE TABLE keep AS SELECT * FROM market_data", "TRUNCATE market_data",
+          "INSERT INTO market_data SELECT * FROM keep LIMIT 10", "ANALYZE market_data",
+          "INSERT INTO market_data SELECT * FROM keep OFFSET 10 LIMIT 60")  # fmt: skip
     second = audit_feed(project, target, run_audit, history, "--exact-count-limit=50")
     assert second.outcome("test_row_counts_not_shrinking") == "failed", second.output
     assert ("market_data: could not compare: it holds more than 50 rows now, too few to tell whether it is within "

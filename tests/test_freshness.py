@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.support import stage
 from tools.core import freshness, seed
 from tools.core import probe as db_probe
 from tools.core.dburl import parse
@@ -76,11 +77,6 @@ def test_a_view_is_refused_rather_than_read_whole(target, conn):
     stage(target, "CREATE VIEW md_view AS SELECT * FROM market_data", "GRANT SELECT ON md_view TO PUBLIC")
     error = probe_error(conn, "md_view=3d")
     assert error.cause == "view" and str(error).endswith("name the table it reads")
-
-
-def stage(target, *statements: str) -> None:
-    for statement in statements:
-        target.admin.execute(statement)
 
 
 # --- parsing ---------------------------------------------------------------------------------------
