@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from tools import plugin
+from tools.core.health import HEALTHY
 from tools.core.settings import AuditSettings
 
 HEALTH_CHECK = Path(__file__).resolve().parents[1] / "tools" / "health_check.py"
-HEALTHY = "✅ System Healthy"
 EXIT_INTERRUPTED = 130
 
 

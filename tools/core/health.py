@@ -15,6 +15,7 @@ from tools.core.errors import ConfigError, ProbeError
 from tools.core.settings import AuditSettings
 
 RULE = "=" * 80
+HEALTHY, UNHEALTHY = "✅ System Healthy", "❌ System Unhealthy"  # the report's last line: the spec's verdict
 
 
 @dataclass
@@ -106,5 +107,5 @@ def render(health: Health) -> str:
             lines += ["", "🕒 Freshness:"]
         for rule, result in health.freshness.items():
             lines.append(f"   {result['shown']}" if result["ok"] else f"   ❌ {rule}: {result['error']}")
-    lines += ["", "✅ System Healthy" if health.healthy else "❌ System Unhealthy"]
+    lines += ["", HEALTHY if health.healthy else UNHEALTHY]
     return "\n".join(lines)

@@ -227,32 +227,33 @@ def compare(
     last count that was a number, so floors in between never let losses add up."""
     if previous is None:
         return [Finding(None, "baseline", f"first audit of {current.target}: these row counts are the baseline")]
-    listed = past.last_counts(current.target) if past else {}
+    # previous is the newest passing record, so its tables are each table's last count
+    listed = past.last_counts(current.target) if past else {t: (previous.time, c) for t, c in previous.tables.items()}
     known = past.last_counts(current.target, numbers_only=True) if past else {}
     findings = []
     for table, now in current.tables.items():
-        time, before = (previous.time, previous.tables[table]) if table in previous.tables else listed.get(table, ("", None))
+        time, before = listed.get(table, ("", None))
         if before is not None and before.over and table in known:
             time, before = known[table]
-        when = _shown_time(time) if time else ""
         if before is None or before.rows is None:
             findings.append(Finding(table, "baseline", f"{table}: {now.shown}, the first count on record (baseline)"))
             continue
-        floor = before.rows * (1 - max_shrink)  # the fewest rows allowed, or (a floor before) fewer than that
-        if now.rows is None or (now.over and (before.over or now.rows < floor)):
+        when = _shown_time(time)
+        fewest = before.rows * (1 - max_shrink)  # the fewest rows allowed (fewer still, when before was a floor)
+        if now.rows is None or (now.over and (before.over or now.rows < fewest)):
             findings.append(Finding(table, "unknown", (
                 f"{table}: could not compare: it holds {now.shown} now, too few to tell whether it is within "
                 f"{percent(max_shrink)} of the {before.shown} of the last passing audit ({when}), and the planner has no "
                 f"current estimate: run ANALYZE {table} (a view has none: list the table it reads), then audit again"
             )))  # fmt: skip
             continue
-        if before.over and now.rows >= floor:
+        if before.over and now.rows >= fewest:
             findings.append(Finding(table, "reset", (
                 f"{table}: {now.shown} now; the last passing audit ({when}) knew only that it held {before.shown}, "
                 "which proves nothing about a loss since: these counts are the baseline from now on"
             )))  # fmt: skip
             continue
-        if before.rows > 0 and now.rows < floor:
+        if before.rows > 0 and now.rows < fewest:
             lost = 1 - now.rows / before.rows
             findings.append(Finding(table, "shrunk", (
                 f"{table} holds {now.shown} now, {percent(lost)} fewer than the {before.shown} of the last passing "
