@@ -305,7 +305,7 @@ def test_a_password_equal_to_a_shown_word_is_not_revealed_by_the_mask(project, t
     assert f"{role.name}:{password}" not in run.output + run.junit
 
 
-@pytest.mark.parametrize("password", ["Zebra&Pw-4411", "Zebra&Pw=4411", "Zebra&sslmod=4411"])
+@pytest.mark.parametrize("password", ["Zebra&Pw-Qx4411", "Zebra&Pw=Qx4411", "Zebra&sslmod=Qx4411"])
 def test_a_raw_ampersand_in_a_password_parameter_leaks_nothing(project, run_audit, tmp_path, password):
     write_env(project, f"DB_URL=postgresql://trader@127.0.0.1:1/mt5_crs?password={password}\n")
     html = tmp_path / "report.html"
@@ -313,7 +313,7 @@ def test_a_raw_ampersand_in_a_password_parameter_leaks_nothing(project, run_audi
     assert run.outcome("test_env_has_db_url") == "failed"
     assert "not shown: it may be part of a password" in run.message("test_env_has_db_url")
     written = run.output + run.junit + html.read_text()
-    for piece in ("Zebra", "4411", "Pw-4", "sslmod="):
+    for piece in ("Zebra", "Qx4411", "Pw-Q", "sslmod="):  # none is a run's random digits
         assert piece not in written
     assert "Traceback" not in run.output
 
