@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import resource
@@ -32,6 +33,7 @@ from tests.venv_roots import (
 )
 from tools import cleanup_root
 from tools.core import archive
+from tools.core.errors import ArchiveStopped
 from tools.core.venv_artifacts import scan_root
 
 
@@ -147,13 +149,34 @@ def test_a_venv_in_use_is_refused_and_nothing_moves(polluted: PollutedRoot, how:
         why = "it is the active venv: VIRTUAL_ENV"
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
-        f"REFUSED    nothing moved: the venv made in {polluted.root} is in use ({why}): archiving it would remove "
-        f"the python you run. To make it safe: python3 -m venv {polluted.root}/.venv, reinstall the project there "
-        f"({polluted.root}/.venv/bin/pip install ...), deactivate, then run {polluted.root}/.venv/bin/python "
-        f"tools/cleanup_root.py --root {polluted.root}"]
+        f"REFUSED    nothing moved: the venv made in {polluted.root} is in use ({why}): archiving it would pull "
+        f"the python from under what runs on it. To make it safe: python3 -m venv {polluted.root}/.venv, reinstall "
+        f"the project there ({polluted.root}/.venv/bin/pip install ...), deactivate it and restart what ran on it "
+        f"from there, then run {polluted.root}/.venv/bin/python tools/cleanup_root.py --root {polluted.root}"]
     assert result.stderr == ""
     assert tree_snapshot(polluted.root, skip_archives=False) == before
     assert run_fixer("--root", polluted.root, "--dry-run", python=polluted.root / "bin" / "python").returncode == 1
+
+
+@pytest.mark.parametrize("how", ["started as bin/python", "VIRTUAL_ENV in its environment"])
+def test_a_venv_another_process_runs_from_is_refused(polluted: PollutedRoot, how: str) -> None:
+    """A service started from the venv (no VIRTUAL_ENV, its /proc exe the base python), or a shell's child
+    that inherited an activated VIRTUAL_ENV: archiving would break its next import."""
+    before = tree_snapshot(polluted.root, skip_archives=False)
+    if how == "started as bin/python":
+        command, env = [str(polluted.root / "bin" / "python"), "-c", "import sys; sys.stdin.read()"], None
+    else:
+        command, env = ["sleep", "60"], {**os.environ, "VIRTUAL_ENV": str(polluted.root)}
+    service = subprocess.Popen(command, env=env, stdin=subprocess.PIPE)
+    try:
+        result = run_fixer("--root", polluted.root)
+    finally:
+        service.kill()
+        service.wait()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"is in use (process {service.pid} (" in result.stdout and ") runs from it)" in result.stdout
+    assert tree_snapshot(polluted.root, skip_archives=False) == before
+    assert run_fixer("--root", polluted.root).returncode == 0, "with the process gone, the venv is a leftover"
 
 
 def test_another_venvs_python_may_clean(polluted: PollutedRoot) -> None:
@@ -316,9 +339,11 @@ def test_interrupted_cleanup_restores_exactly(polluted: PollutedRoot, monkeypatc
         real_move(src, dst)
 
     monkeypatch.setattr(archive, "move", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(ArchiveStopped) as stopped:
         archive.clean(polluted.root, False, archive.Report())
     monkeypatch.undo()
+    assert stopped.value.exit_code == 130 and stopped.value.data["archive"] == str(only_archive(polluted))
+    assert str(stopped.value).startswith(f"interrupted after moves began: {only_archive(polluted).name} holds what moved")
     statuses = [e["status"] for e in json.loads((only_archive(polluted) / "manifest.json").read_text())["entries"]]
     assert statuses[:3] == ["moved", "moved", "planned"]
     assert run_fixer("--restore", only_archive(polluted)).returncode == 0
@@ -347,6 +372,83 @@ def test_a_failure_after_moves_began_is_exit_1_naming_the_archive(
                             f"{only_archive(polluted).name} holds what moved") and error.count("\n") == 1
     assert run_fixer("--restore", only_archive(polluted)).returncode == 0
     assert tree_snapshot(polluted.root) == before
+
+
+def test_a_stop_after_moves_began_says_where_things_are_in_json(polluted: PollutedRoot, tmp_path: Path) -> None:
+    """git answers the plan's scan, then fails the verifying one: exit 1 (not 2, "nothing moved"), with the
+    archive and what moved in the JSON result."""
+    answered = tmp_path / "git-answered"
+    write(tmp_path / "bin" / "git", f"#!/bin/sh\n[ -e {answered} ] && {{ echo 'fatal: index locked' >&2; exit 128; }}\n"
+          f"touch {answered}\nexec {shutil.which('git')} \"$@\"\n", 0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    env.pop("VIRTUAL_ENV", None)
+    result = run_fixer("--root", polluted.root, "--json", env=env)
+    data = json.loads(result.stdout)
+    assert (result.returncode, data["exit_code"]) == (1, 1), result.stderr
+    assert data["archive"] == str(only_archive(polluted)) and "moved" in {e["action"] for e in data["events"]}
+    assert data["error"].startswith(f"stopped after moves began (git ls-files failed in {polluted.root}: fatal: "
+                                    f"index locked): {only_archive(polluted).name} holds what moved")
+    assert run_fixer("--restore", only_archive(polluted)).returncode == 0
+
+
+def test_a_restore_that_stopped_after_a_move_finishes_on_the_next_run(polluted: PollutedRoot) -> None:
+    """The manifest cannot be saved after the first entry went back: exit 1 naming the archive; the next
+    restore finds that entry back in place, exactly as archived, and finishes."""
+    before = tree_snapshot(polluted.root)
+    assert run_fixer("--root", polluted.root).returncode == 0
+    folder = only_archive(polluted)
+
+    def no_file_growth() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    stopped = subprocess.run([sys.executable, str(FIXER), "--restore", str(folder)], capture_output=True,
+                             text=True, preexec_fn=no_file_growth, timeout=120)
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    assert stopped.stderr.startswith(f"cleanup_root.py: error: stopped after restores began (File too large): "
+                                     f"{folder.name} holds what moved")
+    assert reported(stopped.stdout, "restored") == ["pyvenv.cfg"]
+    again = run_fixer("--restore", folder)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert reported(again.stdout, "in-place") == ["pyvenv.cfg"]
+    assert tree_snapshot(polluted.root) == before
+
+
+def test_a_manifest_that_is_a_link_is_refused(polluted: PollutedRoot, tmp_path: Path) -> None:
+    assert run_fixer("--root", polluted.root).returncode == 0
+    folder = only_archive(polluted)
+    (folder / "manifest.json").rename(tmp_path / "manifest.json")
+    (folder / "manifest.json").symlink_to(tmp_path / "manifest.json")
+    result = run_fixer("--restore", folder)
+    assert (result.returncode, result.stderr) == (2, f"cleanup_root.py: error: {folder}/manifest.json is not a "
+                                                     "regular file (a link?); restore by hand from the folder\n")
+
+
+def test_one_fixer_at_a_time_in_a_root(polluted: PollutedRoot) -> None:
+    before = tree_snapshot(polluted.root, skip_archives=False)
+    with archive.root_lock(polluted.root):
+        result = run_fixer("--root", polluted.root)
+    assert (result.returncode, result.stderr) == (2, f"cleanup_root.py: error: another cleanup_root.py run is "
+                                                     f"working in {polluted.root}; wait for it to end, then run again\n")
+    assert tree_snapshot(polluted.root, skip_archives=False) == before
+
+
+def test_the_tools_own_virtualenv_is_not_a_project_root(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(cleanup_root._cli, "CHECKOUT_VENV", polluted.root)
+    assert cleanup_root.main(["--root", str(polluted.root), "--dry-run"]) == 2
+    assert "is the virtualenv these tools run on (quickstart made it), not a project root" in capsys.readouterr().err
+
+
+def test_without_psycopg_errors_and_json_still_work(polluted: PollutedRoot, tmp_path: Path) -> None:
+    """The fixer needs no requirement: on a bare python3 (-S: no site-packages) its error line and its
+    JSON are scrubbed without psycopg, and no traceback replaces them."""
+    bare = [sys.executable, "-S", str(FIXER)]
+    missing = subprocess.run([*bare, "--root", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=60)
+    assert (missing.returncode, missing.stderr) == (2, f"cleanup_root.py: error: --root {tmp_path / 'nowhere'} is "
+                                                       "not a directory; pass the project root folder\n")
+    done = subprocess.run([*bare, "--root", str(polluted.root), "--json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert sorted(e["path"] for e in json.loads(done.stdout)["events"] if e["action"] == "moved") == sorted(polluted.expected)
 
 
 def test_same_second_archives_do_not_collide(tmp_path: Path) -> None:
@@ -424,7 +526,12 @@ def test_a_very_deep_site_packages_is_archived_and_restored(polluted: PollutedRo
     deep = next((polluted.root / "lib").iterdir()) / "site-packages" / "deep"
     deep.joinpath(*["d"] * 600).mkdir(parents=True)
     (deep.joinpath(*["d"] * 600) / "bottom.txt").write_text("600 folders down\n")
-    before = archive.fingerprint(polluted.root / "lib")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 100)  # a walk that recursed per folder would stop here
+    try:
+        before = archive.fingerprint(polluted.root / "lib")
+    finally:
+        sys.setrecursionlimit(limit)
     result = run_fixer("--root", polluted.root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "lib" in reported(result.stdout, "moved")

@@ -79,6 +79,15 @@ def test_tracked_and_project_files_in_bin_stay(polluted: PollutedRoot) -> None:
     assert not {"bin/run_tracked", "bin/local_tool", "bin/outside-link", "bin/activate.sh"} & found
 
 
+def test_an_activate_script_for_another_venv_is_project_content(polluted: PollutedRoot) -> None:
+    """bin/activate.prod exporting VIRTUAL_ENV=/opt/prod/venv is the project's, not this root's venv's."""
+    write(polluted.root / "bin" / "activate.prod", "export VIRTUAL_ENV=/opt/prod/venv\n")
+    write(polluted.root / "bin" / "activate.csh", f'setenv VIRTUAL_ENV "{polluted.root}-old"\n')
+    found = paths(scan_root(polluted.root).artifacts)
+    assert not {"bin", "bin/activate.prod", "bin/activate.csh"} & found
+    assert {"bin/activate", "bin/activate.fish", "bin/Activate.ps1"} <= found
+
+
 def test_tracked_activate_is_project_content(polluted: PollutedRoot) -> None:
     git(polluted.root, "add", "bin/activate")
     assert "bin/activate" not in paths(scan_root(polluted.root).artifacts)
@@ -187,9 +196,36 @@ def fake_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None
     monkeypatch.setenv("PATH", str(tmp_path / "fakebin"))
 
 
-def test_git_missing_means_nothing_tracked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_git_missing_outside_a_repository_means_nothing_tracked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert git_tracked(tmp_path) == frozenset()
+
+
+def test_git_missing_inside_a_repository_refuses_to_guess(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without git, a tracked bin/activate would look like a leftover: a .git above the root makes git a must."""
+    git(polluted.root, "add", "bin/activate")
+    (polluted.root / "sub").mkdir()
+    monkeypatch.setenv("PATH", str(polluted.root / "empty"))
+    for root in (polluted.root, polluted.root / "sub"):
+        with pytest.raises(GitError, match=rf"{polluted.root}/\.git makes .* part of a git repository, but git is "
+                                           r"not installed \(not on PATH\)"):
+            scan_root(root)
+
+
+@pytest.mark.parametrize("how", ["ceiling", "broken worktree"])
+def test_git_told_not_to_look_up_still_lists_or_refuses(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch,
+                                                         how: str) -> None:
+    """GIT_CEILING_DIRECTORIES above the root is ignored; a .git git cannot read (a worktree whose main
+    repository moved) is a GitError, not 'not a repository, so nothing is tracked'."""
+    git(polluted.root, "add", "bin/activate")
+    if how == "ceiling":
+        monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(polluted.root))  # git would not look up from bin/
+        assert "activate" in git_tracked(polluted.root / "bin")
+    else:
+        shutil.rmtree(polluted.root / ".git")
+        (polluted.root / ".git").write_text(f"gitdir: {polluted.outside}/moved/.git/worktrees/project\n")
+        with pytest.raises(GitError, match="part of a git repository, but git says: fatal: not a git repository"):
+            git_tracked(polluted.root)
 
 
 def test_git_failure_refuses_to_guess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

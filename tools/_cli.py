@@ -148,6 +148,7 @@ def run(
         error, code = "interrupted", EXIT_INTERRUPTED
     except InfraError as exc:
         error, code = exc.advice(dict(setting_names or {})), exc.exit_code or fail_code
+        data = exc.data  # what a stopped run had done (the fixer's archive)
     except OSError as exc:
         error, code = f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", fail_code
     except Exception as exc:  # a bug: still one line for the user; INFRA_DEBUG=1 shows the traceback

@@ -13,6 +13,8 @@ failure), 130 interrupted. See docs/cleanup.md.
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 
 from tools import _cli  # noqa: E402
 from tools.core import archive  # noqa: E402
-from tools.core.errors import ArchiveError  # noqa: E402
+from tools.core.errors import ArchiveError, ArchiveStopped  # noqa: E402
 
 TOOL = "cleanup_root.py"
 CHECKOUT = Path(__file__).resolve().parents[1]  # the repository holding this script
@@ -46,13 +48,22 @@ def run(args, report: archive.Report) -> archive.Outcome:
     root = (args.root or CHECKOUT).absolute()
     if not root.is_dir():
         raise ArchiveError(f"--root {args.root} is not a directory; pass the project root folder")
+    if os.path.realpath(root) == os.path.realpath(_cli.CHECKOUT_VENV):
+        raise ArchiveError(f"--root {args.root} is the virtualenv these tools run on (quickstart made it), "
+                           "not a project root; pass the project root folder")
     if args.restore is not None:
         folder = args.restore if args.restore.is_absolute() or args.restore.exists() else root / args.restore
         return archive.restore(folder.absolute(), report, root if args.root else None)
     outcome = archive.clean(root, args.dry_run, report)
     if outcome.archive:
-        report.say("undo", "", f"python3 tools/cleanup_root.py --restore {outcome.archive}")
+        report.say("undo", "", shlex.join(["python3", _typed(CHECKOUT / "tools" / TOOL), "--restore", outcome.archive]))
     return outcome
+
+
+def _typed(path: Path) -> str:
+    """The path as a person would type it from here: relative when it lies below the current folder."""
+    here = Path.cwd()
+    return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     report = archive.Report(echo=None if args.json else lambda line: print(line, flush=True))
 
     def work() -> _cli.Result:
-        outcome = run(args, report)
+        try:
+            outcome = run(args, report)
+        except ArchiveStopped as stop:
+            stop.data["events"] = report.events
+            raise
         code = _cli.EXIT_PROBLEM if outcome.unresolved else _cli.EXIT_OK
         return _cli.Result(code, {**asdict(outcome), "events": report.events})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tools.core.errors import ArchiveError, ArchiveStopped
+from tools.core.errors import ArchiveError, ArchiveStopped, InfraError
 from tools.core.files import write_atomically
 from tools.core.text import printable
 from tools.core.venv_artifacts import (
@@ -196,6 +197,8 @@ def load_manifest(archive: Path) -> dict:
     """Read and sanity-check an archive's manifest; every problem is a ArchiveError line."""
     if not archive.is_dir():
         raise ArchiveError(f"archive {archive} does not exist; pass the _archive_venv_cleanup_* folder a cleanup created")
+    if os.path.islink(archive / MANIFEST) or (archive / MANIFEST).exists() and not (archive / MANIFEST).is_file():
+        raise ArchiveError(f"{archive / MANIFEST} is not a regular file (a link?); restore by hand from the folder")
     try:
         manifest = json.loads((archive / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -283,7 +286,12 @@ def _lstat_facts(path: Path) -> tuple:
 
 
 def clean(root: Path, dry_run: bool, report: Report) -> Outcome:
-    """Scan, then (unless dry-run) archive every artifact and verify the result."""
+    """Scan, then (unless dry-run) archive every artifact and verify the result, one run per root at a time."""
+    with root_lock(root):
+        return _clean(root, dry_run, report)
+
+
+def _clean(root: Path, dry_run: bool, report: Report) -> Outcome:
     scan = scan_root(root)
     outcome = Outcome("dry-run" if dry_run else "clean", str(root), venv_home=scan.venv_home,
                       artifacts=[asdict(a) for a in scan.artifacts], suspects=[asdict(a) for a in scan.suspects])
@@ -344,21 +352,48 @@ def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> No
         raise
     outcome.archive = str(archive)
     report.say("archive", archive.name, "created")
-    for entry in manifest["entries"]:
-        _hold_proof(manifest, entry, len(scan.suspects))
-        try:
-            _move_entry(root, archive, manifest, entry, report)
-        except OSError as exc:  # the manifest could not be saved: stop before anything unrecorded moves
-            raise ArchiveStopped(
-                f"stopped after moves began ({exc.strerror or exc}): {archive.name} holds what moved and its "
-                "manifest; fix the cause, then re-run to finish, or restore that archive"
-            ) from None
-    statuses = [e["status"] for e in manifest["entries"]]
-    problems = statuses.count("failed") + _verify(root, scan, before, archive, report)
+    with stops_named(archive, "moves", "fix the cause, then re-run to finish, or restore that archive"):
+        for entry in manifest["entries"]:
+            _hold_proof(manifest, entry, len(scan.suspects))
+            _move_entry(root, archive, manifest, entry, report)  # an OSError: its manifest could not be saved
+        statuses = [e["status"] for e in manifest["entries"]]
+        problems = statuses.count("failed") + _verify(root, scan, before, archive, report)
     if problems:
         outcome.unresolved = True
     report.say("summary", "", f"moved {statuses.count('moved')}, failed {statuses.count('failed')}, "
                f"held {statuses.count('held')}, suspects {len(scan.suspects)}")
+
+
+@contextlib.contextmanager
+def root_lock(root: Path) -> Iterator[None]:
+    """One fixer at a time in a root (two would split the venv over two archives): an flock on the root
+    folder itself, which creates no file there."""
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArchiveError(f"another cleanup_root.py run is working in {root}; wait for it to end, then run again") \
+                from None
+        yield
+    finally:
+        os.close(folder)
+
+
+@contextlib.contextmanager
+def stops_named(archive: Path, work: str, advice: str) -> Iterator[None]:
+    """Once the archive holds a manifest, any stop says where things are: exit 2 would say nothing moved."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise ArchiveStopped(f"interrupted after {work} began: {archive.name} holds what moved and its manifest; "
+                             + advice, archive=str(archive), interrupted=True) from None
+    except (OSError, InfraError) as exc:
+        if isinstance(exc, ArchiveStopped):
+            raise
+        cause = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        raise ArchiveStopped(f"stopped after {work} began ({cause}): {archive.name} holds what moved and its "
+                             f"manifest; {advice}", archive=str(archive)) from None
 
 
 def _archive_names(root: Path) -> set[str]:
@@ -423,13 +458,19 @@ def restore(archive: Path, report: Report, root: Path | None = None) -> Outcome:
     """
     manifest = load_manifest(archive)
     root, archive = restore_target(archive, Path(manifest["root"]), root)
+    with root_lock(root):
+        return _restore(root, archive, manifest, report)
+
+
+def _restore(root: Path, archive: Path, manifest: dict, report: Report) -> Outcome:
     outcome = Outcome("restore", str(root), archive=str(archive), venv_home=manifest.get("venv_home"))
     pending = [e for e in manifest["entries"] if e.get("status") in ("planned", "moved")]
     if not pending:
         report.say("summary", "", f"nothing to restore in {archive.name} (no entry is archived)")
         return outcome
-    for entry in reversed(pending):
-        _restore_entry(root, archive, manifest, entry, report)
+    with stops_named(archive, "restores", "fix the cause, then run --restore again to finish"):
+        for entry in reversed(pending):
+            _restore_entry(root, archive, manifest, entry, report)
     refused = sum(1 for e in pending if e["status"] != "restored")
     if refused:
         outcome.unresolved = True
@@ -460,8 +501,9 @@ def _restore_entry(root: Path, archive: Path, manifest: dict, entry: dict, repor
     problem = _linked_parent(root, entry["source"]) or _linked_parent(archive, entry["destination"]) \
         or _restore_problem(src, dst, entry)
     if problem == "in place":
+        report.say("in-place", name, "was never moved; still at its place" if entry["status"] == "planned"
+                   else "already back at its place, as archived (an earlier restore stopped before saying so)")
         entry["status"] = "restored"
-        report.say("in-place", name, "was never moved; still at its place")
     elif problem:
         report.say("REFUSED", name, problem)
         return
@@ -490,20 +532,31 @@ def _linked_parent(base: Path, rel: str) -> str | None:
 
 
 def _restore_problem(src: Path, dst: Path, entry: dict) -> str | None:
-    """Why an entry cannot go back (None: it can; 'in place': it never left)."""
+    """Why an entry cannot go back (None: it can; 'in place': it never left, or is back exactly as archived)."""
     if not os.path.lexists(src):
-        if entry["status"] == "planned" and os.path.lexists(dst):
+        if os.path.lexists(dst) and (entry["status"] == "planned" or _matches(dst, entry, unreadable=False)):
             return "in place"
         return f"missing from the archive ({src}); cannot restore"
     if os.path.lexists(dst):
         return f"{dst} exists now; not overwritten (move it away and re-run --restore)"
     try:
-        actual = fingerprint(src)
+        if not _matches(src, entry):
+            return "archived copy differs from the manifest (content, mode or link changed); left in the archive"
     except OSError as exc:
         return f"archived copy unreadable ({_error_text(exc)}); left in the archive"
-    if any(actual[k] != entry.get(k) for k in FINGERPRINT_KEYS):
-        return "archived copy differs from the manifest (content, mode or link changed); left in the archive"
     return None
+
+
+def _matches(path: Path, entry: dict, unreadable: bool | None = None) -> bool:
+    """Whether path is what the manifest recorded (kind, mode, size, content, link); an unreadable path
+    raises OSError, or counts as ``unreadable`` when that is given."""
+    try:
+        actual = fingerprint(path)
+    except OSError:
+        if unreadable is None:
+            raise
+        return unreadable
+    return all(actual[k] == entry.get(k) for k in FINGERPRINT_KEYS)
 
 
 def _prune_empty_dirs(archive: Path) -> None:

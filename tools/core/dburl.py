@@ -315,12 +315,29 @@ def _checked_value(key: str, value: str) -> str:
     return value
 
 
+# libpq 18's connection keywords: masking must work where psycopg is not installed (the fixer runs
+# on any python3, and its error lines are scrubbed too).
+_LIBPQ_18_KEYWORDS = frozenset("""
+    application_name channel_binding client_encoding connect_timeout dbname fallback_application_name
+    gssdelegation gssencmode gsslib host hostaddr keepalives keepalives_count keepalives_idle
+    keepalives_interval krbsrvname load_balance_hosts max_protocol_version min_protocol_version
+    oauth_client_id oauth_client_secret oauth_issuer oauth_scope options passfile password port
+    replication require_auth requirepeer scram_client_key scram_server_key service
+    ssl_max_protocol_version ssl_min_protocol_version sslcert sslcertmode sslcompression sslcrl sslcrldir
+    sslkey sslkeylogfile sslmode sslnegotiation sslpassword sslrootcert sslsni target_session_attrs
+    tcp_user_timeout user
+""".split())
+
+
 @lru_cache(maxsize=1)
 def libpq_keywords() -> frozenset[str]:
-    """The connection keywords the installed libpq knows (``sslmode``, ``host``, ...)."""
-    from psycopg import pq
+    """The connection keywords libpq knows (``sslmode``, ``host``, ...): libpq 18's, and the installed one's."""
+    try:
+        from psycopg import pq
 
-    return frozenset(opt.keyword.decode() for opt in pq.Conninfo.get_defaults())
+        return _LIBPQ_18_KEYWORDS | {opt.keyword.decode() for opt in pq.Conninfo.get_defaults()}
+    except ImportError:  # no psycopg, or no libpq for it
+        return _LIBPQ_18_KEYWORDS
 
 
 def redact(text: str) -> str:

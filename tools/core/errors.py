@@ -10,13 +10,15 @@ from __future__ import annotations
 
 
 class InfraError(Exception):
-    """A problem a person can act on. ``exit_code``: what a command exits with for it, when not its default."""
+    """A problem a person can act on. ``exit_code``: what a command exits with for it, when not its default;
+    ``data``: what a command's JSON result should still carry (what was done before the stop)."""
 
     exit_code: int | None = None
 
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message)
         self.setting = setting
+        self.data: dict[str, object] = {}
 
     def advice(self, setting_names: dict[str, str]) -> str:
         """The message, with the setting to change spelled as the caller's user knows it."""
@@ -55,9 +57,17 @@ class ArchiveError(InfraError):
 
 
 class ArchiveStopped(ArchiveError):
-    """The fixer stopped after moves began: a person must look (the archive and its manifest say what moved)."""
+    """The fixer stopped after moves began: a person must look (the archive and its manifest say what moved).
+
+    ``data`` holds the archive's path, so a script reading the JSON result can find it."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, archive: str, interrupted: bool = False) -> None:
+        super().__init__(message)
+        self.data["archive"] = archive
+        if interrupted:
+            self.exit_code = 130  # Ctrl-C, as every command says it
 
 
 class SandboxError(InfraError):

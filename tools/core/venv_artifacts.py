@@ -15,16 +15,19 @@ content (it asks `git ls-files`, the one outside call). Read-only: symlinks are 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from tools.core.errors import GitError
+from tools.core.text import printable
 
 GIT_TIMEOUT_S = 20
 HEAD_BYTES = 16 * 1024  # enough for a shebang and the VIRTUAL_ENV line of activate scripts
@@ -77,25 +80,41 @@ class _Candidate:
 
 
 def git_tracked(root: Path) -> frozenset[str]:
-    """Tracked paths relative to root; empty when git is missing or root is not in a work tree."""
-    env = {k: v for k, v in os.environ.items() if k not in {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"}}
-    env["LC_ALL"] = "C"  # so the "not a git repository" message can be recognised
+    """Tracked paths relative to root; empty when no ``.git`` lies in root or above it.
+
+    Where one does, git must answer: without it, a tracked ``bin/activate`` would look like a leftover
+    and move. So a missing git, or a repository git cannot read, is a GitError, and nothing moves.
+    """
+    hidden = {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CEILING_DIRECTORIES"}  # they point git elsewhere
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
+    env.update(LC_ALL="C", GIT_DISCOVERY_ACROSS_FILESYSTEM="1")  # C: so "not a git repository" can be recognised
     try:
         proc = subprocess.run(
             ["git", "-C", str(root), "ls-files", "-z"],
             capture_output=True, timeout=GIT_TIMEOUT_S, env=env, check=False,
         )
     except FileNotFoundError:
-        return frozenset()
+        return _untracked_unless_in_a_repository(root, "is not installed (not on PATH)")
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"git ls-files took over {GIT_TIMEOUT_S}s in {root}; retry when git is responsive") from exc
     if proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip()
-        if "not a git repository" in message:
-            return frozenset()
         first = message.splitlines()[0] if message else f"exit code {proc.returncode}"
+        if "not a git repository" in message:
+            return _untracked_unless_in_a_repository(root, f"says: {first}")
         raise GitError(f"git ls-files failed in {root}: {first}")
     return frozenset(os.fsdecode(p) for p in proc.stdout.split(b"\0") if p)
+
+
+def _untracked_unless_in_a_repository(root: Path, git_problem: str) -> frozenset[str]:
+    """Nothing is tracked where no ``.git`` lies in root or any folder above it; else git had to answer."""
+    folder = Path(os.path.realpath(root))
+    for place in (folder, *folder.parents):
+        if os.path.lexists(place / ".git"):
+            raise GitError(f"{place / '.git'} makes {root} part of a git repository, but git {git_problem}; "
+                           "without git's list of tracked files nothing can move safely: install git or "
+                           "repair the repository, then run again")
+    return frozenset()
 
 
 def scan_root(root: Path, tracked: frozenset[str] | None = None) -> Scan:
@@ -127,16 +146,56 @@ def in_use(root: Path, prefix: str | None = None, environ: Mapping[str, str] | N
         return "the python running this comes from it"
     if active and os.path.realpath(active) == here:
         return "it is the active venv: VIRTUAL_ENV"
+    return process_using(here)
+
+
+def process_using(venv: str) -> str | None:
+    """A running process that runs from the venv at ``venv`` (a real path): one started as ``venv/bin/...``,
+    one whose environment names it (VIRTUAL_ENV), or one holding its files open or mapped (a C
+    extension of site-packages). Best effort, from /proc: other users' processes may not be readable."""
+    inside = tuple(os.path.join(venv, part, "") for part in ("bin", "lib", "lib64", "include"))
+    for pid in filter(str.isdigit, _names(Path("/proc")) or []):
+        if int(pid) != os.getpid() and any(path.startswith(inside) for path in _process_paths(pid, venv)):
+            return f"process {pid} ({_program(pid)}) runs from it"
     return None
+
+
+def _process_paths(pid: str, venv: str) -> Iterator[str]:
+    """The paths process ``pid`` runs from: its program as started, its VIRTUAL_ENV, its open and mapped files."""
+    proc = f"/proc/{pid}"
+    with contextlib.suppress(OSError):
+        program = os.fsdecode(Path(f"{proc}/cmdline").read_bytes().split(b"\0", 1)[0])
+        if "/" in program:  # its folder resolved, not the program: bin/python is a link to the base python
+            folder = os.path.realpath(os.path.join(os.readlink(f"{proc}/cwd"), os.path.dirname(program)))
+            yield os.path.join(folder, os.path.basename(program))
+    with contextlib.suppress(OSError):
+        for item in Path(f"{proc}/environ").read_bytes().split(b"\0"):
+            if item.startswith(b"VIRTUAL_ENV=") and os.path.realpath(os.fsdecode(item[12:])) == venv:
+                yield os.path.join(venv, "bin", "")
+    with contextlib.suppress(OSError):
+        for line in Path(f"{proc}/maps").read_text(errors="replace").splitlines():
+            yield line.split(None, 5)[-1]
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"{proc}/fd"):
+            with contextlib.suppress(OSError):
+                yield os.readlink(f"{proc}/fd/{fd}")
+
+
+def _program(pid: str) -> str:
+    """A process's program name, for a person to recognise it (never its arguments: they may hold a password)."""
+    with contextlib.suppress(OSError):
+        return printable(Path(f"/proc/{pid}/comm").read_text(errors="replace").strip())
+    return "?"
 
 
 def in_use_advice(root: Path, why: str) -> str:
     """One line: the venv in ``root`` is in use, and the steps that make archiving it safe."""
+    venv = root / ".venv"
     return (
-        f"the venv made in {root} is in use ({why}): archiving it would remove the python you run. "
-        f"To make it safe: python3 -m venv {root / '.venv'}, reinstall the project there "
-        f"({root / '.venv/bin/pip'} install ...), deactivate, then run "
-        f"{root / '.venv/bin/python'} tools/cleanup_root.py --root {root}"
+        f"the venv made in {root} is in use ({why}): archiving it would pull the python from under what runs "
+        f"on it. To make it safe: python3 -m venv {shlex.quote(str(venv))}, reinstall the project there "
+        f"({shlex.quote(str(venv / 'bin/pip'))} install ...), deactivate it and restart what ran on it from "
+        f"there, then run {shlex.quote(str(venv / 'bin/python'))} tools/cleanup_root.py --root {shlex.quote(str(root))}"
     )
 
 
@@ -323,6 +382,16 @@ def _shebang_interpreter(head: bytes) -> bytes | None:
     return words[0] if words else None
 
 
+def _activates_this_root(head: bytes, prefixes: set[bytes]) -> bool:
+    """Whether an activation script is this root's venv's: venv writes the root's path into ``activate``,
+    ``.csh`` and ``.fish``; ``Activate.ps1`` and ``activate_this.py`` find it from where they lie
+    (pyvenv.cfg, ``__file__``). A project's ``bin/activate.prod`` pointing elsewhere is not a leftover."""
+    if b"pyvenv.cfg" in head or b"__file__" in head:
+        return True
+    roots = (prefix[: -len(b"bin/")] for prefix in prefixes)
+    return any(re.search(re.escape(root.rstrip(b"/")) + rb"""["'\s)]""", head) for root in roots)
+
+
 def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes]) -> str | None:
     """Why the venv made this bin/ entry, or None when it is the project's."""
     name = path.name
@@ -333,8 +402,8 @@ def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes]) -> str |
     head = _head(path)
     if INTERPRETER.fullmatch(name) and head.startswith(b"\x7fELF"):
         return "interpreter binary copied by venv --copies"
-    if ACTIVATE.fullmatch(name) and b"VIRTUAL_ENV" in head:
-        return "activation script (sets VIRTUAL_ENV)"
+    if ACTIVATE.fullmatch(name) and b"VIRTUAL_ENV" in head and _activates_this_root(head, prefixes):
+        return "activation script (sets VIRTUAL_ENV to this root)"
     interpreter = _shebang_interpreter(head)
     for prefix in prefixes:
         name = interpreter[len(prefix):] if interpreter and interpreter.startswith(prefix) else b""
