@@ -72,6 +72,31 @@ def test_rows_that_went_missing_are_named_with_both_counts(project, target, run_
     assert len(history.read_text().splitlines()) == 2, "each audit appended one whole line"
 
 
+def test_rows_deleted_since_the_last_analyze_never_pass_behind_a_stale_estimate(project, target, run_audit, tmp_path):
+    """A quarter of a big table deleted before autovacuum's next ANALYZE: the planner's estimate still
+    says every row is there, PostgreSQL's statistics count the rows left, so the check cannot pass.
+    A statistics reset (a crash, pg_stat_reset()) zeroes those counts: that is no loss."""
+    reseed(target, rows=10_000)
+    history = tmp_path / "history.jsonl"
+    assert audit_feed(project, target, run_audit, history, "--exact-count-limit=1000").exit_code == 0
+    stage(target, "ALTER TABLE market_data SET (autovacuum_enabled = false)", "DELETE FROM market_data WHERE id % 4 = 0",
+          "SELECT pg_stat_force_next_flush()")  # fmt: skip
+    run = audit_feed(project, target, run_audit, history, "--exact-count-limit=1000")
+    assert run.outcome("test_row_counts_not_shrinking") == "failed", run.output
+    assert ("market_data: could not compare: the planner's estimate of ~10,000 rows is older than PostgreSQL's "
+            "statistics, which count ~7,500 live rows now, 25% fewer than the ~10,000 rows (estimate) of the last "
+            "passing audit") in run.message("test_row_counts_not_shrinking")  # fmt: skip
+    assert "market_data: ~10,000 rows (planner estimate, older than the statistics' ~7,500 live rows: run ANALYZE " \
+           "market_data)" in run.output
+    assert run.outcome("test_row_counts_nonzero") == "passed", "the rows left are rows"
+
+    stage(target, "ANALYZE market_data", "SELECT pg_stat_reset()", "SELECT pg_stat_force_next_flush()")
+    stage(target, "UPDATE market_data SET symbol = symbol WHERE id < 40", "SELECT pg_stat_force_next_flush()")
+    after_reset = audit_feed(project, target, run_audit, history, "--exact-count-limit=1000", "--max-shrink=30%")
+    assert after_reset.outcome("test_row_counts_not_shrinking") == "passed", after_reset.output
+    assert "older than the statistics" not in after_reset.output
+
+
 def test_a_failed_audit_never_becomes_the_baseline(project, target, run_audit, tmp_path):
     reseed(target, rows=10_000)
     history = tmp_path / "history.jsonl"

@@ -35,11 +35,13 @@ DEFAULT_MAX_SHRINK = 0.10
 @dataclass(frozen=True)
 class TableCount:
     """A table's rows as the audit saw them: exact, the planner's estimate, or a floor (``over``: more
-    than ``rows``); None when unknown (in records of earlier versions)."""
+    than ``rows``); None when unknown (in records of earlier versions). ``live``: for an estimate, the
+    statistics' live rows when rows went since the estimate was made (this run only: never recorded)."""
 
     rows: int | None
     exact: bool
     over: bool = False
+    live: int | None = field(default=None, compare=False)
 
     @property
     def shown(self) -> str:
@@ -125,7 +127,7 @@ class Finding:
 
 def record(target: str, counts: Iterable[TableStats], passed: bool, time: str | None = None) -> Record:
     """A record from the probe's ``TableStats`` (exact counts or estimates), stamped now unless ``time`` is given."""
-    tables = {stats.table: TableCount(stats.rows, stats.exact, stats.over) for stats in counts}
+    tables = {stats.table: TableCount(stats.rows, stats.exact, stats.over, stats.live) for stats in counts}
     return Record(time or now_utc(), target, tables, passed)
 
 
@@ -245,6 +247,13 @@ def compare(
                 f"{table}: could not compare: it holds {now.shown} now, too few to tell whether it is within "
                 f"{percent(max_shrink)} of the {before.shown} of the last passing audit ({when}), and the planner has no "
                 f"current estimate: run ANALYZE {table} (a view has none: list the table it reads), then audit again"
+            )))  # fmt: skip
+            continue
+        if now.live is not None and now.live < fewest <= now.rows:  # a loss since the estimate may hide behind it
+            findings.append(Finding(table, "unknown", (
+                f"{table}: could not compare: the planner's estimate of ~{counted(now.rows, 'row')} is older than "
+                f"PostgreSQL's statistics, which count ~{now.live:,} live rows now, {percent(1 - now.live / before.rows)} "
+                f"fewer than the {before.shown} of the last passing audit ({when}): run ANALYZE {table}, then audit again"
             )))  # fmt: skip
             continue
         if before.over and now.rows >= fewest:

@@ -34,15 +34,18 @@ T = TypeVar("T")
 # What the plain catalog row of a relation ``c`` cannot tell, read only for the relations that need
 # it (a simple read keeps the usual table's check at one cheap query).
 # A table with children (partitions, or inheritance children as TimescaleDB's chunks) is read with
-# them, and autovacuum never analyzes a partitioned parent: its estimate and size are the sums over
-# the tree's tables; the estimate is -1, "never analyzed", when one of them holds data and was never
+# them, and autovacuum never analyzes a partitioned parent: its estimate, size and statistics are the
+# sums over the tree's tables; the estimate is -1, "never analyzed", when one of them holds data and was never
 # analyzed (an empty partition made ahead of time is 0 rows, not unknown).
-_TREE = ("(WITH RECURSIVE tree(oid) AS (SELECT c.oid UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t"
-         " ON i.inhparent = t.oid) SELECT {} FROM tree JOIN pg_class l ON l.oid = tree.oid WHERE l.relkind <> 'p')")  # fmt: skip
-_TREE_ESTIMATE = ("CASE WHEN coalesce(bool_or(l.reltuples < 0 AND pg_relation_size(l.oid) > 0), false) THEN -1"
-                  " ELSE coalesce(sum(greatest(l.reltuples, 0)), 0) END")  # fmt: skip
-_TREE_FIGURES = (f"SELECT {_TREE.format(_TREE_ESTIMATE)}::bigint, {_TREE.format('coalesce(sum(pg_relation_size(l.oid)), 0)')}"
-                 "::bigint FROM pg_class c WHERE c.oid = %s")  # fmt: skip
+_TREE_FIGURES = (
+    "WITH RECURSIVE tree(oid) AS (SELECT %s::oid UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t"
+    " ON i.inhparent = t.oid)"
+    " SELECT CASE WHEN coalesce(bool_or(l.reltuples < 0 AND pg_relation_size(l.oid) > 0), false) THEN -1"
+    " ELSE coalesce(sum(greatest(l.reltuples, 0)), 0) END::bigint, coalesce(sum(pg_relation_size(l.oid)), 0)::bigint,"
+    " coalesce(sum(pg_stat_get_live_tuples(l.oid)), 0)::bigint,"
+    " coalesce(sum(pg_stat_get_mod_since_analyze(l.oid)), 0)::bigint"
+    " FROM tree JOIN pg_class l ON l.oid = tree.oid WHERE l.relkind <> 'p'"
+)  # fmt: skip
 # A view or materialized view (row_security_active says nothing of them) is filtered when a table it
 # reads at any depth is under row-level security for the role that reads it there (this session
 # through security_invoker views, else the view's owner; a superuser, a BYPASSRLS role and a table's
@@ -70,30 +73,42 @@ _VIEW_ROW_SECURITY = (
 )
 # The plain catalog row: columns for ``Relation.read`` (``c`` in the caller's FROM).
 RELATION_COLUMNS = ("c.oid::regclass::text, c.oid, c.relkind, c.relhassubclass, c.reltuples::bigint,"
-                    " pg_relation_size(c.oid), row_security_active(c.oid)")  # fmt: skip
+                    " pg_relation_size(c.oid), pg_stat_get_live_tuples(c.oid), pg_stat_get_mod_since_analyze(c.oid),"
+                    " row_security_active(c.oid)")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Relation:
     """A relation as the data checks judge it: its quoted name, the planner's row estimate (-1: never
     analyzed), its size on disk, whether row-level security may filter what this session sees of it,
-    and its kind (``r`` table, ``p`` partitioned, ``v`` view, ``m`` materialized view...)."""
+    its kind (``r`` table, ``p`` partitioned, ``v`` view, ``m`` materialized view...), and what the
+    cumulative statistics say of its rows: how many are live, and how many changed (inserted,
+    updated, deleted) since its last ANALYZE, which made the estimate."""
 
     quoted: str
     estimate: int
     size: int
     row_security: bool
     kind: str
+    live: int = 0
+    changed: int = 0
+
+    @property
+    def live_below_estimate(self) -> int | None:
+        """The statistics' live rows when they say rows went since the estimate was made: fewer than the
+        estimate, by no more than the changes since (so not a statistics reset, which zeroes both)."""
+        gone = self.estimate - self.live
+        return self.live if gone > 0 and self.changed >= gone else None
 
     @classmethod
     def read(cls, conn: psycopg.Connection, row: tuple, table: str, timeouts: Timeouts) -> Relation:
         """From ``RELATION_COLUMNS``, with the figures a table with children or a view needs read after."""
-        quoted, oid, kind, subclassed, estimate, size, row_security = row
+        quoted, oid, kind, subclassed, estimate, size, live, changed, row_security = row
         if kind == "p" or subclassed:
-            estimate, size = fetch_one(conn, _TREE_FIGURES, table, timeouts, (oid,))
+            estimate, size, live, changed = fetch_one(conn, _TREE_FIGURES, table, timeouts, (oid,))
         if kind in ("v", "m"):
             (row_security,) = fetch_one(conn, _VIEW_ROW_SECURITY, table, timeouts, (oid,))
-        return cls(quoted, int(estimate), int(size), bool(row_security), kind)
+        return cls(quoted, int(estimate), int(size), bool(row_security), kind, int(live or 0), int(changed or 0))
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,7 @@ class TableStats:
     row_security: bool = False  # the audit's user sees only the rows the table's policies allow it
     over: bool = False
     view: bool = False  # a view has no planner estimate at all
+    live: int | None = None  # an estimate's table: the statistics' live rows, when rows went since the estimate
 
     @property
     def shown(self) -> str:
@@ -139,7 +155,12 @@ class TableStats:
             why = ("a view has no planner estimate: list the table it reads in the table list" if self.view
                    else f"no current planner estimate: run ANALYZE {self.table}")  # fmt: skip
             return f"more than {counted(self.rows, 'row')} ({why})"
-        return counted(self.rows, "row") if self.exact else f"~{counted(self.rows, 'row')} (planner estimate)"
+        if self.exact:
+            return counted(self.rows, "row")
+        if self.live is not None:
+            return (f"~{counted(self.rows, 'row')} (planner estimate, older than the statistics' ~{self.live:,} live "
+                    f"rows: run ANALYZE {self.table})")  # fmt: skip
+        return f"~{counted(self.rows, 'row')} (planner estimate)"
 
 
 def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
@@ -355,7 +376,7 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
     name, row_security = sql.SQL(found.quoted), found.row_security
     if found.estimate > exact_limit:
         (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
-        stats = TableStats(table, found.estimate, exact=False, row_security=row_security)
+        stats = TableStats(table, found.estimate, exact=False, row_security=row_security, live=found.live_below_estimate)
     else:
         bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
             name, sql.Literal(exact_limit + 1)
