@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -132,8 +133,11 @@ def _private_server() -> Iterator[PgServer]:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cluster = pgserver.init_cluster(folder, bindir, user)
+        with open(cluster.data / "postgresql.conf", "a") as conf:  # "5 days ago" is 120 hours, whatever the
+            conf.write("timezone = 'UTC'\n")                       # machine's zone and its clock changes
         record_cluster(cluster)
-        cluster.start()
+        cluster = cluster.start()
+        record_cluster(cluster)  # its port, should it have moved
         yield PgServer(pgserver.HOST, cluster.port, pgserver.SUPERUSER, cluster.pwfile.read_text().strip())
     except SandboxError as exc:
         _no_server(str(exc))
@@ -243,3 +247,13 @@ def run_health_check() -> Callable[..., subprocess.CompletedProcess]:
         )  # fmt: skip
 
     return run
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A local port nothing listens on, held for the whole test: bound, never listening, so Linux
+    refuses every connection to it and no other process can take it meanwhile (a port released
+    right away could be bound by a server of someone else's before the audit dials it)."""
+    with socket.socket() as held:
+        held.bind((pgserver.HOST, 0))
+        yield held.getsockname()[1]

@@ -96,12 +96,12 @@ def test_malformed_url_is_explained_without_echoing_the_password(project, target
         ("unknown_host", "host not found"),
     ],
 )
-def test_unreachable_database_names_the_cause(project, target, run_audit, breakage, cause):
+def test_unreachable_database_names_the_cause(project, target, run_audit, closed_port, breakage, cause):
     base, dbname = target.url.rsplit("/", 1)
     url = {
         "wrong_password": target.url.replace(target.role.password, "wrong-password-123"),
         "missing_database": f"{base}/no_such_db",
-        "refused": f"postgresql://{target.role.name}:{target.role.password}@127.0.0.1:{closed_port()}/{dbname}",
+        "refused": f"postgresql://{target.role.name}:{target.role.password}@127.0.0.1:{closed_port}/{dbname}",
         "unknown_host": f"postgresql://{target.role.name}:{target.role.password}@no-such-host.invalid/{dbname}",
     }[breakage]
     write_env(project, f"DB_URL={url}\n")
@@ -113,12 +113,6 @@ def test_unreachable_database_names_the_cause(project, target, run_audit, breaka
     for name in DB_TESTS:
         assert (run.outcome(name), NOT_REACHED in run.message(name)) == ("error", True)
     assert_clean(run, target.role.password, "wrong-password-123")
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

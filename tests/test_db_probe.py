@@ -38,12 +38,6 @@ def silent_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def connect_error(url: str, timeouts: Timeouts = FAST) -> ProbeError:
     with pytest.raises(ProbeError) as raised:
         db_probe.connect(parse(url), timeouts)
@@ -72,16 +66,16 @@ def test_missing_database_is_named(target):
     assert (error.cause, str(error).split(" on ")[0]) == ("no_database", "database 'no_such_db' does not exist")
 
 
-def test_refused_connection_is_named(target):
-    error = connect_error(f"postgresql://u:pw@127.0.0.1:{closed_port()}/db")
+def test_refused_connection_is_named(target, closed_port):
+    error = connect_error(f"postgresql://u:pw@127.0.0.1:{closed_port}/db")
     assert error.cause == "refused"
     assert "is PostgreSQL running" in str(error)
     assert error.setting == "local_server", "refused on this machine: the caller may offer its sandbox"
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
-def test_refused_on_each_loopback_name_offers_the_local_server(host):
-    error = connect_error(f"postgresql://u:pw@{host}:{closed_port()}/db")
+def test_refused_on_each_loopback_name_offers_the_local_server(host, closed_port):
+    error = connect_error(f"postgresql://u:pw@{host}:{closed_port}/db")
     assert (error.cause, error.setting) == ("refused", "local_server")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -108,6 +109,25 @@ def test_a_private_server_is_loopback_only_with_scram(folder: Path, source: Path
             assert cluster.os_user != "root"
     finally:
         cluster.stop()
+
+
+def test_a_port_taken_before_the_server_binds_it_moves_the_server(folder: Path) -> None:
+    """The port was free when chosen; someone else's server took it before ours started: ours moves to
+    a free one (the caller learns which), and a start that fails otherwise names the log's FATAL line."""
+    cluster = pgserver.init_cluster(folder, pgserver.find_bindir(None), pgserver.server_os_user())
+    with socket.socket() as squatter:
+        squatter.bind((pgserver.HOST, cluster.port))
+        squatter.listen()
+        started = cluster.start()
+    try:
+        assert started.port != cluster.port and started.data == cluster.data
+        with psycopg.connect(started.superuser_url(), connect_timeout=5) as conn:
+            assert conn.execute("SELECT current_setting('port')::int").fetchone()[0] == started.port
+    finally:
+        started.stop()
+    (started.data / "postgresql.conf").write_text("shared_buffers = 'plenty'\n", encoding="utf-8")
+    with pytest.raises(SandboxError, match=r"PostgreSQL did not start on 127\.0\.0\.1:\d+ \(.*FATAL: .*\): see "):
+        started.start()
 
 
 def test_the_sweep_stops_only_servers_of_dead_runs_marked_as_ours() -> None:

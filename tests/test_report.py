@@ -213,9 +213,9 @@ def test_uncommitted_changes_and_a_missing_git_are_reported_not_fatal(project, r
     assert report.environment["Git commit"] == "unknown: git is not installed"
 
 
-def test_refused_connection_is_said_once_per_check(project, run_audit, tmp_path):
+def test_refused_connection_is_said_once_per_check(project, run_audit, tmp_path, closed_port):
     """Every check that the refused connection stopped names it once, in the HTML and in the terminal."""
-    port = _closed_port()
+    port = closed_port
     write_env(project, f"DB_URL=postgresql://trader:pw-{secrets.token_hex(6)}@127.0.0.1:{port}/mt5_crs\n")
     (project / ".env").chmod(0o600)
     run, report = audit_with_html(run_audit, project, tmp_path)
@@ -251,13 +251,6 @@ def test_refused_connection_is_said_once_per_check(project, run_audit, tmp_path)
     properties = junit_properties(run)
     assert properties["test_row_counts_nonzero"]["cause and fix"] == NOT_REACHED
     assert refused in run.message("test_db_reachable_within_3s"), "JUnit keeps the cause for CI"
-
-
-def _closed_port() -> int:
-    """A local port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_wrong_password_report_separates_failed_from_could_not_check(project, target, run_audit, tmp_path):

