@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
         pytest.fail(
             f"{len(scan.artifacts)} orphaned virtualenv artifact(s) in {project_root}:\n  "
             + "\n  ".join(found)
-            + f"\nfix: python tools/cleanup_root.py --root {project_root}  (archives them, never deletes; --dry-run to preview)",
+            + f"\nfix: python3 tools/cleanup_root.py --root {shlex.quote(str(project_root))}  (archives them, never deletes; --dry-run to preview)",
             pytrace=False,
         )
     if scan.suspects:

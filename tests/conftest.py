@@ -238,7 +238,7 @@ def run_audit(tmp_path: Path) -> Callable[..., AuditRun]:
 
 @pytest.fixture
 def run_health_check() -> Callable[..., subprocess.CompletedProcess]:
-    """Run `python tools/health_check.py ARGS...` as monitoring would."""
+    """Run `python3 tools/health_check.py ARGS...` as monitoring would."""
 
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(

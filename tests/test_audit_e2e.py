@@ -193,7 +193,7 @@ def test_venv_leftovers_fail_the_root_check_with_the_fix(project, target, run_au
     assert run.exit_code == 1
     message = run.message("test_root_is_clean")
     assert "pyvenv.cfg" in message and "lib" in message
-    assert "python tools/cleanup_root.py" in message
+    assert "python3 tools/cleanup_root.py" in message
     assert run.outcome("test_db_reachable_within_3s") == "passed"
 
 
@@ -263,7 +263,7 @@ def test_root_venv_in_use_is_not_sent_to_a_fixer_that_would_refuse(project, run_
     assert f"the venv made in {project} is in use (it is the active venv: VIRTUAL_ENV)" in message
     assert f"python3 -m venv {project}/.venv" in message
     assert f"then run {project}/.venv/bin/python tools/cleanup_root.py --root {project}" in message
-    assert "fix: python tools/cleanup_root.py" not in message
+    assert "fix: python3 tools/cleanup_root.py" not in message
 
 
 def test_env_example_copied_unedited_fails_and_nothing_is_dialled(project, run_audit):

@@ -120,3 +120,14 @@ def test_a_python_without_the_requirements_runs_the_tool_on_the_checkouts_venv(t
     stuck = subprocess.run(command, capture_output=True, text=True, timeout=60, env=clean_env())
     assert stuck.returncode == 2 and stuck.stderr.count("\n") == 1, stuck.stderr
     assert f"{broken} cannot start (Permission denied): move {checkout / '.venv'} away, then run" in stuck.stderr
+
+
+@pytest.mark.parametrize("args, run", [
+    ([], ["tests"]),
+    (["-x", "-k", "tests"], ["tests"]),
+    (["tests/test_dburl.py"], []),
+    (["tests/test_dburl.py::test_parse", "-q"], []),
+])
+def test_a_path_inside_the_folder_runs_just_that(args: list[str], run: list[str]) -> None:
+    """`quickstart.py tests tests/test_dburl.py`: pytest gets that file, not the whole folder besides."""
+    assert quickstart.paths_or("tests", args) == run

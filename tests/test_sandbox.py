@@ -344,3 +344,12 @@ def test_a_users_db_url_is_never_shown_with_its_password(root: Path, password: s
         assert_one_line_error(done, "already sets DB_URL", "--force")
         for piece in {password, quote(password, safe="")} - {"@"}:
             assert piece not in done.stdout + done.stderr, line
+
+
+def test_a_database_error_is_its_primary_message_not_the_caret_under_it(target) -> None:
+    """psycopg's text ends with 'LINE 1: ...' and a caret; the one line is the server's primary message."""
+    from tools import sandbox
+
+    with pytest.raises(psycopg.Error) as raised:
+        target.admin.execute("SELEC 1")
+    assert sandbox.describe(raised.value) == 'database error: syntax error at or near "SELEC"'

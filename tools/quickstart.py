@@ -8,7 +8,7 @@ Set-up: the virtualenv that is active, else ``.venv/`` in the checkout (made whe
 and Ubuntu refuse pip installs outside one, PEP 668), and the pinned requirements installed into
 it. Then the script runs again inside that virtualenv to do the rest. Safe to run twice: the
 virtualenv is reused, pip skips what is installed, and a running sandbox is kept. Arguments after
-the command go to pytest. Exit codes: pytest's; 2 when the set-up fails; 130 interrupted.
+the command go to pytest (a path inside tests/ or infra_tests/ runs just that). Exit codes: pytest's; 2 when the set-up fails; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def run_in_venv(args: argparse.Namespace) -> int:
     python, shown = sys.executable, _cli.this_python()
     if args.command == "tests":
         say(f"the suite's own tests: {shown} -m pytest tests")
-        return foreground([python, "-m", "pytest", "tests", *args.pytest_args])
+        return foreground([python, "-m", "pytest", *paths_or("tests", args.pytest_args), *args.pytest_args])
     if SANDBOX_STATE.exists() or not db_url_configured():
         say(f"the sandbox: a local PostgreSQL seeded like production ({shown} tools/sandbox.py stop removes it)")
         started = foreground([python, str(ROOT / "tools" / "sandbox.py"), "start"])
@@ -120,7 +120,14 @@ def run_in_venv(args: argparse.Namespace) -> int:
         say("DB_URL is configured (environment or .env): auditing that database, no sandbox")
     say(f"the audit: {shown} -m pytest infra_tests (the same command audits again; or activate the virtualenv "
         "and run `pytest infra_tests`)")  # fmt: skip
-    return foreground([python, "-m", "pytest", "infra_tests", *args.pytest_args])
+    return foreground([python, "-m", "pytest", *paths_or("infra_tests", args.pytest_args), *args.pytest_args])
+
+
+def paths_or(folder: str, pytest_args: list[str]) -> list[str]:
+    """``[folder]``, unless the arguments name paths inside it (``tests/test_dburl.py``, ``tests/x.py::test``):
+    then they alone are run, not the whole folder besides."""
+    inside = [arg for arg in pytest_args if Path(arg.split("::")[0]).parts[:1] == (folder,) and arg != folder]
+    return [] if inside else [folder]
 
 
 def foreground(command: list[str]) -> int:

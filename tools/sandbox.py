@@ -361,11 +361,12 @@ def describe(exc: Exception) -> str:
     """One line for any failure: ours say what to do; others at least say what broke."""
     if isinstance(exc, ValueError):
         return str(exc)
+    said = exc.diag.message_primary if isinstance(exc, psycopg.Error) and exc.diag.message_primary else None
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return f"not allowed: {last_line(str(exc))}: the --server role needs CREATEROLE and CREATEDB"
+        return f"not allowed: {said or last_line(str(exc))}: the --server role needs CREATEROLE and CREATEDB"
     if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
         return f"cannot reach the database: {first_line(str(exc))}"
-    return f"database error: {last_line(str(exc))}"
+    return f"database error: {said or first_line(str(exc))}"
 
 
 if __name__ == "__main__":
