@@ -23,19 +23,18 @@ def test_data_is_fresh(db: psycopg.Connection, audit_settings: AuditSettings, ev
     """The newest row of each watched table, and of each symbol in it, is within its age limit."""
     if not audit_settings.freshness:
         pytest.skip("infra_freshness is empty: no table is watched, so nothing shows the data is current")
-    problems = []
+    problems, unknowns = [], []
     for rule in audit_settings.freshness:
         try:
             found = freshness.check(db, rule, audit_settings.freshness_group, audit_settings.exact_count_limit,
                                     audit_settings.timeouts)  # fmt: skip
         except ProbeError as exc:
             evidence.add(rule.text, f"could not judge ({exc.cause})")
-            problems.append(advice(exc))
+            (unknowns if exc.cause in db_probe.COULD_NOT_LOOK else problems).append(advice(exc))
             continue
         evidence.add(found.plan.label, found.evidence.removeprefix(f"{found.plan.label}: "))
         problems.extend(found.problems)
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    report.conclude(problems, unknowns)
 
 
 @pytest.mark.check("row counts not shrinking")
@@ -44,15 +43,15 @@ def test_row_counts_not_shrinking(
 ) -> None:
     """No table lost more than the allowed share of its rows (10% unless infra_max_shrink says otherwise)
     since the last passing audit of this database."""
-    counts, problems = [], []
+    counts, unknowns = [], []
     for table in audit_settings.tables:
         try:
             counts.append(db_probe.table_stats(db, table, audit_settings.exact_count_limit, audit_settings.timeouts))
             if counts[-1].row_security:  # rows it cannot see could be gone: unknown, never "not shrinking"
-                problems.append(f"{table}: could not compare every row: row-level security may hide some from "
+                unknowns.append(f"{table}: could not compare every row: row-level security may hide some from "
                                 f"user '{db.info.user}': {report.see(pytestconfig, ROW_COUNTS)}")  # fmt: skip
         except ProbeError:  # said once, by the check that counts the rows
-            problems.append(f"{table}: not counted: {report.see(pytestconfig, ROW_COUNTS)}")
+            unknowns.append(f"{table}: not counted: {report.see(pytestconfig, ROW_COUNTS)}")
     target = history.target_key(db_url_attempt.value[1])
     current = history.record(target, counts, passed=False)
     try:
@@ -72,6 +71,5 @@ def test_row_counts_not_shrinking(
         elif not finding.failed and finding.table is not None:  # a failed one is the cause, said once
             evidence.add(finding.table, finding.message.removeprefix(f"{finding.table}: "))
     history_plugin.remember(pytestconfig, audit_settings.history, current)
-    problems += [finding.message for finding in findings if finding.failed]
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    report.conclude([f.message for f in findings if f.kind == "shrunk"],
+                    unknowns + [f.message for f in findings if f.kind == "unknown"])

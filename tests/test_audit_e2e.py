@@ -7,6 +7,7 @@ anywhere in what it printed or wrote.
 from __future__ import annotations
 
 import socket
+import re
 import site
 import subprocess
 import sys
@@ -183,6 +184,9 @@ def test_locked_table_is_reported_as_locked(project, target, run_audit):
         run = run_audit(project, "--query-timeout", "1")
     assert run.exit_code == 1
     assert "table 'market_data' is locked by another session" in run.message("test_row_counts_nonzero")
+    for check in ("row counts non-zero", "data is fresh", "row counts not shrinking"):  # it could not look: no finding
+        assert re.search(rf"^COULD NOT CHECK +{check}$", run.output, re.MULTILINE), run.output
+    assert "market_data: could not check (locked)" in run.output
     assert_clean(run, target.role.password)
 
 

@@ -10,7 +10,7 @@ A pytest plugin, registered by ``tools.plugin.activate`` only when the audit run
 
 A check's human name comes from its ``@pytest.mark.check("root is clean")`` marker. Its verdict is
 one of ``passed``, ``failed``, ``could not check`` (it errored before it could look, e.g. the
-database was unreachable) or ``not run`` (skipped): only ``passed`` is ever shown as passed, and a
+database was unreachable, or it looked and could not tell: ``conclude``) or ``not run`` (skipped): only ``passed`` is ever shown as passed, and a
 skipped check fails the run. Checks record evidence (and warnings that do not fail them) through
 the ``evidence`` fixture. Every report is scrubbed of the database password before anything
 renders it, as the last line of defence behind messages that are built without it in the first place.
@@ -163,11 +163,26 @@ def _about(item: pytest.Item) -> str:
 # --- one record per check, attached to every report ----------------------------------------
 
 
-def _verdict(report: pytest.TestReport) -> str | None:
+class CouldNotCheck(pytest.fail.Exception):
+    """A check looked and could not tell (a table locked, a query past its deadline): not a finding."""
+
+
+def conclude(problems: list[str], unknowns: list[str]) -> None:
+    """End a check that looked at several things: FAILED when it found something wrong, else COULD NOT
+    CHECK when something could not be looked at; either way it says all it found."""
+    if problems:
+        pytest.fail("\n".join(problems + unknowns), pytrace=False)
+    if unknowns:
+        raise CouldNotCheck("\n".join(unknowns), pytrace=False)
+
+
+def _verdict(report: pytest.TestReport, call: pytest.CallInfo) -> str | None:
     """The check's verdict if this phase decides it: a failed or skipped setup, or the call."""
     if report.when == "setup":
         return NOT_CHECKED if report.failed else NOT_RUN if report.skipped else None
     if report.when == "call":
+        if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, CouldNotCheck):
+            return NOT_CHECKED
         return NOT_RUN if report.skipped else FAILED if report.failed else PASSED
     return None
 
@@ -204,7 +219,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     config = item.config
     if is_check(item):
         report.infra_check = check_name(item)
-        verdict = _verdict(report)
+        verdict = _verdict(report, call)
         if verdict is not None:
             _record(item, report, call, verdict, item.stash.get(EVIDENCE, []))
     _scrub_report(report, config.stash.get(SECRETS, ()))
