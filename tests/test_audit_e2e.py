@@ -316,6 +316,16 @@ def test_a_raw_ampersand_in_a_password_parameter_leaks_nothing(project, run_audi
     assert "Traceback" not in run.output
 
 
+def test_an_oauth_client_secret_in_db_url_leaks_nowhere(project, run_audit, tmp_path, closed_port):
+    write_env(project, f"DB_URL=postgresql://trader:hunter2-secret@127.0.0.1:{closed_port}/mt5_crs"
+                       "?oauth_client_id=app&oauth_client_secret=Qv9-OauthSecret\n")
+    html = tmp_path / "report.html"
+    run = run_audit(project, "--html", str(html))
+    assert run.outcome("test_db_reachable_within_3s") == "failed"
+    assert "oauth_client_secret=***" in run.output
+    assert "Qv9-OauthSecret" not in run.output + run.junit + html.read_text()
+
+
 def test_a_unicode_digit_in_the_port_is_one_clear_line(project, run_audit):
     write_env(project, "DB_URL=postgresql://trader:hunter2-secret@127.0.0.1:\u00b2/mt5_crs\n")
     run = run_audit(project)

@@ -66,6 +66,24 @@ def test_missing_database_is_named(target):
     assert (error.cause, str(error).split(" on ")[0]) == ("no_database", "database 'no_such_db' does not exist")
 
 
+@pytest.mark.parametrize("variables", [
+    {"PGPORT": "{port}"},
+    {"PGHOSTADDR": "127.0.0.1", "PGPORT": "{port}"},
+], ids=["PGPORT", "PGHOSTADDR"])
+def test_pg_variables_never_send_the_probe_elsewhere_than_db_url_names(target, monkeypatch, variables):
+    """A PGPORT exported for psql must not make a URL without a port (or with a host that does not even
+    resolve) reach the server it happens to point at: DB_URL alone names the server."""
+    port = target.admin.info.port
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value.format(port=port))
+    monkeypatch.setenv("PGPASSWORD", target.role.password)  # still honoured: it names no server
+    host = "127.0.0.1" if variables.keys() == {"PGPORT"} else "db.invalid"  # no port in the URL: 5432, not PGPORT's
+    with pytest.raises(ProbeError):
+        db_probe.connect(parse(f"postgresql://{target.role.name}@{host}/{target.dbname}"), FAST).close()
+    with db_probe.connect(parse(f"postgresql://{target.role.name}@127.0.0.1:{port}/{target.dbname}"), FAST) as conn:
+        assert conn.info.user == target.role.name, "PGPASSWORD still supplies a password the URL leaves out"
+
+
 def test_refused_connection_is_named(target, closed_port):
     error = connect_error(f"postgresql://u:pw@127.0.0.1:{closed_port}/db")
     assert error.cause == "refused"

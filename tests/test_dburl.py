@@ -492,3 +492,11 @@ def test_a_keyword_value_libpq_would_refuse_is_a_configuration_error(query, said
 def test_messages_name_the_server_libpq_dials(url, where):
     """``?host=`` and ``?port=`` win over the URL's host part in libpq: messages must say the same."""
     assert parse(url).where == where
+
+
+@pytest.mark.parametrize("keyword", ["sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"])
+def test_every_secret_parameter_is_masked_like_the_password(keyword):
+    url = parse(f"postgresql://trader:hunter2-secret@db/mt5_crs?oauth_client_id=app&{keyword}=Qv9-SecretValue")
+    assert f"{keyword}=***" in url.redacted and "Qv9-SecretValue" not in url.redacted
+    assert "Qv9-SecretValue" in url.secrets
+    assert redact(f"connect failed: {keyword}=Qv9-SecretValue host=db") == f"connect failed: {keyword}=*** host=db"

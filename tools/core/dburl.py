@@ -39,6 +39,9 @@ _LOOSE_CREDENTIALS = re.compile(r"(//[^\s/:@\"'<>]*:)(?=[^@\n]*[\s\"'<>])[^@\n]*
 # a password whose ``@`` was forgotten (``trader:secretpw-host:5432``), so it is masked.
 _NO_AT = re.compile(r"(//[^\s/:@\"'<>\[]*:)(?!\d*(?:[/,?\s\"'<>]|$))[^\s/\"'<>,?@]+")
 # Placeholders of .env.example (and of EXAMPLE): a DB_URL still holding one was never filled in.
+# The libpq keywords whose value is a secret (libpq marks the first three as passwords; the scram keys
+# are the password's equivalent): masked wherever shown, like the password.
+SECRET_KEYWORDS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
 PLACEHOLDERS = {"user": ("USER",), "password": ("PASSWORD", "<password>"), "host": ("HOST",), "dbname": ("DATABASE",)}
 
 
@@ -70,7 +73,7 @@ class DbUrl:
             auth = quote(self.user or "", safe="") + (f":{MASK}" if self.password is not None else "") + "@"
         hosts = ",".join(_host_text(host, port) for host, port in self.hosts)
         query = "&".join(
-            f"{quote(key, safe='')}={MASK if key == 'password' else quote(value, safe='/')}"
+            f"{quote(key, safe='')}={MASK if key in SECRET_KEYWORDS else quote(value, safe='/')}"
             for key, value in self.params
             if key != "dbname"
         )
@@ -100,8 +103,9 @@ class DbUrl:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every spelling of the password that could surface in text (decoded, encoded, as typed)."""
-        found = {p for p in (self.password, self.param("password")) if p}
+        """Every spelling of the password (and of the other secret parameters) that could surface in text
+        (decoded, encoded, as typed)."""
+        found = {p for p in (self.password, *map(self.param, SECRET_KEYWORDS)) if p}
         spelled = {quote(p, safe="") for p in found} | {quote(p) for p in found} | set(filter(None, self.typed))
         return tuple(sorted(found | spelled, key=len, reverse=True))
 
@@ -145,7 +149,7 @@ def parse(url: str) -> DbUrl:
     params = _parse_query(query, named)
     hosts = tuple(_parse_host(part) for part in hostspec.split(",")) if hostspec else ()
     dbname = dict(params).get("dbname") or unquote(path)  # a ?dbname= wins over the path, as in libpq
-    typed = (userinfo.partition(":")[2], *(_typed_values(query, "password")))
+    typed = (userinfo.partition(":")[2], *(value for key in SECRET_KEYWORDS for value in _typed_values(query, key)))
     parsed = DbUrl(text, user, password, hosts, dbname, params, scheme, typed)
     if not any(host for host, _ in hosts) and not parsed.param("host"):
         raise DbUrlError(f"no host: add one ({EXAMPLE}) or name a socket folder with ?host=/var/run/postgresql")
@@ -366,7 +370,8 @@ def _password_param() -> re.Pattern[str]:
     keyword follows it, so the tail of ``?password=Zebra&Pw-4411`` is masked with the rest."""
     keywords = "|".join(map(re.escape, sorted(libpq_keywords(), key=len, reverse=True)))
     value = rf"'(?:[^'\\]|\\.)*'|[^\s&]*(?:&(?!(?:{keywords})=)[^\s&]*)*"
-    return re.compile(rf"(password\s*=\s*)({value})", re.IGNORECASE)
+    return re.compile(rf"((?:password|oauth_client_secret|scram_client_key|scram_server_key)\s*=\s*)({value})",
+                      re.IGNORECASE)  # "password" also ends "sslpassword"
 
 
 def _password_span(token: str) -> tuple[int, int] | None:

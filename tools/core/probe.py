@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import psycopg
 from psycopg import errors, sql
+from psycopg.conninfo import conninfo_to_dict
 
 from tools.core.dburl import DbUrl, scrub
 from tools.core.errors import ProbeError
@@ -179,7 +180,12 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
             ],
         )
     )
+    given = conninfo_to_dict(url.raw)
     kwargs = {
+        # libpq fills what a URL leaves out from PGPORT and PGHOSTADDR, so a PGPORT exported for psql
+        # would send the audit to another server than DB_URL names and the evidence shows. An explicit
+        # empty value means libpq's own default instead. (PGPASSWORD, PGUSER, PGSSL* name no server.)
+        **{keyword: "" for keyword in ("port", "hostaddr") if keyword not in given},
         "autocommit": True,
         "connect_timeout": max(2, math.ceil(timeouts.connect)),
         "application_name": APPLICATION_NAME,
