@@ -53,6 +53,25 @@ def test_session_is_read_only_autocommit_and_named(conn):
         conn.execute("INSERT INTO assets (symbol, name) VALUES ('X', 'x')")
 
 
+@pytest.mark.parametrize("attrs", ["read-write", "primary"])
+def test_a_url_that_asks_for_the_primary_reaches_it_read_only(target, attrs):
+    """libpq's target_session_attrs=read-write checks the session it opened: one made read-only at
+    startup would be taken for a standby, and the primary reported unreachable."""
+    with db_probe.connect(parse(f"{target.url}?target_session_attrs={attrs}"), FAST) as conn:
+        assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+
+
+def test_a_now_of_the_roles_own_schema_never_stands_in_for_the_real_one(target):
+    """A search path that puts a schema with its own now() before pg_catalog: the probe's session
+    still reads the server's clock (a shadowed now() ten days behind would make a stale feed fresh)."""
+    stage(target, "CREATE SCHEMA clock", "GRANT USAGE ON SCHEMA clock TO PUBLIC",
+          "CREATE FUNCTION clock.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT pg_catalog.now() - interval '10 days' $$")  # fmt: skip
+    url = f"{target.url}?options=-c%20search_path%3Dclock,pg_catalog,public"
+    with db_probe.connect(parse(url), FAST) as conn:
+        assert conn.execute("SELECT now() > pg_catalog.now() - interval '1 hour'").fetchone()[0]
+        assert db_probe.table_stats(conn, "market_data", 1000, FAST).rows == 120, "public's tables still found"
+
+
 def test_wrong_password_is_named_without_echoing_it(target):
     url = target.url.replace(target.role.password, "not-the-password")
     error = connect_error(url)

@@ -174,7 +174,6 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
             None,
             [
                 url.param("options"),
-                "-c default_transaction_read_only=on",
                 f"-c statement_timeout={_ms(timeouts.query)}",
                 f"-c lock_timeout={_ms(timeouts.lock)}",
             ],
@@ -207,10 +206,23 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
         raise ProbeError(error.cause, scrub(str(error), url.secrets), setting=error.setting) from None
 
 
+# Set once connected, not as startup options: libpq's target_session_attrs=read-write would take a
+# session made read-only at startup for a standby, and read-only would take a primary for one.
+# pg_catalog goes first on the search path, so a now() or max() of the role's own schemas cannot
+# stand in for the real ones (a shadowed now() would make a stale feed look fresh).
+_SESSION = (
+    "SET default_transaction_read_only = on;"
+    " SELECT pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ', 'pg_catalog',"
+    " NULLIF(pg_catalog.current_setting('search_path'), '')), false);"
+    " SELECT 1"
+)
+
+
 def _ping(conn: psycopg.Connection) -> psycopg.Connection:
-    """Prove the session answers queries, not just that the handshake worked."""
+    """Make the session read-only with the real built-ins first, and prove it answers queries, not
+    just that the handshake worked."""
     try:
-        conn.execute("SELECT 1")
+        conn.execute(_SESSION)
     except BaseException:
         conn.close()
         raise
