@@ -217,12 +217,14 @@ def target(pg_server: PgServer, template: str, audit_role: Role) -> Iterator[Tar
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A project root with what the audit requires (docs/, the health check and the fixer)."""
+    """A project root with what the audit requires: docs/, the fixer (a placeholder: the audit only
+    checks that it exists) and the health check, which the audit runs: a link to this checkout's
+    (never write through it)."""
     root = tmp_path / "project"
     (root / "docs").mkdir(parents=True)
     (root / "tools").mkdir()
-    for name in ("health_check.py", "cleanup_root.py"):
-        (root / "tools" / name).write_text("# placeholder: the audit only checks that it exists\n")
+    (root / "tools" / "cleanup_root.py").write_text("# placeholder: the audit only checks that it exists\n")
+    (root / "tools" / "health_check.py").symlink_to(REPO / "tools" / "health_check.py")
     return root
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import re
+import shutil
 import site
 import subprocess
 import sys
@@ -314,6 +315,24 @@ def test_a_raw_ampersand_in_a_password_parameter_leaks_nothing(project, run_audi
     for piece in ("Zebra", "Qx4411", "Pw-Q", "sslmod="):  # none is a run's random digits
         assert piece not in written
     assert "Traceback" not in run.output
+
+
+def test_another_projects_own_health_check_is_the_one_that_runs(project, target, run_audit):
+    """--project-root audits that checkout: its own tools/health_check.py, broken there, fails the check
+    (this checkout's working copy proves nothing about it); a working one passes, run in its own process."""
+    write_env(project, f"DB_URL={target.url}\n")
+    script = project / "tools" / "health_check.py"
+    script.unlink()
+    script.write_text("def broken(:\n")
+    run = run_audit(project)
+    assert run.outcome("test_health_check_passes") == "failed", run.output
+    assert "tools/health_check.py exited 1: " in run.message("test_health_check_passes")
+    assert "SyntaxError" in run.message("test_health_check_passes")
+    script.unlink()
+    shutil.copytree(REPO / "tools", project / "tools", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    again = run_audit(project)
+    assert again.outcome("test_health_check_passes") == "passed", again.output
+    assert f"command: python3 tools/health_check.py --root {project} " in again.output
 
 
 def test_an_oauth_client_secret_in_db_url_leaks_nowhere(project, run_audit, tmp_path, closed_port):

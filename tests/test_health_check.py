@@ -228,7 +228,8 @@ def test_the_audits_run_reads_exit_code_and_verdict(case, tmp_path, monkeypatch)
     """Only exit 0 with the spec's verdict line proves the system healthy: a script that lost its
     ``sys.exit(main())`` or its report must not pass; sys.argv and sys.path come back as they were."""
     script, code, problem = PLANTED[case]
-    planted = tmp_path / "health_check.py"
+    planted = tmp_path / "tools" / "health_check.py"
+    planted.parent.mkdir()
     planted.write_text(f"import sys\nsys.path.insert(0, '/nowhere')\nprint(sys.argv[1:], file=sys.stderr)\n{script}")
     module = _the_checks_conftest(monkeypatch)
     monkeypatch.setattr(module, "HEALTH_CHECK", planted)
@@ -240,12 +241,15 @@ def test_the_audits_run_reads_exit_code_and_verdict(case, tmp_path, monkeypatch)
     assert f"'--root', '{tmp_path}', '--tables', 'market_data assets'" in run.stderr, "the audit's settings as flags"
 
 
-def test_the_audits_run_passes_ctrl_c_on(tmp_path, monkeypatch):
+@pytest.mark.parametrize("whose", ["this checkout's, in the audit's process", "another project's, in its own"])
+def test_the_audits_run_passes_ctrl_c_on(tmp_path, monkeypatch, whose):
     """The script turns Ctrl-C into exit 130; in the audit, it stops the audit instead of failing a check."""
-    planted = tmp_path / "health_check.py"
+    planted = tmp_path / "tools" / "health_check.py"
+    planted.parent.mkdir()
     planted.write_text("raise SystemExit(130)\n")
     module = _the_checks_conftest(monkeypatch)
-    monkeypatch.setattr(module, "HEALTH_CHECK", planted)
+    if whose.startswith("this"):
+        monkeypatch.setattr(module, "HEALTH_CHECK", planted)
     with pytest.raises(KeyboardInterrupt):
         module.run_health_check(tmp_path, settings.build({}, tmp_path))
 
@@ -278,7 +282,7 @@ def test_the_audits_run_starts_the_script_as_a_fresh_python_would(bootstrap, pro
     monkeypatch.setattr(module, "HEALTH_CHECK", script)
     monkeypatch.setattr(sys, "path", [entry for entry in sys.path if Path(entry or ".").resolve() != REPO])
     monkeypatch.delenv("DB_URL", raising=False)
-    run = module.run_health_check(project, settings.build({}, project))
+    run = module.run_health_check(checkout, settings.build({}, checkout))
     if bootstrap == "removed":
         assert run.code == 1 and "exited 1: ModuleNotFoundError: No module named 'tools'" in run.problem
     else:  # it finds its modules, and stops where it should: no DB_URL in this project
