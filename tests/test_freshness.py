@@ -119,6 +119,7 @@ def test_several_rules_and_an_empty_setting():
         ("market_data=3y", "'3y' is not an age"),
         ("market_data=0s", "'0s' is out of range"),
         ("market_data=99999999d", "out of range"),
+        ("market_data=999999999w", "out of range"),  # past what timedelta() holds: checked before it is made
         ('"market_data=3d', "unclosed quote"),
         ("a.b.c.d=1d", "too many parts"),
         ("market_data=1d market_data=2d", "listed twice"),

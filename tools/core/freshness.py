@@ -71,10 +71,10 @@ def parse_age(text: str) -> timedelta:
     match = _AGE.fullmatch(text.strip())
     if not match:
         raise ValueError(f"'{text}' is not an age: write a whole number and a unit, like 90s, 15m, 6h, 3d or 2w")
-    age = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-    if not timedelta(0) < age <= MAX_AGE:
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if not 0 < seconds <= MAX_AGE.total_seconds():  # checked before timedelta(), which overflows first
         raise ValueError(f"'{text}' is out of range: an age must be above 0 and at most 100 years")
-    return age
+    return timedelta(seconds=seconds)
 
 
 def parse_rules(text: str) -> tuple[FreshnessRule, ...]:
