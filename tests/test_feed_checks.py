@@ -97,6 +97,23 @@ def test_rows_deleted_since_the_last_analyze_never_pass_behind_a_stale_estimate(
     assert "older than the statistics" not in after_reset.output
 
 
+def test_terminal_escapes_in_the_data_never_reach_the_terminal(project, target, run_audit, tmp_path):
+    """A symbol holding escapes that move the cursor up and erase lines could rewrite FAILED as PASSED
+    on a terminal: the audit's summary and the health check's report show them escaped."""
+    reseed(target, rows=3_000)
+    evil = "EVIL" + "\x1b[1A\x1b[2K" * 5 + "\x1b[32mPASSED"
+    stage(target, "INSERT INTO assets (symbol, name, asset_class, currency, exchange) "
+          f"VALUES ({sql.Literal(evil).as_string(target.admin)}, 'x', 'fx', 'USD', 'X')",
+          "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume) "
+          f"VALUES ({sql.Literal(evil).as_string(target.admin)}, 'H1', now() - interval '9 days', 1, 1, 1, 1, 1)")  # fmt: skip
+    run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
+    assert run.outcome("test_data_is_fresh") == "failed", run.output
+    assert "\x1b" not in run.output and "EVIL\\x1b[1A" in run.output
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project)],
+                          capture_output=True, text=True, timeout=60, env=clean_env())
+    assert done.returncode == 1 and "\x1b" not in done.stdout and "EVIL\\x1b[1A" in done.stdout, done.stdout
+
+
 def test_a_failed_audit_never_becomes_the_baseline(project, target, run_audit, tmp_path):
     reseed(target, rows=10_000)
     history = tmp_path / "history.jsonl"

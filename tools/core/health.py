@@ -13,6 +13,7 @@ from tools.core import db_config, freshness
 from tools.core import probe as db_probe
 from tools.core.errors import ConfigError, ProbeError
 from tools.core.settings import AuditSettings
+from tools.core.text import printable
 
 RULE = "=" * 80
 HEALTHY, UNHEALTHY = "✅ System Healthy", "❌ System Unhealthy"  # the report's last line: the spec's verdict
@@ -108,4 +109,4 @@ def render(health: Health) -> str:
         for rule, result in health.freshness.items():
             lines.append(f"   {result['shown']}" if result["ok"] else f"   ❌ {rule}: {result['error']}")
     lines += ["", HEALTHY if health.healthy else UNHEALTHY]
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))  # a symbol's value may hold terminal escapes that erase lines

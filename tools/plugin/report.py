@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tools.core import db_config, dburl
+from tools.core.text import printable
 from tools.plugin import settings as audit_settings
 
 SECRETS = pytest.StashKey[tuple[str, ...]]()
@@ -366,7 +367,9 @@ def _write_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> 
     results = list(config.stash.get(RESULTS, {}).values())
     if config.option.collectonly:
         return
-    write = terminalreporter.line
+    def write(line: str, **markup: bool) -> None:  # a value from the database may hold terminal escapes
+        terminalreporter.line(printable(line), **markup)
+
     terminalreporter.section(f"infrastructure audit: {safe(config, project_identity(config)[1])}")
     for result in results:
         write(f"{SHOUTED[result.verdict]:<16} {result.name}", bold=True, **MARKUP[result.verdict])
