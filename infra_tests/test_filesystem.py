@@ -49,6 +49,8 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
 @pytest.mark.check("required paths present")
 def test_required_paths_present(project_root: Path, audit_settings: AuditSettings, evidence) -> None:
     """The files the spec requires (docs, health check, cleanup script) exist in the project."""
+    if not audit_settings.required_paths:
+        pytest.skip("infra_required_paths is empty: nothing shows the project's paths are there")
     missing = []
     for relative in audit_settings.required_paths:
         path = project_root / relative

@@ -73,6 +73,18 @@ def test_a_never_analyzed_partitioned_table_is_judged_by_its_partitions_size(tar
     assert error.cause == "needs_index" and "never analyzed, 8 kB on disk" in str(error), str(error)
 
 
+def test_a_foreign_table_is_refused_rather_than_fetched(target, conn):
+    try:
+        stage(target, "CREATE EXTENSION file_fdw")
+    except psycopg.Error:
+        pytest.skip("file_fdw is not installed with these PostgreSQL binaries")
+    stage(target, "CREATE SERVER files FOREIGN DATA WRAPPER file_fdw",
+          "CREATE FOREIGN TABLE remote_bars (ts timestamptz) SERVER files OPTIONS (filename '/dev/null')",
+          "GRANT SELECT ON remote_bars TO PUBLIC")  # fmt: skip
+    error = probe_error(conn, "remote_bars=3d")
+    assert error.cause == "foreign" and "names a foreign table, remote_bars" in str(error)
+
+
 def test_a_view_is_refused_rather_than_read_whole(target, conn):
     stage(target, "CREATE VIEW md_view AS SELECT * FROM market_data", "GRANT SELECT ON md_view TO PUBLIC")
     error = probe_error(conn, "md_view=3d")
@@ -361,6 +373,12 @@ def test_a_table_without_the_group_column_names_the_setting(conn):
     error = probe_error(conn, "market_data=3d", group="ticker")
     assert error.cause == "no_group_column"
     assert "no column 'ticker'" in str(error) and "infra_freshness_group" in str(error)
+
+
+def test_the_time_column_as_its_own_group_is_refused(conn):
+    """--freshness-group=ts would ask for an index on (ts, ts): every timestamp its own group."""
+    error = probe_error(conn, "market_data=3d", group="ts")
+    assert error.cause == "no_group_column" and "names market_data's time column 'ts' itself" in str(error)
 
 
 def test_the_group_query_walks_the_index_and_never_scans_the_table(target, fifty, conn):

@@ -552,3 +552,11 @@ def test_a_link_planted_at_the_reports_name_during_the_run_is_not_followed(proje
     run = run_audit(project, "-p", "plant_link", f"--html={report}", env=clean_env(PYTHONPATH=str(tmp_path)))
     assert run.exit_code == 1 and victim.read_text() == "precious", run.output
     assert f"the HTML report was not written to {report}: {report} is not a regular file: it is left as it is" in run.output
+
+
+def test_an_empty_required_paths_list_is_not_run_and_fails_the_run(project, run_audit):
+    """An empty list proves nothing: NOT RUN, never a PASSED with no evidence."""
+    run = run_audit(project, "--required-paths=", "-k", "required_paths")
+    assert run.exit_code == 1
+    assert re.search(r"NOT RUN +required paths present", run.output), run.output
+    assert "infra_required_paths is empty: nothing shows the project's paths are there" in run.output

@@ -441,6 +441,12 @@ def resolve(
             f"infra_freshness = {rule.text} names a view, {table}: whether an index finds its newest rows cannot be "
             "told, and a view over a big table would be read whole: name the table it reads",
         )
+    if kind == "f":  # its rows live on another server, with no index this one can use
+        raise ProbeError(
+            "foreign",
+            f"infra_freshness = {rule.text} names a foreign table, {table}: finding its newest rows would fetch "
+            "them from the other server: watch the table on that server instead",
+        )
     relation = db_probe.Relation.read(conn, tuple(relation_row), table_text, timeouts)
     estimate, size_bytes, row_security = relation.estimate, relation.size, relation.row_security
     if estimate >= 0:
@@ -524,6 +530,12 @@ def _group_keys(
             "no_group_column",
             f"table {table} has no column '{group}' to check freshness per group by: set infra_freshness_group "
             "to one of its columns, or leave it empty to turn the per-group check off",
+        )
+    if group == column:
+        raise ProbeError(
+            "no_group_column",
+            f"infra_freshness_group names {table}'s time column '{column}' itself: every value of it is its own "
+            "group; set it to a column like symbol, or leave it empty to turn the per-group check off",
         )
     names = {number: name for name, number in numbers.items()}
     g, ts = numbers[group], numbers[column]
