@@ -433,12 +433,16 @@ def test_server_that_freezes_mid_audit_hits_our_own_deadline(target, conn):
         pytest.skip("the server runs as another OS user: its backend cannot be frozen from here")
     try:
         first = probe_error(conn, "market_data")
+        started = time.monotonic()
         second = probe_error(conn, "assets")
+        waited = time.monotonic() - started
     finally:
         os.kill(backend, signal.SIGCONT)
     assert first.cause == "no_answer"
     assert "stopped answering while checking table 'market_data'" in str(first)
     assert second.cause == "no_answer", "a connection left busy must not hang the next check"
+    assert "still waiting for the server's answer on table 'market_data'" in str(second)
+    assert waited < 1, "it says so at once rather than wait out the deadline again"
     conn.close()
 
 

@@ -14,6 +14,7 @@ import math
 import queue
 import re
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -33,6 +34,7 @@ COULD_NOT_LOOK = frozenset({"locked", "timeout", "no_answer"})
 ANSWER_GRACE_S = 2.0
 MAX_TIMEOUT_S = 3600  # "never a hang": no deadline may be infinite, NaN, or so large it overflows
 T = TypeVar("T")
+_STUCK: weakref.WeakKeyDictionary[psycopg.Connection, str] = weakref.WeakKeyDictionary()  # conn -> the table
 
 # What the plain catalog row of a relation ``c`` cannot tell, read only for the relations that need
 # it (a simple read keeps the usual table's check at one cheap query).
@@ -430,11 +432,16 @@ def fetch_one(
     """The first row of one query, bounded by the server's timeouts AND by our own clock.
 
     After a ``no_answer`` the connection stays busy in the abandoned thread: later queries on it
-    wait for its lock and hit the same deadline, so nothing ever hangs; close it, never commit.
+    fail at once, naming the table it is still stuck on (each would wait out the deadline again);
+    close it, never commit.
     """
+    if conn in _STUCK:
+        raise ProbeError("no_answer", f"not checked: the connection is still waiting for the server's answer on "
+                         f"table '{_STUCK[conn]}' (see that table): check the server's health and load")
     try:
         row = with_deadline(lambda: conn.execute(query, params).fetchone(), timeouts.answer)
     except TimeoutError:
+        _STUCK[conn] = table
         raise ProbeError(
             "no_answer",
             f"the server stopped answering while checking table '{table}' (nothing within {timeouts.answer:g} s, "
