@@ -17,6 +17,7 @@ import argparse
 import difflib
 import importlib.util
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -140,6 +141,8 @@ def run(
     or carry on); their fix names settings as ``setting_names`` spells them (the tool's flags).
     """
     tolerate_closed_stdout()
+    # psycopg logs what it could not do while giving up (a rollback refused on Ctrl-C): one line is ours.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     error, code, data = None, EXIT_OK, {}
     try:
         result = work()
