@@ -41,3 +41,18 @@ def test_a_file_name_the_terminal_cannot_encode_is_escaped_not_a_crash(tmp_path)
     assert "Traceback" not in done.stderr
     assert "tool-\\udcff" in done.stdout or "tool-\\xff" in done.stdout
     assert venv_artifacts.scan_root(root).clean
+
+
+def test_psycopgs_own_warnings_never_print_beside_the_one_error_line():
+    """On Ctrl-C psycopg logs the rollback it could not do ("error ignored in rollback on
+    <psycopg.Connection ...>"); a tool's stderr is its one error line."""
+    script = (
+        "import logging, sys; sys.path.insert(0, sys.argv[1])\n"
+        "from tools import _cli\n"
+        "def work():\n"
+        "    logging.getLogger('psycopg').warning('error ignored in rollback on <psycopg.Connection>')\n"
+        "    raise KeyboardInterrupt\n"
+        "sys.exit(_cli.run('tool.py', work, as_json=False))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(REPO)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (130, "tool.py: error: interrupted\n")
