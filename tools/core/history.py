@@ -240,38 +240,35 @@ def compare(
         if before is None or before.rows is None:
             findings.append(Finding(table, "baseline", f"{table}: {now.shown}, the first count on record (baseline)"))
             continue
-        when = _shown_time(time)
-        fewest = before.rows * (1 - max_shrink)  # the fewest rows allowed (fewer still, when before was a floor)
-        if now.rows is None or (now.over and (before.over or now.rows < fewest)):
-            findings.append(Finding(table, "unknown", (
-                f"{table}: could not compare: it holds {now.shown} now, too few to tell whether it is within "
-                f"{percent(max_shrink)} of the {before.shown} of the last passing audit ({when}), and the planner has no "
-                f"current estimate: run ANALYZE {table} (a view has none: list the table it reads), then audit again"
-            )))  # fmt: skip
-            continue
-        if now.live is not None and now.live < fewest <= now.rows:  # a loss since the estimate may hide behind it
-            findings.append(Finding(table, "unknown", (
-                f"{table}: could not compare: the planner's estimate of ~{counted(now.rows, 'row')} is older than "
-                f"PostgreSQL's statistics, which count ~{now.live:,} live rows now, {percent(1 - now.live / before.rows)} "
-                f"fewer than the {before.shown} of the last passing audit ({when}): run ANALYZE {table}, then audit again"
-            )))  # fmt: skip
-            continue
-        if before.over and now.rows >= fewest:
-            findings.append(Finding(table, "reset", (
-                f"{table}: {now.shown} now; the last passing audit ({when}) knew only that it held {before.shown}, "
-                "which proves nothing about a loss since: these counts are the baseline from now on"
-            )))  # fmt: skip
-            continue
-        if before.rows > 0 and now.rows < fewest:
-            lost = 1 - now.rows / before.rows
-            findings.append(Finding(table, "shrunk", (
-                f"{table} holds {now.shown} now, {percent(lost)} fewer than the {before.shown} of the last passing "
-                f"audit ({when}), more than the {percent(max_shrink)} allowed (infra_max_shrink): find where the rows went; "
-                "if they were removed on purpose, pass one audit with a higher infra_max_shrink"
-            )))  # fmt: skip
-        else:
-            findings.append(Finding(table, "ok", f"{table}: {now.shown}, was {before.shown} on {when}"))
+        findings.append(_judged(table, now, before, _shown_time(time), max_shrink))
     return findings
+
+
+def _judged(table: str, now: TableCount, before: TableCount, when: str, max_shrink: float) -> Finding:
+    """One table's count now against its count ``before`` (a number, or a floor), taken ``when``."""
+    fewest = before.rows * (1 - max_shrink)  # the fewest rows allowed (fewer still, when before was a floor)
+    if now.rows is None or (now.over and (before.over or now.rows < fewest)):
+        why = (f"it holds {now.shown} now, too few to tell whether it is within {percent(max_shrink)} of the "
+               f"{before.shown} of the last passing audit ({when}), and the planner has no current estimate: run "
+               f"ANALYZE {table} (a view has none: list the table it reads)")  # fmt: skip
+        return Finding(table, "unknown", f"{table}: could not compare: {why}, then audit again")
+    if now.live is not None and now.live < fewest <= now.rows:  # a loss since the estimate may hide behind it
+        why = (f"the planner's estimate of ~{counted(now.rows, 'row')} is older than PostgreSQL's statistics, which "
+               f"count ~{now.live:,} live rows now, {percent(1 - now.live / before.rows)} fewer than the {before.shown} "
+               f"of the last passing audit ({when}): run ANALYZE {table}")  # fmt: skip
+        return Finding(table, "unknown", f"{table}: could not compare: {why}, then audit again")
+    if before.over and now.rows >= fewest:
+        return Finding(table, "reset", (
+            f"{table}: {now.shown} now; the last passing audit ({when}) knew only that it held {before.shown}, "
+            "which proves nothing about a loss since: these counts are the baseline from now on"
+        ))  # fmt: skip
+    if before.rows > 0 and now.rows < fewest:
+        return Finding(table, "shrunk", (
+            f"{table} holds {now.shown} now, {percent(1 - now.rows / before.rows)} fewer than the {before.shown} of the "
+            f"last passing audit ({when}), more than the {percent(max_shrink)} allowed (infra_max_shrink): find where "
+            "the rows went; if they were removed on purpose, pass one audit with a higher infra_max_shrink"
+        ))  # fmt: skip
+    return Finding(table, "ok", f"{table}: {now.shown}, was {before.shown} on {when}")
 
 
 def _shown_time(iso: str) -> str:
