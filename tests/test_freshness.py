@@ -262,6 +262,17 @@ def test_a_table_dated_entirely_ahead_says_so(target, conn):
     assert problem.endswith("check the feed's clock and time zone")
 
 
+def test_an_empty_table_is_said_once_as_a_cause_with_a_short_fact_as_evidence(target, conn):
+    stage(target, "DELETE FROM market_data")
+    result = check(conn, group=None)
+    assert result.problems == ("market_data.ts: no row to date (the table is empty, or every ts is NULL), so nothing "
+                               "shows the data is current: is the feed running?",)  # fmt: skip
+    assert result.evidence == "market_data.ts: no newest row"
+    stage(target, "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume) "
+          "SELECT symbol, 'H1', now() + interval '1000 days', 1, 1, 1, 1, 1 FROM assets LIMIT 1")
+    assert check(conn, group=None).evidence.startswith("market_data.ts: no newest row up to a day ahead (the newest: ")
+
+
 def test_ages_come_from_the_server_clock_and_naive_timestamps_read_as_utc(target):
     stage(
         target,

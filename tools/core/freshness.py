@@ -319,7 +319,8 @@ class Freshness:
             found.append(f"{self.plan.label}: every row is dated more than a day ahead (the newest: {self.ahead}), so "
                          "nothing shows the data is current: check the feed's clock and time zone")  # fmt: skip
         elif self.newest is None:
-            found.append(f"{self.plan.label}: no row has a value there, so nothing shows the data is current")
+            found.append(f"{self.plan.label}: no row to date (the table is empty, or every {self.plan.column} is "
+                         "NULL), so nothing shows the data is current: is the feed running?")
         elif self.age is not None and self.age > self.limit.total_seconds():
             found.append(
                 f"{self.plan.label}: the newest row ({self.newest}) is {age_words(self.age)} old, "
@@ -341,8 +342,8 @@ class Freshness:
     @property
     def evidence(self) -> str:
         """``market_data.ts: newest row 2026-11-29 14:00:00 UTC, 12 minutes old (limit 3 days); 50 symbols...``"""
-        if self.newest is None or self.age is None:
-            return "; ".join(self.problems)
+        if self.newest is None or self.age is None:  # the cause says the rest
+            return f"{self.plan.label}: no newest row" + (f" up to a day ahead (the newest: {self.ahead})" if self.ahead else "")
         naive = " (no time zone: read as UTC)" if self.plan.column_type == "timestamp without time zone" else ""
         when = f"{age_words(self.age)} old" if self.age >= 0 else age_words(self.age)
         text = (
