@@ -425,7 +425,8 @@ def resolve(
     """Find the table, its time column and the indexes that answer the check, or raise ProbeError saying
     what to write (``infra_freshness = market_data.ts=3d``) or which index to create."""
     table_text, column = _split_names(conn, rule, timeouts)
-    found = db_probe.fetch_one(conn, _CATALOG, table_text, timeouts, (table_text,))
+    shown = ".".join(map(quote_name, rule.names[: len(rule.names) - (column is not None)]))  # for messages
+    found = db_probe.fetch_one(conn, _CATALOG, shown, timeouts, (table_text,))
     if found is None:
         raise ProbeError(
             "missing",
@@ -448,7 +449,7 @@ def resolve(
             f"infra_freshness = {rule.text} names a foreign table, {table}: finding its newest rows would fetch "
             "them from the other server: watch the table on that server instead",
         )
-    relation = db_probe.Relation.read(conn, tuple(relation_row), table_text, timeouts)
+    relation = db_probe.Relation.read(conn, tuple(relation_row), shown, timeouts)
     estimate, size_bytes, row_security = relation.estimate, relation.size, relation.row_security
     if estimate >= 0:
         big, size = estimate > exact_limit, f"~{counted(estimate, 'row')}"
@@ -484,7 +485,8 @@ def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeou
     if len(names) == 3:
         return ".".join(names[:2]), rule.names[2]
     qualified = ".".join(names)
-    (exists,) = db_probe.fetch_one(conn, "SELECT to_regclass(%s) IS NOT NULL", qualified, timeouts, (qualified,))
+    shown = ".".join(map(quote_name, rule.names))
+    (exists,) = db_probe.fetch_one(conn, "SELECT to_regclass(%s) IS NOT NULL", shown, timeouts, (qualified,))
     return (qualified, None) if exists else (names[0], rule.names[1])
 
 
