@@ -560,3 +560,10 @@ def test_an_empty_required_paths_list_is_not_run_and_fails_the_run(project, run_
     assert run.exit_code == 1
     assert re.search(r"NOT RUN +required paths present", run.output), run.output
     assert "infra_required_paths is empty: nothing shows the project's paths are there" in run.output
+
+
+def test_a_selection_that_matches_no_check_says_so(project, run_audit):
+    run = run_audit(project, "-k", "no_such_check")
+    assert run.exit_code == 5
+    assert "audit FAILED: no check ran; pytest ended with exit code 5: nothing matched what was selected (-k, a path)" \
+        in run.output, run.output

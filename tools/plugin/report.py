@@ -280,6 +280,8 @@ def counts_line(config: pytest.Config, results: list[CheckResult], exitstatus: i
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     if interrupted:
         counts += "; interrupted before the audit finished"
+    elif exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        counts += f"; pytest ended with exit code {int(exitstatus)}: nothing matched what was selected (-k, a path)"
     elif exitstatus != pytest.ExitCode.OK and all(r.verdict == PASSED for r in results):
         counts += f"; but pytest ended with exit code {int(exitstatus)}: see its errors"
     left_out = not_selected(config, results)
