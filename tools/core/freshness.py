@@ -409,7 +409,7 @@ def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshne
 
 
 _CATALOG = f"""
-SELECT {db_probe.RELATION_COLUMNS}, has_table_privilege(c.oid, 'SELECT'), current_user,
+SELECT {db_probe.RELATION_COLUMNS}, {db_probe.PRIVILEGE_COLUMNS}, current_user,
        (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, NULL), a.attnum) ORDER BY a.attnum)
           FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
        (SELECT json_agg(to_json(i.indkey::int2[]))
@@ -433,10 +433,10 @@ def resolve(
             f"infra_freshness = {rule.text} names a table that does not exist in database '{conn.info.dbname}': "
             'fix infra_freshness (quote mixed-case names: "Market Data"=3d)',
         )
-    *relation_row, readable, user, columns, indexes = found
+    *relation_row, readable, qualified, user, columns, indexes = found
     table, kind = relation_row[0], relation_row[2]
     if not readable:
-        raise ProbeError("permission", f"permission denied on table {table}: GRANT SELECT ON {table} TO {user}")
+        raise ProbeError("permission", f"permission denied on table {table}: GRANT SELECT ON {qualified} TO {user}")
     if kind == "v":  # no size, no estimate, no index of its own: it could hide a scan of a big table
         raise ProbeError(
             "view",

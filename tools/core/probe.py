@@ -76,6 +76,10 @@ _VIEW_ROW_SECURITY = (
     " WHERE r.ev_class = t.oid AND d.refobjid >= 16384)"  # FirstNormalObjectId: made in this database
     " AND EXISTS (SELECT 1 FROM pg_class x WHERE x.relrowsecurity))))"
 )
+# Whether this session may read relation ``c``, and its schema-qualified name for the GRANT that would
+# let it (bare, it could name another schema's table of that name in whoever runs it).
+PRIVILEGE_COLUMNS = ("has_table_privilege(c.oid, 'SELECT'),"
+                     " format('%%I.%%I', (SELECT nspname FROM pg_namespace WHERE oid = c.relnamespace), c.relname)")
 # The plain catalog row: columns for ``Relation.read`` (``c`` in the caller's FROM).
 RELATION_COLUMNS = ("c.oid::regclass::text, c.oid, c.relkind, c.relhassubclass, c.reltuples::bigint,"
                     " pg_relation_size(c.oid), pg_stat_get_live_tuples(c.oid), pg_stat_get_mod_since_analyze(c.oid),"
@@ -454,9 +458,9 @@ def fetch_one(
 
 def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> Relation:
     """The table as the catalog describes it, read without taking a lock."""
-    *row, readable, user, schemas = fetch_one(
+    *row, readable, qualified, user, schemas = fetch_one(
         conn,
-        f"SELECT {RELATION_COLUMNS}, has_table_privilege(c.oid, 'SELECT'), current_user, current_schemas(false)::text"
+        f"SELECT {RELATION_COLUMNS}, {PRIVILEGE_COLUMNS}, current_user, current_schemas(false)::text"
         # parse_ident raises on a malformed name: since PostgreSQL 16, to_regclass returns NULL for one
         " FROM (SELECT to_regclass(%s) AS oid WHERE parse_ident(%s) IS NOT NULL) AS r"
         " LEFT JOIN pg_class c ON c.oid = r.oid",
@@ -472,7 +476,7 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> Relatio
             setting="tables",
         )
     if not readable:
-        raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {row[0]} TO {user}")
+        raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {qualified} TO {user}")
     return Relation.read(conn, tuple(row), table, timeouts)
 
 
