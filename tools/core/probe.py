@@ -78,8 +78,8 @@ _VIEW_ROW_SECURITY = (
 )
 # Whether this session may read relation ``c``, and its schema-qualified name for the GRANT that would
 # let it (bare, it could name another schema's table of that name in whoever runs it).
-PRIVILEGE_COLUMNS = ("has_table_privilege(c.oid, 'SELECT'),"
-                     " format('%%I.%%I', (SELECT nspname FROM pg_namespace WHERE oid = c.relnamespace), c.relname)")
+PRIVILEGE_COLUMNS = ("has_table_privilege(c.oid, 'SELECT'), (SELECT quote_ident(nspname) FROM pg_namespace"
+                     " WHERE oid = c.relnamespace) || '.' || quote_ident(c.relname)")  # NULL for no table
 # The plain catalog row: columns for ``Relation.read`` (``c`` in the caller's FROM).
 RELATION_COLUMNS = ("c.oid::regclass::text, c.oid, c.relkind, c.relhassubclass, c.reltuples::bigint,"
                     " pg_relation_size(c.oid), pg_stat_get_live_tuples(c.oid), pg_stat_get_mod_since_analyze(c.oid),"
