@@ -61,15 +61,36 @@ def test_a_url_that_asks_for_the_primary_reaches_it_read_only(target, attrs):
         assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
 
 
-def test_a_now_of_the_roles_own_schema_never_stands_in_for_the_real_one(target):
-    """A search path that puts a schema with its own now() before pg_catalog: the probe's session
-    still reads the server's clock (a shadowed now() ten days behind would make a stale feed fresh)."""
+def test_a_service_in_db_url_still_names_its_own_port(target, monkeypatch, tmp_path):
+    """`?service=box`: the service file's port is the URL's, not libpq's default that the PGPORT guard sets."""
+    (tmp_path / "pg_service.conf").write_text(f"[box]\nport={target.admin.info.port}\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "pg_service.conf"))
+    monkeypatch.setenv("PGPASSWORD", target.role.password)
+    with db_probe.connect(parse(f"postgresql://{target.role.name}@127.0.0.1/{target.dbname}?service=box"), FAST) as conn:
+        assert conn.info.port == target.admin.info.port
+
+
+def test_every_setting_is_a_startup_option_never_a_set(conn):
+    """Through a pooler in transaction mode, a SET would stay on the server connection and make the
+    next client's session (the application's) read-only: the probe's settings come with the
+    connection and go with it."""
+    sources = dict(conn.execute(
+        "SELECT name, source FROM pg_settings WHERE name IN ('default_transaction_read_only', 'statement_timeout',"
+        " 'lock_timeout', 'search_path', 'application_name')").fetchall())  # fmt: skip
+    assert "session" not in sources.values(), sources
+    assert sources["default_transaction_read_only"] == "client"
+
+
+def test_a_schema_before_pg_catalog_is_refused(target):
+    """A search path that puts a schema with its own now() before pg_catalog (ten days behind, a
+    stale feed would look fresh): the probe refuses the session rather than trust its clock."""
     stage(target, "CREATE SCHEMA clock", "GRANT USAGE ON SCHEMA clock TO PUBLIC",
           "CREATE FUNCTION clock.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT pg_catalog.now() - interval '10 days' $$")  # fmt: skip
-    url = f"{target.url}?options=-c%20search_path%3Dclock,pg_catalog,public"
-    with db_probe.connect(parse(url), FAST) as conn:
-        assert conn.execute("SELECT now() > pg_catalog.now() - interval '1 hour'").fetchone()[0]
-        assert db_probe.table_stats(conn, "market_data", 1000, FAST).rows == 120, "public's tables still found"
+    error = connect_error(f"{target.url}?options=-c%20search_path%3Dclock,pg_catalog,public")
+    assert error.cause == "search_path"
+    assert "puts schema clock before pg_catalog" in str(error)
+    with db_probe.connect(parse(f"{target.url}?options=-c%20search_path%3Dclock,public"), FAST) as conn:
+        assert db_probe.table_stats(conn, "market_data", 1000, FAST).rows == 120, "pg_catalog first, implied: fine"
 
 
 def test_wrong_password_is_named_without_echoing_it(target):

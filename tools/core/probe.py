@@ -11,6 +11,7 @@ no password.
 from __future__ import annotations
 
 import math
+import os
 import queue
 import re
 import threading
@@ -172,30 +173,44 @@ class TableStats:
         return f"~{counted(self.rows, 'row')} (planner estimate)"
 
 
+# What libpq's target_session_attrs asks of a session made read-only at startup, as the audit's is:
+# "read-write" would take every server for a standby, "read-only" every one for a standby too. The
+# server's role (libpq 14+: in_hot_standby, or pg_is_in_recovery()) is what the URL means by them.
+_SESSION_ATTRS = {"read-write": "primary", "read-only": "standby"}
+
+
 def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
     """Open a read-only, autocommit session and run ``SELECT 1``, all within ``timeouts.connect``
-    seconds, or raise ProbeError. Close it with ``close()``, not ``commit()``: see ``fetch_one``."""
+    seconds, or raise ProbeError. Close it with ``close()``, not ``commit()``: see ``fetch_one``.
+
+    Every setting is a startup option, never a ``SET`` after connecting: through a pooler in
+    transaction mode, a session's ``SET`` would stay on the server connection for other clients."""
     options = " ".join(
         filter(
             None,
             [
                 url.param("options"),
+                "-c default_transaction_read_only=on",
                 f"-c statement_timeout={_ms(timeouts.query)}",
                 f"-c lock_timeout={_ms(timeouts.lock)}",
             ],
         )
     )
     given = conninfo_to_dict(url.raw)
+    attrs = given.get("target_session_attrs") or os.environ.get("PGTARGETSESSIONATTRS")
     kwargs = {
         # libpq fills what a URL leaves out from PGPORT and PGHOSTADDR, so a PGPORT exported for psql
         # would send the audit to another server than DB_URL names and the evidence shows. An explicit
-        # empty value means libpq's own default instead. (PGPASSWORD, PGUSER, PGSSL* name no server.)
-        **{keyword: "" for keyword in ("port", "hostaddr") if keyword not in given},
+        # empty value means libpq's own default instead. (PGPASSWORD, PGUSER, PGSSL* name no server;
+        # a service, in the URL or PGSERVICE, names its own port and hostaddr.)
+        **{keyword: "" for keyword in ("port", "hostaddr")
+           if keyword not in given and not (given.get("service") or os.environ.get("PGSERVICE"))},
+        **({"target_session_attrs": _SESSION_ATTRS[attrs]} if attrs in _SESSION_ATTRS else {}),
         "autocommit": True,
         "connect_timeout": max(2, math.ceil(timeouts.connect)),
         "application_name": APPLICATION_NAME,
         "options": options,
-    }
+    }  # fmt: skip
     try:
         return with_deadline(
             lambda: _ping(psycopg.connect(url.raw, **kwargs)), timeouts.connect, discard=psycopg.Connection.close
@@ -212,23 +227,20 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
         raise ProbeError(error.cause, scrub(str(error), url.secrets), setting=error.setting) from None
 
 
-# Set once connected, not as startup options: libpq's target_session_attrs=read-write would take a
-# session made read-only at startup for a standby, and read-only would take a primary for one.
-# pg_catalog goes first on the search path, so a now() or max() of the role's own schemas cannot
-# stand in for the real ones (a shadowed now() would make a stale feed look fresh).
-_SESSION = (
-    "SET default_transaction_read_only = on;"
-    " SELECT pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ', 'pg_catalog',"
-    " NULLIF(pg_catalog.current_setting('search_path'), '')), false);"
-    " SELECT 1"
-)
-
-
 def _ping(conn: psycopg.Connection) -> psycopg.Connection:
-    """Make the session read-only with the real built-ins first, and prove it answers queries, not
-    just that the handshake worked."""
+    """Prove the session answers queries, not just that the handshake worked; and that PostgreSQL's own
+    functions are its: a schema before pg_catalog on the search path (the role's setting, or the URL's
+    options) could hold a now() ten days behind that makes a stale feed look fresh."""
     try:
-        conn.execute(_SESSION)
+        _, schemas = conn.execute("SELECT 1, pg_catalog.current_schemas(true)").fetchone()
+        first = next((schema for schema in schemas if not schema.startswith("pg_temp")), None)
+        if first != "pg_catalog":
+            raise ProbeError(
+                "search_path",
+                f"the session's search_path puts schema {first} before pg_catalog (the role's setting, or options "
+                "in DB_URL), so its functions could stand in for PostgreSQL's own: put pg_catalog first, or audit "
+                "as a role without that setting",
+            )
     except BaseException:
         conn.close()
         raise
