@@ -10,6 +10,7 @@ import pytest
 from tools.core import venv_artifacts
 from tools.core.errors import GitError
 from tools.core.settings import AuditSettings
+from tools.plugin import report
 
 
 @pytest.mark.check("root is clean")
@@ -18,12 +19,12 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
     evidence.add("root", project_root)
     try:
         scan = venv_artifacts.scan_root(project_root)
-    except GitError as exc:
-        pytest.fail(f"cannot tell project files from venv leftovers: {exc}", pytrace=False)
+    except GitError as exc:  # it could not tell: not a finding
+        report.conclude([], [f"cannot tell project files from venv leftovers: {exc}"])
     evidence.add("venv made in root", f"yes (pyvenv.cfg home = {scan.venv_home})" if scan.venv_home else "no")
     found = venv_artifacts.describe(scan)
     evidence.add("artifacts", "; ".join(found) if found else "none")
-    why = venv_artifacts.in_use(project_root) if scan.artifacts else None
+    why = venv_artifacts.in_use(project_root, [a.path for a in scan.artifacts]) if scan.artifacts else None
     if why is not None:  # not orphaned, and the fixer would refuse: say how to make it safe instead
         pytest.fail(
             f"{len(scan.artifacts)} virtualenv artifact(s) in {project_root}:\n  " + "\n  ".join(found)

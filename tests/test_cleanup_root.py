@@ -179,6 +179,20 @@ def test_a_venv_another_process_runs_from_is_refused(polluted: PollutedRoot, how
     assert run_fixer("--root", polluted.root).returncode == 0, "with the process gone, the venv is a leftover"
 
 
+def test_a_running_project_script_in_bin_is_not_the_venv_in_use(polluted: PollutedRoot) -> None:
+    """A tracked bin/feed.sh that is running holds only itself open: the venv's own entries still move."""
+    write(polluted.root / "bin" / "feed.sh", "#!/bin/sh\nread line\n", 0o755)
+    git(polluted.root, "add", "bin/feed.sh")
+    feed = subprocess.Popen(["sh", str(polluted.root / "bin" / "feed.sh")], stdin=subprocess.PIPE)
+    try:
+        result = run_fixer("--root", polluted.root)
+    finally:
+        feed.kill()
+        feed.wait()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bin/python" in reported(result.stdout, "moved") and (polluted.root / "bin" / "feed.sh").exists()
+
+
 def test_another_venvs_python_may_clean(polluted: PollutedRoot) -> None:
     """Advice followed: a venv elsewhere (here the project's venv/) runs the fixer, and it archives."""
     result = run_fixer("--root", polluted.root, python=polluted.root / "venv" / "bin" / "python",
@@ -375,8 +389,11 @@ def test_a_failure_after_moves_began_is_exit_1_naming_the_archive(
 
 
 def test_a_stop_after_moves_began_says_where_things_are_in_json(polluted: PollutedRoot, tmp_path: Path) -> None:
-    """git answers the plan's scan, then fails the verifying one: exit 1 (not 2, "nothing moved"), with the
-    archive and what moved in the JSON result."""
+    """git answers the plan's scan, then fails the verifying one (a tracked file keeps lib/ a suspect, so
+    there is something to ask about): exit 1 (not 2, "nothing moved"), with the archive and what moved in
+    the JSON result."""
+    write(next((polluted.root / "lib").iterdir()) / "site-packages" / "vendored.py", "x = 1\n")
+    git(polluted.root, "add", "-f", "lib")
     answered = tmp_path / "git-answered"
     write(tmp_path / "bin" / "git", f"#!/bin/sh\n[ -e {answered} ] && {{ echo 'fatal: index locked' >&2; exit 128; }}\n"
           f"touch {answered}\nexec {shutil.which('git')} \"$@\"\n", 0o755)

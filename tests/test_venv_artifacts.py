@@ -204,12 +204,14 @@ def test_git_missing_outside_a_repository_means_nothing_tracked(tmp_path: Path, 
 def test_git_missing_inside_a_repository_refuses_to_guess(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without git, a tracked bin/activate would look like a leftover: a .git above the root makes git a must."""
     git(polluted.root, "add", "bin/activate")
-    (polluted.root / "sub").mkdir()
+    write(polluted.root / "sub" / "bin" / "activate", f'VIRTUAL_ENV="{polluted.root}/sub"\n')  # a suspect there
     monkeypatch.setenv("PATH", str(polluted.root / "empty"))
     for root in (polluted.root, polluted.root / "sub"):
         with pytest.raises(GitError, match=rf"{polluted.root}/\.git makes .* part of a git repository, but git is "
                                            r"not installed \(not on PATH\)"):
             scan_root(root)
+    (polluted.root / "sub" / "bin" / "activate").unlink()
+    assert scan_root(polluted.root / "sub").clean, "nothing venv-like: git need not be asked (a slim image has none)"
 
 
 @pytest.mark.parametrize("how", ["ceiling", "broken worktree"])

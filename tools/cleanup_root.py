@@ -62,7 +62,10 @@ def run(args, report: archive.Report) -> archive.Outcome:
 
 def _typed(path: Path) -> str:
     """The path as a person would type it from here: relative when it lies below the current folder."""
-    here = Path.cwd()
+    try:
+        here = Path.cwd()
+    except OSError:  # the current folder was removed: the full path still works
+        return str(path)
     return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
 
 

@@ -295,7 +295,7 @@ def _clean(root: Path, dry_run: bool, report: Report) -> Outcome:
     scan = scan_root(root)
     outcome = Outcome("dry-run" if dry_run else "clean", str(root), venv_home=scan.venv_home,
                       artifacts=[asdict(a) for a in scan.artifacts], suspects=[asdict(a) for a in scan.suspects])
-    why = in_use(root) if scan.artifacts else None
+    why = in_use(root, [a.path for a in scan.artifacts]) if scan.artifacts else None
     if why is not None:  # the one line, and nothing moves: not even in a dry run is this a plan
         outcome.unresolved = True
         report.say("REFUSED", "", "nothing moved: " + in_use_advice(root, why))

@@ -22,7 +22,7 @@ import shlex
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,9 +118,12 @@ def _untracked_unless_in_a_repository(root: Path, git_problem: str) -> frozenset
 
 
 def scan_root(root: Path, tracked: frozenset[str] | None = None) -> Scan:
-    """Classify the venv leftovers of root; tracked=None asks git."""
+    """Classify the venv leftovers of root; tracked=None asks git, when there is anything to ask about."""
     root = Path(root)
     if tracked is None:
+        first = scan_root(root, frozenset())
+        if first.clean:  # nothing venv-like: what git tracks only ever takes away (a machine without git passes)
+            return first
         tracked = git_tracked(root)
     home, cfg = _pyvenv_cfg(root, tracked)
     candidates = cfg + _lib(root, "lib", tracked) + _lib64(root, tracked) + _include(root, tracked)
@@ -134,9 +137,11 @@ def scan_root(root: Path, tracked: frozenset[str] | None = None) -> Scan:
     return Scan(root, home, artifacts, tuple(c.artifact for c in candidates if not c.movable))
 
 
-def in_use(root: Path, prefix: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+def in_use(root: Path, artifacts: Iterable[str], prefix: str | None = None,
+           environ: Mapping[str, str] | None = None) -> str | None:
     """Why the venv made in ``root`` is not orphaned: the Python running this lives there
-    (``sys.prefix``, or ``prefix``), or it is the active venv (``VIRTUAL_ENV``); None when neither.
+    (``sys.prefix``, or ``prefix``), it is the active venv (``VIRTUAL_ENV``), or another process runs
+    from its ``artifacts`` (root-relative paths); None when none of these.
 
     Archiving it would pull the interpreter from under its user: ``python`` and ``pytest`` gone.
     """
@@ -146,32 +151,47 @@ def in_use(root: Path, prefix: str | None = None, environ: Mapping[str, str] | N
         return "the python running this comes from it"
     if active and os.path.realpath(active) == here:
         return "it is the active venv: VIRTUAL_ENV"
-    return process_using(here)
+    return process_using(here, artifacts)
 
 
-def process_using(venv: str) -> str | None:
-    """A running process that runs from the venv at ``venv`` (a real path): one started as ``venv/bin/...``,
-    one whose environment names it (VIRTUAL_ENV), or one holding its files open or mapped (a C
-    extension of site-packages). Best effort, from /proc: other users' processes may not be readable."""
-    inside = tuple(os.path.join(venv, part, "") for part in ("bin", "lib", "lib64", "include"))
+def process_using(venv: str, artifacts: Iterable[str]) -> str | None:
+    """A running process that runs from the venv at ``venv`` (a real path): one started as one of its
+    ``artifacts`` (``bin/python``), one whose environment names it (VIRTUAL_ENV), or one holding one of
+    them open or mapped (a C extension in ``lib/``). A project script of ``bin/`` that git tracks is
+    no artifact: running it is not running the venv. Best effort, from /proc: other users' processes
+    may not be readable."""
+    places = tuple(os.path.join(venv, artifact) for artifact in artifacts)
     for pid in filter(str.isdigit, _names(Path("/proc")) or []):
-        if int(pid) != os.getpid() and any(path.startswith(inside) for path in _process_paths(pid, venv)):
+        if int(pid) == os.getpid():
+            continue
+        if _activated(pid, venv) or any(_within(path, places) for path in _process_paths(pid)):
             return f"process {pid} ({_program(pid)}) runs from it"
     return None
 
 
-def _process_paths(pid: str, venv: str) -> Iterator[str]:
-    """The paths process ``pid`` runs from: its program as started, its VIRTUAL_ENV, its open and mapped files."""
+def _within(path: str, places: tuple[str, ...]) -> bool:
+    return any(path == place or path.startswith(place + "/") for place in places)
+
+
+def _activated(pid: str, venv: str) -> bool:
+    """Whether process ``pid`` was started with VIRTUAL_ENV naming the venv (a shell's activated venv)."""
+    with contextlib.suppress(OSError):
+        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            if item.startswith(b"VIRTUAL_ENV=") and os.path.realpath(os.fsdecode(item[12:])) == venv:
+                return True
+    return False
+
+
+def _process_paths(pid: str) -> Iterator[str]:
+    """The paths process ``pid`` runs from: its program as started, its open and mapped files."""
     proc = f"/proc/{pid}"
     with contextlib.suppress(OSError):
         program = os.fsdecode(Path(f"{proc}/cmdline").read_bytes().split(b"\0", 1)[0])
         if "/" in program:  # its folder resolved, not the program: bin/python is a link to the base python
-            folder = os.path.realpath(os.path.join(os.readlink(f"{proc}/cwd"), os.path.dirname(program)))
-            yield os.path.join(folder, os.path.basename(program))
-    with contextlib.suppress(OSError):
-        for item in Path(f"{proc}/environ").read_bytes().split(b"\0"):
-            if item.startswith(b"VIRTUAL_ENV=") and os.path.realpath(os.fsdecode(item[12:])) == venv:
-                yield os.path.join(venv, "bin", "")
+            folder = os.path.dirname(program)
+            if not os.path.isabs(folder):  # only then its cwd, which another user's process does not show
+                folder = os.path.join(os.readlink(f"{proc}/cwd"), folder)
+            yield os.path.join(os.path.realpath(folder), os.path.basename(program))
     with contextlib.suppress(OSError):
         for line in Path(f"{proc}/maps").read_text(errors="replace").splitlines():
             yield line.split(None, 5)[-1]
