@@ -49,7 +49,8 @@ _TREE_FIGURES = (
     " SELECT CASE WHEN coalesce(bool_or(l.reltuples < 0 AND pg_relation_size(l.oid) > 0), false) THEN -1"
     " ELSE coalesce(sum(greatest(l.reltuples, 0)), 0) END::bigint, coalesce(sum(pg_relation_size(l.oid)), 0)::bigint,"
     " coalesce(sum(pg_stat_get_live_tuples(l.oid)), 0)::bigint,"
-    " coalesce(sum(pg_stat_get_mod_since_analyze(l.oid)), 0)::bigint"
+    " coalesce(sum(pg_stat_get_mod_since_analyze(l.oid)), 0)::bigint,"
+    " coalesce(sum(pg_stat_get_tuples_deleted(l.oid)), 0)::bigint"
     " FROM tree JOIN pg_class l ON l.oid = tree.oid WHERE l.relkind <> 'p'"
 )  # fmt: skip
 # A view or materialized view (row_security_active says nothing of them) is filtered when a table it
@@ -84,7 +85,7 @@ PRIVILEGE_COLUMNS = ("has_table_privilege(c.oid, 'SELECT'), (SELECT quote_ident(
 # The plain catalog row: columns for ``Relation.read`` (``c`` in the caller's FROM).
 RELATION_COLUMNS = ("c.oid::regclass::text, c.oid, c.relkind, c.relhassubclass, c.reltuples::bigint,"
                     " pg_relation_size(c.oid), pg_stat_get_live_tuples(c.oid), pg_stat_get_mod_since_analyze(c.oid),"
-                    " row_security_active(c.oid)")  # fmt: skip
+                    " pg_stat_get_tuples_deleted(c.oid), row_security_active(c.oid)")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,9 @@ class Relation:
     """A relation as the data checks judge it: its quoted name, the planner's row estimate (-1: never
     analyzed), its size on disk, whether row-level security may filter what this session sees of it,
     its kind (``r`` table, ``p`` partitioned, ``v`` view, ``m`` materialized view...), and what the
-    cumulative statistics say of its rows: how many are live, and how many changed (inserted,
-    updated, deleted) since its last ANALYZE, which made the estimate."""
+    cumulative statistics say of its rows: how many are live, how many changed (inserted, updated,
+    deleted) since its last ANALYZE, which made the estimate, and how many were deleted since the
+    statistics were last reset."""
 
     quoted: str
     estimate: int
@@ -102,23 +104,26 @@ class Relation:
     kind: str
     live: int = 0
     changed: int = 0
+    deleted: int = 0
 
     @property
     def live_below_estimate(self) -> int | None:
         """The statistics' live rows when they say rows went since the estimate was made: fewer than the
-        estimate, by no more than the changes since (so not a statistics reset, which zeroes both)."""
+        estimate, by no more than the rows changed since and the rows deleted. A statistics reset (a
+        crash, a failover, pg_stat_reset()) zeroes the live count, but the deletes too: no loss."""
         gone = self.estimate - self.live
-        return self.live if gone > 0 and self.changed >= gone else None
+        return self.live if 0 < gone <= min(self.changed, self.deleted) else None
 
     @classmethod
     def read(cls, conn: psycopg.Connection, row: tuple, table: str, timeouts: Timeouts) -> Relation:
         """From ``RELATION_COLUMNS``, with the figures a table with children or a view needs read after."""
-        quoted, oid, kind, subclassed, estimate, size, live, changed, row_security = row
+        quoted, oid, kind, subclassed, estimate, size, live, changed, deleted, row_security = row
         if kind == "p" or subclassed:
-            estimate, size, live, changed = fetch_one(conn, _TREE_FIGURES, table, timeouts, (oid,))
+            estimate, size, live, changed, deleted = fetch_one(conn, _TREE_FIGURES, table, timeouts, (oid,))
         if kind in ("v", "m"):
             (row_security,) = fetch_one(conn, _VIEW_ROW_SECURITY, table, timeouts, (oid,))
-        return cls(quoted, int(estimate), int(size), bool(row_security), kind, int(live or 0), int(changed or 0))
+        stats = (int(figure or 0) for figure in (live, changed, deleted))
+        return cls(quoted, int(estimate), int(size), bool(row_security), kind, *stats)
 
 
 @dataclass(frozen=True)
