@@ -127,6 +127,8 @@ def test_a_python_without_the_requirements_runs_the_tool_on_the_checkouts_venv(t
     (["-x", "-k", "tests"], ["tests"]),
     (["tests/test_dburl.py"], []),
     (["tests/test_dburl.py::test_parse", "-q"], []),
+    (["--deselect", "tests/test_dburl.py::test_parse"], ["tests"]),
+    (["--ignore", "tests/test_benchmark.py", "-x", "tests/test_dburl.py"], []),
 ])
 def test_a_path_inside_the_folder_runs_just_that(args: list[str], run: list[str]) -> None:
     """`quickstart.py tests tests/test_dburl.py`: pytest gets that file, not the whole folder besides."""

@@ -123,10 +123,17 @@ def run_in_venv(args: argparse.Namespace) -> int:
     return foreground([python, "-m", "pytest", *paths_or("infra_tests", args.pytest_args), *args.pytest_args])
 
 
+# pytest's options whose value, written as the next argument, may be a path that is not a test path.
+VALUE_OPTIONS = frozenset({"--deselect", "--ignore", "--ignore-glob", "-k", "-m", "-p", "-c", "-o", "--junitxml",
+                           "--junit-xml", "--rootdir", "--basetemp", "--confcutdir", "--html", "--log-file"})
+
+
 def paths_or(folder: str, pytest_args: list[str]) -> list[str]:
     """``[folder]``, unless the arguments name paths inside it (``tests/test_dburl.py``, ``tests/x.py::test``):
-    then they alone are run, not the whole folder besides."""
-    inside = [arg for arg in pytest_args if Path(arg.split("::")[0]).parts[:1] == (folder,) and arg != folder]
+    then they alone are run, not the whole folder besides. An option's value (``--deselect tests/x.py``) is
+    no test path."""
+    paths = [arg for before, arg in zip(["", *pytest_args], pytest_args) if before not in VALUE_OPTIONS]
+    inside = [arg for arg in paths if Path(arg.split("::")[0]).parts[:1] == (folder,) and arg != folder]
     return [] if inside else [folder]
 
 
