@@ -158,6 +158,17 @@ def test_a_venv_in_use_is_refused_and_nothing_moves(polluted: PollutedRoot, how:
     assert run_fixer("--root", polluted.root, "--dry-run", python=polluted.root / "bin" / "python").returncode == 1
 
 
+@contextmanager
+def running(command: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A process that runs (reading its stdin) while the body does, killed after."""
+    process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
 @pytest.mark.parametrize("how", ["started as bin/python", "VIRTUAL_ENV in its environment"])
 def test_a_venv_another_process_runs_from_is_refused(polluted: PollutedRoot, how: str) -> None:
     """A service started from the venv (no VIRTUAL_ENV, its /proc exe the base python), or a shell's child
@@ -167,12 +178,8 @@ def test_a_venv_another_process_runs_from_is_refused(polluted: PollutedRoot, how
         command, env = [str(polluted.root / "bin" / "python"), "-c", "import sys; sys.stdin.read()"], None
     else:
         command, env = ["sleep", "60"], {**os.environ, "VIRTUAL_ENV": str(polluted.root)}
-    service = subprocess.Popen(command, env=env, stdin=subprocess.PIPE)
-    try:
+    with running(command, env) as service:
         result = run_fixer("--root", polluted.root)
-    finally:
-        service.kill()
-        service.wait()
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"is in use (process {service.pid} (" in result.stdout and ") runs from it)" in result.stdout
     assert tree_snapshot(polluted.root, skip_archives=False) == before
@@ -183,12 +190,8 @@ def test_a_running_project_script_in_bin_is_not_the_venv_in_use(polluted: Pollut
     """A tracked bin/feed.sh that is running holds only itself open: the venv's own entries still move."""
     write(polluted.root / "bin" / "feed.sh", "#!/bin/sh\nread line\n", 0o755)
     git(polluted.root, "add", "bin/feed.sh")
-    feed = subprocess.Popen(["sh", str(polluted.root / "bin" / "feed.sh")], stdin=subprocess.PIPE)
-    try:
+    with running(["sh", str(polluted.root / "bin" / "feed.sh")]):
         result = run_fixer("--root", polluted.root)
-    finally:
-        feed.kill()
-        feed.wait()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "bin/python" in reported(result.stdout, "moved") and (polluted.root / "bin" / "feed.sh").exists()
 
