@@ -29,8 +29,9 @@ def test_data_is_fresh(db: psycopg.Connection, audit_settings: AuditSettings, ev
             found = freshness.check(db, rule, audit_settings.freshness_group, audit_settings.exact_count_limit,
                                     audit_settings.timeouts)  # fmt: skip
         except ProbeError as exc:
-            evidence.add(rule.text, f"could not judge ({exc.cause})")
-            (unknowns if exc.cause in db_probe.COULD_NOT_LOOK else problems).append(advice(exc))
+            unknown = exc.cause in db_probe.COULD_NOT_LOOK
+            evidence.add(rule.text, f"{'could not check' if unknown else 'FAILED'} ({exc.cause})")
+            (unknowns if unknown else problems).append(advice(exc))
             continue
         evidence.add(found.plan.label, found.evidence.removeprefix(f"{found.plan.label}: "))
         problems.extend(found.problems)
