@@ -169,13 +169,17 @@ def running(command: list[str], env: dict[str, str] | None = None) -> Iterator[s
         process.wait()
 
 
-@pytest.mark.parametrize("how", ["started as bin/python", "VIRTUAL_ENV in its environment"])
+@pytest.mark.parametrize("how", ["started as bin/python", "VIRTUAL_ENV in its environment", "found on its PATH"])
 def test_a_venv_another_process_runs_from_is_refused(polluted: PollutedRoot, how: str) -> None:
     """A service started from the venv (no VIRTUAL_ENV, its /proc exe the base python), or a shell's child
     that inherited an activated VIRTUAL_ENV: archiving would break its next import."""
     before = tree_snapshot(polluted.root, skip_archives=False)
     if how == "started as bin/python":
         command, env = [str(polluted.root / "bin" / "python"), "-c", "import sys; sys.stdin.read()"], None
+    elif how == "found on its PATH":  # `python3 service.py` with the venv's bin/ first, as a Dockerfile sets it
+        command = ["python3", "-c", "import sys; sys.stdin.read()"]
+        env = {**os.environ, "PATH": f"{polluted.root / 'bin'}:{os.environ['PATH']}"}
+        env.pop("VIRTUAL_ENV", None)
     else:
         command, env = ["sleep", "60"], {**os.environ, "VIRTUAL_ENV": str(polluted.root)}
     with running(command, env) as service:

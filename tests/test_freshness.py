@@ -73,6 +73,19 @@ def test_a_never_analyzed_partitioned_table_is_judged_by_its_partitions_size(tar
     assert error.cause == "needs_index" and "never analyzed, 8 kB on disk" in str(error), str(error)
 
 
+def test_an_operator_of_another_schema_never_stands_in_for_pg_catalogs(target, conn):
+    """pg_catalog has no "=" for (varchar, varchar): one in public, always true, would let every symbol
+    share the newest row and a stopped one look fresh. The walk names pg_catalog's operators."""
+    stage(target, "CREATE TABLE feed (sym varchar(8), ts timestamptz)", "CREATE INDEX ON feed (sym, ts)",
+          "INSERT INTO feed VALUES ('A', now()), ('B', now() - interval '10 days')", "GRANT SELECT ON feed TO PUBLIC",
+          "CREATE FUNCTION public.always(varchar, varchar) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+          "CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.always)",
+          "CREATE OPERATOR public.> (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.always)")  # fmt: skip
+    result = check(conn, "feed=3d", group="sym")
+    assert (result.groups, result.stale_group_count) == (2, 1), result.evidence
+    assert [group.shown for group in result.stale_groups][0].startswith("B ")
+
+
 def test_a_foreign_table_is_refused_rather_than_fetched(target, conn):
     try:
         stage(target, "CREATE EXTENSION file_fdw")

@@ -213,13 +213,15 @@ class Plan:
         table, column = sql.SQL(self.table), sql.Identifier(self.column)
         key_text = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(sql.SQL("{}::text").format(k) for k in walked))
         if self.group_indexed:
-            match = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(s, w) for s, w in zip(src, walked))
+            # pg_catalog's operators by name: for a varchar key it has no exact "=" or ">", so one of another
+            # schema on the search path would win (and could hide a stale symbol)
+            match = sql.SQL(" AND ").join(sql.SQL("{} OPERATOR(pg_catalog.=) {}").format(s, w) for s, w in zip(src, walked))
             newest = sql.SQL(
                 "WITH RECURSIVE walk AS ("
                 " (SELECT {listed}, 1 AS infra_depth FROM {table} AS src WHERE {not_null} ORDER BY {listed} LIMIT 1)"
                 " UNION ALL"
                 " SELECT step.*, walk.infra_depth + 1 FROM walk CROSS JOIN LATERAL"
-                " (SELECT {listed} FROM {table} AS src WHERE ({listed}) > ({walked}) AND {not_null}"
+                " (SELECT {listed} FROM {table} AS src WHERE ({listed}) OPERATOR(pg_catalog.>) ({walked}) AND {not_null}"
                 " ORDER BY {listed} LIMIT 1) AS step WHERE walk.infra_depth <= {max_groups}"
                 "), newest AS MATERIALIZED (SELECT {key_text} AS key,"
                 " (SELECT max(src.{column}) FROM {table} AS src WHERE {match} AND src.{column} <= {bound}) AS newest"
@@ -415,7 +417,7 @@ SELECT {db_probe.RELATION_COLUMNS}, {db_probe.PRIVILEGE_COLUMNS}, current_user,
        (SELECT json_agg(to_json(i.indkey::int2[]))
           FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
          WHERE i.indrelid = c.oid AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL)
-  FROM pg_class c WHERE c.oid = to_regclass(%s)
+  FROM pg_class c WHERE c.oid = to_regclass(%s)::oid
 """
 
 

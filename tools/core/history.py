@@ -253,9 +253,10 @@ def _judged(table: str, now: TableCount, before: TableCount, when: str, max_shri
                f"ANALYZE {table} (a view has none: list the table it reads)")  # fmt: skip
         return Finding(table, "unknown", f"{table}: could not compare: {why}, then audit again")
     if now.live is not None and now.live < fewest <= now.rows:  # a loss since the estimate may hide behind it
-        why = (f"the planner's estimate of ~{counted(now.rows, 'row')} is older than PostgreSQL's statistics, which "
-               f"count ~{now.live:,} live rows now, {percent(1 - now.live / before.rows)} fewer than the {before.shown} "
-               f"of the last passing audit ({when}): run ANALYZE {table}")  # fmt: skip
+        why = (f"the planner's estimate (~{counted(now.rows, 'row')}) and PostgreSQL's statistics (~{now.live:,} live "
+               f"rows, {percent(1 - now.live / before.rows)} fewer than the {before.shown} of the last passing audit, "
+               f"{when}) disagree: rows were deleted since the last ANALYZE, or just before it in the same session "
+               f"(then counted twice): run ANALYZE {table}")  # fmt: skip
         return Finding(table, "unknown", f"{table}: could not compare: {why}, then audit again")
     if before.over and now.rows >= fewest:
         return Finding(table, "reset", (

@@ -75,7 +75,7 @@ _VIEW_ROW_SECURITY = (
     " (t.relrowsecurity AND (t.relowner <> reads.reader OR t.relforcerowsecurity))"
     " OR (t.relkind IN ('v', 'm') AND EXISTS (SELECT 1 FROM pg_rewrite r JOIN pg_depend d"
     " ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_proc'::regclass"
-    " WHERE r.ev_class = t.oid AND d.refobjid >= 16384)"  # FirstNormalObjectId: made in this database
+    " WHERE r.ev_class = t.oid AND d.refobjid >= 16384::oid)"  # FirstNormalObjectId: made in this database
     " AND EXISTS (SELECT 1 FROM pg_class x WHERE x.relrowsecurity))))"
 )
 # Whether this session may read relation ``c``, and its schema-qualified name for the GRANT that would
@@ -173,8 +173,8 @@ class TableStats:
         if self.exact:
             return counted(self.rows, "row")
         if self.live is not None:
-            return (f"~{counted(self.rows, 'row')} (planner estimate, older than the statistics' ~{self.live:,} live "
-                    f"rows: run ANALYZE {self.table})")  # fmt: skip
+            return (f"~{counted(self.rows, 'row')} (planner estimate; the statistics count ~{self.live:,} live rows: "
+                    f"run ANALYZE {self.table})")  # fmt: skip
         return f"~{counted(self.rows, 'row')} (planner estimate)"
 
 
@@ -182,6 +182,7 @@ class TableStats:
 # "read-write" would take every server for a standby, "read-only" every one for a standby too. The
 # server's role (libpq 14+: in_hot_standby, or pg_is_in_recovery()) is what the URL means by them.
 _SESSION_ATTRS = {"read-write": "primary", "read-only": "standby"}
+_NOT_FOUND = ("refused", "no_socket", "timeout", "host_not_found")  # causes a PGPORT the probe ignores may explain
 
 
 def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
@@ -229,7 +230,11 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
     except psycopg.Error as exc:
         # Classify libpq's own words first, then mask: a short password must not hide the cause.
         error = classify_connect_error(str(exc), url)
-        raise ProbeError(error.cause, scrub(str(error), url.secrets), setting=error.setting) from None
+        ignored = [name for name, keyword in (("PGPORT", "port"), ("PGHOSTADDR", "hostaddr"))
+                   if os.environ.get(name) and keyword in kwargs]  # fmt: skip
+        note = f" ({' and '.join(ignored)} in the environment are not used: DB_URL alone names the server)"
+        message = str(error) + (note if ignored and error.cause in _NOT_FOUND else "")
+        raise ProbeError(error.cause, scrub(message, url.secrets), setting=error.setting) from None
 
 
 def _ping(conn: psycopg.Connection) -> psycopg.Connection:
@@ -237,8 +242,10 @@ def _ping(conn: psycopg.Connection) -> psycopg.Connection:
     functions are its: a schema before pg_catalog on the search path (the role's setting, or the URL's
     options) could hold a now() ten days behind that makes a stale feed look fresh."""
     try:
-        _, schemas = conn.execute("SELECT 1, pg_catalog.current_schemas(true)").fetchone()
-        first = next((schema for schema in schemas if not schema.startswith("pg_temp")), None)
+        _, schemas, mine = conn.execute(  # its own temporary schema is never searched for functions; others' are
+            "SELECT 1, pg_catalog.current_schemas(true), pg_catalog.pg_my_temp_schema()::regnamespace::text"
+        ).fetchone()
+        first = next((schema for schema in schemas if schema != mine), None)
         if first != "pg_catalog":
             raise ProbeError(
                 "search_path",
@@ -480,7 +487,7 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> Relatio
         f"SELECT {RELATION_COLUMNS}, {PRIVILEGE_COLUMNS}, current_user, current_schemas(false)::text"
         # parse_ident raises on a malformed name: since PostgreSQL 16, to_regclass returns NULL for one
         " FROM (SELECT to_regclass(%s) AS oid WHERE parse_ident(%s) IS NOT NULL) AS r"
-        " LEFT JOIN pg_class c ON c.oid = r.oid",
+        " LEFT JOIN pg_class c ON c.oid = r.oid::oid",  # oid = oid: pg_catalog's own, whatever the search path
         table,
         timeouts,
         (table, table),

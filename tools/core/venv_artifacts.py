@@ -186,12 +186,9 @@ def _process_paths(pid: str) -> Iterator[str]:
     """The paths process ``pid`` runs from: its program as started, its open and mapped files."""
     proc = f"/proc/{pid}"
     with contextlib.suppress(OSError):
-        program = os.fsdecode(Path(f"{proc}/cmdline").read_bytes().split(b"\0", 1)[0])
-        if "/" in program:  # its folder resolved, not the program: bin/python is a link to the base python
-            folder = os.path.dirname(program)
-            if not os.path.isabs(folder):  # only then its cwd, which another user's process does not show
-                folder = os.path.join(os.readlink(f"{proc}/cwd"), folder)
-            yield os.path.join(os.path.realpath(folder), os.path.basename(program))
+        program = _started_as(proc, os.fsdecode(Path(f"{proc}/cmdline").read_bytes().split(b"\0", 1)[0]))
+        if program:  # its folder resolved, not the program: bin/python is a link to the base python
+            yield os.path.join(os.path.realpath(os.path.dirname(program)), os.path.basename(program))
     with contextlib.suppress(OSError):
         for line in Path(f"{proc}/maps").read_text(errors="replace").splitlines():
             yield line.split(None, 5)[-1]
@@ -199,6 +196,21 @@ def _process_paths(pid: str) -> Iterator[str]:
         for fd in os.listdir(f"{proc}/fd"):
             with contextlib.suppress(OSError):
                 yield os.readlink(f"{proc}/fd/{fd}")
+
+
+def _started_as(proc: str, program: str) -> str | None:
+    """The path a process's first word named: as written, else under its cwd, else (``python3``, from
+    a PATH with the venv's bin/ first, or ``#!/usr/bin/env python3``) found on its own PATH."""
+    if os.path.isabs(program):
+        return program
+    if "/" in program:  # only then its cwd, which another user's process does not show
+        return os.path.join(os.readlink(f"{proc}/cwd"), program)
+    for item in Path(f"{proc}/environ").read_bytes().split(b"\0"):
+        if item.startswith(b"PATH="):
+            for folder in os.fsdecode(item[5:]).split(os.pathsep):
+                if os.path.isabs(folder) and os.path.exists(os.path.join(folder, program)):
+                    return os.path.join(folder, program)
+    return None
 
 
 def _program(pid: str) -> str:
