@@ -421,15 +421,19 @@ def test_a_skipped_check_fails_the_run(project, run_audit, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("slow", "said"),
+    ("slow", "said", "stop"),
     [
         ("test_required_paths_present",
-         "; interrupted before the audit finished; 2 of the audit's checks did not run: required paths present, health check passes"),
-        ("test_env_has_db_url", "Audit FAILED: no check ran; interrupted before the audit finished; 8 of the audit's checks did not run: .env has DB_URL,"),
+         "; interrupted before the audit finished; 2 of the audit's checks did not run: required paths present, health check passes",
+         signal.SIGINT),
+        ("test_env_has_db_url", "Audit FAILED: no check ran; interrupted before the audit finished; 8 of the audit's checks did not run: .env has DB_URL,",
+         signal.SIGINT),
+        ("test_required_paths_present", "; interrupted before the audit finished; 2 of the audit's checks did not run",
+         signal.SIGTERM),
     ],
-    ids=["half-way", "in the first check"],
+    ids=["half-way", "in the first check", "SIGTERM, as a CI job cancelled or timed out"],
 )  # fmt: skip
-def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, slow, said):
+def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, slow, said, stop):
     """An audit stopped half-way is no verdict: its report says so, and names the checks that did not run."""
     started = tmp_path / "slow-check-started"
     (tmp_path / "slow_check.py").write_text(
@@ -449,7 +453,7 @@ def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, 
         while not started.exists() and audit.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert started.exists(), "the slow check never started"
-        audit.send_signal(signal.SIGINT)
+        audit.send_signal(stop)
         output, _ = audit.communicate(timeout=60)
     finally:
         audit.kill()

@@ -9,6 +9,7 @@ suite's own tests (``python -m pytest tests``) never set the audit up.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,20 @@ def activate(config: pytest.Config, checks: Path) -> None:
             "`pytest infra_tests` from the checkout without -c, or add that -p to the ini you use"
         )
     report.remember_checks(config, checks)
+    _stop_on_sigterm_as_on_ctrl_c(config)
     html.default_html_report(config)
     html.check_report_paths(config)
     for module in (report, html, history):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module, f"infra-audit-{module.__name__.rsplit('.', 1)[1]}")
+
+
+def _stop_on_sigterm_as_on_ctrl_c(config: pytest.Config) -> None:
+    """A CI job cancelled or past its time limit gets SIGTERM: end as on Ctrl-C, with the verdict, the
+    reports and the checks that did not run said, instead of dying without a word."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
