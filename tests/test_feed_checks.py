@@ -68,6 +68,7 @@ def test_rows_that_went_missing_are_named_with_both_counts(project, target, run_
     assert re.search(r"^FAILED +row counts not shrinking$", second.output, re.MULTILINE), second.output
     message = second.message("test_row_counts_not_shrinking")
     assert "market_data holds 8,000 rows (exact) now, 20% fewer than the 10,000 rows (exact)" in message
+    assert "pass one audit with a higher infra_max_shrink (--max-shrink=21%)" in message
     assert "assets" not in message.splitlines()[0]
     assert len(history.read_text().splitlines()) == 2, "each audit appended one whole line"
 

@@ -16,6 +16,7 @@ target is ``host:port/database``, never a user or password. Use::
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -267,7 +268,8 @@ def _judged(table: str, now: TableCount, before: TableCount, when: str, max_shri
         return Finding(table, "shrunk", (
             f"{table} holds {now.shown} now, {percent(1 - now.rows / before.rows)} fewer than the {before.shown} of the "
             f"last passing audit ({when}), more than the {percent(max_shrink)} allowed (infra_max_shrink): find where "
-            "the rows went; if they were removed on purpose, pass one audit with a higher infra_max_shrink"
+            f"the rows went; if they were removed on purpose, pass one audit with a higher infra_max_shrink "
+            f"(--max-shrink={math.ceil((1 - now.rows / before.rows) * 100) + 1}%)"
         ))  # fmt: skip
     return Finding(table, "ok", f"{table}: {now.shown}, was {before.shown} on {when}")
 
