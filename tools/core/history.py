@@ -269,7 +269,7 @@ def _judged(table: str, now: TableCount, before: TableCount, when: str, max_shri
             f"{table} holds {now.shown} now, {percent(1 - now.rows / before.rows)} fewer than the {before.shown} of the "
             f"last passing audit ({when}), more than the {percent(max_shrink)} allowed (infra_max_shrink): find where "
             f"the rows went; if they were removed on purpose, pass one audit with a higher infra_max_shrink "
-            f"(--max-shrink={math.ceil((1 - now.rows / before.rows) * 100) + 1}%)"
+            f"(--max-shrink={min(99, math.ceil((1 - now.rows / before.rows) * 100) + 1)}%)"  # under 100%: the most allowed
         ))  # fmt: skip
     return Finding(table, "ok", f"{table}: {now.shown}, was {before.shown} on {when}")
 
