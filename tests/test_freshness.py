@@ -86,6 +86,20 @@ def test_an_operator_of_another_schema_never_stands_in_for_pg_catalogs(target, c
     assert [group.shown for group in result.stale_groups][0].startswith("B ")
 
 
+def test_a_citext_symbol_is_walked_with_its_own_operators(target, conn):
+    """pg_catalog's operators would compare citext as case-sensitive text while its index orders it
+    case-insensitively: the walk would skip every upper-case symbol, a stale one with them."""
+    try:
+        stage(target, "CREATE EXTENSION citext")
+    except psycopg.Error:
+        pytest.skip("citext is not installed with these PostgreSQL binaries")
+    stage(target, "CREATE TABLE g (symbol citext, ts timestamptz)", "CREATE INDEX ON g (symbol, ts)",
+          "INSERT INTO g SELECT CASE WHEN n % 2 = 0 THEN 'sym' ELSE 'SYM' END || n, now() FROM generate_series(0, 59) n",
+          "UPDATE g SET ts = now() - interval '10 days' WHERE symbol = 'SYM7'", "GRANT SELECT ON g TO PUBLIC")  # fmt: skip
+    result = check(conn, "g=3d", group="symbol")
+    assert (result.groups, [group.shown.split()[0] for group in result.stale_groups]) == (60, ["SYM7"])
+
+
 def test_a_foreign_table_is_refused_rather_than_fetched(target, conn):
     try:
         stage(target, "CREATE EXTENSION file_fdw")

@@ -179,6 +179,10 @@ class Plan:
     group: tuple[str, ...]  # () when the per-group check is off; (symbol,) or (symbol, timeframe)
     group_indexed: bool
     row_security: bool = False  # the session sees only the rows the table's policies allow it
+    # Every group key is of a type of PostgreSQL's own (text, varchar, integer...): the walk then names
+    # pg_catalog's operators, as no "=" of another schema on the search path may stand in for them
+    # (pg_catalog has none for exactly varchar). A key of an extension's type (citext) keeps its own.
+    pinned: bool = True
 
     @property
     def label(self) -> str:
@@ -213,20 +217,20 @@ class Plan:
         table, column = sql.SQL(self.table), sql.Identifier(self.column)
         key_text = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(sql.SQL("{}::text").format(k) for k in walked))
         if self.group_indexed:
-            # pg_catalog's operators by name: for a varchar key it has no exact "=" or ">", so one of another
-            # schema on the search path would win (and could hide a stale symbol)
-            match = sql.SQL(" AND ").join(sql.SQL("{} OPERATOR(pg_catalog.=) {}").format(s, w) for s, w in zip(src, walked))
+            equal, after = (sql.SQL("OPERATOR(pg_catalog.=)"), sql.SQL("OPERATOR(pg_catalog.>)")) if self.pinned \
+                else (sql.SQL("="), sql.SQL(">"))
+            match = sql.SQL(" AND ").join(sql.SQL("{} {} {}").format(s, equal, w) for s, w in zip(src, walked))
             newest = sql.SQL(
                 "WITH RECURSIVE walk AS ("
                 " (SELECT {listed}, 1 AS infra_depth FROM {table} AS src WHERE {not_null} ORDER BY {listed} LIMIT 1)"
                 " UNION ALL"
                 " SELECT step.*, walk.infra_depth + 1 FROM walk CROSS JOIN LATERAL"
-                " (SELECT {listed} FROM {table} AS src WHERE ({listed}) OPERATOR(pg_catalog.>) ({walked}) AND {not_null}"
+                " (SELECT {listed} FROM {table} AS src WHERE ({listed}) {after} ({walked}) AND {not_null}"
                 " ORDER BY {listed} LIMIT 1) AS step WHERE walk.infra_depth <= {max_groups}"
                 "), newest AS MATERIALIZED (SELECT {key_text} AS key,"
                 " (SELECT max(src.{column}) FROM {table} AS src WHERE {match} AND src.{column} <= {bound}) AS newest"
                 " FROM walk)"
-            ).format(listed=listed, table=table, not_null=not_null, walked=sql.SQL(", ").join(walked),
+            ).format(listed=listed, table=table, not_null=not_null, walked=sql.SQL(", ").join(walked), after=after,
                      key_text=key_text, column=column, match=match, bound=self._bound,
                      max_groups=sql.Literal(MAX_GROUPS))  # fmt: skip
         else:  # a small table without the index: one pass over it is cheap
@@ -412,7 +416,9 @@ def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshne
 
 _CATALOG = f"""
 SELECT {db_probe.RELATION_COLUMNS}, {db_probe.PRIVILEGE_COLUMNS}, current_user,
-       (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, NULL), a.attnum) ORDER BY a.attnum)
+       (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, NULL), a.attnum,
+                                         (SELECT typnamespace = 'pg_catalog'::regnamespace FROM pg_type
+                                           WHERE oid = a.atttypid)) ORDER BY a.attnum)
           FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
        (SELECT json_agg(to_json(i.indkey::int2[]))
           FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
@@ -460,8 +466,9 @@ def resolve(
             size_bytes >= exact_limit * BYTES_PER_ROW_GUESS,
             f"never analyzed, {size_bytes // 1024:,} kB on disk",
         )
-    types = {name: kind for name, kind, _ in columns}
-    numbers = {name: number for name, _, number in columns}
+    types = {name: kind for name, kind, _, _ in columns}
+    numbers = {name: number for name, _, number, _ in columns}
+    builtin = {name for name, _, _, in_catalog in columns if in_catalog}
     leading = {index[0] for index in indexes or ()}
     column = column or _find_column(rule, table, types, numbers, leading, big, size)
     if column not in types:
@@ -476,7 +483,8 @@ def resolve(
     if big and not indexed:
         raise _needs_index(table, size, (column,), "its newest row")
     keys, group_indexed = _group_keys(table, group, column, numbers, indexes or (), big, size)
-    return Plan(rule, table, column, types[column], indexed, keys, group_indexed, row_security)
+    pinned = all(key in builtin for key in keys)
+    return Plan(rule, table, column, types[column], indexed, keys, group_indexed, row_security, pinned)
 
 
 def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeouts) -> tuple[str, str | None]:
