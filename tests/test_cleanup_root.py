@@ -159,9 +159,9 @@ def test_a_venv_in_use_is_refused_and_nothing_moves(polluted: PollutedRoot, how:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+def running(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
     """A process that runs (reading its stdin) while the body does, killed after."""
-    process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, cwd=cwd)
     try:
         yield process
     finally:
@@ -169,20 +169,22 @@ def running(command: list[str], env: dict[str, str] | None = None) -> Iterator[s
         process.wait()
 
 
-@pytest.mark.parametrize("how", ["started as bin/python", "VIRTUAL_ENV in its environment", "found on its PATH"])
+@pytest.mark.parametrize("how", ["started as bin/python", "VIRTUAL_ENV in its environment", "found on its PATH",
+                                 "found on a relative PATH"])
 def test_a_venv_another_process_runs_from_is_refused(polluted: PollutedRoot, how: str) -> None:
     """A service started from the venv (no VIRTUAL_ENV, its /proc exe the base python), or a shell's child
     that inherited an activated VIRTUAL_ENV: archiving would break its next import."""
     before = tree_snapshot(polluted.root, skip_archives=False)
     if how == "started as bin/python":
         command, env = [str(polluted.root / "bin" / "python"), "-c", "import sys; sys.stdin.read()"], None
-    elif how == "found on its PATH":  # `python3 service.py` with the venv's bin/ first, as a Dockerfile sets it
+    elif how.startswith("found on"):  # `python3 service.py` with the venv's bin/ first, as a Dockerfile sets it
         command = ["python3", "-c", "import sys; sys.stdin.read()"]
-        env = {**os.environ, "PATH": f"{polluted.root / 'bin'}:{os.environ['PATH']}"}
+        first = "bin" if how.endswith("relative PATH") else polluted.root / "bin"
+        env = {**os.environ, "PATH": f"{first}:{os.environ['PATH']}"}
         env.pop("VIRTUAL_ENV", None)
     else:
         command, env = ["sleep", "60"], {**os.environ, "VIRTUAL_ENV": str(polluted.root)}
-    with running(command, env) as service:
+    with running(command, env, cwd=polluted.root) as service:
         result = run_fixer("--root", polluted.root)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"is in use (process {service.pid} (" in result.stdout and ") runs from it)" in result.stdout

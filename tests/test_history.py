@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,22 @@ def test_twenty_percent_fewer_rows_fails_naming_both_counts_and_when(path):
         "audit (2026-11-28 10:00 UTC), more than the 10% allowed (infra_max_shrink)"
     )
     assert "\n" not in finding.message
+
+
+@pytest.mark.parametrize(("before", "now", "advice"), [
+    (340_494, 272_395, "(--max-shrink=22%)"),  # 20.0001% fewer
+    (100, 2, "(--max-shrink=99%)"),
+    (340_494, 3_000, "move the history file (infra_history) aside: no share under 100% accepts this loss"),
+    (100, 1, "move the history file (infra_history) aside"),
+])
+def test_the_advice_names_a_share_that_accepts_the_loss_or_says_none_does(path, before, now, advice):
+    history.append(path, record(before))
+    (finding,) = failed(history.compare(history.last_passing(path, TARGET), record(now)))
+    assert advice in finding.message
+    share = re.search(r"--max-shrink=(\d+)%", finding.message)
+    if share:  # the setting takes it, and it lets this count pass next time
+        assert not failed(history.compare(history.last_passing(path, TARGET), record(now),
+                                          history.parse_max_shrink(share.group(1) + "%")))
 
 
 def test_an_estimate_compared_with_an_exact_count_says_which_is_which(path):

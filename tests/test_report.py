@@ -430,8 +430,11 @@ def test_a_skipped_check_fails_the_run(project, run_audit, tmp_path):
          signal.SIGINT),
         ("test_required_paths_present", "; interrupted before the audit finished; 2 of the audit's checks did not run",
          signal.SIGTERM),
+        ("test_required_paths_present", "; interrupted before the audit finished; 2 of the audit's checks did not run",
+         (signal.SIGTERM, signal.SIGTERM)),
     ],
-    ids=["half-way", "in the first check", "SIGTERM, as a CI job cancelled or timed out"],
+    ids=["half-way", "in the first check", "SIGTERM, as a CI job cancelled or timed out",
+         "two SIGTERMs, as a group kill and its forwarder send"],
 )  # fmt: skip
 def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, slow, said, stop):
     """An audit stopped half-way is no verdict: its report says so, and names the checks that did not run."""
@@ -453,7 +456,9 @@ def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, 
         while not started.exists() and audit.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert started.exists(), "the slow check never started"
-        audit.send_signal(stop)
+        for each in stop if isinstance(stop, tuple) else (stop,):
+            audit.send_signal(each)
+            time.sleep(0.05)
         output, _ = audit.communicate(timeout=60)
     finally:
         audit.kill()
@@ -461,6 +466,7 @@ def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, 
     overview = HtmlReport.read(path).overview
     assert overview.startswith("Audit FAILED: ") and said in overview, overview
     assert "not selected" not in overview and "interrupted before the audit finished" in output
+    assert "Traceback" not in output
 
 
 def test_a_report_that_cannot_be_written_fails_the_run(project, target, run_audit, tmp_path):

@@ -268,10 +268,18 @@ def _judged(table: str, now: TableCount, before: TableCount, when: str, max_shri
         return Finding(table, "shrunk", (
             f"{table} holds {now.shown} now, {percent(1 - now.rows / before.rows)} fewer than the {before.shown} of the "
             f"last passing audit ({when}), more than the {percent(max_shrink)} allowed (infra_max_shrink): find where "
-            f"the rows went; if they were removed on purpose, pass one audit with a higher infra_max_shrink "
-            f"(--max-shrink={min(99, math.ceil((1 - now.rows / before.rows) * 100) + 1)}%)"  # under 100%: the most allowed
+            f"the rows went; if they were removed on purpose, {_accepting(1 - now.rows / before.rows)}"
         ))  # fmt: skip
     return Finding(table, "ok", f"{table}: {now.shown}, was {before.shown} on {when}")
+
+
+def _accepting(lost: float) -> str:
+    """How to make a loss on purpose the baseline: one audit with a share above it, under 100% (the most
+    the setting allows); beyond that, a new history."""
+    share = math.ceil(lost * 100) + 1
+    if share < 100:
+        return f"pass one audit with a higher infra_max_shrink (--max-shrink={share}%)"
+    return "move the history file (infra_history) aside: no share under 100% accepts this loss, and a new history starts"
 
 
 def _shown_time(iso: str) -> str:

@@ -243,7 +243,8 @@ def _ping(conn: psycopg.Connection) -> psycopg.Connection:
     options) could hold a now() ten days behind that makes a stale feed look fresh."""
     try:
         _, schemas, mine = conn.execute(  # its own temporary schema is never searched for functions; others' are
-            "SELECT 1, pg_catalog.current_schemas(true), pg_catalog.pg_my_temp_schema()::regnamespace::text"
+            "SELECT 1, pg_catalog.current_schemas(true),"
+            " (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.pg_my_temp_schema())"
         ).fetchone()
         first = next((schema for schema in schemas if schema != mine), None)
         if first != "pg_catalog":

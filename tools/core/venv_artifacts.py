@@ -201,15 +201,18 @@ def _process_paths(pid: str) -> Iterator[str]:
 def _started_as(proc: str, program: str) -> str | None:
     """The path a process's first word named: as written, else under its cwd, else (``python3``, from
     a PATH with the venv's bin/ first, or ``#!/usr/bin/env python3``) found on its own PATH."""
-    if os.path.isabs(program):
-        return program
+    if not program or os.path.isabs(program):
+        return program or None
     if "/" in program:  # only then its cwd, which another user's process does not show
         return os.path.join(os.readlink(f"{proc}/cwd"), program)
     for item in Path(f"{proc}/environ").read_bytes().split(b"\0"):
         if item.startswith(b"PATH="):
             for folder in os.fsdecode(item[5:]).split(os.pathsep):
-                if os.path.isabs(folder) and os.path.exists(os.path.join(folder, program)):
-                    return os.path.join(folder, program)
+                found = os.path.join(folder, program)
+                if not os.path.isabs(folder):  # PATH=bin:... is read from the process's own folder
+                    found = os.path.join(os.readlink(f"{proc}/cwd"), found)
+                if os.path.isfile(found) and os.access(found, os.X_OK):
+                    return found
     return None
 
 

@@ -39,7 +39,8 @@ def _stop_on_sigterm_as_on_ctrl_c(config: pytest.Config) -> None:
     reports and the checks that did not run said, instead of dying without a word."""
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one (a group kill and its forwarder)
+        raise KeyboardInterrupt                        # would break the write-up of the first
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
