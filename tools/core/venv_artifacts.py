@@ -164,7 +164,8 @@ def process_using(venv: str, artifacts: Iterable[str]) -> str | None:
     for pid in filter(str.isdigit, _names(Path("/proc")) or []):
         if int(pid) == os.getpid():
             continue
-        if _activated(pid, venv) or any(_within(path, places) for path in _process_paths(pid)):
+        environ = _environ(pid)  # read once: both its VIRTUAL_ENV and its PATH are needed
+        if _activated(environ, venv) or any(_within(path, places) for path in _process_paths(pid, environ)):
             return f"process {pid} ({_program(pid)}) runs from it"
     return None
 
@@ -173,20 +174,25 @@ def _within(path: str, places: tuple[str, ...]) -> bool:
     return any(path == place or path.startswith(place + "/") for place in places)
 
 
-def _activated(pid: str, venv: str) -> bool:
-    """Whether process ``pid`` was started with VIRTUAL_ENV naming the venv (a shell's activated venv)."""
+def _environ(pid: str) -> dict[bytes, bytes]:
+    """The environment process ``pid`` was started with; empty when it cannot be read (another user's)."""
     with contextlib.suppress(OSError):
-        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
-            if item.startswith(b"VIRTUAL_ENV=") and os.path.realpath(os.fsdecode(item[12:])) == venv:
-                return True
-    return False
+        return dict(item.partition(b"=")[::2] for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+    return {}
 
 
-def _process_paths(pid: str) -> Iterator[str]:
+def _activated(environ: dict[bytes, bytes], venv: str) -> bool:
+    """Whether a process was started with VIRTUAL_ENV naming the venv (a shell's activated venv)."""
+    active = environ.get(b"VIRTUAL_ENV")
+    return active is not None and os.path.realpath(os.fsdecode(active)) == venv
+
+
+def _process_paths(pid: str, environ: dict[bytes, bytes]) -> Iterator[str]:
     """The paths process ``pid`` runs from: its program as started, its open and mapped files."""
     proc = f"/proc/{pid}"
     with contextlib.suppress(OSError):
-        program = _started_as(proc, os.fsdecode(Path(f"{proc}/cmdline").read_bytes().split(b"\0", 1)[0]))
+        program = _started_as(proc, os.fsdecode(Path(f"{proc}/cmdline").read_bytes().split(b"\0", 1)[0]),
+                              environ.get(b"PATH", b""))
         if program:  # its folder resolved, not the program: bin/python is a link to the base python
             yield os.path.join(os.path.realpath(os.path.dirname(program)), os.path.basename(program))
     with contextlib.suppress(OSError):
@@ -198,21 +204,19 @@ def _process_paths(pid: str) -> Iterator[str]:
                 yield os.readlink(f"{proc}/fd/{fd}")
 
 
-def _started_as(proc: str, program: str) -> str | None:
+def _started_as(proc: str, program: str, path: bytes) -> str | None:
     """The path a process's first word named: as written, else under its cwd, else (``python3``, from
-    a PATH with the venv's bin/ first, or ``#!/usr/bin/env python3``) found on its own PATH."""
+    a PATH with the venv's bin/ first, or ``#!/usr/bin/env python3``) found on its own ``path``."""
     if not program or os.path.isabs(program):
         return program or None
     if "/" in program:  # only then its cwd, which another user's process does not show
         return os.path.join(os.readlink(f"{proc}/cwd"), program)
-    for item in Path(f"{proc}/environ").read_bytes().split(b"\0"):
-        if item.startswith(b"PATH="):
-            for folder in os.fsdecode(item[5:]).split(os.pathsep):
-                found = os.path.join(folder, program)
-                if not os.path.isabs(folder):  # PATH=bin:... is read from the process's own folder
-                    found = os.path.join(os.readlink(f"{proc}/cwd"), found)
-                if os.path.isfile(found) and os.access(found, os.X_OK):
-                    return found
+    for folder in os.fsdecode(path).split(os.pathsep) if path else ():
+        found = os.path.join(folder, program)
+        if not os.path.isabs(folder):  # PATH=bin:... is read from the process's own folder
+            found = os.path.join(os.readlink(f"{proc}/cwd"), found)
+        if os.path.isfile(found) and os.access(found, os.X_OK):
+            return found
     return None
 
 
