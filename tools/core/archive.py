@@ -388,9 +388,9 @@ def stops_named(archive: Path, work: str, advice: str) -> Iterator[None]:
     except KeyboardInterrupt:
         raise ArchiveStopped(f"interrupted after {work} began: {archive.name} holds what moved and its manifest; "
                              + advice, archive=str(archive), interrupted=True) from None
+    except ArchiveStopped:
+        raise
     except (OSError, InfraError) as exc:
-        if isinstance(exc, ArchiveStopped):
-            raise
         cause = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
         raise ArchiveStopped(f"stopped after {work} began ({cause}): {archive.name} holds what moved and its "
                              f"manifest; {advice}", archive=str(archive)) from None
@@ -534,7 +534,7 @@ def _linked_parent(base: Path, rel: str) -> str | None:
 def _restore_problem(src: Path, dst: Path, entry: dict) -> str | None:
     """Why an entry cannot go back (None: it can; 'in place': it never left, or is back exactly as archived)."""
     if not os.path.lexists(src):
-        if os.path.lexists(dst) and (entry["status"] == "planned" or _matches(dst, entry, unreadable=False)):
+        if os.path.lexists(dst) and (entry["status"] == "planned" or _back_as_archived(dst, entry)):
             return "in place"
         return f"missing from the archive ({src}); cannot restore"
     if os.path.lexists(dst):
@@ -547,16 +547,18 @@ def _restore_problem(src: Path, dst: Path, entry: dict) -> str | None:
     return None
 
 
-def _matches(path: Path, entry: dict, unreadable: bool | None = None) -> bool:
-    """Whether path is what the manifest recorded (kind, mode, size, content, link); an unreadable path
-    raises OSError, or counts as ``unreadable`` when that is given."""
-    try:
-        actual = fingerprint(path)
-    except OSError:
-        if unreadable is None:
-            raise
-        return unreadable
+def _matches(path: Path, entry: dict) -> bool:
+    """Whether path is what the manifest recorded (kind, mode, size, content, link); OSError when unreadable."""
+    actual = fingerprint(path)
     return all(actual[k] == entry.get(k) for k in FINGERPRINT_KEYS)
+
+
+def _back_as_archived(path: Path, entry: dict) -> bool:
+    """Whether a moved entry's original place holds exactly what was archived (unreadable: it cannot tell)."""
+    try:
+        return _matches(path, entry)
+    except OSError:
+        return False
 
 
 def _prune_empty_dirs(archive: Path) -> None:
