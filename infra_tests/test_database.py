@@ -10,7 +10,6 @@ from tools.core.dburl import DbUrl
 from tools.core.errors import ProbeError
 from tools.core.settings import AuditSettings
 from tools.plugin import report
-from tools.plugin.settings import advice
 
 
 @pytest.mark.check("database reachable within {connect_timeout} s")
@@ -35,9 +34,7 @@ def test_row_counts_nonzero(db: psycopg.Connection, audit_settings: AuditSetting
         try:
             stats = db_probe.table_stats(db, table, audit_settings.exact_count_limit, audit_settings.timeouts)
         except ProbeError as exc:
-            unknown = exc.cause in db_probe.COULD_NOT_LOOK
-            evidence.add(table, f"{'could not check' if unknown else 'FAILED'} ({exc.cause})")
-            (unknowns if unknown else problems).append(advice(exc))
+            report.probe_failed(evidence, table, exc, problems, unknowns)
         else:
             evidence.add(table, stats.shown + (" (exact count)" if stats.exact else ""))
             if stats.row_security:

@@ -12,7 +12,6 @@ from tools.core.settings import AuditSettings
 from tools.core.text import counted
 from tools.plugin import history as history_plugin
 from tools.plugin import report
-from tools.plugin.settings import advice
 
 
 ROW_COUNTS = "test_row_counts_nonzero"  # the check that says a table's trouble in full
@@ -29,9 +28,7 @@ def test_data_is_fresh(db: psycopg.Connection, audit_settings: AuditSettings, ev
             found = freshness.check(db, rule, audit_settings.freshness_group, audit_settings.exact_count_limit,
                                     audit_settings.timeouts)  # fmt: skip
         except ProbeError as exc:
-            unknown = exc.cause in db_probe.COULD_NOT_LOOK
-            evidence.add(rule.text, f"{'could not check' if unknown else 'FAILED'} ({exc.cause})")
-            (unknowns if unknown else problems).append(advice(exc))
+            report.probe_failed(evidence, rule.text, exc, problems, unknowns)
             continue
         evidence.add(found.plan.label, found.evidence.removeprefix(f"{found.plan.label}: "))
         problems.extend(found.problems)

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.core import db_config, dburl
+from tools.core import db_config, dburl, probe
+from tools.core.errors import ProbeError
 from tools.core.text import printable
 from tools.plugin import settings as audit_settings
 
@@ -166,6 +167,14 @@ def _about(item: pytest.Item) -> str:
 
 class CouldNotCheck(pytest.fail.Exception):
     """A check looked and could not tell (a table locked, a query past its deadline): not a finding."""
+
+
+def probe_failed(evidence: Evidence, label: str, exc: ProbeError, problems: list[str], unknowns: list[str]) -> None:
+    """File a probe that raised for ``label``, in the audit's terms: a cause that says it could not look
+    (a lock, a deadline) among the ``unknowns``, any other among the ``problems``; its evidence says which."""
+    unknown = exc.cause in probe.COULD_NOT_LOOK
+    evidence.add(label, f"{'could not check' if unknown else 'FAILED'} ({exc.cause})")
+    (unknowns if unknown else problems).append(audit_settings.advice(exc))
 
 
 def conclude(problems: list[str], unknowns: list[str]) -> None:
