@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.core import dburl
-from tools.core.settings import AuditSettings
+from infra_audit.core import dburl
+from infra_audit.core.settings import AuditSettings
 
 WEAK = (
     f"the password is weak (under {dburl.MIN_STRONG_PASSWORD} characters or easy to guess): choose a long random "

@@ -5,11 +5,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tools.core import probe as db_probe
-from tools.core.dburl import DbUrl
-from tools.core.errors import ProbeError
-from tools.core.settings import AuditSettings
-from tools.plugin import report
+from infra_audit.core import probe as db_probe
+from infra_audit.core.dburl import DbUrl
+from infra_audit.core.errors import ProbeError
+from infra_audit.core.settings import AuditSettings
+from infra_audit.plugin import report
 
 
 @pytest.mark.check("database reachable within {connect_timeout} s")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tools.core import freshness, history
-from tools.core import probe as db_probe
-from tools.core.errors import HistoryError, ProbeError
-from tools.core.settings import AuditSettings
-from tools.core.text import counted
-from tools.plugin import history as history_plugin
-from tools.plugin import report
+from infra_audit.core import freshness, history
+from infra_audit.core import probe as db_probe
+from infra_audit.core.errors import HistoryError, ProbeError
+from infra_audit.core.settings import AuditSettings
+from infra_audit.core.text import counted
+from infra_audit.plugin import history as history_plugin
+from infra_audit.plugin import report
 
 
 ROW_COUNTS = "test_row_counts_nonzero"  # the check that says a table's trouble in full

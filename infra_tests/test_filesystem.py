@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.core import venv_artifacts
-from tools.core.errors import GitError
-from tools.core.settings import AuditSettings
-from tools.plugin import report
+from infra_audit.core import venv_artifacts
+from infra_audit.core.errors import GitError
+from infra_audit.core.settings import AuditSettings
+from infra_audit.plugin import report
 
 
 @pytest.mark.check("root is clean")
@@ -62,6 +62,6 @@ def test_required_paths_present(project_root: Path, audit_settings: AuditSetting
             missing.append(f"{relative} ({'folder' if wants_dir else 'file'})")
     if missing:
         pytest.fail(
-            f"missing from {project_root}: {', '.join(missing)}: add them, or change infra_required_paths in pytest.ini",
+            f"missing from {project_root}: {', '.join(missing)}: add them, or change infra_required_paths in the project's settings",
             pytrace=False,
         )

@@ -47,8 +47,9 @@ from tests.support import (
     record_cluster,
     sweep_dead_clusters,
 )
-from tools.core import dburl, ownership, pgserver, seed
-from tools.core.errors import DbUrlError, SandboxError
+from infra_audit.core import dburl
+from infra_audit.sandbox import ownership, pgserver, seed
+from infra_audit.core.errors import DbUrlError, SandboxError
 
 ADMIN_URL_VARIABLE = "INFRA_SELFTEST_PG_URL"
 SEED_MARKET_DATA_ROWS = 120

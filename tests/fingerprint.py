@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import psycopg
 
-from tools.core import ownership
+from infra_audit.sandbox import ownership
 
 SELF_TESTS = "self-tests"
 

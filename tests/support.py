@@ -27,8 +27,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tools.core import dburl, ownership, pgserver, scram
-from tools.core.errors import SandboxError
+from infra_audit.core import dburl
+from infra_audit.sandbox import ownership, pgserver, scram
+from infra_audit.core.errors import SandboxError
 
 REPO = Path(__file__).resolve().parents[1]
 MAKER = "self-tests"

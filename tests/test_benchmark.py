@@ -7,7 +7,7 @@ import sys
 
 from tests.fingerprint import server_fingerprint
 from tests.support import REPO, clean_env
-from tools.core import dburl
+from infra_audit.core import dburl
 
 
 def test_benchmark_seeds_measures_and_drops_only_its_own(admin_url):

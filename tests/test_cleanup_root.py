@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import REPO
 from tests.venv_roots import (
     FIXER,
     PollutedRoot,
@@ -31,10 +32,16 @@ from tests.venv_roots import (
     tree_snapshot,
     write,
 )
-from tools import cleanup_root
-from tools.core import archive
-from tools.core.errors import ArchiveStopped
-from tools.core.venv_artifacts import scan_root
+from infra_audit.cli import cleanup_root as cleanup_root_command
+from infra_audit.fixer import archive
+from infra_audit.core.errors import ArchiveStopped
+from infra_audit.core.venv_artifacts import scan_root
+
+
+
+def cleanup_main(argv: list[str]) -> int:
+    """The fixer in this process, as ``python3 tools/cleanup_root.py`` runs it."""
+    return cleanup_root_command.main(argv, prog="cleanup_root.py", default_root=REPO)
 
 
 @pytest.fixture
@@ -387,7 +394,7 @@ def test_a_failure_after_moves_began_is_exit_1_naming_the_archive(
         real_save(folder, manifest)
 
     monkeypatch.setattr(archive, "save_manifest", full_disk_on_third)
-    code = cleanup_root.main(["--root", str(polluted.root)])
+    code = cleanup_main(["--root", str(polluted.root)])
     monkeypatch.undo()
     error = capsys.readouterr().err
     assert code == 1, error
@@ -458,10 +465,12 @@ def test_one_fixer_at_a_time_in_a_root(polluted: PollutedRoot) -> None:
     assert tree_snapshot(polluted.root, skip_archives=False) == before
 
 
-def test_the_tools_own_virtualenv_is_not_a_project_root(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch,
+def test_the_tools_own_virtualenv_is_not_a_project_root(polluted: PollutedRoot, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(cleanup_root._cli, "CHECKOUT_VENV", polluted.root)
-    assert cleanup_root.main(["--root", str(polluted.root), "--dry-run"]) == 2
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".venv").symlink_to(polluted.root)  # the venv quickstart made for this checkout's tools
+    assert cleanup_root_command.main(["--root", str(polluted.root), "--dry-run"], default_root=checkout) == 2
     assert "is the virtualenv these tools run on (quickstart made it), not a project root" in capsys.readouterr().err
 
 

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from tests.support import REPO
-from tools.core.db_config import known_secrets, resolve_db_url
-from tools.core.errors import ConfigError
+from infra_audit.core.db_config import known_secrets, resolve_db_url
+from infra_audit.core.errors import ConfigError
 
 URL = "postgresql://trader:from-file@localhost:5432/mt5_crs"
 

@@ -15,10 +15,10 @@ import pytest
 from psycopg import sql
 
 from tests.support import stage
-from tools.core import probe as db_probe
-from tools.core.dburl import parse
-from tools.core.errors import ProbeError
-from tools.core.probe import Timeouts
+from infra_audit.core import probe as db_probe
+from infra_audit.core.dburl import parse
+from infra_audit.core.errors import ProbeError
+from infra_audit.core.probe import Timeouts
 
 FAST = Timeouts(connect=1.0, query=1.0)  # a frozen server is given up on after query + 2 s
 

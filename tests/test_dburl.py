@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
-from tools.core import dburl
-from tools.core.dburl import parse, redact, scrub
-from tools.core.errors import DbUrlError
+from infra_audit.core import dburl
+from infra_audit.core.dburl import parse, redact, scrub
+from infra_audit.core.errors import DbUrlError
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.core import envfile, files
-from tools.core.envfile import restore, set_db_url
-from tools.core.errors import EnvFileError
+from infra_audit.sandbox import envfile
+from infra_audit.core import files
+from infra_audit.sandbox.envfile import restore, set_db_url
+from infra_audit.core.errors import EnvFileError
 
 URL = "postgresql://trader:s3cret-token@127.0.0.1:54321/mt5_crs"
 OTHER_URL = "postgresql://trader:0ther-token@127.0.0.1:54999/mt5_crs"

@@ -10,7 +10,7 @@ from pathlib import Path
 from psycopg import sql
 
 from tests.support import REPO, clean_env, stage, write_env
-from tools.core import seed
+from infra_audit.sandbox import seed
 
 SYMBOLS = 50
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.core import files
+from infra_audit.core import files
 
 
 def test_a_file_is_replaced_whole_with_its_mode(tmp_path: Path) -> None:

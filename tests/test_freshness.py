@@ -10,12 +10,13 @@ import pytest
 from psycopg import sql
 
 from tests.support import stage
-from tools.core import freshness, seed
-from tools.core import probe as db_probe
-from tools.core.dburl import parse
-from tools.core.errors import ProbeError
-from tools.core.freshness import FreshnessRule, parse_group, parse_rules
-from tools.core.probe import Timeouts
+from infra_audit.core import freshness, settings
+from infra_audit.sandbox import seed
+from infra_audit.core import probe as db_probe
+from infra_audit.core.dburl import parse
+from infra_audit.core.errors import ProbeError
+from infra_audit.core.freshness import FreshnessRule, parse_group, parse_rules
+from infra_audit.core.probe import Timeouts
 
 TIMEOUTS = Timeouts(connect=3.0, query=3.0)
 EXACT_LIMIT = 100_000
@@ -122,8 +123,8 @@ def test_a_view_is_refused_rather_than_read_whole(target, conn):
 
 
 def test_the_default_setting_parses():
-    assert parse_rules(freshness.DEFAULT_FRESHNESS) == (FreshnessRule(("market_data",), timedelta(days=3), "3d"),)
-    assert parse_group(freshness.DEFAULT_GROUP) == "symbol"
+    assert parse_rules(settings.BY_KEY["freshness"].default) == (FreshnessRule(("market_data",), timedelta(days=3), "3d"),)
+    assert parse_group(settings.BY_KEY["freshness_group"].default) == "symbol"
 
 
 @pytest.mark.parametrize(

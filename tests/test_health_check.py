@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import REPO, clean_env, write_env
-from tools.core import settings
+from infra_audit.core import settings
+from infra_audit.plugin.health_check import HealthCheckProcess
 
 
 def test_healthy_report_matches_the_spec_layout(project, target, run_health_check):
@@ -199,91 +198,66 @@ def test_out_of_range_settings_are_one_usage_line(run_health_check, flag, said):
 # --- the audit's check runs the script in its own interpreter: what it reads of the run ---------
 
 
-def _the_checks_conftest(monkeypatch: pytest.MonkeyPatch):
-    """infra_tests/conftest.py as a module (the suite does not load it as a conftest)."""
-    spec = importlib.util.spec_from_file_location("infra_checks_conftest", REPO / "infra_tests" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
 PLANTED = {
-    "healthy": ('print("report")\nprint("✅ System Healthy")\nraise SystemExit(0)\n', 0, None),
-    "no verdict": ('print("ok")\nraise SystemExit(0)\n', 0, 'exited 0 without its verdict "✅ System Healthy"'),
-    "no exit code": ('print("✅ System Healthy")\n', None, "ended without an exit code"),
+    "healthy": ('print(json.dumps({"healthy": True, "error": None}))\nraise SystemExit(0)\n', 0, None),
+    "no verdict": ('print("ok")\nraise SystemExit(0)\n', 0, "exited 0 without a healthy verdict"),
+    "exit 0, unhealthy": ('print(json.dumps({"healthy": False, "error": None}))\n', 0, "exited 0 without a healthy verdict"),
     "unhealthy": (
-        'import sys\nprint("❌ market_data: table is empty")\nprint("❌ System Unhealthy")\nsys.exit(1)\n',
-        1, "exited 1: ❌ market_data: table is empty",
+        'print(json.dumps({"healthy": False, "error": None, "tables": {"market_data": {"ok": False, '
+        '"error": "table is empty"}}}))\nsys.exit(1)\n',
+        1, "exited 1: market_data: table is empty",
     ),
     "error line": (
-        'import sys\nprint("health_check.py: error: no DB_URL", file=sys.stderr)\nsys.exit(2)\n',
+        'print("health_check.py: error: no DB_URL", file=sys.stderr)\nsys.exit(2)\n',
         2, "exited 2: health_check.py: error: no DB_URL",
     ),
 }  # fmt: skip
 
 
+def _planted(root: Path, body: str) -> settings.AuditSettings:
+    """A project whose health-check script is ``body``; the audit's settings for it."""
+    script = root / "tools" / "health_check.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(f"import json, sys\nprint(sys.argv[1:], file=sys.stderr)\n{body}")
+    return settings.build({"infra_health_check": "tools/health_check.py"}, root)
+
+
 @pytest.mark.parametrize("case", PLANTED)
-def test_the_audits_run_reads_exit_code_and_verdict(case, tmp_path, monkeypatch):
-    """Only exit 0 with the spec's verdict line proves the system healthy: a script that lost its
-    ``sys.exit(main())`` or its report must not pass; sys.argv and sys.path come back as they were."""
-    script, code, problem = PLANTED[case]
-    planted = tmp_path / "tools" / "health_check.py"
-    planted.parent.mkdir()
-    planted.write_text(f"import sys\nsys.path.insert(0, '/nowhere')\nprint(sys.argv[1:], file=sys.stderr)\n{script}")
-    module = _the_checks_conftest(monkeypatch)
-    monkeypatch.setattr(module, "HEALTH_CHECK", planted)
-    argv, path = sys.argv[:], sys.path[:]
-    run = module.run_health_check(tmp_path, settings.build({}, tmp_path))
-    assert (sys.argv, sys.path) == (argv, path)
+def test_the_audits_run_reads_exit_code_and_verdict(case, tmp_path):
+    """Only exit 0 with a healthy JSON verdict proves the system healthy: a script that lost its
+    ``sys.exit(main())`` or its report must not pass; it gets the audit's settings as flags."""
+    body, code, problem = PLANTED[case]
+    run = HealthCheckProcess(tmp_path, _planted(tmp_path, body)).result()
     assert run.code == code
     assert (run.problem is None) if problem is None else (problem in run.problem), run.problem
     assert f"'--root', '{tmp_path}', '--tables', 'market_data assets'" in run.stderr, "the audit's settings as flags"
+    assert run.shown.startswith("python3 tools/health_check.py --root ")
 
 
-@pytest.mark.parametrize("whose", ["this checkout's, in the audit's process", "another project's, in its own"])
-def test_the_audits_run_passes_ctrl_c_on(tmp_path, monkeypatch, whose):
-    """The script turns Ctrl-C into exit 130; in the audit, it stops the audit instead of failing a check."""
-    planted = tmp_path / "tools" / "health_check.py"
-    planted.parent.mkdir()
-    planted.write_text("raise SystemExit(130)\n")
-    module = _the_checks_conftest(monkeypatch)
-    if whose.startswith("this"):
-        monkeypatch.setattr(module, "HEALTH_CHECK", planted)
+def test_the_audits_run_passes_ctrl_c_on(tmp_path):
+    """The command turns Ctrl-C into exit 130; in the audit, it stops the audit instead of failing a check."""
     with pytest.raises(KeyboardInterrupt):
-        module.run_health_check(tmp_path, settings.build({}, tmp_path))
+        HealthCheckProcess(tmp_path, _planted(tmp_path, "raise SystemExit(130)\n")).result()
 
 
-def test_the_audits_run_of_the_real_script_proves_a_healthy_database(project, target, monkeypatch):
-    """The real script, through its own flags, probe, report and _cli.run, against a real database;
-    the audit's own modules are the same objects afterwards."""
-    module = _the_checks_conftest(monkeypatch)
+def test_a_missing_script_is_named(tmp_path):
+    run = HealthCheckProcess(tmp_path, settings.build({"infra_health_check": "tools/nowhere.py"}, tmp_path)).result()
+    assert run.code is None and f"{tmp_path}/tools/nowhere.py does not exist" in run.problem
+
+
+def test_the_installed_command_runs_by_default_in_a_process_of_its_own(project, target, monkeypatch):
+    """The real command (no script configured: the installed infra-health-check), with its own flags,
+    probe, report and exit code, against a real database, proves a healthy one."""
     write_env(project, f"DB_URL={target.url}\n")
     monkeypatch.delenv("DB_URL", raising=False)
-    probe_module = sys.modules["tools.core.probe"]
-    run = module.run_health_check(project, settings.build({}, project))
-    assert (run.code, run.verdict, run.problem) == (0, "✅ System Healthy", None), run.stdout + run.stderr
-    assert "market_data: 120 rows" in run.stdout and target.role.password not in run.stdout
-    assert sys.modules["tools.core.probe"] is probe_module
+    process = HealthCheckProcess(project, settings.build({}, project))
+    assert process.shown.startswith("infra-health-check --root ")
+    run = process.result()
+    assert (run.code, run.verdict, run.problem) == (0, "healthy", None), run.stdout + run.stderr
+    assert run.outcome["tables"]["market_data"]["rows"] == 120 and target.role.password not in run.stdout
 
 
-@pytest.mark.parametrize("bootstrap", ["kept", "removed"])
-def test_the_audits_run_starts_the_script_as_a_fresh_python_would(bootstrap, project, tmp_path, monkeypatch):
-    """A script that cannot find its own modules when monitoring starts it must fail in the audit
-    too, even though the audit has them loaded."""
-    checkout = tmp_path / "checkout"
-    shutil.copytree(REPO / "tools", checkout / "tools", ignore=shutil.ignore_patterns("__pycache__"))
-    script = checkout / "tools" / "health_check.py"
-    text = script.read_text()
-    line = next(line for line in text.splitlines() if line.startswith("sys.path.insert(0"))
-    if bootstrap == "removed":
-        script.write_text(text.replace(line, "pass"))
-    module = _the_checks_conftest(monkeypatch)
-    monkeypatch.setattr(module, "HEALTH_CHECK", script)
-    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if Path(entry or ".").resolve() != REPO])
-    monkeypatch.delenv("DB_URL", raising=False)
-    run = module.run_health_check(checkout, settings.build({}, checkout))
-    if bootstrap == "removed":
-        assert run.code == 1 and "exited 1: ModuleNotFoundError: No module named 'tools'" in run.problem
-    else:  # it finds its modules, and stops where it should: no DB_URL in this project
-        assert run.code == 2 and "DB_URL" in run.problem, run.problem
+def test_a_script_that_cannot_find_its_modules_fails(tmp_path):
+    """A script that cannot start as monitoring would start it fails the check: it runs in a fresh process."""
+    run = HealthCheckProcess(tmp_path, _planted(tmp_path, "import tools.nowhere\n")).result()
+    assert run.code == 1 and "ModuleNotFoundError: No module named 'tools" in run.problem

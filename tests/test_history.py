@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tools.core import history
-from tools.core import probe as db_probe
-from tools.core.dburl import parse
-from tools.core.errors import HistoryError
-from tools.core.history import Record, TableCount
-from tools.core.probe import TableStats, Timeouts
+from infra_audit.core import history
+from infra_audit.core import probe as db_probe
+from infra_audit.core.dburl import parse
+from infra_audit.core.errors import HistoryError
+from infra_audit.core.history import Record, TableCount
+from infra_audit.core.probe import TableStats, Timeouts
 
 TARGET = "db.example:5432/mt5_crs"
 OTHER = "db.example:5432/staging"

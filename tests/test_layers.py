@@ -12,9 +12,18 @@ import pytest
 
 from tests.support import REPO, clean_env
 
-CORE = sorted((REPO / "tools" / "core").glob("*.py"))
-PLUGIN = sorted((REPO / "tools" / "plugin").glob("*.py"))
+PACKAGE = REPO / "infra_audit"
 TOOLS = ("health_check.py", "cleanup_root.py", "sandbox.py", "benchmark.py")
+# Each room and the rooms it may import (itself included); pytest only where it says so.
+ROOMS = {
+    "core": ({"infra_audit.core"}, False),
+    "fixer": ({"infra_audit.core", "infra_audit.fixer"}, False),
+    "sandbox": ({"infra_audit.core", "infra_audit.sandbox"}, False),
+    "plugin": ({"infra_audit.core", "infra_audit.plugin"}, True),
+    "cli": ({"infra_audit.core", "infra_audit.fixer", "infra_audit.sandbox", "infra_audit.cli", "infra_audit.checks"}, False),
+}
+MODULES = [(room, path) for room in ROOMS for path in sorted((PACKAGE / room).glob("*.py"))]
+CHECKS = sorted((REPO / "infra_tests").glob("*.py"))
 
 
 def imported(path: Path) -> set[str]:
@@ -29,17 +38,31 @@ def imported(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", CORE, ids=lambda path: path.name)
-def test_the_library_knows_only_itself(path: Path) -> None:
-    ours = {name for name in imported(path) if name.split(".")[0] in ("tools", "pytest", "_pytest")}
-    assert all(name.startswith("tools.core") for name in ours), f"{path.name} reaches out of the library: {ours}"
+@pytest.mark.parametrize(("room", "path"), MODULES, ids=lambda value: getattr(value, "name", value))
+def test_each_room_knows_only_what_is_below_it(room: str, path: Path) -> None:
+    allowed, may_use_pytest = ROOMS[room]
+    names = imported(path)
+    ours = {name for name in names if name.startswith("infra_audit.")}
+    assert all(name.startswith(tuple(allowed)) for name in ours), f"{room}/{path.name} reaches out: {ours}"
+    uses_pytest = {name for name in names if name.split(".")[0] in ("pytest", "_pytest")}
+    if not may_use_pytest and path.name != "audit.py":  # the audit's command runs pytest, and imports it to
+        assert not uses_pytest, f"{room}/{path.name} imports pytest"
 
 
-@pytest.mark.parametrize("path", PLUGIN, ids=lambda path: path.name)
-def test_the_plugin_builds_only_on_the_library(path: Path) -> None:
-    ours = {name for name in imported(path) if name.split(".")[0] == "tools"}
-    allowed = ("tools.core", "tools.plugin")
-    assert all(name.startswith(allowed) or name == "tools" for name in ours), f"{path.name}: {ours}"
+@pytest.mark.parametrize("path", CHECKS, ids=lambda path: path.name)
+def test_the_checks_build_on_the_plugin_and_the_library(path: Path) -> None:
+    ours = {name for name in imported(path) if name.startswith(("infra_audit", "tools", "tests"))}
+    assert all(name.startswith(("infra_audit.plugin", "infra_audit.core")) or name == "infra_audit" for name in ours), ours
+
+
+def test_the_plugins_entry_point_is_cheap_to_load() -> None:
+    """pytest loads it in every run of a project that installed the audit: no psycopg, no report."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import infra_audit.plugin.settings"], cwd=REPO,
+                          env=clean_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert "infra_audit.plugin.settings" in modules, done.stderr
+    assert not [name for name in modules if name.split(".")[0] in ("psycopg", "dotenv")], modules
+    assert "infra_audit.plugin.html" not in modules and "infra_audit.plugin.report" not in modules
 
 
 def pytest_modules_loaded(*command: str) -> list[str]:
@@ -87,7 +110,7 @@ def _installed_pytest_html(site: Path) -> Path:
 
 def test_the_audit_writes_its_report_without_pytest_html(tmp_path: Path) -> None:
     """The report is the audit's own page: an installed pytest-html is never loaded, its flags work
-    without it, and asking for it by name is one usage line, not a clash of options."""
+    without it, and its flags work without it."""
     mark = _installed_pytest_html(tmp_path / "site")
     env = clean_env(PYTHONPATH=str(tmp_path / "site"))
     report = tmp_path / "audit.html"
@@ -97,10 +120,3 @@ def test_the_audit_writes_its_report_without_pytest_html(tmp_path: Path) -> None
     assert done.returncode == 1 and "audit FAILED" in done.stdout, done.stdout + done.stderr  # no DB_URL here
     assert not mark.exists(), "the installed pytest-html was loaded"
     assert "<td>#044</td>" in report.read_text(encoding="utf-8")
-
-    asked = subprocess.run([*command, "-p", "html"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert asked.returncode == 4, asked.stdout + asked.stderr
-    assert asked.stderr.strip() == (
-        "ERROR: pytest-html is not needed: the audit writes its own HTML report (--html PATH, --metadata KEY VALUE); "
-        "drop the -p that loads it (PYTEST_ADDOPTS, PYTEST_PLUGINS too)"
-    )

@@ -18,8 +18,8 @@ import pytest
 from psycopg import conninfo, sql
 
 from tests.support import REPO
-from tools.core import ownership
-from tools.core.ownership import Marker, dead_runs, drop_if_ours, read_marker
+from infra_audit.sandbox import ownership
+from infra_audit.sandbox.ownership import Marker, dead_runs, drop_if_ours, read_marker
 
 TOKEN = secrets.token_hex(4)
 PREFIX = f"infra_selftest_{os.getpid()}_own_{TOKEN}"

@@ -26,8 +26,9 @@ from tests.support import (
     record_cluster,
     sweep_dead_clusters,
 )
-from tools.core import dburl, ownership, pgserver
-from tools.core.errors import SandboxError
+from infra_audit.core import dburl
+from infra_audit.sandbox import ownership, pgserver
+from infra_audit.core.errors import SandboxError
 
 SYSTEM = pgserver.system_bindir()
 WHEEL = pgserver.wheel_bindir()

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tools.core import ownership
-from tools.core.errors import ProbeError
-from tools.core.probe import Deadlined
+from infra_audit.sandbox import ownership
+from infra_audit.core.errors import ProbeError
+from infra_audit.core.probe import Deadlined
 
 
 def test_a_server_that_stalls_after_letting_us_in_hits_our_deadline(admin_url):

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import REPO, clean_env
 from tools import quickstart
-from tools.core.errors import InfraError
+from infra_audit.core.errors import InfraError
 
 
 @pytest.fixture
@@ -76,8 +76,9 @@ def test_a_bad_command_is_one_line_exit_2() -> None:
 
 
 def _checkout_copy(root: Path) -> Path:
-    """This checkout's tools in a folder of their own (no .venv/ yet)."""
-    shutil.copytree(REPO / "tools", root / "tools", ignore=shutil.ignore_patterns("__pycache__"))
+    """This checkout's tools and package in a folder of their own (no .venv/ yet)."""
+    for folder in ("tools", "infra_audit"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
 

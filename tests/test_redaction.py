@@ -27,9 +27,9 @@ def test_libpq_echo():
 '''
 
 CONFTEST = f'''
-from tools.plugin.report import remember_secrets
+from infra_audit.plugin.report import remember_secrets
 
-pytest_plugins = ("tools.plugin.settings", "tools.plugin.report")
+pytest_plugins = ("infra_audit.plugin.report",)
 
 def pytest_configure(config):
     remember_secrets(config, ("{SECRET}",))

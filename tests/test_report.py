@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-import tools
+import infra_audit
 from tests.support import REPO, AuditRun, clean_env, write_env
 
 HUMAN_NAMES = {
@@ -159,7 +159,7 @@ def test_healthy_report_is_the_proof_for_the_ticket(project, target, run_audit, 
     assert env["Host"] == socket.gethostname() and env["OS user"] == getpass.getuser()
     assert env["Database"] == target.url.replace(target.role.password, "***")
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?", env["PostgreSQL server"]), env
-    assert env["Audit suite"].startswith(f"infra-audit {tools.__version__} ")
+    assert env["Audit suite"].startswith(f"infra-audit {infra_audit.__version__} ")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}", env["Started"]), env
     assert re.fullmatch(r"\d+\.\d s", env["Duration"]), env
     assert not {"Packages", "Plugins", "Platform"} & set(env), "pytest-metadata's rows must not show"
@@ -538,13 +538,21 @@ def test_the_server_version_is_known_whichever_check_connected(project, target, 
     assert re.fullmatch(r"\d+\.\d+", report.environment["PostgreSQL server"]), report.environment
 
 
-def test_another_ini_without_the_audits_plugin_is_one_usage_line(tmp_path):
-    """`-c other.ini` leaves out the audit's `-p tools.plugin.settings`: say so, not INTERNALERROR."""
-    (tmp_path / "other.ini").write_text("[pytest]\n")
+def test_another_ini_runs_the_audit_with_its_settings(tmp_path):
+    """`-c other.ini`: the plugin is installed (its entry point), so the audit runs, with that ini's settings."""
+    (tmp_path / "other.ini").write_text("[pytest]\ninfra_required_paths = nowhere-else/\n")
     done = subprocess.run([sys.executable, "-m", "pytest", "-c", str(tmp_path / "other.ini"), str(REPO / "infra_tests")],
                           cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1 and "INTERNALERROR" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "nowhere-else/: MISSING" in done.stdout
+
+
+def test_without_the_plugin_loaded_the_audit_is_one_usage_line(tmp_path):
+    """Plugin autoload off (PYTEST_DISABLE_PLUGIN_AUTOLOAD): say how to load it, not INTERNALERROR."""
+    done = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "infra_tests")], cwd=REPO,
+                          env=clean_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"), capture_output=True, text=True, timeout=120)
     assert done.returncode == 4 and "INTERNALERROR" not in done.stdout + done.stderr, done.stdout + done.stderr
-    assert done.stderr.strip().startswith("ERROR: the audit's settings are not loaded")
+    assert done.stderr.strip().startswith("ERROR: the audit's plugin is not loaded")
 
 
 def test_a_link_planted_at_the_reports_name_during_the_run_is_not_followed(project, run_audit, tmp_path):

@@ -21,7 +21,8 @@ from psycopg import sql
 
 from tests.fingerprint import SELF_TESTS, server_fingerprint
 from tests.support import REPO, clean_env
-from tools.core import db_config, dburl, ownership, pgserver, seed
+from infra_audit.core import db_config, dburl
+from infra_audit.sandbox import ownership, pgserver, seed
 
 SMALL = ("--market-data-rows", "500", "--assets-rows", "10")
 
@@ -348,7 +349,7 @@ def test_a_users_db_url_is_never_shown_with_its_password(root: Path, password: s
 
 def test_a_database_error_is_its_primary_message_not_the_caret_under_it(target) -> None:
     """psycopg's text ends with 'LINE 1: ...' and a caret; the one line is the server's primary message."""
-    from tools import sandbox
+    from infra_audit.cli import sandbox
 
     with pytest.raises(psycopg.Error) as raised:
         target.admin.execute("SELEC 1")

@@ -14,8 +14,9 @@ import pytest
 from psycopg import sql
 
 from tests.support import REPO
-from tools.core import dburl, ownership
-from tools.core.scram import (
+from infra_audit.core import dburl
+from infra_audit.sandbox import ownership
+from infra_audit.sandbox.scram import (
     parse_verifier,
     password_clause,
     scram_sha256_verifier,

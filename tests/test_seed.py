@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.support import made_database
-from tools.core import seed
+from infra_audit.sandbox import seed
 
 NOW = datetime(2024, 5, 17, 12, 30, tzinfo=timezone.utc)
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from tests.support import REPO
-from tools.core import venv_artifacts
+from infra_audit.core import venv_artifacts
 
 
 def test_fixer_piped_into_head_finishes_its_work_without_a_traceback(tmp_path):
@@ -48,11 +48,11 @@ def test_psycopgs_own_warnings_never_print_beside_the_one_error_line():
     <psycopg.Connection ...>"); a tool's stderr is its one error line."""
     script = (
         "import logging, sys; sys.path.insert(0, sys.argv[1])\n"
-        "from tools import _cli\n"
+        "from infra_audit.cli import convention\n"
         "def work():\n"
         "    logging.getLogger('psycopg').warning('error ignored in rollback on <psycopg.Connection>')\n"
         "    raise KeyboardInterrupt\n"
-        "sys.exit(_cli.run('tool.py', work, as_json=False))\n"
+        "sys.exit(convention.run('tool.py', work, as_json=False))\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(REPO)], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (130, "tool.py: error: interrupted\n")

@@ -17,8 +17,8 @@ from tests.venv_roots import (
     tree_snapshot,
     write,
 )
-from tools.core.errors import GitError
-from tools.core.venv_artifacts import Artifact, Scan, describe, git_tracked, scan_root
+from infra_audit.core.errors import GitError
+from infra_audit.core.venv_artifacts import Artifact, Scan, describe, git_tracked, scan_root
 
 PY_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -238,6 +238,6 @@ def test_git_failure_refuses_to_guess(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_git_timeout_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_git(tmp_path, monkeypatch, f"exec {shutil.which('sleep')} 5")
-    monkeypatch.setattr("tools.core.venv_artifacts.GIT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("infra_audit.core.venv_artifacts.GIT_TIMEOUT_S", 0.2)
     with pytest.raises(GitError, match="took over 0.2s"):
         git_tracked(tmp_path)

@@ -8,7 +8,7 @@
    against a bare pytest process running one trivial test with plugin autoload off, and
    `tools/health_check.py` against a bare `import psycopg; connect; SELECT 1` process.
 2. Per size, in a scratch database seeded like production (tools/core/seed.py): the table check
-   (`tools.core.probe.table_stats`, the code the audit runs) against a naive `SELECT count(*)`,
+   (`infra_audit.core.probe.table_stats`, the code the audit runs) against a naive `SELECT count(*)`,
    the freshness check (newest row and the per-symbol skip scan) and the row-count history check.
 
 The admin URL comes from INFRA_ADMIN_URL (a URL in --server is visible to every user in `ps`).
@@ -27,18 +27,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
+import _checkout
 
-from tools import _cli  # noqa: E402
+_checkout.require_installed("benchmark.py")
 
-_cli.require_installed("benchmark.py")
-
-import psycopg  # noqa: E402
+import psycopg  # noqa: E402  (after the check above: one line, not an ImportError, where it is missing)
 from psycopg import conninfo, sql  # noqa: E402
 
-from tools.core import dburl, freshness, history, ownership, seed, settings  # noqa: E402
-from tools.core import probe as db_probe  # noqa: E402
-from tools.core.errors import DbUrlError, InfraError  # noqa: E402
+from infra_audit.cli import convention  # noqa: E402
+from infra_audit.core import dburl, freshness, history, settings  # noqa: E402
+from infra_audit.core import probe as db_probe  # noqa: E402
+from infra_audit.sandbox import ownership, seed  # noqa: E402
+from infra_audit.core.errors import DbUrlError, InfraError  # noqa: E402
 
 TOOL = "benchmark.py"
 MAKER = "benchmark"
@@ -53,7 +53,7 @@ BARE_CONNECT = "import os, psycopg\npsycopg.connect(os.environ['DB_URL'], connec
 
 
 def parse_args(argv: list[str] | None):
-    parser = _cli.Parser(prog=TOOL, description=__doc__.split("\n")[0])
+    parser = convention.Parser(prog=TOOL, description=__doc__.split("\n")[0])
     parser.add_argument("--server", metavar="ADMIN_URL", help=f"admin URL (prefer ${ADMIN_URL_VARIABLE})")
     parser.add_argument("--sizes", default="1000000,10000000", help="market_data row counts, comma separated")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per check (median reported)")
@@ -194,13 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     admin = args.admin
     results: dict[str, object] = {"server": admin.redacted, "startup": [], "sizes": []}
 
-    def work() -> _cli.Result:
+    def work() -> convention.Result:
         try:
             return measure()
         except psycopg.Error as exc:
             raise InfraError(f"the database failed: {str(exc).strip().splitlines()[0]}") from None
 
-    def measure() -> _cli.Result:
+    def measure() -> convention.Result:
         print(f"server {admin.redacted}; exact-count limit {DEFAULTS.exact_count_limit:,}")
         if not args.skip_startup:
             with Scratch(admin, "startup") as scratch:
@@ -219,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{size:>17,} | {row['table_check_ms']:>8.2f} ms | {row['count_ms']:>7.1f} ms | "
                   f"{row['fresh_ms']:>5.2f} ms | {row['fresh_table_only_ms']:>9.2f} ms | "
                   f"{row['shrink_ms']:>10.2f} ms | {row['shown']}")  # fmt: skip
-        return _cli.Result(_cli.EXIT_OK, results)
+        return convention.Result(convention.EXIT_OK, results)
 
-    return _cli.run(TOOL, work, as_json=False, secrets=lambda: admin.secrets, fail_code=_cli.EXIT_PROBLEM)
+    return convention.run(TOOL, work, as_json=False, secrets=lambda: admin.secrets, fail_code=convention.EXIT_PROBLEM)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import `tools` from this checkout
+try:  # run as a script, tools/ is first on sys.path; imported (by the tests), the checkout is
+    import _checkout
+except ImportError:
+    from tools import _checkout
 
-from tools import _cli  # noqa: E402  (stdlib only: the set-up runs before the requirements are installed)
-from tools.core.errors import ConfigError, InfraError  # noqa: E402
+from infra_audit.cli import convention  # stdlib only: the set-up runs before the requirements are installed
+from infra_audit.core.errors import ConfigError, InfraError
 
 TOOL = "quickstart.py"
 ROOT = Path(__file__).resolve().parents[1]
-VENV = _cli.CHECKOUT_VENV
+VENV = _checkout.VENV
 REQUIREMENTS = ROOT / "requirements.txt"
 SANDBOX_STATE = ROOT / ".sandbox" / "state.json"
 IN_VENV_FLAG = "--in-venv"  # set when the script runs itself again inside the set-up virtualenv
@@ -35,7 +38,7 @@ DB_VARIABLES = ("DB_URL", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "PO
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = _cli.Parser(prog=TOOL, description="Set up this checkout, then run the audit or the suite's own tests.")
+    parser = convention.Parser(prog=TOOL, description="Set up this checkout, then run the audit or the suite's own tests.")
     parser.add_argument("command", nargs="?", default="audit", choices=("audit", "tests"),
                         help="audit (default): `pytest infra_tests`; tests: `python -m pytest tests`")  # fmt: skip
     parser.add_argument(IN_VENV_FLAG, action="store_true", help=argparse.SUPPRESS)
@@ -53,7 +56,7 @@ def in_virtualenv() -> bool:
 
 def ensure_venv() -> Path:
     """The python of .venv/, made with this interpreter when missing; a .venv/ it made but could not finish goes."""
-    python = _cli.venv_python(VENV)
+    python = _checkout.venv_python(VENV)
     if VENV.exists() or VENV.is_symlink():
         if not works(python, "-m", "pip", "--version"):
             raise InfraError(f"{VENV} exists but has no working python with pip: move it away, then run again")
@@ -93,9 +96,7 @@ def set_up() -> Path:
 
 def db_url_configured() -> bool:
     """Whether the user configured a database (environment or .env), as opposed to nothing at all."""
-    from tools.core import (
-        db_config,  # needs python-dotenv: only imported inside the virtualenv
-    )
+    from infra_audit.core import db_config
 
     if any(name in os.environ for name in DB_VARIABLES):
         return True
@@ -107,7 +108,8 @@ def db_url_configured() -> bool:
 
 def run_in_venv(args: argparse.Namespace) -> int:
     """The part that needs the requirements: the sandbox when needed, then pytest."""
-    python, shown = sys.executable, _cli.this_python()
+    python = Path(sys.executable)
+    shown = str(python.relative_to(ROOT)) if python.is_relative_to(ROOT) else str(python)
     if args.command == "tests":
         say(f"the suite's own tests: {shown} -m pytest tests")
         return foreground([python, "-m", "pytest", *paths_or("tests", args.pytest_args), *args.pytest_args])
@@ -156,7 +158,7 @@ def foreground(command: list[str]) -> int:
         return code
 
 
-def set_up_and_run_again(argv: list[str]) -> _cli.Result:
+def set_up_and_run_again(argv: list[str]) -> convention.Result:
     """Set up, then replace this process by the script run inside the virtualenv (never returns)."""
     python = str(set_up())
     sys.stdout.flush()
@@ -167,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.in_venv:
-        return _cli.run(TOOL, lambda: _cli.Result(run_in_venv(args)), as_json=False)
-    return _cli.run(TOOL, lambda: set_up_and_run_again(argv), as_json=False)
+        return convention.run(TOOL, lambda: convention.Result(run_in_venv(args)), as_json=False)
+    return convention.run(TOOL, lambda: set_up_and_run_again(argv), as_json=False)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The commands (console scripts): thin, sharing one convention (``convention``)."""

@@ -1,0 +1,569 @@
+"""Freshness: is the newest row of a table (and of each symbol in it) recent enough?
+
+A dead feed leaves a full, healthy-looking table whose newest row is days old; row counts never
+notice. Every query here answers from an index (``max()`` over a btree's leading column, and a
+skip scan over ``(symbol, ts)`` for the groups), so the check costs milliseconds on any table
+size. A big table without the index it needs is refused with the ``CREATE INDEX`` that fixes it
+rather than scanned. Ages are measured against the server's clock, never this machine's.
+
+The settings: ``infra_freshness`` (``TABLE[.COLUMN]=AGE ...``) and ``infra_freshness_group``. Use::
+
+    rules = parse_rules(text)            # ValueError: a usage error, one line
+    group = parse_group(group_text)      # None: the per-group check is off
+    result = check(conn, rule, group, exact_limit, timeouts)   # ProbeError: cannot be judged (cause, fix)
+    result.ok, result.problems, result.evidence                 # stale data is a result, not an error
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psycopg
+from psycopg import sql
+
+from infra_audit.core import probe as db_probe
+from infra_audit.core.errors import ProbeError
+from infra_audit.core.probe import Timeouts
+from infra_audit.core.text import counted
+
+# Names that say "this is the row's time" when a table has several time columns.
+PREFERRED_COLUMNS = ("ts", "time", "timestamp", "datetime", "date")
+TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
+SHOWN_GROUPS = 20
+# The skip scan stops after this many groups: a column with more values (an id?) is no group.
+MAX_GROUPS = 10_000
+# A table never analyzed has no row estimate; below this many bytes per allowed row it counts as small.
+BYTES_PER_ROW_GUESS = 50
+MAX_AGE = timedelta(days=36500)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_AGE = re.compile(r"([0-9]{1,9})([smhdw])")
+_BARE = re.compile(r'[^\s."=]+')
+_WORD_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+_FORM = "TABLE[.COLUMN]=AGE with AGE like 90s, 15m, 6h, 3d or 2w"
+
+
+@dataclass(frozen=True)
+class FreshnessRule:
+    """One ``TABLE[.COLUMN]=AGE`` item. ``names`` are unquoted: 1 (table), 2 (schema.table or
+    table.column, told apart by the catalog) or 3 (schema.table.column)."""
+
+    names: tuple[str, ...]
+    limit: timedelta
+    age_text: str
+
+    @property
+    def text(self) -> str:
+        return ".".join(quote_name(name) for name in self.names) + "=" + self.age_text
+
+
+def quote_name(name: str) -> str:
+    """``market_data`` stays bare; anything else (``Market Data``) is double-quoted as in SQL."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+
+
+def parse_age(text: str) -> timedelta:
+    """``90s``, ``15m``, ``6h``, ``3d``, ``2w`` -> timedelta; anything else is a ValueError."""
+    match = _AGE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"'{text}' is not an age: write a whole number and a unit, like 90s, 15m, 6h, 3d or 2w")
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if not 0 < seconds <= MAX_AGE.total_seconds():  # checked before timedelta(), which overflows first
+        raise ValueError(f"'{text}' is out of range: an age must be above 0 and at most 100 years")
+    return timedelta(seconds=seconds)
+
+
+def parse_rules(text: str) -> tuple[FreshnessRule, ...]:
+    """Parse the ``infra_freshness`` setting; a ValueError says what is wrong in one line."""
+    rules: list[FreshnessRule] = []
+    position = _skip_space(text, 0)
+    while position < len(text):
+        names, position = _names(text, position)
+        if position >= len(text) or text[position] != "=":
+            shown = ".".join(quote_name(name) for name in names)
+            raise ValueError(f"infra_freshness: '{shown}' has no '=AGE'; the form is {_FORM}")
+        end = position + 1
+        while end < len(text) and not text[end].isspace():
+            end += 1
+        age_text = text[position + 1 : end]
+        try:
+            limit = parse_age(age_text)
+        except ValueError as exc:
+            raise ValueError(f"infra_freshness: {exc} (the form is {_FORM})") from None
+        rule = FreshnessRule(names, limit, age_text)
+        if any(_table_part(other) == _table_part(rule) for other in rules):
+            raise ValueError(f"infra_freshness: '{'.'.join(names)}' is listed twice; keep one {_FORM} per table")
+        rules.append(rule)
+        position = _skip_space(text, end)
+    return tuple(rules)
+
+
+def parse_group(text: str) -> str | None:
+    """The ``infra_freshness_group`` column, or None when the setting is empty (per-group check off)."""
+    if not text.strip():
+        return None
+    position = _skip_space(text, 0)
+    try:
+        names, position = _names(text, position)
+    except ValueError:
+        names = ()
+    if len(names) != 1 or _skip_space(text, position) != len(text):
+        raise ValueError(
+            f"infra_freshness_group: '{text.strip()}' is not one column name: write e.g. symbol, or leave it empty"
+        )
+    return names[0]
+
+
+def _table_part(rule: FreshnessRule) -> tuple[str, ...]:
+    return rule.names[:2] if len(rule.names) == 3 else rule.names
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def _names(text: str, position: int) -> tuple[tuple[str, ...], int]:
+    """Read ``name(.name)*`` where a name is bare or ``"double quoted"`` (``""`` is a quote)."""
+    names: list[str] = []
+    while True:
+        if position < len(text) and text[position] == '"':
+            end = position + 1
+            name = ""
+            while True:
+                close = text.find('"', end)
+                if close < 0:
+                    raise ValueError(f"infra_freshness: unclosed quote in '{text[position:]}'; the form is {_FORM}")
+                name += text[end:close]
+                if text.startswith('""', close):
+                    name += '"'
+                    end = close + 2
+                    continue
+                position = close + 1
+                break
+        else:
+            match = _BARE.match(text, position)
+            if not match:
+                raise ValueError(
+                    f"infra_freshness: expected a name at '{text[position : position + 20]}'; the form is {_FORM}"
+                )
+            name, position = match.group(0).lower(), match.end()  # bare names fold to lower case, as in SQL
+        if not name:
+            raise ValueError(f"infra_freshness: empty name in '{text.strip()}'; the form is {_FORM}")
+        names.append(name)
+        if position < len(text) and text[position] == ".":
+            position += 1
+            continue
+        if len(names) > 3:
+            raise ValueError(f"infra_freshness: '{'.'.join(names)}' has too many parts; the form is {_FORM}")
+        return tuple(names), position
+
+
+# --- the database side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one rule is answered: which column, and whether indexes answer it (else a small table is scanned)."""
+
+    rule: FreshnessRule
+    table: str  # as the catalog quotes it: market_data, "Market Data", other.market_data
+    column: str
+    column_type: str  # one of TIME_TYPES
+    indexed: bool
+    group: tuple[str, ...]  # () when the per-group check is off; (symbol,) or (symbol, timeframe)
+    group_indexed: bool
+    row_security: bool = False  # the session sees only the rows the table's policies allow it
+    # Every group key is of a type of PostgreSQL's own (text, varchar, integer...): the walk then names
+    # pg_catalog's operators, as no "=" of another schema on the search path may stand in for them
+    # (pg_catalog has none for exactly varchar). A key of an extension's type (citext) keeps its own.
+    pinned: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.table}.{quote_name(self.column)}"
+
+    @property
+    def newest_query(self) -> sql.Composed:
+        """The table's newest value up to a day ahead, its age, and the newest of all when that is
+        further ahead (shown, else NULL): a row dated years ahead must not keep a dead feed "fresh".
+        Each ``max()`` on a btree's leading column reads one index entry."""
+        column, table, bound = sql.Identifier(self.column), sql.SQL(self.table), self._bound
+        return sql.SQL(
+            "SELECT {shown}, {age}, CASE WHEN latest > {bound} THEN {latest_shown} END FROM"
+            " (SELECT (SELECT max({column}) FROM {table} WHERE {column} <= {bound}) AS newest,"
+            " (SELECT max({column}) FROM {table}) AS latest) AS m"
+        ).format(shown=self._shown, age=self._age, bound=bound, latest_shown=self._shown_of("latest"),
+                 column=column, table=table)  # fmt: skip
+
+    @property
+    def group_query(self) -> sql.Composed:
+        """(groups, stale groups, the SHOWN_GROUPS oldest as JSON) in one row; takes the limit in seconds twice.
+
+        With an index on (group..., column) the groups are walked by a recursive skip scan, one index
+        probe per group, and each group's newest row is one more probe: never a scan of the table.
+        The walk stops after MAX_GROUPS + 1 groups, so a column with millions of values cannot time out.
+        """
+        keys = [sql.Identifier(name) for name in self.group]
+        src = [sql.SQL("src.{}").format(key) for key in keys]
+        walked = [sql.SQL("walk.{}").format(key) for key in keys]
+        not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(key) for key in src)
+        listed = sql.SQL(", ").join(src)
+        table, column = sql.SQL(self.table), sql.Identifier(self.column)
+        key_text = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(sql.SQL("{}::text").format(k) for k in walked))
+        if self.group_indexed:
+            equal, after = (sql.SQL("OPERATOR(pg_catalog.=)"), sql.SQL("OPERATOR(pg_catalog.>)")) if self.pinned \
+                else (sql.SQL("="), sql.SQL(">"))
+            match = sql.SQL(" AND ").join(sql.SQL("{} {} {}").format(s, equal, w) for s, w in zip(src, walked))
+            newest = sql.SQL(
+                "WITH RECURSIVE walk AS ("
+                " (SELECT {listed}, 1 AS infra_depth FROM {table} AS src WHERE {not_null} ORDER BY {listed} LIMIT 1)"
+                " UNION ALL"
+                " SELECT step.*, walk.infra_depth + 1 FROM walk CROSS JOIN LATERAL"
+                " (SELECT {listed} FROM {table} AS src WHERE ({listed}) {after} ({walked}) AND {not_null}"
+                " ORDER BY {listed} LIMIT 1) AS step WHERE walk.infra_depth <= {max_groups}"
+                "), newest AS MATERIALIZED (SELECT {key_text} AS key,"
+                " (SELECT max(src.{column}) FROM {table} AS src WHERE {match} AND src.{column} <= {bound}) AS newest"
+                " FROM walk)"
+            ).format(listed=listed, table=table, not_null=not_null, walked=sql.SQL(", ").join(walked), after=after,
+                     key_text=key_text, column=column, match=match, bound=self._bound,
+                     max_groups=sql.Literal(MAX_GROUPS))  # fmt: skip
+        else:  # a small table without the index: one pass over it is cheap
+            newest = sql.SQL(
+                "WITH walk AS (SELECT {listed}, max(src.{column}) FILTER (WHERE src.{column} <= {bound}) AS newest"
+                " FROM {table} AS src WHERE {not_null} GROUP BY {listed}),"
+                " newest AS (SELECT {key_text} AS key, walk.newest FROM walk)"
+            ).format(listed=listed, column=column, table=table, not_null=not_null, key_text=key_text,
+                     bound=self._bound)  # fmt: skip
+        return sql.SQL(
+            "{newest}, aged AS (SELECT key, {shown} AS shown, {age} AS age FROM newest)"
+            " SELECT count(*), count(*) FILTER (WHERE age > %s),"
+            " (SELECT json_agg(json_build_array(s.key, s.shown, s.age)) FROM"
+            " (SELECT * FROM aged WHERE age > %s ORDER BY age DESC, key LIMIT {shown_groups}) AS s)"
+            " FROM aged"
+        ).format(newest=newest, shown=self._shown, age=self._age, shown_groups=sql.Literal(SHOWN_GROUPS))
+
+    @property
+    def _bound(self) -> sql.SQL:
+        """A day after the server's now(), in the column's type: rows dated later are not counted as the
+        newest (a time zone's offset or a clock's skew is hours, not a day)."""
+        return sql.SQL({
+            "timestamp with time zone": "now() + interval '1 day'",
+            "timestamp without time zone": "(now() AT TIME ZONE 'UTC') + interval '1 day'",
+            "date": "(now() AT TIME ZONE 'UTC')::date + 1",
+        }[self.column_type])  # fmt: skip
+
+    @property
+    def _shown(self) -> sql.SQL:
+        return self._shown_of("newest")
+
+    def _shown_of(self, name: str) -> sql.SQL:
+        """Column ``name`` as text in UTC; a ``timestamp`` without time zone is read as UTC."""
+        if self.column_type == "date":
+            return sql.SQL(f"CASE WHEN isfinite({name}) THEN to_char({name}, 'YYYY-MM-DD') ELSE {name}::text END")
+        utc = f"{name} AT TIME ZONE 'UTC'" if self.column_type == "timestamp with time zone" else name
+        return sql.SQL(
+            f"CASE WHEN isfinite({name}) THEN to_char({utc}, 'YYYY-MM-DD HH24:MI:SS') || ' UTC' ELSE {name}::text END"
+        )
+
+    @property
+    def _age(self) -> sql.SQL:
+        """Seconds from ``newest`` to the server's now() (negative: in the future); a date counts whole days."""
+        age = {
+            "timestamp with time zone": "extract(epoch FROM now() - newest)",
+            "timestamp without time zone": "extract(epoch FROM (now() AT TIME ZONE 'UTC') - newest)",
+            "date": "((now() AT TIME ZONE 'UTC')::date - newest) * 86400",
+        }[self.column_type]
+        return sql.SQL(  # no row there (or none dated up to a day ahead) is no sign of life: infinitely old
+            f"CASE WHEN newest IS NULL THEN 'Infinity'::float8 WHEN isfinite(newest) THEN ({age})::float8"
+            " WHEN newest < now() THEN 'Infinity'::float8 ELSE '-Infinity'::float8 END"
+        )
+
+
+@dataclass(frozen=True)
+class StaleGroup:
+    """A group (a symbol, or a symbol and timeframe) whose newest row is older than the limit."""
+
+    key: tuple[str | None, ...]
+    newest: str
+    age: float
+
+    @property
+    def shown(self) -> str:
+        return f"{' '.join(str(part) for part in self.key)} ({age_words(self.age)})"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What one rule found. ``ok`` is the verdict; ``problems`` and ``evidence`` are one line each."""
+
+    plan: Plan
+    newest: str | None  # the newest up to a day ahead
+    age: float | None  # seconds; negative when the newest row is in the future
+    groups: int
+    stale_groups: tuple[StaleGroup, ...]
+    stale_group_count: int
+    ahead: str | None = None  # the newest of all, when it is dated more than a day ahead
+
+    @property
+    def limit(self) -> timedelta:
+        return self.plan.rule.limit
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        found = []
+        limit = age_words(self.limit.total_seconds())
+        if self.plan.row_security:  # what it sees may be fresh; what it cannot see is unknown
+            found.append(f"{self.plan.table}: could not check every row: row-level security may hide some from the "
+                         "audit's user: audit as a role with BYPASSRLS")  # fmt: skip
+        if self.newest is None and self.ahead is not None:
+            found.append(f"{self.plan.label}: every row is dated more than a day ahead (the newest: {self.ahead}), so "
+                         "nothing shows the data is current: check the feed's clock and time zone")  # fmt: skip
+        elif self.newest is None:
+            found.append(f"{self.plan.label}: no row to date (the table is empty, or every {self.plan.column} is "
+                         "NULL), so nothing shows the data is current: is the feed running?")
+        elif self.age is not None and self.age > self.limit.total_seconds():
+            found.append(
+                f"{self.plan.label}: the newest row ({self.newest}) is {age_words(self.age)} old, "
+                f"older than the limit of {limit} (infra_freshness = {self.plan.rule.text}): is the feed running?"
+            )
+        if self.stale_group_count:
+            more = self.stale_group_count - len(self.stale_groups)
+            names = ", ".join(group.shown for group in self.stale_groups) + (f" and {more} more" if more else "")
+            found.append(
+                f"{self.plan.table}: {self.stale_group_count} of {self.groups} {self._group_word} have no row newer "
+                f"than {limit}: {names}"
+            )
+        return tuple(found)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def evidence(self) -> str:
+        """``market_data.ts: newest row 2026-11-29 14:00:00 UTC, 12 minutes old (limit 3 days); 50 symbols...``"""
+        if self.newest is None or self.age is None:  # the cause says the rest
+            return f"{self.plan.label}: no newest row" + (f" up to a day ahead (the newest: {self.ahead})" if self.ahead else "")
+        naive = " (no time zone: read as UTC)" if self.plan.column_type == "timestamp without time zone" else ""
+        when = f"{age_words(self.age)} old" if self.age >= 0 else age_words(self.age)
+        text = (
+            f"{self.plan.label}: newest row {self.newest}{naive}, {when} "
+            f"(limit {age_words(self.limit.total_seconds())})"
+        )
+        if self.plan.group:
+            fresh = self.groups - self.stale_group_count
+            text += f"; {fresh} of {self.groups} {self._group_word} within the limit"
+        if not (self.plan.indexed and (self.plan.group_indexed or not self.plan.group)):
+            text += "; small table without an index, scanned"
+        if self.ahead is not None:
+            text += (f"; rows dated more than a day ahead (the newest: {self.ahead}) are not counted: check the "
+                     "feed's clock and time zone")  # fmt: skip
+        return text
+
+    @property
+    def _group_word(self) -> str:
+        return "/".join(self.plan.group) + " pairs" if len(self.plan.group) > 1 else self.plan.group[0] + "s"
+
+
+def age_words(seconds: float) -> str:
+    """``5 days 3 hours``, ``12 minutes``, ``45 seconds``: the largest unit and the next; negative ages are
+    ``... in the future``."""
+    if math.isinf(seconds):  # an 'infinity' timestamp
+        return "in the future (infinity)" if seconds < 0 else "infinitely old"
+    if seconds < 0:
+        return f"{age_words(-seconds)} in the future"
+    left = int(seconds)
+    index = next(i for i, (_, size) in enumerate(_WORD_UNITS) if left >= size or size == 1)
+    name, size = _WORD_UNITS[index]
+    parts = [counted(left // size, name)]
+    if index + 1 < len(_WORD_UNITS):  # the next unit only: "10 days", never "10 days 5 seconds"
+        next_name, next_size = _WORD_UNITS[index + 1]
+        if left % size >= next_size:
+            parts.append(counted(left % size // next_size, next_name))
+    return " ".join(parts)
+
+
+def check(
+    conn: psycopg.Connection, rule: FreshnessRule, group: str | None, exact_limit: int, timeouts: Timeouts
+) -> Freshness:
+    """Resolve ``rule`` against the catalog, then measure it: the one call the audit and health check need."""
+    return measure(conn, resolve(conn, rule, group, exact_limit, timeouts), timeouts)
+
+
+def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshness:
+    """Run the plan's queries, each under the session's statement_timeout and the client's own deadline."""
+    newest, age, ahead = db_probe.fetch_one(conn, plan.newest_query, plan.table, timeouts)
+    age = None if newest is None else age  # no newest row has no age (and JSON has no Infinity)
+    groups, stale_count, stale = 0, 0, ()
+    if plan.group:
+        limit = plan.rule.limit.total_seconds()
+        groups, stale_count, rows = db_probe.fetch_one(conn, plan.group_query, plan.table, timeouts, (limit, limit))
+        if groups > MAX_GROUPS:
+            raise ProbeError(
+                "too_many_groups",
+                f"{plan.table} has more than {MAX_GROUPS:,} distinct {'/'.join(plan.group)} values: per-group "
+                "freshness is for a column like symbol; set infra_freshness_group to one, or leave it empty",
+            )
+        stale = tuple(StaleGroup(tuple(key), shown, float(seconds)) for key, shown, seconds in rows or ())
+    return Freshness(plan, newest, age, groups, stale, stale_count, ahead)
+
+
+_CATALOG = f"""
+SELECT {db_probe.RELATION_COLUMNS}, {db_probe.PRIVILEGE_COLUMNS}, current_user,
+       (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, NULL), a.attnum,
+                                         (SELECT typnamespace = 'pg_catalog'::regnamespace FROM pg_type
+                                           WHERE oid = a.atttypid)) ORDER BY a.attnum)
+          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+       (SELECT json_agg(to_json(i.indkey::int2[]))
+          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+         WHERE i.indrelid = c.oid AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL)
+  FROM pg_class c WHERE c.oid = to_regclass(%s)::oid
+"""
+
+
+def resolve(
+    conn: psycopg.Connection, rule: FreshnessRule, group: str | None, exact_limit: int, timeouts: Timeouts
+) -> Plan:
+    """Find the table, its time column and the indexes that answer the check, or raise ProbeError saying
+    what to write (``infra_freshness = market_data.ts=3d``) or which index to create."""
+    table_text, column = _split_names(conn, rule, timeouts)
+    shown = ".".join(map(quote_name, rule.names[: len(rule.names) - (column is not None)]))  # for messages
+    found = db_probe.fetch_one(conn, _CATALOG, shown, timeouts, (table_text,))
+    if found is None:
+        raise ProbeError(
+            "missing",
+            f"infra_freshness = {rule.text} names a table that does not exist in database '{conn.info.dbname}': "
+            'fix infra_freshness (quote mixed-case names: "Market Data"=3d)',
+        )
+    *relation_row, readable, qualified, user, columns, indexes = found
+    table, kind = relation_row[0], relation_row[2]
+    if not readable:
+        raise ProbeError("permission", f"permission denied on table {table}: GRANT SELECT ON {qualified} TO {user}")
+    if kind == "v":  # no size, no estimate, no index of its own: it could hide a scan of a big table
+        raise ProbeError(
+            "view",
+            f"infra_freshness = {rule.text} names a view, {table}: whether an index finds its newest rows cannot be "
+            "told, and a view over a big table would be read whole: name the table it reads",
+        )
+    if kind == "f":  # its rows live on another server, with no index this one can use
+        raise ProbeError(
+            "foreign",
+            f"infra_freshness = {rule.text} names a foreign table, {table}: finding its newest rows would fetch "
+            "them from the other server: watch the table on that server instead",
+        )
+    relation = db_probe.Relation.read(conn, tuple(relation_row), shown, timeouts)
+    estimate, size_bytes, row_security = relation.estimate, relation.size, relation.row_security
+    if estimate >= 0:
+        big, size = estimate > exact_limit, f"~{counted(estimate, 'row')}"
+    else:  # never analyzed (a fresh restore): judge by its size on disk instead of trusting "no rows"
+        big, size = (
+            size_bytes >= exact_limit * BYTES_PER_ROW_GUESS,
+            f"never analyzed, {size_bytes // 1024:,} kB on disk",
+        )
+    types = {name: kind for name, kind, _, _ in columns}
+    numbers = {name: number for name, _, number, _ in columns}
+    builtin = {name for name, _, _, in_catalog in columns if in_catalog}
+    leading = {index[0] for index in indexes or ()}
+    column = column or _find_column(rule, table, types, numbers, leading, big, size)
+    if column not in types:
+        raise ProbeError("missing_column", f"table {table} has no column '{column}': fix infra_freshness = {rule.text}")
+    if types[column] not in TIME_TYPES:
+        raise ProbeError(
+            "bad_column",
+            f"{table}.{quote_name(column)} is {types[column]}, not a timestamp, timestamptz or date: "
+            f"fix infra_freshness = {rule.text}",
+        )
+    indexed = numbers[column] in leading
+    if big and not indexed:
+        raise _needs_index(table, size, (column,), "its newest row")
+    keys, group_indexed = _group_keys(table, group, column, numbers, indexes or (), big, size)
+    pinned = all(key in builtin for key in keys)
+    return Plan(rule, table, column, types[column], indexed, keys, group_indexed, row_security, pinned)
+
+
+def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeouts) -> tuple[str, str | None]:
+    """(table for to_regclass, column or None). ``a.b`` is schema.table when that table exists, else table.column."""
+    names = ['"' + name.replace('"', '""') + '"' for name in rule.names]  # already case-folded: quote all
+    if len(names) == 1:
+        return names[0], None
+    if len(names) == 3:
+        return ".".join(names[:2]), rule.names[2]
+    qualified = ".".join(names)
+    shown = ".".join(map(quote_name, rule.names))
+    (exists,) = db_probe.fetch_one(conn, "SELECT to_regclass(%s) IS NOT NULL", shown, timeouts, (qualified,))
+    return (qualified, None) if exists else (names[0], rule.names[1])
+
+
+def _find_column(
+    rule: FreshnessRule, table: str, types: dict, numbers: dict, leading: set, big: bool, size: str
+) -> str:
+    """The one time column an index answers max() for (or, in a small table, the one time column)."""
+    times = [name for name, kind in types.items() if kind in TIME_TYPES]
+    if not times:
+        raise ProbeError(
+            "no_time_column",
+            f"table {table} has no timestamp, timestamptz or date column to tell how current it is: "
+            f"add one, or take {rule.text} out of infra_freshness",
+        )
+    indexed = [name for name in times if numbers[name] in leading]
+    pool = indexed or times
+    preferred = [name for name in PREFERRED_COLUMNS if name in pool]
+    if len(pool) > 1 and not preferred:
+        listed = ", ".join(pool)
+        raise ProbeError(
+            "ambiguous_column",
+            f"table {table} has several time columns ({listed}) and none is named {'/'.join(PREFERRED_COLUMNS)}: "
+            f"say which one tells when a row was written, e.g. infra_freshness = {_with_column(rule, pool[0])}",
+        )
+    column = pool[0] if len(pool) == 1 else preferred[0]
+    if big and not indexed:
+        raise _needs_index(table, size, (column,), "its newest row")
+    return column
+
+
+def _with_column(rule: FreshnessRule, column: str) -> str:
+    table = rule.names[:2] if len(rule.names) == 3 else rule.names[:1] if len(rule.names) == 2 else rule.names
+    return ".".join(quote_name(name) for name in (*table, column)) + "=" + rule.age_text
+
+
+def _group_keys(
+    table: str, group: str | None, column: str, numbers: dict, indexes: list, big: bool, size: str
+) -> tuple[tuple[str, ...], bool]:
+    """The group columns an index leads with, ((symbol, timeframe) over (symbol)), and whether one does."""
+    if group is None:
+        return (), True
+    if group not in numbers:
+        raise ProbeError(
+            "no_group_column",
+            f"table {table} has no column '{group}' to check freshness per group by: set infra_freshness_group "
+            "to one of its columns, or leave it empty to turn the per-group check off",
+        )
+    if group == column:
+        raise ProbeError(
+            "no_group_column",
+            f"infra_freshness_group names {table}'s time column '{column}' itself: every value of it is its own "
+            "group; set it to a column like symbol, or leave it empty to turn the per-group check off",
+        )
+    names = {number: name for name, number in numbers.items()}
+    g, ts = numbers[group], numbers[column]
+    two = [index[1] for index in indexes if len(index) >= 3 and index[0] == g and index[1] > 0 and index[2] == ts]
+    if two:
+        return (group, names[two[0]]), True
+    if any(len(index) >= 2 and index[0] == g and index[1] == ts for index in indexes):
+        return (group,), True
+    if big:
+        raise _needs_index(table, size, (group, column), f"each {group}'s newest row")
+    return (group,), False
+
+
+def _needs_index(table: str, size: str, columns: tuple[str, ...], what: str) -> ProbeError:
+    listed = ", ".join(quote_name(name) for name in columns)
+    return ProbeError(
+        "needs_index",
+        f"table {table} ({size}) has no index to find {what} without reading the whole table: "
+        f"CREATE INDEX ON {table} ({listed})",
+    )

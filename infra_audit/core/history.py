@@ -1,0 +1,295 @@
+"""Audit history: each audit appends its row counts to a JSONL file, and the next compares against
+the last PASSING audit of the same database, so a table that silently lost rows fails the audit.
+
+One line per audit, written with a single ``os.write`` in ``O_APPEND`` mode: a killed run leaves
+either the whole line or none of it, and a torn line (from another writer or a full disk) is
+skipped and counted on read rather than crashing the audit. The file holds no secrets: the
+target is ``host:port/database``, never a user or password. Use::
+
+    key = target_key(db_url)
+    past = read(path)                                   # HistoryError: unreadable; past.skipped: torn lines
+    current = record(key, table_stats_list, passed=...)
+    findings = compare(past.last_passing(key), current, parse_max_shrink(text), past)
+    append(path, replace(current, passed=not any(f.failed for f in findings) and ...))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from infra_audit.core.dburl import DbUrl
+from infra_audit.core.errors import HistoryError
+from infra_audit.core.text import counted, percent
+from infra_audit.core.probe import TableStats
+
+DEFAULT_PATH = Path("reports") / "infra-history.jsonl"
+DEFAULT_MAX_SHRINK = 0.10
+
+
+@dataclass(frozen=True)
+class TableCount:
+    """A table's rows as the audit saw them: exact, the planner's estimate, or a floor (``over``: more
+    than ``rows``); None when unknown (in records of earlier versions). ``live``: for an estimate, the
+    statistics' live rows when rows went since the estimate was made (this run only: never recorded)."""
+
+    rows: int | None
+    exact: bool
+    over: bool = False
+    live: int | None = field(default=None, compare=False)
+
+    @property
+    def shown(self) -> str:
+        """``272,395 rows (exact)``, ``~340,000 rows (estimate)`` or ``more than 100,000 rows``."""
+        if self.rows is None:
+            return "an unknown number of rows"
+        if self.over:
+            return f"more than {counted(self.rows, 'row')}"
+        return f"{counted(self.rows, 'row')} (exact)" if self.exact else f"~{counted(self.rows, 'row')} (estimate)"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One audit: when (UTC ISO), of which database, the counts per table, and whether it passed."""
+
+    time: str
+    target: str
+    tables: dict[str, TableCount] = field(hash=False)
+    passed: bool
+
+    def to_line(self) -> str:
+        tables = {name: {"rows": count.rows, "exact": count.exact, **({"over": True} if count.over else {})}
+                  for name, count in self.tables.items()}  # fmt: skip
+        data = {"time": self.time, "target": self.target, "tables": tables, "passed": self.passed}
+        return json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":")) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> Record:
+        """Raise ValueError (or KeyError/TypeError) on anything that is not a whole, well-formed record."""
+        data = json.loads(line)
+        tables = {}
+        for name, count in data["tables"].items():
+            rows = count["rows"]
+            if not (rows is None or (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0)):
+                raise ValueError("bad row count")
+            tables[str(name)] = TableCount(rows, bool(count["exact"]), count.get("over") is True)
+        if not isinstance(data["time"], str) or not isinstance(data["target"], str):
+            raise ValueError("bad time or target")
+        _parse_time(data["time"])
+        return cls(data["time"], data["target"], tables, data["passed"] is True)
+
+
+@dataclass(frozen=True)
+class History:
+    """The file's readable records, oldest first, and how many lines were skipped as torn or invalid."""
+
+    records: tuple[Record, ...]
+    skipped: int
+
+    def last_passing(self, target: str) -> Record | None:
+        """The newest record of ``target`` whose audit passed: failed audits never become the baseline."""
+        for record in reversed(self.records):
+            if record.target == target and record.passed:
+                return record
+        return None
+
+    def last_counts(self, target: str, *, numbers_only: bool = False) -> dict[str, tuple[str, TableCount]]:
+        """Per table, the newest passing audit's count of it, with its time (a table the last audit did
+        not list keeps its own last count); ``numbers_only``: never a floor or an unknown count."""
+        found: dict[str, tuple[str, TableCount]] = {}
+        for record in reversed(self.records):
+            if record.target == target and record.passed:
+                for table, count in record.tables.items():
+                    if not numbers_only or (count.rows is not None and not count.over):
+                        found.setdefault(table, (record.time, count))
+        return found
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One comparison result. ``kind``: ``baseline`` (passed, nothing to compare), ``ok``, ``shrunk``
+    (failed), ``unknown`` (failed: the count now cannot tell; a pass would hide a loss and replace the
+    baseline), ``reset`` (passed with a warning: the count before was only a floor, so nothing is proven)."""
+
+    table: str | None
+    kind: str
+    message: str
+
+    @property
+    def failed(self) -> bool:
+        return self.kind in ("shrunk", "unknown")
+
+
+def record(target: str, counts: Iterable[TableStats], passed: bool, time: str | None = None) -> Record:
+    """A record from the probe's ``TableStats`` (exact counts or estimates), stamped now unless ``time`` is given."""
+    tables = {stats.table: TableCount(stats.rows, stats.exact, stats.over, stats.live) for stats in counts}
+    return Record(time or now_utc(), target, tables, passed)
+
+
+def target_key(url: DbUrl) -> str:
+    """``db.example.com:5432/mt5_crs``: the server(s) and database, never the user or password."""
+    port = url.param("port") or "5432"
+    hosts = ",".join(f"[{h.lower()}]:{p or port}" if ":" in h else f"{h.lower()}:{p or port}" for h, p in url.servers)
+    return f"{hosts or (url.param('host') or 'local socket') + ':' + port}/{url.dbname}"
+
+
+def now_utc() -> str:
+    """``2026-11-29T14:05:00Z``: the record's time, in UTC whatever this machine's zone."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_max_shrink(text: str) -> float:
+    """``10%`` or ``0.1`` -> 0.1; a ValueError in one line for anything else or out of 0..100%."""
+    cleaned = text.strip()
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(%?)", cleaned)
+    if not match:
+        raise ValueError(
+            f"infra_max_shrink: '{cleaned}' is not a share: write a percentage like 10% or a fraction like 0.1"
+        )
+    value = float(match.group(1)) / (100 if match.group(2) else 1)
+    if not 0 <= value < 1:
+        raise ValueError(
+            f"infra_max_shrink: '{cleaned}' is out of range: write from 0% up to (not including) 100%, e.g. 10% or 0.1"
+        )
+    return value
+
+
+def append(path: Path, record: Record) -> None:
+    """Append one whole line (one ``os.write`` with O_APPEND), creating the folder if missing.
+
+    If an earlier writer was killed mid-line the file does not end in a newline; ours then starts
+    with one, so that torn tail stays a separate (skipped) line instead of spoiling this record.
+    """
+    line = record.to_line().encode("ascii")
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if _ends_mid_line(path):
+                line = b"\n" + line
+            written = os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise HistoryError(
+            f"cannot write the audit history {path}: {exc.strerror or exc}; fix its folder's permissions"
+        ) from None
+    if written != len(line):
+        raise HistoryError(f"the audit history {path} took only {written} of {len(line)} bytes: is the disk full?")
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with open(path, "rb") as file:
+        if file.seek(0, os.SEEK_END) == 0:
+            return False
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) != b"\n"
+
+
+def read(path: Path) -> History:
+    """Every whole, valid record in ``path`` (none when it does not exist yet)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return History((), 0)
+    except OSError as exc:
+        raise HistoryError(
+            f"cannot read the audit history {path}: {exc.strerror or exc}; fix its permissions or move it aside"
+        ) from None
+    records, skipped = [], 0
+    for raw in data.split(b"\n"):  # a torn line is cut JSON: invalid, so skipped and counted with the rest
+        if not raw.strip():
+            continue
+        try:
+            records.append(Record.from_line(raw.decode("utf-8")))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            skipped += 1
+    return History(tuple(records), skipped)
+
+
+def last_passing(path: Path, target: str) -> Record | None:
+    """``read(path).last_passing(target)``; read the History yourself to also report skipped lines."""
+    return read(path).last_passing(target)
+
+
+def compare(
+    previous: Record | None, current: Record, max_shrink: float = DEFAULT_MAX_SHRINK, past: History | None = None
+) -> list[Finding]:
+    """Fail each table holding more than ``max_shrink`` fewer rows than at ``previous``; with no
+    ``previous``, one ``baseline`` finding says these counts are the baseline from now on. With the
+    ``past`` they came from, a table ``previous`` did not list is compared with its own last count (a
+    run with a shorter table list never resets it), and where that count was only a floor, with its
+    last count that was a number, so floors in between never let losses add up."""
+    if previous is None:
+        return [Finding(None, "baseline", f"first audit of {current.target}: these row counts are the baseline")]
+    # previous is the newest passing record, so its tables are each table's last count
+    listed = past.last_counts(current.target) if past else {t: (previous.time, c) for t, c in previous.tables.items()}
+    known = past.last_counts(current.target, numbers_only=True) if past else {}
+    findings = []
+    for table, now in current.tables.items():
+        time, before = listed.get(table, ("", None))
+        if before is not None and before.over and table in known:
+            time, before = known[table]
+        if before is None or before.rows is None:
+            findings.append(Finding(table, "baseline", f"{table}: {now.shown}, the first count on record (baseline)"))
+            continue
+        findings.append(_judged(table, now, before, _shown_time(time), max_shrink))
+    return findings
+
+
+def _judged(table: str, now: TableCount, before: TableCount, when: str, max_shrink: float) -> Finding:
+    """One table's count now against its count ``before`` (a number, or a floor), taken ``when``."""
+    fewest = before.rows * (1 - max_shrink)  # the fewest rows allowed (fewer still, when before was a floor)
+    if now.rows is None or (now.over and (before.over or now.rows < fewest)):
+        why = (f"it holds {now.shown} now, too few to tell whether it is within {percent(max_shrink)} of the "
+               f"{before.shown} of the last passing audit ({when}), and the planner has no current estimate: run "
+               f"ANALYZE {table} (a view has none: list the table it reads)")  # fmt: skip
+        return Finding(table, "unknown", f"{table}: could not compare: {why}, then audit again")
+    if now.live is not None and now.live < fewest <= now.rows:  # a loss since the estimate may hide behind it
+        why = (f"the planner's estimate (~{counted(now.rows, 'row')}) and PostgreSQL's statistics (~{now.live:,} live "
+               f"rows, {percent(1 - now.live / before.rows)} fewer than the {before.shown} of the last passing audit, "
+               f"{when}) disagree: rows were deleted since the last ANALYZE, or just before it in the same session "
+               f"(then counted twice): run ANALYZE {table}")  # fmt: skip
+        return Finding(table, "unknown", f"{table}: could not compare: {why}, then audit again")
+    if before.over and now.rows >= fewest:
+        return Finding(table, "reset", (
+            f"{table}: {now.shown} now; the last passing audit ({when}) knew only that it held {before.shown}, "
+            "which proves nothing about a loss since: these counts are the baseline from now on"
+        ))  # fmt: skip
+    if before.rows > 0 and now.rows < fewest:
+        return Finding(table, "shrunk", (
+            f"{table} holds {now.shown} now, {percent(1 - now.rows / before.rows)} fewer than the {before.shown} of the "
+            f"last passing audit ({when}), more than the {percent(max_shrink)} allowed (infra_max_shrink): find where "
+            f"the rows went; if they were removed on purpose, {_accepting(1 - now.rows / before.rows)}"
+        ))  # fmt: skip
+    return Finding(table, "ok", f"{table}: {now.shown}, was {before.shown} on {when}")
+
+
+def _accepting(lost: float) -> str:
+    """How to make a loss on purpose the baseline: one audit with a share above it, under 100% (the most
+    the setting allows); beyond that, a new history."""
+    share = math.ceil(lost * 100) + 1
+    if share < 100:
+        return f"pass one audit with a higher infra_max_shrink (--max-shrink={share}%)"
+    return "move the history file (infra_history) aside: no share under 100% accepts this loss, and a new history starts"
+
+
+def _shown_time(iso: str) -> str:
+    """``2026-11-28 10:00 UTC`` from the record's ISO time."""
+    return _parse_time(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _parse_time(iso: str) -> datetime:
+    """A record's time; one without a zone is invalid (it would be read in this machine's zone)."""
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("time without a zone")
+    return moment

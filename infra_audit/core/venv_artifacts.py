@@ -1,0 +1,479 @@
+"""Classify what a virtualenv accidentally created in a project root left behind.
+
+`python -m venv .` run in a project root writes pyvenv.cfg, lib/, lib64,
+include/ and files inside bin/, where the project keeps its own scripts. The
+audit test and tools/cleanup_root.py both ask this module, so the check and
+the fix can never disagree. It classifies by evidence, never by names alone:
+only a `<root>/pyvenv.cfg` with a `home` key proves a venv was made here, and
+every entry must also have the shape the venv gives it. Venv-looking entries
+without that proof are suspects: reported, never moved. Only the five names a
+venv writes are ever looked at, so venv/, .venv/, src/, scripts/, .git, *.py
+and archive folders can never be classified. Git-tracked paths are project
+content (it asks `git ls-files`, the one outside call). Read-only: symlinks are never followed
+(lstat, readlink) and unreadable entries are skipped or reported, not raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra_audit.core.errors import GitError
+from infra_audit.core.text import printable
+
+GIT_TIMEOUT_S = 20
+HEAD_BYTES = 16 * 1024  # enough for a shebang and the VIRTUAL_ENV line of activate scripts
+CFG_BYTES = 64 * 1024
+NO_PROOF = "; no pyvenv.cfg with 'home' proves a venv was made here, so it is only a suspect"
+# Without proof only these are venv-looking enough to report (from the issue).
+SUSPECT_WITHOUT_PROOF = frozenset({"pyvenv.cfg", "lib", "lib64", "bin/activate"})
+
+PY_DIR = re.compile(r"python\d+\.\d+t?")  # lib/python3.11, include/python3.13t
+INTERPRETER = re.compile(r"(?:python|pypy)(?:\d+(?:\.\d+)?t?)?|\U0001d70bthon")  # 3.13 adds 𝜋thon
+ACTIVATE = re.compile(r"(?i)(?:de)?activate(?:\.\w+|_this\.py)?")
+EXEC_LINE = re.compile(rb"'''exec' (?:\"([^\"]+)\"|(\S+))")  # pip's form for long/space paths
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One root entry (or bin/ file) and why we think the venv made it."""
+
+    path: str
+    kind: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a root holds: proven venv artifacts and unproven suspects."""
+
+    root: Path
+    venv_home: str | None
+    artifacts: tuple[Artifact, ...]
+    suspects: tuple[Artifact, ...]
+
+    @property
+    def clean(self) -> bool:
+        """True when there is nothing to move and nothing to review."""
+        return not self.artifacts and not self.suspects
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A venv-shaped entry before the proof is applied.
+
+    movable: venv-made if a venv is proven (shape fits, nothing tracked under it).
+    shaped: looks like a venv entry at all (what makes it a suspect without proof).
+    """
+
+    artifact: Artifact
+    movable: bool
+    shaped: bool = True
+
+
+def git_tracked(root: Path) -> frozenset[str]:
+    """Tracked paths relative to root; empty when no ``.git`` lies in root or above it.
+
+    Where one does, git must answer: without it, a tracked ``bin/activate`` would look like a leftover
+    and move. So a missing git, or a repository git cannot read, is a GitError, and nothing moves.
+    """
+    hidden = {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CEILING_DIRECTORIES"}  # they point git elsewhere
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
+    env.update(LC_ALL="C", GIT_DISCOVERY_ACROSS_FILESYSTEM="1")  # C: so "not a git repository" can be recognised
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z"],
+            capture_output=True, timeout=GIT_TIMEOUT_S, env=env, check=False,
+        )
+    except FileNotFoundError:
+        return _untracked_unless_in_a_repository(root, "is not installed (not on PATH)")
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git ls-files took over {GIT_TIMEOUT_S}s in {root}; retry when git is responsive") from exc
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip()
+        first = message.splitlines()[0] if message else f"exit code {proc.returncode}"
+        if "not a git repository" in message:
+            return _untracked_unless_in_a_repository(root, f"says: {first}")
+        raise GitError(f"git ls-files failed in {root}: {first}")
+    return frozenset(os.fsdecode(p) for p in proc.stdout.split(b"\0") if p)
+
+
+def _untracked_unless_in_a_repository(root: Path, git_problem: str) -> frozenset[str]:
+    """Nothing is tracked where no ``.git`` lies in root or any folder above it; else git had to answer."""
+    folder = Path(os.path.realpath(root))
+    for place in (folder, *folder.parents):
+        if os.path.lexists(place / ".git"):
+            raise GitError(f"{place / '.git'} makes {root} part of a git repository, but git {git_problem}; "
+                           "without git's list of tracked files nothing can move safely: install git or "
+                           "repair the repository, then run again")
+    return frozenset()
+
+
+def scan_root(root: Path, tracked: frozenset[str] | None = None) -> Scan:
+    """Classify the venv leftovers of root; tracked=None asks git, when there is anything to ask about."""
+    root = Path(root)
+    if tracked is None:
+        first = scan_root(root, frozenset())
+        if first.clean:  # nothing venv-like: what git tracks only ever takes away (a machine without git passes)
+            return first
+        tracked = git_tracked(root)
+    home, cfg = _pyvenv_cfg(root, tracked)
+    candidates = cfg + _lib(root, "lib", tracked) + _lib64(root, tracked) + _include(root, tracked)
+    bin_files = _bin_files(root, tracked)
+    if home is None:
+        unproven = [c for c in candidates + bin_files if c.shaped and c.artifact.path in SUSPECT_WITHOUT_PROOF]
+        suspects = [_unproven(c) for c in unproven]
+        return Scan(root, None, (), tuple(suspects))
+    candidates += _collapse_bin(bin_files)
+    artifacts = tuple(c.artifact for c in candidates if c.movable)
+    return Scan(root, home, artifacts, tuple(c.artifact for c in candidates if not c.movable))
+
+
+def in_use(root: Path, artifacts: Iterable[str], prefix: str | None = None,
+           environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the venv made in ``root`` is not orphaned: the Python running this lives there
+    (``sys.prefix``, or ``prefix``), it is the active venv (``VIRTUAL_ENV``), or another process runs
+    from its ``artifacts`` (root-relative paths); None when none of these.
+
+    Archiving it would pull the interpreter from under its user: ``python`` and ``pytest`` gone.
+    """
+    here = os.path.realpath(root)
+    active = (environ if environ is not None else os.environ).get("VIRTUAL_ENV")
+    if os.path.realpath(prefix if prefix is not None else sys.prefix) == here:
+        return "the python running this comes from it"
+    if active and os.path.realpath(active) == here:
+        return "it is the active venv: VIRTUAL_ENV"
+    return process_using(here, artifacts)
+
+
+def process_using(venv: str, artifacts: Iterable[str]) -> str | None:
+    """A running process that runs from the venv at ``venv`` (a real path): one started as one of its
+    ``artifacts`` (``bin/python``), one whose environment names it (VIRTUAL_ENV), or one holding one of
+    them open or mapped (a C extension in ``lib/``). A project script of ``bin/`` that git tracks is
+    no artifact: running it is not running the venv. Best effort, from /proc: other users' processes
+    may not be readable."""
+    places = tuple(os.path.join(venv, artifact) for artifact in artifacts)
+    for pid in filter(str.isdigit, _names(Path("/proc")) or []):
+        if int(pid) == os.getpid():
+            continue
+        environ = _environ(pid)  # read once: both its VIRTUAL_ENV and its PATH are needed
+        if _activated(environ, venv) or any(_within(path, places) for path in _process_paths(pid, environ)):
+            return f"process {pid} ({_program(pid)}) runs from it"
+    return None
+
+
+def _within(path: str, places: tuple[str, ...]) -> bool:
+    return any(path == place or path.startswith(place + "/") for place in places)
+
+
+def _environ(pid: str) -> dict[bytes, bytes]:
+    """The environment process ``pid`` was started with; empty when it cannot be read (another user's)."""
+    with contextlib.suppress(OSError):
+        return dict(item.partition(b"=")[::2] for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+    return {}
+
+
+def _activated(environ: dict[bytes, bytes], venv: str) -> bool:
+    """Whether a process was started with VIRTUAL_ENV naming the venv (a shell's activated venv)."""
+    active = environ.get(b"VIRTUAL_ENV")
+    return active is not None and os.path.realpath(os.fsdecode(active)) == venv
+
+
+def _process_paths(pid: str, environ: dict[bytes, bytes]) -> Iterator[str]:
+    """The paths process ``pid`` runs from: its program as started, its open and mapped files."""
+    proc = f"/proc/{pid}"
+    with contextlib.suppress(OSError):
+        program = _started_as(proc, os.fsdecode(Path(f"{proc}/cmdline").read_bytes().split(b"\0", 1)[0]),
+                              environ.get(b"PATH", b""))
+        if program:  # its folder resolved, not the program: bin/python is a link to the base python
+            yield os.path.join(os.path.realpath(os.path.dirname(program)), os.path.basename(program))
+    with contextlib.suppress(OSError):
+        for line in Path(f"{proc}/maps").read_text(errors="replace").splitlines():
+            yield line.split(None, 5)[-1]
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"{proc}/fd"):
+            with contextlib.suppress(OSError):
+                yield os.readlink(f"{proc}/fd/{fd}")
+
+
+def _started_as(proc: str, program: str, path: bytes) -> str | None:
+    """The path a process's first word named: as written, else under its cwd, else (``python3``, from
+    a PATH with the venv's bin/ first, or ``#!/usr/bin/env python3``) found on its own ``path``."""
+    if not program or os.path.isabs(program):
+        return program or None
+    if "/" in program:  # only then its cwd, which another user's process does not show
+        return os.path.join(os.readlink(f"{proc}/cwd"), program)
+    for folder in os.fsdecode(path).split(os.pathsep) if path else ():
+        found = os.path.join(folder, program)
+        if not os.path.isabs(folder):  # PATH=bin:... is read from the process's own folder
+            found = os.path.join(os.readlink(f"{proc}/cwd"), found)
+        if os.path.isfile(found) and os.access(found, os.X_OK):
+            return found
+    return None
+
+
+def _program(pid: str) -> str:
+    """A process's program name, for a person to recognise it (never its arguments: they may hold a password)."""
+    with contextlib.suppress(OSError):
+        return printable(Path(f"/proc/{pid}/comm").read_text(errors="replace").strip())
+    return "?"
+
+
+def in_use_advice(root: Path, why: str) -> str:
+    """One line: the venv in ``root`` is in use, and the steps that make archiving it safe."""
+    venv = root / ".venv"
+    return (
+        f"the venv made in {root} is in use ({why}): archiving it would pull the python from under what runs "
+        f"on it. To make it safe: python3 -m venv {shlex.quote(str(venv))}, reinstall the project there "
+        f"({shlex.quote(str(venv / 'bin/pip'))} install ...), deactivate it and restart what ran on it from "
+        f"there, then run {shlex.quote(str(venv / 'bin/python'))} tools/cleanup_root.py --root {shlex.quote(str(root))}"
+    )
+
+
+def describe_artifact(artifact: Artifact) -> str:
+    """One human line: '<path> (<kind>): <evidence>'."""
+    return f"{artifact.path} ({artifact.kind}): {artifact.evidence}"
+
+
+def describe(scan: Scan) -> list[str]:
+    """Lines for every artifact then every suspect, for the audit message and the fixer."""
+    return [describe_artifact(a) for a in scan.artifacts + scan.suspects]
+
+
+def _cand(path: str, kind: str, evidence: str, movable: bool, shaped: bool = True) -> _Candidate:
+    """Shorthand for one candidate finding."""
+    return _Candidate(Artifact(path, kind, evidence), movable, shaped)
+
+
+def _unproven(candidate: _Candidate) -> Artifact:
+    """Re-word a candidate as a suspect when no venv is proven (pyvenv.cfg says its own why)."""
+    a = candidate.artifact
+    return a if a.path == "pyvenv.cfg" else Artifact(a.path, a.kind, a.evidence + NO_PROOF)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    """lstat that answers None for missing or unreachable entries."""
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _readlink(path: Path) -> str:
+    """A link's target as text; '?' if it vanished or cannot be read."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def _kind(st: os.stat_result) -> str:
+    """Contract kind of an entry, judged without following links."""
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    return "dir" if stat.S_ISDIR(st.st_mode) else "file"
+
+
+def _is_real_dir(path: Path) -> bool:
+    """A directory that is not a symlink."""
+    st = _lstat(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def _names(path: Path) -> list[str] | None:
+    """Sorted entries of a real directory (callers lstat first); None when unreadable."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return None
+
+
+def _head(path: Path, size: int = HEAD_BYTES) -> bytes:
+    """First bytes of a regular file, never through a symlink; b'' when unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _tracked_under(rel: str, tracked: frozenset[str]) -> int:
+    """How many tracked paths are rel itself or below it."""
+    prefix = rel + "/"
+    return sum(1 for t in tracked if t == rel or t.startswith(prefix))
+
+
+def _parse_cfg(text: str) -> dict[str, str]:
+    """pyvenv.cfg keys, read the way site.py reads them."""
+    pairs = (line.partition("=") for line in text.splitlines() if "=" in line)
+    return {key.strip().lower(): value.strip() for key, _, value in pairs}
+
+
+def _pyvenv_cfg(root: Path, tracked: frozenset[str]) -> tuple[str | None, list[_Candidate]]:
+    """The proof: the 'home' of an untracked regular <root>/pyvenv.cfg, and its candidate."""
+    st = _lstat(root / "pyvenv.cfg")
+    if st is None or "pyvenv.cfg" in tracked:
+        return None, []
+    kind = _kind(st)
+    if not stat.S_ISREG(st.st_mode):
+        return None, [_cand("pyvenv.cfg", kind, f"is a {kind}, not a file; not read, so it proves no venv", False)]
+    home = _parse_cfg(_head(root / "pyvenv.cfg", CFG_BYTES).decode("utf-8", "replace")).get("home")
+    if not home:
+        why = "has no 'home' key (or is unreadable), so it proves no venv; suspect"
+        return None, [_cand("pyvenv.cfg", "file", why, False)]
+    return home, [_cand("pyvenv.cfg", "file", f"venv config written by python -m venv (home = {home})", True)]
+
+
+def _only_site_packages(path: Path) -> bool:
+    """lib/ shape: one or more pythonX.Y/ folders, each holding only site-packages/."""
+    names = _names(path)
+    return bool(names) and all(
+        PY_DIR.fullmatch(n) and _is_real_dir(path / n) and _names(path / n) == ["site-packages"]
+        and _is_real_dir(path / n / "site-packages")
+        for n in names
+    )
+
+
+def _only_headers(path: Path) -> bool:
+    """include/ shape: empty, pythonX.Y/ folders, or site/ holding only pythonX.Y/ folders."""
+    names = _names(path)
+    if names is None:
+        return False
+    return all(
+        _is_real_dir(path / n) and (PY_DIR.fullmatch(n) or (n == "site" and _only_py_dirs(path / n)))
+        for n in names
+    )
+
+
+def _only_py_dirs(path: Path) -> bool:
+    """Every entry is a real pythonX.Y/ folder."""
+    names = _names(path)
+    return names is not None and all(PY_DIR.fullmatch(n) and _is_real_dir(path / n) for n in names)
+
+
+def _shaped_dir(
+    root: Path, rel: str, tracked: frozenset[str], shape: Callable[[Path], bool], evidence: str
+) -> list[_Candidate]:
+    """A real, untracked-or-mixed directory whose content has the venv shape."""
+    path = root / rel
+    if rel in tracked or not _is_real_dir(path):
+        return []
+    if _names(path) is None:
+        return [_cand(rel, "dir", "could not be listed; left for review", False, shaped=False)]
+    if not shape(path):
+        return []
+    n_tracked = _tracked_under(rel, tracked)
+    if n_tracked:
+        return [_cand(rel, "dir", f"{evidence}, but {n_tracked} git-tracked path(s) under it; not movable", False)]
+    return [_cand(rel, "dir", evidence, True)]
+
+
+def _lib(root: Path, rel: str, tracked: frozenset[str]) -> list[_Candidate]:
+    """lib/ (or a real lib64/) holding only pythonX.Y/site-packages."""
+    return _shaped_dir(root, rel, tracked, _only_site_packages, "holds only pythonX.Y/site-packages")
+
+
+def _include(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
+    """include/ that is empty or holds only the venv's pythonX.Y/ header folders."""
+    return _shaped_dir(root, "include", tracked, _only_headers, "empty or only pythonX.Y/ header folders")
+
+
+def _lib64(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
+    """lib64: the venv's symlink to lib (recorded, never followed), or a lib-shaped folder."""
+    st = _lstat(root / "lib64")
+    if st is None or "lib64" in tracked:
+        return []
+    if not stat.S_ISLNK(st.st_mode):
+        return _lib(root, "lib64", tracked)
+    target = _readlink(root / "lib64")
+    if target in {"lib", "lib/", str(root.absolute() / "lib")}:
+        return [_cand("lib64", "symlink", f"symlink -> {target}, as venv makes it", True)]
+    return [_cand("lib64", "symlink", f"symlink -> {target}, not to lib; left for review", False, shaped=False)]
+
+
+def _bin_prefixes(root: Path) -> set[bytes]:
+    """'<root>/bin/' as venv writes it into shebangs (absolute, and resolved in case of links)."""
+    return {os.fsencode(os.path.join(r, "bin", "")) for r in (root.absolute(), os.path.realpath(root))}
+
+
+def _shebang_interpreter(head: bytes) -> bytes | None:
+    """The interpreter a script starts, including pip's /bin/sh '''exec' form."""
+    lines = head.split(b"\n", 2)
+    if not lines[0].startswith(b"#!"):
+        return None
+    words = lines[0][2:].split()
+    if words[:1] == [b"/bin/sh"] and len(lines) > 1:
+        match = EXEC_LINE.match(lines[1])
+        return (match.group(1) or match.group(2)) if match else None
+    return words[0] if words else None
+
+
+def _activates_this_root(head: bytes, prefixes: set[bytes]) -> bool:
+    """Whether an activation script is this root's venv's: venv writes the root's path into ``activate``,
+    ``.csh`` and ``.fish``; ``Activate.ps1`` and ``activate_this.py`` find it from where they lie
+    (pyvenv.cfg, ``__file__``). A project's ``bin/activate.prod`` pointing elsewhere is not a leftover."""
+    if b"pyvenv.cfg" in head or b"__file__" in head:
+        return True
+    roots = (prefix[: -len(b"bin/")] for prefix in prefixes)
+    return any(re.search(re.escape(root.rstrip(b"/")) + rb"""["'\s)]""", head) for root in roots)
+
+
+def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes]) -> str | None:
+    """Why the venv made this bin/ entry, or None when it is the project's."""
+    name = path.name
+    if stat.S_ISLNK(st.st_mode):
+        return f"interpreter symlink -> {_readlink(path)}" if INTERPRETER.fullmatch(name) else None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    head = _head(path)
+    if INTERPRETER.fullmatch(name) and head.startswith(b"\x7fELF"):
+        return "interpreter binary copied by venv --copies"
+    if ACTIVATE.fullmatch(name) and b"VIRTUAL_ENV" in head and _activates_this_root(head, prefixes):
+        return "activation script (sets VIRTUAL_ENV to this root)"
+    interpreter = _shebang_interpreter(head)
+    for prefix in prefixes:
+        name = interpreter[len(prefix):] if interpreter and interpreter.startswith(prefix) else b""
+        if INTERPRETER.fullmatch(os.fsdecode(name)):
+            return f"entry point; shebang runs {os.fsdecode(interpreter)}"
+    return None
+
+
+def _bin_files(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
+    """Every entry of a real, untracked bin/; movable only when the venv made it."""
+    if "bin" in tracked or not _is_real_dir(root / "bin"):
+        return []
+    names = _names(root / "bin")
+    if names is None:
+        return [_cand("bin", "dir", "could not be listed; left for review", False, shaped=False)]
+    prefixes = _bin_prefixes(root)
+    return [_bin_candidate(root, f"bin/{name}", tracked, prefixes) for name in names]
+
+
+def _bin_candidate(root: Path, rel: str, tracked: frozenset[str], prefixes: set[bytes]) -> _Candidate:
+    """One bin/ entry: git-tracked or evidence-less entries are the project's."""
+    st = _lstat(root / rel)
+    if st is None or _tracked_under(rel, tracked):
+        return _cand(rel, "file", "project file", False, shaped=False)
+    evidence = _bin_evidence(root / rel, st, prefixes)
+    return _cand(rel, _kind(st), evidence or "project file", evidence is not None, evidence is not None)
+
+
+def _collapse_bin(files: list[_Candidate]) -> list[_Candidate]:
+    """bin/ as one artifact when every entry is venv-made; else its venv-made files (and an unreadable bin)."""
+    if files and all(c.movable for c in files):
+        why = f"all {len(files)} entries are venv-made (activate, interpreters, entry points)"
+        return [_cand("bin", "dir", why, True)]
+    return [c for c in files if c.movable or c.artifact.path == "bin"]

@@ -1,0 +1,50 @@
+"""Turn the audit on for this run: its fixtures, reports and health-check process (called by the
+checks' conftest, so only a run that collects the checks is an audit)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from infra_audit.plugin import fixtures, health_check, history, html, report, settings
+
+
+def activate(config: pytest.Config, checks: Path) -> None:
+    """Register the audit's fixtures and reports and name its default HTML report;
+    ``checks`` is the folder of the audit's checks, so a run of only some of them says so."""
+    if not config.pluginmanager.is_registered(settings):
+        raise pytest.UsageError(
+            "the audit's plugin is not loaded (pytest11 entry point 'infra_audit'): install this package "
+            "(pip install -e . here) and do not disable plugin autoload, or add -p infra_audit.plugin.settings"
+        )
+    _one_process(config)
+    report.remember_checks(config, checks)
+    _stop_on_sigterm_as_on_ctrl_c(config)
+    html.default_html_report(config)
+    html.check_report_paths(config)
+    for module in (fixtures, report, html, history, health_check):
+        if not config.pluginmanager.is_registered(module):
+            config.pluginmanager.register(module, module.__name__)
+
+
+def _one_process(config: pytest.Config) -> None:
+    """The checks share one connection, one health-check run and one verdict: pytest-xdist's ``-n``
+    (in a project's addopts or PYTEST_ADDOPTS) is set aside, so the audit runs as without it."""
+    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
+        config.option.numprocesses = None
+        config.option.dist = "no"
+        config.option.tx = []
+
+
+def _stop_on_sigterm_as_on_ctrl_c(config: pytest.Config) -> None:
+    """A CI job cancelled or past its time limit gets SIGTERM: end as on Ctrl-C, with the verdict, the
+    reports and the checks that did not run said, instead of dying without a word."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one (a group kill and its forwarder)
+        raise KeyboardInterrupt                        # would break the write-up of the first
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))

@@ -1,0 +1,138 @@
+"""``health check passes``: the real health-check command, in a process of its own, as monitoring runs it.
+
+It starts once the checks are collected (``pytest_collection_finish``), so its Python start-up and
+its connection overlap the audit's other checks, and its own waits (a locked table) overlap the
+audit's. The command is the project's script (``infra_health_check``, run with the audit's python)
+or the installed ``infra-health-check``; it gets the audit's settings as flags and ``--json``, and
+its verdict is read from that one JSON object, not from its text.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from infra_audit.core.settings import AuditSettings
+from infra_audit.plugin import settings as settings_plugin
+
+CHECK_NAME = "test_health_check_passes"
+START_UP_ALLOWANCE_S = 30  # Python's start-up on a loaded machine, beyond the command's own deadlines
+_RUNNING = pytest.StashKey["HealthCheckProcess"]()
+
+
+@dataclass(frozen=True)
+class HealthCheckRun:
+    """One finished run: the command as a person would type it, its exit code (None: it did not end
+    in time) and its output."""
+
+    shown: str
+    code: int | None
+    stdout: str
+    stderr: str
+
+    @property
+    def outcome(self) -> dict:
+        """Its JSON object (empty when it printed none)."""
+        try:
+            found = json.loads(self.stdout)
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    @property
+    def verdict(self) -> str:
+        if self.code is None:
+            return "(it did not finish)"
+        return "healthy" if self.outcome.get("healthy") is True else "unhealthy"
+
+    @property
+    def problem(self) -> str | None:
+        """Why this run does not prove the system healthy, in the command's own words; None when it does."""
+        if self.code == 0 and self.outcome.get("healthy") is True:
+            return None
+        if self.code == 0:
+            return f"{self.shown.split(' --')[0]} exited 0 without a healthy verdict in its JSON: run it by hand and fix it"
+        said = self.outcome.get("error") or _failed_parts(self.outcome) or self.stderr.strip().splitlines()[-1:]
+        detail = said if isinstance(said, str) else " | ".join(said) or "(no output)"
+        ended = "did not finish" if self.code is None else f"exited {self.code}"
+        return f"{self.shown.split(' --')[0]} {ended}: {detail}"
+
+
+def _failed_parts(outcome: dict) -> list[str]:
+    parts = [*outcome.get("tables", {}).items(), *outcome.get("freshness", {}).items()]
+    return [f"{name}: {result.get('error')}" for name, result in parts if isinstance(result, dict) and not result.get("ok")]
+
+
+class HealthCheckProcess:
+    """The command, running; ``result()`` waits for it within a deadline its own deadlines fit in."""
+
+    def __init__(self, project_root: Path, settings: AuditSettings) -> None:
+        timeouts = settings.timeouts
+        flags = [
+            "--root", str(project_root), "--tables", " ".join(settings.tables),
+            "--connect-timeout", str(timeouts.connect), "--query-timeout", str(timeouts.query),
+            "--exact-count-limit", str(settings.exact_count_limit),
+            "--freshness", " ".join(rule.text for rule in settings.freshness),
+            "--freshness-group", settings.freshness_group or "", "--json",
+        ]  # fmt: skip
+        if settings.health_check is not None:
+            command, typed = [sys.executable, str(settings.health_check)], ["python3", _relative(settings.health_check, project_root)]
+        else:
+            installed = Path(sys.executable).with_name("infra-health-check")
+            command = [str(installed)] if installed.is_file() else [sys.executable, "-m", "infra_audit.cli.health_check"]
+            typed = ["infra-health-check"]
+        self.shown = shlex.join([*typed, *flags])
+        queries = len(settings.tables) * 3 + len(settings.freshness) * 3 + 2
+        self.deadline = time.monotonic() + timeouts.connect + queries * timeouts.answer + START_UP_ALLOWANCE_S
+        self._missing = None if settings.health_check is None or settings.health_check.is_file() else settings.health_check
+        self._process = None
+        if self._missing is None:
+            self._process = subprocess.Popen(
+                [*command, *flags], cwd=project_root, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+
+    def result(self) -> HealthCheckRun:
+        if self._process is None:
+            return HealthCheckRun(self.shown, None, "", f"{self._missing} does not exist (infra_health_check)")
+        try:
+            stdout, stderr = self._process.communicate(timeout=max(0.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return HealthCheckRun(self.shown, None, "", "it did not finish within its deadline")
+        if self._process.returncode == 130:
+            raise KeyboardInterrupt
+        return HealthCheckRun(self.shown, self._process.returncode, stdout, stderr)
+
+    def stop(self) -> None:
+        """End it (the audit was interrupted, or it overran): nothing of the audit outlives the audit."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def running(config: pytest.Config) -> HealthCheckProcess:
+    """The audit's one health-check process, started now if collection did not start it."""
+    if _RUNNING not in config.stash:
+        found = settings_plugin.settings(config)
+        config.stash[_RUNNING] = process = HealthCheckProcess(found.project_root, found)
+        config.add_cleanup(process.stop)
+    return config.stash[_RUNNING]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the command as soon as the checks are known, when its check is among them."""
+    if any(item.name == CHECK_NAME for item in session.items) and not session.config.option.collectonly:
+        running(session.config)
