@@ -26,12 +26,14 @@ from pathlib import Path
 import pytest
 
 import infra_audit
+from infra_audit.core.dburl import scrub_data
 from infra_audit.core.errors import ConfigError
 from infra_audit.core.files import write_atomically
 from infra_audit.plugin import settings as audit_settings
 from infra_audit.plugin.report import (
     ENVIRONMENT,
     RESULTS,
+    SECRETS,
     SHOUTED,
     UNWRITTEN,
     CheckResult,
@@ -56,7 +58,7 @@ def default_html_report(config: pytest.Config) -> None:
     ``infra_report_dir`` turn it off; a run from inside another pytest test (the suite's own
     tests) never writes it."""
     option = config.option
-    if getattr(option, "htmlpath", None) or getattr(option, "help", False) or getattr(option, "version", False):
+    if getattr(option, "infra_html", None) or getattr(option, "help", False) or getattr(option, "version", False):
         return
     if getattr(option, "collectonly", False) or hasattr(config, "workerinput") or "PYTEST_CURRENT_TEST" in os.environ:
         return
@@ -68,20 +70,20 @@ def default_html_report(config: pytest.Config) -> None:
             if not os.path.lexists(path):
                 break
             path = folder / f"infra-audit-{stamp}-{n}.html"
-        option.htmlpath = str(path)
+        option.infra_html = str(path)
 
 
 def check_report_paths(config: pytest.Config) -> None:
     """Refuse, before any check runs, a report that could not be written (a folder, a device or a
     FIFO in its place, no permission, /proc): the report and JUnit would otherwise fail at the very
     end, or hang on a FIFO."""
-    for what, option in (("HTML report", "htmlpath"), ("JUnit XML", "xmlpath")):
+    for what, option in (("HTML report", "infra_html"), ("JUnit XML", "xmlpath")):
         text = getattr(config.option, option, None)
         if not text:
             continue
         try:
             path = _report_path(text)
-            if option == "htmlpath":
+            if option == "infra_html":
                 config.stash[_PATH] = path  # decided once: a link planted during the run is not followed
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.is_symlink():
@@ -170,8 +172,20 @@ def _environment(config: pytest.Config, finished: float) -> dict[str, str]:
     return {safe(config, k): safe(config, v) for k, v in rows.items()}
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[STARTED] = (time.monotonic(), datetime.datetime.now().astimezone())
+    _scrub_pytest_metadata(session.config)
+
+
+def _scrub_pytest_metadata(config: pytest.Config) -> None:
+    """Where a project loads pytest-html, its report is written beside ours: its Environment table is
+    pytest-metadata's (CI variables, ``--metadata`` pairs), read at its own (trylast) session start.
+    Scrubbed here first, as ours is; the check's texts it shows are scrubbed by the report plugin."""
+    key = getattr(config.pluginmanager.get_plugin("metadata"), "metadata_key", None)
+    if key is not None and key in config.stash:
+        table = config.stash[key]
+        table.update({name: scrub_data(value, config.stash.get(SECRETS, ())) for name, value in table.items()})
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -301,7 +315,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write the report once the run's verdict is final (``report`` may fail a run with a skipped
     check), whole or not at all; one that cannot be written fails the run and says why."""
     config = session.config
-    text = getattr(config.option, "htmlpath", None)
+    text = getattr(config.option, "infra_html", None)
     if not text or config.option.collectonly:
         return
     try:

@@ -55,7 +55,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     taken = {name for group in (*parser._groups, parser._anonymous) for option in group.options for name in option.names()}
     group = parser.getgroup("infra")
     if "--html" not in taken:
-        group.addoption("--html", dest="htmlpath", metavar="PATH", help="write the HTML report to PATH instead")
+        group.addoption("--html", dest="infra_html", metavar="PATH", help="write the HTML report to PATH instead")
         group.addoption(
             "--self-contained-html", action="store_true", help="accepted for pytest-html's users: the report is always one file"
         )
