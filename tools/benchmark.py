@@ -6,7 +6,9 @@
 
 1. Start-up, whole processes side by side: the audit (`pytest infra_tests`, HTML report included)
    against a bare pytest process running one trivial test with plugin autoload off, and
-   `tools/health_check.py` against a bare `import psycopg; connect; SELECT 1` process.
+   `tools/health_check.py` against a bare `import psycopg; connect; SELECT 1` process; then the
+   audit with `market_data` locked by another session against the healthy audit (one lock wait more
+   at most: each cause is waited on once, the health check's wait beside the audit's).
 2. Per size, in a scratch database seeded like production (tools/core/seed.py): the table check
    (`infra_audit.core.probe.table_stats`, the code the audit runs) against a naive `SELECT count(*)`,
    the freshness check (newest row and the per-symbol skip scan) and the row-count history check.
@@ -159,8 +161,28 @@ def startup(scratch: Scratch, runs: int) -> list[tuple[str, float, str, float]]:
                     raise InfraError(f"{name} exited {done.returncode}: {(done.stdout + done.stderr).strip()[-300:]}")
                 samples[name].append((time.perf_counter() - started) * 1000)
         ms = {name: statistics.median(values[1:]) for name, values in samples.items()}
+        audit, _, _ = commands["audit"]
+        ms["locked"] = locked_audit_ms(scratch, [*audit, "--no-default-report"], env, runs)
     return [("audit", ms["audit"], "bare pytest", ms["bare pytest"]),
-            ("health check", ms["health check"], "bare connect", ms["bare connect"])]  # fmt: skip
+            ("health check", ms["health check"], "bare connect", ms["bare connect"]),
+            ("audit, locked", ms["locked"], "healthy audit", ms["audit"])]  # fmt: skip
+
+
+def locked_audit_ms(scratch: Scratch, command: list[str], env: dict[str, str], runs: int) -> float:
+    """The audit's median wall time while another session holds market_data locked (it fails, as it
+    should: could not check)."""
+    samples = []
+    with ownership.connect(scratch.conninfo) as holder:
+        holder.execute("BEGIN")
+        db_probe.Deadlined(holder, 60, "market_data").execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
+        for _ in range(runs):
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=CHECKOUT, env=env, capture_output=True, text=True, timeout=PROCESS_DEADLINE_S)
+            if "is locked by another session" not in done.stdout:
+                raise InfraError(f"the audit with market_data locked did not say so: {done.stdout.strip()[-300:]}")
+            samples.append((time.perf_counter() - started) * 1000)
+        holder.execute("ROLLBACK")
+    return statistics.median(samples)
 
 
 def per_size(scratch: Scratch, size: int, repeat: int) -> dict[str, object]:
@@ -207,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                 scratch.seed(seed.SPEC_MARKET_DATA_ROWS)
                 print(f"\nwhole processes, median of {args.startup_runs} (spec-sized database, healthy):")
                 for name, ms, floor, floor_ms in startup(scratch, args.startup_runs):
-                    print(f"  {name:<13} {ms:8.0f} ms   {floor:<13} {floor_ms:6.0f} ms   ratio {ms / floor_ms:.2f}x")
+                    ratio = f"ratio {ms / floor_ms:.2f}x"
+                    if name == "audit, locked":
+                        ratio = f"{ms - floor_ms:+.0f} ms (one lock wait: {DEFAULTS.timeouts.lock * 1000:.0f} ms)"
+                    print(f"  {name:<13} {ms:8.0f} ms   {floor:<13} {floor_ms:6.0f} ms   {ratio}")
                     results["startup"].append({"what": name, "ms": ms, "floor": floor, "floor_ms": floor_ms})
         print(f"\nchecks, median of {args.repeat} (warm cache):")
         print(f"{'market_data rows':>17} | {'table check':>11} | {'count(*)':>10} | {'fresh':>8} | "

@@ -471,8 +471,8 @@ def fetch_one(
         raise ProbeError("no_answer", f"not checked: the connection is still waiting for the server's answer on "
                          f"table '{_STUCK[conn]}' (see that table): check the server's health and load")
     if table in _LOCKED.get(conn, ()):
-        raise ProbeError("locked", f"not checked: table '{table}' was locked by another session when this audit "
-                         "read it (see that table): find the holder in pg_locks / pg_stat_activity, then retry")
+        raise ProbeError("locked", f"table '{table}' was locked by another session when this run read it before "
+                         "(waited once, see that table): find the holder in pg_locks / pg_stat_activity, then retry")
     try:
         row = with_deadline(lambda: conn.execute(query, params).fetchone(), timeouts.answer)
     except TimeoutError:
