@@ -190,6 +190,8 @@ def test_locked_table_is_reported_as_locked(project, target, run_audit):
     for check in ("row counts non-zero", "data is fresh", "row counts not shrinking"):  # it could not look: no finding
         assert re.search(rf"^COULD NOT CHECK +{check}$", run.output, re.MULTILINE), run.output
     assert "market_data: could not check (locked)" in run.output
+    # one lock, one wait: the checks after the first say so at once, the health check (its own process) waited beside
+    assert "was locked by another session when this run read it before" in run.message("test_data_is_fresh")
     assert_clean(run, target.role.password)
 
 

@@ -428,6 +428,20 @@ def test_locked_table_is_named_instead_of_waiting(target, conn, exact_limit):
     assert str(error).endswith("find the holder in pg_locks / pg_stat_activity, then retry")
 
 
+def test_a_locked_table_is_waited_on_once_per_connection(target, conn):
+    """Each later check of the same table on this connection says it was locked at once, without waiting
+    again (a locked market_data cost the whole audit five lock waits before); another table is still read."""
+    with target.admin.transaction():
+        target.admin.execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
+        probe_error(conn, "market_data", 1000)
+        started = time.monotonic()
+        again = probe_error(conn, "market_data", 1000)
+        waited = time.monotonic() - started
+    assert again.cause == "locked" and "when this run read it before (waited once" in str(again)
+    assert waited < FAST.lock, f"waited {waited:.2f} s again"
+    assert db_probe.table_stats(conn, "assets", 1000, FAST).rows > 0
+
+
 def test_slow_table_hits_the_statement_timeout(target, conn):
     target.admin.execute("CREATE VIEW slow AS SELECT 1 AS one FROM pg_sleep(5)")
     target.admin.execute("GRANT SELECT ON slow TO PUBLIC")
