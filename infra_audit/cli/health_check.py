@@ -28,7 +28,7 @@ HEALTHY, UNHEALTHY = "✅ System Healthy", "❌ System Unhealthy"  # the report'
 FLAGS = {"tables": "--tables", "connect_timeout": "--connect-timeout", "query_timeout": "--query-timeout",
          "exact_count_limit": "--exact-count-limit", "project_root": "--root", "freshness": "--freshness",
          "freshness_group": "--freshness-group",
-         "local_server": "for a local sandbox: python3 tools/sandbox.py start"}  # fmt: skip
+         "local_server": "for a local sandbox: infra-sandbox start"}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None, prog: str, default_root: Path | None):
@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None, prog: str, default_root: Path | None):
 
 def main(argv: list[str] | None = None, *, prog: str = TOOL, default_root: Path | None = None) -> int:
     args = parse_args(argv, prog, default_root)
+    names = {**FLAGS, "local_server": "for a local sandbox: python3 tools/sandbox.py start"} if default_root else FLAGS
     known: list[tuple[str, ...]] = []  # the secrets to scrub, found once the settings are valid
 
     def work() -> convention.Result:
@@ -52,13 +53,13 @@ def main(argv: list[str] | None = None, *, prog: str = TOOL, default_root: Path 
         found_settings = settings.build({**settings.read_project_settings(root), **flags,
                                          "infra_project_root": str(root)}, root)  # fmt: skip
         known.append(db_config.known_secrets(root, os.environ, shown=found_settings.tables))
-        found = health.probe(found_settings, FLAGS)
+        found = health.probe(found_settings, names)
         if not args.json:
             print(scrub(render(found), known[0]))
         code = convention.EXIT_OK if found.healthy else convention.EXIT_USAGE if found.cause == "config" else convention.EXIT_PROBLEM
         return convention.Result(code, {"healthy": found.healthy, **asdict(found)})
 
-    return convention.run(prog, work, as_json=args.json, secrets=lambda: known[0] if known else (), setting_names=FLAGS)
+    return convention.run(prog, work, as_json=args.json, secrets=lambda: known[0] if known else (), setting_names=names)
 
 
 def render(found: health.Health) -> str:

@@ -26,7 +26,7 @@ from infra_audit.plugin import usage
 # How the audit's user changes each setting (a library error names the setting by its key).
 SETTING_NAMES = {
     **{s.key: f"fix {s.ini} in the project's settings, or {s.flag}" for s in core_settings.SETTINGS},
-    "local_server": "for a local sandbox: python3 tools/sandbox.py start",
+    "local_server": "for a local sandbox: infra-sandbox start, or python3 tools/sandbox.py start in its checkout",
 }
 _SETTINGS = pytest.StashKey[AuditSettings]()
 _NOT_IN_INI = "(not set in the pytest config: [tool.infra-audit], else the default)"
