@@ -35,7 +35,7 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
         pytest.fail(
             f"{len(scan.artifacts)} orphaned virtualenv artifact(s) in {project_root}:\n  "
             + "\n  ".join(found)
-            + f"\nfix: python3 tools/cleanup_root.py --root {shlex.quote(str(project_root))}  (archives them, never deletes; --dry-run to preview)",
+            + f"\nfix: {fixer(project_root)} --root {shlex.quote(str(project_root))}  (archives them, never deletes; --dry-run to preview)",
             pytrace=False,
         )
     if scan.suspects:
@@ -65,3 +65,8 @@ def test_required_paths_present(project_root: Path, audit_settings: AuditSetting
             f"missing from {project_root}: {', '.join(missing)}: add them, or change infra_required_paths in the project's settings",
             pytrace=False,
         )
+
+
+def fixer(project_root: Path) -> str:
+    """The root fixer as the user types it: the project's own script where it carries one, else the installed command."""
+    return "python3 tools/cleanup_root.py" if (project_root / "tools" / "cleanup_root.py").is_file() else "infra-cleanup-root"

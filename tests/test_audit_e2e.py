@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import re
+import shlex
 import shutil
 import site
 import subprocess
@@ -384,3 +385,18 @@ def test_a_partial_run_never_reads_as_the_audit(project, run_audit, tmp_path):
     assert "audit PASSED" not in run.output
     page = html.read_text()
     assert "Audit PARTIAL</strong>" in page and "Audit PASSED" not in page
+
+
+def test_the_ci_command_of_docs_ci_md_works_as_written(project, target, tmp_path):
+    """docs/ci.md's one-line CI command uses only flags that work: exit 0, JUnit and the HTML report written."""
+    text = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+    command = shlex.split(re.search(r"```bash\n(pytest infra_tests .*?)\n```", text).group(1))
+    assert command[:2] == ["pytest", "infra_tests"]
+    reports = tmp_path / "reports"
+    args = [arg.replace("reports/", f"{reports}/") for arg in command[2:]]
+    write_env(project, f"DB_URL={target.url}\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "infra_tests", *args, f"--project-root={project}",
+                           f"--history={tmp_path / 'history.jsonl'}"], cwd=REPO, env=clean_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (reports / "infra-audit.xml").is_file() and (reports / "infra-audit.html").is_file()
