@@ -152,3 +152,14 @@ def test_pytest_html_loaded_by_the_project_writes_its_report_and_no_secret(insta
     assert "https://ci:***@git.example" in theirs
     for text in (theirs, ours, done.stdout + done.stderr):
         assert target.role.password not in text
+
+
+def test_the_pre_commit_hooks_entry_runs_the_root_check_in_the_project(installed, user_project, user_venv):
+    """The hook's entry, as pre-commit runs it in the repository being committed: green on a clean root,
+    red with the installed fixer named once a venv is made in the root by accident."""
+    hooks = (REPO / ".pre-commit-hooks.yaml").read_text()
+    entry = re.search(r"^  entry: (.*)$", hooks, re.MULTILINE).group(1)
+    assert run(entry, user_project, installed).returncode == 0
+    subprocess.run([str(user_venv / "bin" / "python"), "-m", "venv", "--without-pip", str(user_project)], check=True)
+    done = run(entry, user_project, installed)
+    assert done.returncode == 1 and f"fix: infra-cleanup-root --root {user_project}" in done.stdout, done.stdout
