@@ -89,7 +89,7 @@ class DbUrl:
             ports = [int(p) if p.isascii() and p.isdigit() else None for p in self.param("port").split(",")]
         if len(ports) == 1:
             ports = ports * len(hosts)
-        return tuple(zip(hosts, ports + [None] * (len(hosts) - len(ports)), strict=False))
+        return tuple(zip(hosts, ports + [None] * (len(hosts) - len(ports))))
 
     @property
     def where(self) -> str:
