@@ -133,9 +133,9 @@ def test_pytest_xdist_in_the_users_habits_gives_the_same_verdict(installed, user
         config.write_text(config.read_text().replace('addopts = "-q"', 'addopts = "-q -n 2"'))
     else:
         env["PYTEST_ADDOPTS"] = "-n auto"
-    done = run(["infra-audit"], user_project, env)
+    done = run(["infra-audit"], user_project / "src", env)  # from a folder of the project: the project is audited
     assert done.returncode == 0 and "audit PASSED: 8 passed" in done.stdout, done.stdout + done.stderr
-    assert "INTERNALERROR" not in done.stdout + done.stderr
+    assert "INTERNALERROR" not in done.stdout + done.stderr and f"root: {user_project}\n" in done.stdout
 
 
 def test_pytest_html_loaded_by_the_project_writes_its_report_and_no_secret(installed, user_project, target):

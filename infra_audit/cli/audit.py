@@ -25,6 +25,15 @@ PYTEST_CONFIGS = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "set
 INIT_KEYS = ("tables", "required_paths", "freshness", "freshness_group", "max_shrink", "history")
 
 
+def project_root(here: Path) -> Path:
+    """The project the current folder belongs to: the nearest folder up holding a pytest config or ``.git``
+    (as pytest and git find theirs), else the current folder itself."""
+    for folder in (here, *here.parents):
+        if pytest_config(folder) or (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return folder
+    return here
+
+
 def pytest_config(root: Path) -> Path | None:
     """The config file pytest itself would use for ``root``: the first that holds a pytest section."""
     for name in PYTEST_CONFIGS:
@@ -70,7 +79,7 @@ def init(root: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    root = Path.cwd()
+    root = project_root(Path.cwd())
     if argv[:1] == ["init"]:
         return convention.run(TOOL, lambda: convention.Result(init(root)), as_json=False)
     import pytest  # only for the audit itself: `init` and its errors need none of it
