@@ -13,13 +13,13 @@ from infra_audit.core.text import counted
 from infra_audit.plugin import history as history_plugin
 from infra_audit.plugin import report
 
-
 ROW_COUNTS = "test_row_counts_nonzero"  # the check that says a table's trouble in full
 
 
 @pytest.mark.check("data is fresh")
 def test_data_is_fresh(db: psycopg.Connection, audit_settings: AuditSettings, evidence) -> None:
-    """The newest row of each watched table, and of each symbol in it, is within its age limit."""
+    """The newest row of each watched table, and of each symbol in it, is within its age limit (past a
+    warning age, if the rule names one, it passes with a warning)."""
     if not audit_settings.freshness:
         pytest.skip("infra_freshness is empty: no table is watched, so nothing shows the data is current")
     problems, unknowns = [], []
@@ -31,6 +31,8 @@ def test_data_is_fresh(db: psycopg.Connection, audit_settings: AuditSettings, ev
             report.probe_failed(evidence, rule.text, exc, problems, unknowns)
             continue
         evidence.add(found.plan.label, found.evidence.removeprefix(f"{found.plan.label}: "))
+        for warning in found.warnings:  # past the warning age, within the limit: passes, and says so
+            evidence.warn(warning)
         problems.extend(found.problems)
     report.conclude(problems, unknowns)
 

@@ -6,12 +6,14 @@ skip scan over ``(symbol, ts)`` for the groups), so the check costs milliseconds
 size. A big table without the index it needs is refused with the ``CREATE INDEX`` that fixes it
 rather than scanned. Ages are measured against the server's clock, never this machine's.
 
-The settings: ``infra_freshness`` (``TABLE[.COLUMN]=AGE ...``) and ``infra_freshness_group``. Use::
+The settings: ``infra_freshness`` (``TABLE[.COLUMN]=AGE ...``, or ``=warn:AGE,error:AGE`` for two levels, as
+dbt's ``warn_after``/``error_after``) and ``infra_freshness_group``. Use::
 
     rules = parse_rules(text)            # ValueError: a usage error, one line
     group = parse_group(group_text)      # None: the per-group check is off
     result = check(conn, rule, group, exact_limit, timeouts)   # ProbeError: cannot be judged (cause, fix)
     result.ok, result.problems, result.evidence                 # stale data is a result, not an error
+    result.warnings                                             # past the warning age: passes, but said
 """
 
 from __future__ import annotations
@@ -42,17 +44,20 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _AGE = re.compile(r"([0-9]{1,9})([smhdw])")
 _BARE = re.compile(r'[^\s."=]+')
 _WORD_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
-_FORM = "TABLE[.COLUMN]=AGE with AGE like 90s, 15m, 6h, 3d or 2w"
+_FORM = "TABLE[.COLUMN]=AGE or TABLE[.COLUMN]=warn:AGE,error:AGE with AGE like 90s, 15m, 6h, 3d or 2w"
+_LEVELS = ("warn", "error")
 
 
 @dataclass(frozen=True)
 class FreshnessRule:
     """One ``TABLE[.COLUMN]=AGE`` item. ``names`` are unquoted: 1 (table), 2 (schema.table or
-    table.column, told apart by the catalog) or 3 (schema.table.column)."""
+    table.column, told apart by the catalog) or 3 (schema.table.column). ``limit`` is the age past
+    which the check fails; ``warn``, when the rule names one, the younger age past which it warns."""
 
     names: tuple[str, ...]
     limit: timedelta
     age_text: str
+    warn: timedelta | None = None
 
     @property
     def text(self) -> str:
@@ -75,6 +80,25 @@ def parse_age(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def parse_levels(text: str) -> tuple[timedelta, timedelta | None]:
+    """``3d`` -> (3 days, None); ``warn:6h,error:3d`` -> (3 days, 6 hours): the error age, and the warning
+    age if any. A ValueError says what is wrong."""
+    if ":" not in text:
+        return parse_age(text), None
+    levels: dict[str, timedelta] = {}
+    for part in text.split(","):
+        level, _, age = part.partition(":")
+        if level not in _LEVELS or level in levels:
+            raise ValueError(f"'{text}' is not an age or warn:AGE,error:AGE: each level once, named warn or error")
+        levels[level] = parse_age(age)
+    if "error" not in levels:
+        raise ValueError(f"'{text}' has no error age: name both, like warn:6h,error:3d")
+    warn = levels.get("warn")
+    if warn is not None and warn >= levels["error"]:
+        raise ValueError(f"'{text}': the warning age must be below the error age")
+    return levels["error"], warn
+
+
 def parse_rules(text: str) -> tuple[FreshnessRule, ...]:
     """Parse the ``infra_freshness`` setting; a ValueError says what is wrong in one line."""
     rules: list[FreshnessRule] = []
@@ -89,10 +113,10 @@ def parse_rules(text: str) -> tuple[FreshnessRule, ...]:
             end += 1
         age_text = text[position + 1 : end]
         try:
-            limit = parse_age(age_text)
+            limit, warn = parse_levels(age_text)
         except ValueError as exc:
             raise ValueError(f"infra_freshness: {exc} (the form is {_FORM})") from None
-        rule = FreshnessRule(names, limit, age_text)
+        rule = FreshnessRule(names, limit, age_text, warn)
         if any(_table_part(other) == _table_part(rule) for other in rules):
             raise ValueError(f"infra_freshness: '{'.'.join(names)}' is listed twice; keep one {_FORM} per table")
         rules.append(rule)
@@ -285,7 +309,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class StaleGroup:
-    """A group (a symbol, or a symbol and timeframe) whose newest row is older than the limit."""
+    """A group (a symbol, or a symbol and timeframe) whose newest row is older than a limit."""
 
     key: tuple[str | None, ...]
     newest: str
@@ -307,10 +331,29 @@ class Freshness:
     stale_groups: tuple[StaleGroup, ...]
     stale_group_count: int
     ahead: str | None = None  # the newest of all, when it is dated more than a day ahead
+    late_groups: tuple[StaleGroup, ...] = ()  # past the warning age, within the limit (the oldest few)
+    late_group_count: int = 0
 
     @property
     def limit(self) -> timedelta:
         return self.plan.rule.limit
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What is past the rule's warning age but within its limit: the check passes, and says so."""
+        warn = self.plan.rule.warn
+        if warn is None:
+            return ()
+        found = []
+        fails = f"it fails at {age_words(self.limit.total_seconds())}; infra_freshness = {self.plan.rule.text}"
+        if self.age is not None and warn.total_seconds() < self.age <= self.limit.total_seconds():
+            found.append(
+                f"{self.plan.label}: the newest row ({self.newest}) is {age_words(self.age)} old, past the warning "
+                f"age of {age_words(warn.total_seconds())} ({fails})"
+            )
+        if self.late_group_count:
+            found.append(self._groups_line(self.late_groups, self.late_group_count, warn) + f" ({fails})")
+        return tuple(found)
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -331,13 +374,17 @@ class Freshness:
                 f"older than the limit of {limit} (infra_freshness = {self.plan.rule.text}): is the feed running?"
             )
         if self.stale_group_count:
-            more = self.stale_group_count - len(self.stale_groups)
-            names = ", ".join(group.shown for group in self.stale_groups) + (f" and {more} more" if more else "")
-            found.append(
-                f"{self.plan.table}: {self.stale_group_count} of {self.groups} {self._group_word} have no row newer "
-                f"than {limit}: {names}"
-            )
+            found.append(self._groups_line(self.stale_groups, self.stale_group_count, self.limit))
         return tuple(found)
+
+    def _groups_line(self, shown: tuple[StaleGroup, ...], count: int, age: timedelta) -> str:
+        """``market_data: 3 of 150 symbol/timeframe pairs have no row newer than 3 days: FX0005 H1 (5 days)...``"""
+        more = count - len(shown)
+        names = ", ".join(group.shown for group in shown) + (f" and {more} more" if more else "")
+        return (
+            f"{self.plan.table}: {count} of {self.groups} {self._group_word} have no row newer than "
+            f"{age_words(age.total_seconds())}: {names}"
+        )
 
     @property
     def ok(self) -> bool:
@@ -350,13 +397,13 @@ class Freshness:
             return f"{self.plan.label}: no newest row" + (f" up to a day ahead (the newest: {self.ahead})" if self.ahead else "")
         naive = " (no time zone: read as UTC)" if self.plan.column_type == "timestamp without time zone" else ""
         when = f"{age_words(self.age)} old" if self.age >= 0 else age_words(self.age)
-        text = (
-            f"{self.plan.label}: newest row {self.newest}{naive}, {when} "
-            f"(limit {age_words(self.limit.total_seconds())})"
-        )
+        warn, limit = self.plan.rule.warn, age_words(self.limit.total_seconds())
+        levels = f"limit {limit}" if warn is None else f"warning at {age_words(warn.total_seconds())}, error at {limit}"
+        text = f"{self.plan.label}: newest row {self.newest}{naive}, {when} ({levels})"
         if self.plan.group:
-            fresh = self.groups - self.stale_group_count
-            text += f"; {fresh} of {self.groups} {self._group_word} within the limit"
+            fresh = self.groups - self.stale_group_count - self.late_group_count
+            within = "the limit" if warn is None else "the warning age"
+            text += f"; {fresh} of {self.groups} {self._group_word} within {within}"
         if not (self.plan.indexed and (self.plan.group_indexed or not self.plan.group)):
             text += "; small table without an index, scanned"
         if self.ahead is not None:
@@ -398,18 +445,29 @@ def measure(conn: psycopg.Connection, plan: Plan, timeouts: Timeouts) -> Freshne
     """Run the plan's queries, each under the session's statement_timeout and the client's own deadline."""
     newest, age, ahead = db_probe.fetch_one(conn, plan.newest_query, plan.table, timeouts)
     age = None if newest is None else age  # no newest row has no age (and JSON has no Infinity)
-    groups, stale_count, stale = 0, 0, ()
+    groups, stale_count, stale, late_count, late = 0, 0, (), 0, ()
     if plan.group:
         limit = plan.rule.limit.total_seconds()
-        groups, stale_count, rows = db_probe.fetch_one(conn, plan.group_query, plan.table, timeouts, (limit, limit))
-        if groups > MAX_GROUPS:
-            raise ProbeError(
-                "too_many_groups",
-                f"{plan.table} has more than {MAX_GROUPS:,} distinct {'/'.join(plan.group)} values: per-group "
-                "freshness is for a column like symbol; set infra_freshness_group to one, or leave it empty",
-            )
-        stale = tuple(StaleGroup(tuple(key), shown, float(seconds)) for key, shown, seconds in rows or ())
-    return Freshness(plan, newest, age, groups, stale, stale_count, ahead)
+        groups, stale_count, stale = _groups_past(conn, plan, limit, timeouts)
+        if plan.rule.warn is not None:  # a second walk: exact counts for each level, the oldest of each shown
+            _, past_warning, oldest = _groups_past(conn, plan, plan.rule.warn.total_seconds(), timeouts)
+            late_count = max(0, past_warning - stale_count)
+            late = tuple(group for group in oldest if group.age <= limit)
+    return Freshness(plan, newest, age, groups, stale, stale_count, ahead, late, late_count)
+
+
+def _groups_past(
+    conn: psycopg.Connection, plan: Plan, seconds: float, timeouts: Timeouts
+) -> tuple[int, int, tuple[StaleGroup, ...]]:
+    """(groups, how many have no row newer than ``seconds``, the oldest SHOWN_GROUPS of those)."""
+    groups, count, rows = db_probe.fetch_one(conn, plan.group_query, plan.table, timeouts, (seconds, seconds))
+    if groups > MAX_GROUPS:
+        raise ProbeError(
+            "too_many_groups",
+            f"{plan.table} has more than {MAX_GROUPS:,} distinct {'/'.join(plan.group)} values: per-group "
+            "freshness is for a column like symbol; set infra_freshness_group to one, or leave it empty",
+        )
+    return groups, count, tuple(StaleGroup(tuple(key), shown, float(age)) for key, shown, age in rows or ())
 
 
 _CATALOG = f"""
