@@ -97,11 +97,14 @@ def run(
     secrets: Callable[[], tuple[str, ...]] = tuple,
     setting_names: Mapping[str, str] | None = None,
     fail_code: int = EXIT_USAGE,
+    failure: Callable[[str, int], int] | None = None,
 ) -> int:
     """Run a tool's work under the convention; return its exit code.
 
     ``InfraError`` and ``OSError`` become the error line with ``fail_code`` (2: it could not start
     or carry on); their fix names settings as ``setting_names`` spells them (the tool's flags).
+    ``failure``, given, says the (scrubbed) error in the tool's own output format instead of the
+    error line, and returns the exit code that format uses for it (Nagios: a status line, UNKNOWN).
     """
     tolerate_closed_stdout()
     # psycopg logs what it could not do while giving up (a rollback refused on Ctrl-C): one line is ours.
@@ -125,6 +128,8 @@ def run(
     known = secrets()
     if error is not None:
         error = scrub(error, known)
+        if failure is not None:
+            return failure(error, code)
         print(f"{tool}: error: {printable(error)}", file=sys.stderr, flush=True)
     if as_json:
         envelope = {"tool": tool, "ok": code == EXIT_OK, "exit_code": code, "error": error, **data}
