@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra_audit.plugin import fixtures, health_check, history, html, report, settings
+from infra_audit.plugin import fixtures, health_check, history, html, markdown, report, settings
 
 
 def activate(config: pytest.Config, checks: Path) -> None:
@@ -24,7 +24,8 @@ def activate(config: pytest.Config, checks: Path) -> None:
     _stop_on_sigterm_as_on_ctrl_c(config)
     html.default_html_report(config)
     html.check_report_paths(config)
-    for module in (fixtures, report, html, history, health_check):
+    # pluggy calls the plugin registered last first: markdown's summary is written after the HTML report
+    for module in (fixtures, report, markdown, html, history, health_check):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module, module.__name__)
 

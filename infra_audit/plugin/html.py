@@ -45,7 +45,7 @@ from infra_audit.plugin.report import (
 
 STARTED = pytest.StashKey[tuple[float, datetime.datetime]]()
 _WRITTEN = pytest.StashKey[str]()  # the report's line for the terminal: where it is
-_PATH = pytest.StashKey[Path]()  # the report's file, as decided before any check ran
+_PATHS = pytest.StashKey[dict[str, Path]]()  # each report's file by its option, as decided before any check ran
 GIT_TIMEOUT_S = 3.0
 
 
@@ -77,14 +77,13 @@ def check_report_paths(config: pytest.Config) -> None:
     """Refuse, before any check runs, a report that could not be written (a folder, a device or a
     FIFO in its place, no permission, /proc): the report and JUnit would otherwise fail at the very
     end, or hang on a FIFO."""
-    for what, option in (("HTML report", "infra_html"), ("JUnit XML", "xmlpath")):
+    for what, option in (("HTML report", "infra_html"), ("JUnit XML", "xmlpath"), ("Markdown summary", "infra_markdown")):
         text = getattr(config.option, option, None)
         if not text:
             continue
         try:
             path = _report_path(text)
-            if option == "infra_html":
-                config.stash[_PATH] = path  # decided once: a link planted during the run is not followed
+            config.stash.setdefault(_PATHS, {})[option] = path  # decided once: a link planted later is not followed
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.is_symlink():
                 raise IsADirectoryError(f"{path} is a link that leads to no regular file")
@@ -100,7 +99,7 @@ def check_report_paths(config: pytest.Config) -> None:
         except OSError as exc:
             raise pytest.UsageError(
                 f"cannot write the {what} to {text}: {exc.strerror or exc}: choose another path "
-                "(--report-dir, --html or --junitxml)"
+                "(--report-dir, --html, --junitxml or --markdown)"
             ) from None
 
 
@@ -150,7 +149,7 @@ def _checkout(root: Path) -> dict[str, str]:
     }
 
 
-def _environment(config: pytest.Config, finished: float) -> dict[str, str]:
+def environment(config: pytest.Config, finished: float) -> dict[str, str]:
     """The environment rows, scrubbed: what was audited, from which commit, where, by whom, when."""
     root, name = project_identity(config)
     started, started_at = config.stash[STARTED]
@@ -305,7 +304,7 @@ def page(session: pytest.Session) -> str:
             f"<th>Evidence, warnings, cause and fix</th></tr></thead><tbody>{rows}</tbody></table>"
         )
     parts.append(_crash_html(crashes))
-    parts.append(_environment_html(_environment(config, time.monotonic())))
+    parts.append(_environment_html(environment(config, time.monotonic())))
     parts.append("</body></html>\n")
     return "".join(parts)
 
@@ -319,9 +318,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not text or config.option.collectonly:
         return
     try:
-        if STARTED not in config.stash or _PATH not in config.stash:  # registered after the session began
+        path = report_path(config, "infra_html")
+        if STARTED not in config.stash or path is None:  # registered after the session began
             raise RuntimeError("the audit's report started late: run it as `pytest infra_tests ...`")
-        path = config.stash[_PATH]
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, page(session).encode("utf-8", "backslashreplace"))
     except Exception as exc:  # noqa: BLE001 - a disk that filled up, or a bug: one line and a failed run, not a traceback
@@ -332,6 +331,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
         config.stash[_WRITTEN] = f"Generated html report: {path.as_uri()}"
+
+
+def report_path(config: pytest.Config, option: str) -> Path | None:
+    """The file a report option (``infra_html``, ``infra_markdown``) names, as decided before any check ran."""
+    return config.stash.get(_PATHS, {}).get(option)
+
+
+def written_report(config: pytest.Config) -> Path | None:
+    """The HTML report this run wrote, if it did."""
+    return report_path(config, "infra_html") if _WRITTEN in config.stash else None
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

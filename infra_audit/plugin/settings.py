@@ -43,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         action="store_true",
         help="do not write the HTML report to infra_report_dir (--html still works)",
     )
+    group.addoption(
+        "--markdown",
+        dest="infra_markdown",
+        metavar="PATH",
+        help="write a Markdown summary (verdict, a table row per check, the environment) to PATH for a ticket; "
+        "with GITHUB_STEP_SUMMARY set it is appended there too",
+    )
     if not pluginmanager.is_registered(usage):
         pluginmanager.register(usage, "infra-audit-usage")
 
