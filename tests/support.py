@@ -28,8 +28,8 @@ import psycopg
 from psycopg import sql
 
 from infra_audit.core import dburl
-from infra_audit.sandbox import ownership, pgserver, scram
 from infra_audit.core.errors import SandboxError
+from infra_audit.sandbox import ownership, pgserver, scram
 
 REPO = Path(__file__).resolve().parents[1]
 MAKER = "self-tests"
@@ -139,9 +139,10 @@ def write_env(root: Path, text: str) -> None:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for a subprocess: ours, minus anything that configures a database, plus ``extra``."""
+    """The environment for a subprocess: ours, minus anything that configures a database or says where
+    a report goes (on GitHub Actions, every audit a test runs would append to the job's summary), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES and not k.startswith("POSTGRES_")}
-    for name in ("INFRA_SELFTEST_PG_URL", "INFRA_ADMIN_URL"):
+    for name in ("INFRA_SELFTEST_PG_URL", "INFRA_ADMIN_URL", "GITHUB_STEP_SUMMARY"):
         env.pop(name, None)
     return {**env, **extra}
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from psycopg import sql
 
-from tests.support import REPO, clean_env, stage, write_env
 from infra_audit.sandbox import seed
+from tests.support import REPO, clean_env, stage, write_env
 
 SYMBOLS = 50
 
@@ -55,6 +56,31 @@ def test_a_table_whose_newest_row_is_ten_days_old_fails_with_its_age(project, ta
         "test_data_is_fresh")), run.message("test_data_is_fresh")  # fmt: skip
     health = run.message("test_health_check_passes")
     assert run.outcome("test_health_check_passes") == "failed" and "10 days" in health, "a stale feed is not healthy"
+
+
+def test_a_two_level_rule_warns_between_its_ages_and_fails_past_the_error_age(project, target, run_audit, tmp_path):
+    """Past the warning age the check passes with its warning in the terminal, JUnit and HTML, and the
+    health check still passes; past the error age both fail."""
+    stage(target, "UPDATE market_data SET ts = ts - interval '1000 days'")  # in two steps: the unique key
+    stage(target, "UPDATE market_data SET ts = ts + interval '1000 days' - interval '8 hours'")
+    rule, page = "--freshness=market_data=warn:6h,error:3d", tmp_path / "report.html"
+    run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl", rule, f"--html={page}")
+    assert run.exit_code == 0 and run.outcome("test_data_is_fresh") == "passed", run.output
+    warning = "market_data.ts: the newest row ("
+    case = next(case for case in ET.fromstring(run.junit).iter("testcase") if case.get("name") == "test_data_is_fresh")
+    warnings = [p.get("value") for p in case.iter("property") if p.get("name") == "warning"]
+    assert warnings[0].startswith(warning) and "past the warning age of 6 hours (it fails at 3 days" in warnings[0]
+    assert f"warning: {warning}" in run.output and re.search(r"audit PASSED: 8 passed \(\d+ warnings\)", run.output)
+    assert f'<div class="infra-warning">warning: {warning}' in page.read_text()
+    assert run.outcome("test_health_check_passes") == "passed", "a warning is still healthy"
+
+    stage(target, "UPDATE market_data SET ts = ts - interval '1000 days'")
+    stage(target, "UPDATE market_data SET ts = ts + interval '1000 days' - interval '3 days'")
+    run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl", rule)
+    assert run.outcome("test_data_is_fresh") == "failed" and "older than the limit of 3 days" in run.message(
+        "test_data_is_fresh"
+    )
+    assert run.outcome("test_health_check_passes") == "failed"
 
 
 def test_rows_that_went_missing_are_named_with_both_counts(project, target, run_audit, tmp_path):

@@ -9,14 +9,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.support import stage
 from infra_audit.core import freshness, settings
-from infra_audit.sandbox import seed
 from infra_audit.core import probe as db_probe
 from infra_audit.core.dburl import parse
 from infra_audit.core.errors import ProbeError
 from infra_audit.core.freshness import FreshnessRule, parse_group, parse_rules
 from infra_audit.core.probe import Timeouts
+from infra_audit.sandbox import seed
+from tests.support import stage
 
 TIMEOUTS = Timeouts(connect=3.0, query=3.0)
 EXACT_LIMIT = 100_000
@@ -165,6 +165,12 @@ def test_several_rules_and_an_empty_setting():
         ("market_data=1d market_data=2d", "listed twice"),
         ("=3d", "expected a name"),
         ('""=3d', "empty name"),
+        ("market_data=warn:6h", "'warn:6h' has no error age"),
+        ("market_data=warn:3d,error:1d", "the warning age must be below the error age"),
+        ("market_data=warn:6h,warn:7h,error:3d", "each level once, named warn or error"),
+        ("market_data=alert:1h,error:3d", "each level once, named warn or error"),
+        ("market_data=warn:6x,error:3d", "'6x' is not an age"),
+        ("market_data=warn:6h,,error:3d", "each level once"),
     ],
 )
 def test_a_bad_spec_is_one_line_with_the_expected_form(text, says):
@@ -173,6 +179,16 @@ def test_a_bad_spec_is_one_line_with_the_expected_form(text, says):
     message = str(raised.value)
     assert says in message and message.startswith("infra_freshness: ")
     assert "TABLE[.COLUMN]=AGE" in message and "\n" not in message
+
+
+def test_a_rule_may_name_a_warning_and_an_error_age():
+    """dbt's warn_after and error_after: the plain form keeps its meaning, an error age with no warning."""
+    two = rule("market_data=warn:6h,error:3d")
+    assert (two.limit, two.warn) == (timedelta(days=3), timedelta(hours=6))
+    assert parse_rules(two.text) == (two,), "what messages print parses back to the same rule"
+    assert rule("market_data.ts=error:3d,warn:6h").warn == timedelta(hours=6)
+    assert (rule("market_data=3d").warn, rule("market_data=error:3d").warn) == (None, None)
+    assert rule("market_data=error:3d").limit == rule("market_data=3d").limit
 
 
 def test_the_group_setting_is_one_column_or_empty():
@@ -214,6 +230,48 @@ def test_three_stopped_symbols_are_named_with_their_ages(target, fifty, conn):
     (problem,) = result.problems  # the table as a whole is fresh: only the groups are named
     assert problem.startswith("market_data: 9 of 150 symbol/timeframe pairs have no row newer than 3 days: ")
     assert "FX0005 M15 (5 days)" in problem
+
+
+def age_all(target, interval: str) -> None:
+    """Move every row ``interval`` further back (in two steps: see stop())."""
+    stage(target, "UPDATE market_data SET ts = ts - interval '1000 days'")
+    stage(target, f"UPDATE market_data SET ts = ts + interval '1000 days' - interval '{interval}'")
+
+
+def test_between_the_two_ages_it_passes_with_warnings_and_past_the_error_age_it_fails(target, conn):
+    age_all(target, "8 hours")
+    result = check(conn, "market_data=warn:6h,error:3d")
+    assert result.ok and result.problems == ()
+    newest, groups = result.warnings
+    assert newest.startswith("market_data.ts: the newest row (") and newest.endswith(
+        " is 8 hours old, past the warning age of 6 hours (it fails at 3 days; infra_freshness = "
+        "market_data=warn:6h,error:3d)"
+    )
+    assert groups.startswith("market_data: 12 of 12 symbol/timeframe pairs have no row newer than 6 hours: ")
+    assert (result.stale_group_count, result.late_group_count) == (0, 12)
+    assert "(warning at 6 hours, error at 3 days); 0 of 12 symbol/timeframe pairs within the warning age" in result.evidence
+    assert check(conn, "market_data=3d").warnings == (), "one level: nothing to warn of before the limit"
+
+    age_all(target, "4 days")
+    result = check(conn, "market_data=warn:6h,error:3d")
+    assert not result.ok and result.warnings == (), "past the error age is a failure, not a warning"
+    assert "is 4 days 8 hours old, older than the limit of 3 days" in result.problems[0]
+    assert (result.stale_group_count, result.late_group_count) == (12, 0)
+
+
+def test_groups_past_each_age_are_counted_and_named_by_level(target, fifty, conn):
+    """One symbol stopped 5 days ago (past the error age), one 2 days ago (past the warning age only)."""
+    stop(target, STOPPED[:1], 5)
+    stop(target, STOPPED[1:2], 2)
+    result = check(conn, "market_data=warn:1d,error:3d")
+    assert (result.groups, result.stale_group_count, result.late_group_count) == (150, 3, 3)
+    assert {group.key[0] for group in result.stale_groups} == {STOPPED[0]}
+    assert {group.key[0] for group in result.late_groups} == {STOPPED[1]}
+    (problem,) = result.problems
+    (warning,) = result.warnings
+    assert problem.startswith("market_data: 3 of 150 symbol/timeframe pairs have no row newer than 3 days: ")
+    assert warning.startswith("market_data: 3 of 150 symbol/timeframe pairs have no row newer than 1 day: ")
+    assert STOPPED[1] in warning and STOPPED[0] not in warning
 
 
 def test_with_an_index_on_symbol_and_ts_only_the_groups_are_symbols(target, fifty, conn):

@@ -24,8 +24,8 @@ def activate(config: pytest.Config, checks: Path) -> None:
     _stop_on_sigterm_as_on_ctrl_c(config)
     html.default_html_report(config)
     html.check_report_paths(config)
-    # pluggy calls the plugin registered last first: markdown's summary is written after the HTML report
-    for module in (fixtures, report, markdown, html, history, health_check):
+    # Of two trylast hooks pluggy calls the one registered later last: markdown's summary after the HTML report.
+    for module in (fixtures, report, html, markdown, history, health_check):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module, module.__name__)
 

@@ -91,7 +91,7 @@ def summary(session: pytest.Session) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Once the verdict is final and the HTML report written (``activate`` registers this plugin before
+    """Once the verdict is final and the HTML report written (``activate`` registers this plugin after
     ``html``, so this runs after it): write the summary, and append it to GitHub's job summary."""
     config = session.config
     path = html.report_path(config, "infra_markdown")
