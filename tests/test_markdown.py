@@ -12,6 +12,7 @@ import cmarkgfm
 from tests.support import clean_env, write_env
 
 CHECKS = 8  # the audit's checks, each one row
+NAME = "mt5_crs *prod* | <b>~ops~</b> @trader"  # what Markdown would take for emphasis, HTML, strikethrough, a mention
 
 
 def rendered(markdown: str) -> str:
@@ -33,7 +34,7 @@ def audit_with_summaries(project: Path, run_audit, tmp_path: Path):
     summary, step = tmp_path / "summary.md", tmp_path / "step_summary.md"
     step.write_text("## an earlier step\n")
     env = clean_env(GITHUB_STEP_SUMMARY=str(step))
-    run = run_audit(project, f"--markdown={summary}", f"--html={tmp_path / 'report.html'}", env=env)
+    run = run_audit(project, f"--markdown={summary}", f"--html={tmp_path / 'report.html'}", f"--project-name={NAME}", env=env)
     return run, summary.read_text(), step.read_text()
 
 
@@ -42,8 +43,9 @@ def test_a_passing_audit_is_one_table_row_per_check(project, target, run_audit, 
     run, summary, step = audit_with_summaries(project, run_audit, tmp_path)
     assert run.exit_code == 0, run.output
     assert step == "## an earlier step\n\n" + summary, "appended after what the job's earlier steps wrote"
-    assert summary.startswith("## Infrastructure audit: project: PASSED\n")
     page = rendered(summary)
+    heading = re.search(r"<h2>(.*)</h2>", page).group(1)
+    assert html.unescape(heading) == f"Infrastructure audit: {NAME}: PASSED", "every character shown as itself"
     rows = check_rows(page)
     assert len(rows) == CHECKS and all(len(row) == 3 for row in rows)
     assert all(row[1].startswith("✅ PASSED") for row in rows), rows
@@ -59,7 +61,7 @@ def test_a_failing_audit_gives_each_checks_cause_without_the_password(project, t
     run, summary, step = audit_with_summaries(project, run_audit, tmp_path)
     assert run.exit_code == 1
     rows = {row[0]: row for row in check_rows(rendered(summary))}
-    assert len(rows) == CHECKS and summary.startswith("## Infrastructure audit: project: FAILED\n")
+    assert len(rows) == CHECKS and summary.splitlines()[0].endswith(": FAILED")
     assert rows["database reachable within 3 s"][1] == "❌ FAILED"
     assert "authentication failed for user" in rows["database reachable within 3 s"][2]
     assert rows["row counts non-zero"][1] == "⚠️ COULD NOT CHECK"

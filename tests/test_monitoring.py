@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from prometheus_client import parser as text_format
@@ -153,6 +154,22 @@ def test_openmetrics_hold_rows_and_the_newest_rows_age_of_each_table(project, ta
     assert len(group_ages) == 12 and {sample.labels["level"] for sample in group_ages} == {"warning"}
     assert found["infra_audit_check_duration_seconds"].unit == "seconds"
     assert target.role.password not in done.stdout
+
+
+def test_a_symbol_with_quotes_and_backslashes_is_one_label_value(project, target, run_health_check):
+    """A group's name comes from the data: escaped, it reads back as itself and breaks no line."""
+    odd = 'Q"X\\Y\nZ'
+    asset = "INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES (%s, 'odd', 'fx', 'USD', 'X')"
+    bar = "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume) VALUES (%s, 'H1', %s, 1, 1, 1, 1, 1)"
+    target.admin.execute(asset, (odd,))
+    target.admin.execute(bar, (odd, datetime.now(timezone.utc) - timedelta(days=5)))
+    write_env(project, f"DB_URL={target.url}\n")
+    done = run_health_check("--root", str(project), "--format=openmetrics")
+    assert done.returncode == 1, "a stale symbol is unhealthy"
+    (sample,) = families(done.stdout)["infra_audit_stale_group_newest_row_age_seconds"].samples
+    assert (sample.labels["group"], sample.labels["level"]) == (f"{odd} H1", "error") and sample.value >= 5 * 86400
+    state, _, perf = nagios(run_health_check("--root", str(project), "--format=nagios"))
+    assert state == "CRITICAL" and perf["market_data stale groups"]["value"] == "1"
 
 
 def test_openmetrics_output_is_replaced_whole_and_says_when_the_database_is_down(
