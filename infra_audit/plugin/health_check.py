@@ -89,7 +89,8 @@ class HealthCheckProcess:
             command = [str(installed)] if installed.is_file() else [sys.executable, "-m", "infra_audit.cli.health_check"]
             typed = ["infra-health-check"]
         self.shown = shlex.join([*typed, *flags])
-        queries = len(settings.tables) * 3 + len(settings.freshness) * 3 + 2
+        # a rule with a warning age walks its groups twice
+        queries = len(settings.tables) * 3 + sum(3 + (rule.warn is not None) for rule in settings.freshness) + 2
         self.deadline = time.monotonic() + timeouts.connect + queries * timeouts.answer + START_UP_ALLOWANCE_S
         self._missing = None if settings.health_check is None or settings.health_check.is_file() else settings.health_check
         self._process = None
