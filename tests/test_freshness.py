@@ -273,6 +273,19 @@ def test_groups_past_each_age_are_counted_and_named_by_level(target, fifty, conn
     assert STOPPED[1] in warning and STOPPED[0] not in warning
 
 
+def test_late_groups_behind_twenty_failing_ones_are_counted_not_named(target, fifty, conn):
+    """The walk at the warning age lists its 20 oldest: when all are past the error age, the late ones are
+    counted and said to be unnamed, never an empty list."""
+    prefixes = ("FX", "EQ", "IX", "CM", "CR")  # as seed.py names asset i: prefix i % 5, then i
+    stop(target, tuple(f"{prefixes[i % 5]}{i:04d}" for i in range(1, 11)), 5)
+    stop(target, ("FX0020",), 2)
+    result = check(conn, "market_data=warn:1d,error:3d")
+    assert (result.stale_group_count, result.late_group_count, result.late_groups) == (30, 3, ())
+    (warning,) = result.warnings
+    unnamed = "no row newer than 1 day: none named here (the 20 oldest groups are past the error age)"
+    assert warning.startswith(f"market_data: 3 of 150 symbol/timeframe pairs have {unnamed}")
+
+
 def test_with_an_index_on_symbol_and_ts_only_the_groups_are_symbols(target, fifty, conn):
     stage(
         target,

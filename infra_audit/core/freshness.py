@@ -381,6 +381,8 @@ class Freshness:
         """``market_data: 3 of 150 symbol/timeframe pairs have no row newer than 3 days: FX0005 H1 (5 days)...``"""
         more = count - len(shown)
         names = ", ".join(group.shown for group in shown) + (f" and {more} more" if more else "")
+        if not shown:  # the oldest few of those past the warning age were all past the error age too
+            names = f"none named here (the {SHOWN_GROUPS} oldest groups are past the error age)"
         return (
             f"{self.plan.table}: {count} of {self.groups} {self._group_word} have no row newer than "
             f"{age_words(age.total_seconds())}: {names}"
