@@ -248,7 +248,9 @@ def test_between_the_two_ages_it_passes_with_warnings_and_past_the_error_age_it_
                         r"of 6 hours \(it fails at 3 days; infra_freshness = market_data=warn:6h,error:3d\)", newest)
     assert groups.startswith("market_data: 12 of 12 symbol/timeframe pairs have no row newer than 6 hours: ")
     assert (result.stale_group_count, result.late_group_count) == (0, 12)
-    assert "(warning at 6 hours, error at 3 days); 0 of 12 symbol/timeframe pairs within the warning age" in result.evidence
+    assert "(warning at 6 hours, error at 3 days); 0 of 12 symbol/timeframe pairs within the warning age" in (
+        result.evidence
+    )
     assert check(conn, "market_data=3d").warnings == (), "one level: nothing to warn of before the limit"
 
     age_all(target, "4 days")

@@ -34,7 +34,8 @@ def audit_with_summaries(project: Path, run_audit, tmp_path: Path):
     summary, step = tmp_path / "summary.md", tmp_path / "step_summary.md"
     step.write_text("## an earlier step\n")
     env = clean_env(GITHUB_STEP_SUMMARY=str(step))
-    run = run_audit(project, f"--markdown={summary}", f"--html={tmp_path / 'report.html'}", f"--project-name={NAME}", env=env)
+    flags = (f"--markdown={summary}", f"--html={tmp_path / 'report.html'}", f"--project-name={NAME}")
+    run = run_audit(project, *flags, env=env)
     return run, summary.read_text(), step.read_text()
 
 

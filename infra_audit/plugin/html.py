@@ -77,7 +77,8 @@ def check_report_paths(config: pytest.Config) -> None:
     """Refuse, before any check runs, a report that could not be written (a folder, a device or a
     FIFO in its place, no permission, /proc): the report and JUnit would otherwise fail at the very
     end, or hang on a FIFO."""
-    for what, option in (("HTML report", "infra_html"), ("JUnit XML", "xmlpath"), ("Markdown summary", "infra_markdown")):
+    reports = (("HTML report", "infra_html"), ("JUnit XML", "xmlpath"), ("Markdown summary", "infra_markdown"))
+    for what, option in reports:
         text = getattr(config.option, option, None)
         if not text:
             continue
