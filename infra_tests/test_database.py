@@ -24,6 +24,7 @@ def test_db_reachable_within_3s(db_url: DbUrl, db_attempt, audit_settings: Audit
     conn = db_attempt.value
     evidence.add("connect time (connect + SELECT 1)", f"{db_attempt.seconds:.3f} s")
     evidence.add("server", f"PostgreSQL {db_probe.server_version(conn)}")
+    evidence.add("session", db_probe.session_bounds(conn, audit_settings.timeouts))
 
 
 @pytest.mark.check("row counts non-zero")

@@ -4,8 +4,9 @@ Used by the audit's fixtures and by ``tools/health_check.py`` alike. Every call 
 the connection attempt is bounded by a wall clock (libpq's ``connect_timeout`` has a 2 s minimum
 and applies per address), and each query by ``statement_timeout`` and ``lock_timeout``.
 Every session is read-only and autocommit, so the audit never writes and never holds locks
-between statements. Every error message is one line, names the cause and the fix, and holds
-no password.
+between statements; ``connect`` proves it, and where something on the way (a pooler) dropped the
+startup options that say so, each statement carries them itself. Every error message is one line,
+names the cause and the fix, and holds no password.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ T = TypeVar("T")
 _STUCK: weakref.WeakKeyDictionary[psycopg.Connection, str] = weakref.WeakKeyDictionary()  # conn -> the table
 # conn -> the tables a query on it found locked: each is waited on once per connection (per audit)
 _LOCKED: weakref.WeakKeyDictionary[psycopg.Connection, set[str]] = weakref.WeakKeyDictionary()
+# conn -> the BEGIN each of its statements runs in: its startup options were dropped on the way (a pooler)
+_PER_STATEMENT: weakref.WeakKeyDictionary[psycopg.Connection, str] = weakref.WeakKeyDictionary()
+# The bounds as the server applies them to this session (the setting, and where it came from).
+_BOUNDS_QUERY = (
+    "SELECT name, setting, source FROM pg_catalog.pg_settings WHERE name IN"
+    " ('default_transaction_read_only', 'transaction_read_only', 'statement_timeout', 'lock_timeout')"
+)
 
 # What the plain catalog row of a relation ``c`` cannot tell, read only for the relations that need
 # it (a simple read keeps the usual table's check at one cheap query).
@@ -192,18 +200,13 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
     seconds, or raise ProbeError. Close it with ``close()``, not ``commit()``: see ``fetch_one``.
 
     Every setting is a startup option, never a ``SET`` after connecting: through a pooler in
-    transaction mode, a session's ``SET`` would stay on the server connection for other clients."""
-    options = " ".join(
-        filter(
-            None,
-            [
-                url.param("options"),
-                "-c default_transaction_read_only=on",
-                f"-c statement_timeout={_ms(timeouts.query)}",
-                f"-c lock_timeout={_ms(timeouts.lock)}",
-            ],
-        )
-    )
+    transaction mode, a session's ``SET`` would stay on the server connection for other clients. A
+    pooler may drop the options instead (PgBouncer's ``ignore_startup_parameters = options``): then
+    each statement runs in a read-only transaction of its own with ``SET LOCAL`` bounds, which end
+    with it (``session_bounds`` says which), or the session is refused."""
+    limits = _limits(timeouts)
+    settings = {"default_transaction_read_only": "on", **limits}
+    options = " ".join(filter(None, [url.param("options"), *(f"-c {name}={value}" for name, value in settings.items())]))
     given = conninfo_to_dict(url.raw)
     attrs = given.get("target_session_attrs") or os.environ.get("PGTARGETSESSIONATTRS")
     kwargs = {
@@ -215,13 +218,16 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
            if keyword not in given and not (given.get("service") or os.environ.get("PGSERVICE"))},
         **({"target_session_attrs": _SESSION_ATTRS[attrs]} if attrs in _SESSION_ATTRS else {}),
         "autocommit": True,
+        "prepare_threshold": None,  # a statement prepared on one pooled server connection is unknown on the next
         "connect_timeout": max(2, math.ceil(timeouts.connect)),
         "application_name": APPLICATION_NAME,
         "options": options,
     }  # fmt: skip
     try:
         return with_deadline(
-            lambda: _ping(psycopg.connect(url.raw, **kwargs)), timeouts.connect, discard=psycopg.Connection.close
+            lambda: _bound(_ping(psycopg.connect(url.raw, **kwargs)), limits, url.where),
+            timeouts.connect,
+            discard=psycopg.Connection.close,
         )
     except TimeoutError:
         raise ProbeError(
@@ -260,6 +266,76 @@ def _ping(conn: psycopg.Connection) -> psycopg.Connection:
         conn.close()
         raise
     return conn
+
+
+def _bound(conn: psycopg.Connection, limits: dict[str, str], where: str) -> psycopg.Connection:
+    """Prove the session read-only and bounded as its startup options asked. Where they did not arrive
+    (values a ``SET`` left on a pooled server connection are not ours either), every statement runs in
+    ``BEGIN READ ONLY`` with ``SET LOCAL`` bounds, proven here once: a pooler that allows no transaction
+    (statement pooling) is refused, as the audit cannot be bounded through it."""
+    try:
+        found = _settings(conn)
+        if found.get("default_transaction_read_only") == ("on", "client") and all(
+            found.get(name) == (value, "client") for name, value in limits.items()
+        ):
+            return conn
+        # idle_in_transaction_session_timeout: a transaction of ours left open (a client gone) ends too
+        local = {**limits, "idle_in_transaction_session_timeout": limits["statement_timeout"]}
+        _PER_STATEMENT[conn] = "BEGIN READ ONLY; " + "; ".join(f"SET LOCAL {n} = {v}" for n, v in local.items())
+        found = _run(conn, _settings)
+        if found["transaction_read_only"][0] != "on" or any(found[n][0] != v for n, v in limits.items()):
+            raise ProbeError(
+                "pooler",
+                f"the session through {where} is not read-only and bounded even inside a read-only transaction: "
+                "point DB_URL at PostgreSQL itself",
+            )
+    except psycopg.Error as exc:
+        conn.close()
+        raise ProbeError(
+            "pooler",
+            f"what answers at {where} dropped the session's startup options (read-only, statement_timeout, "
+            f"lock_timeout) and refuses the read-only transaction each statement would run in instead "
+            f"({_last_reason(str(exc))}): use session or transaction pooling, or point DB_URL at PostgreSQL itself",
+        ) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _settings(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
+    """The bounds as the server applies them now: name -> (setting, source)."""
+    return {name: (setting, source) for name, setting, source in conn.execute(_BOUNDS_QUERY).fetchall()}
+
+
+def _run(conn: psycopg.Connection, work: Callable[[psycopg.Connection], T]) -> T:
+    """``work`` on the connection, in a read-only transaction of its own with ``SET LOCAL`` bounds where
+    the startup options were dropped: they end with it, so a pooler cannot hand them to another client."""
+    begin = _PER_STATEMENT.get(conn)
+    if begin is None:
+        return work(conn)
+    conn.execute(begin)
+    try:
+        return work(conn)
+    finally:
+        if not conn.closed:
+            conn.execute("ROLLBACK")
+
+
+def session_bounds(conn: psycopg.Connection, timeouts: Timeouts) -> str:
+    """How the session's statements are made read-only and bounded, for the evidence."""
+    bounds = f"read-only, statement_timeout {timeouts.query:g} s, lock_timeout {timeouts.lock:g} s"
+    if conn in _PER_STATEMENT:
+        return (
+            f"{bounds}, each statement in a READ ONLY transaction of its own with SET LOCAL timeouts: the "
+            "startup options that set them were dropped on the way (a pooler?)"
+        )
+    return f"{bounds} (startup options)"
+
+
+def _limits(timeouts: Timeouts) -> dict[str, str]:
+    """The timeouts every statement runs under, in milliseconds, as pg_settings shows them."""
+    return {"statement_timeout": str(_ms(timeouts.query)), "lock_timeout": str(_ms(timeouts.lock))}
 
 
 def _ms(seconds: float) -> int:
@@ -474,7 +550,7 @@ def fetch_one(
         raise ProbeError("locked", f"table '{table}' was locked by another session when this run read it before "
                          "(waited once, see that table): find the holder in pg_locks / pg_stat_activity, then retry")
     try:
-        row = with_deadline(lambda: conn.execute(query, params).fetchone(), timeouts.answer)
+        row = with_deadline(lambda: _run(conn, lambda c: c.execute(query, params).fetchone()), timeouts.answer)
     except TimeoutError:
         _STUCK[conn] = table
         raise ProbeError(
