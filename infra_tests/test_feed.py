@@ -12,6 +12,7 @@ from infra_audit.core.settings import AuditSettings
 from infra_audit.core.text import counted
 from infra_audit.plugin import history as history_plugin
 from infra_audit.plugin import report
+from infra_audit.plugin import settings as settings_plugin
 
 ROW_COUNTS = "test_row_counts_nonzero"  # the check that says a table's trouble in full
 
@@ -52,17 +53,20 @@ def test_row_counts_not_shrinking(
                                 f"user '{db.info.user}': {report.see(pytestconfig, ROW_COUNTS)}")  # fmt: skip
         except ProbeError:  # said once, by the check that counts the rows
             unknowns.append(f"{table}: not counted: {report.see(pytestconfig, ROW_COUNTS)}")
-    target = history.target_key(db_url_attempt.value[1])
+    target, note = history.identify(db, db_url_attempt.value[1], audit_settings.timeouts)
     current = history.record(target, counts, passed=False)
     try:
         past = history.read(audit_settings.history)
     except HistoryError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        pytest.fail(settings_plugin.advice(exc), pytrace=False)
+    evidence.add("database", target.shown)
+    if note:
+        evidence.warn(note)
     evidence.add("history", f"{audit_settings.history} ({counted(len(past.records), 'audit')}"
                  + (f", {counted(past.skipped, 'unreadable line')} skipped)" if past.skipped else ")"))  # fmt: skip
     previous = past.last_passing(target)
     if previous is None:
-        evidence.warn(f"no passing audit of {target} on record yet, so nothing to compare with: this run's counts "
+        evidence.warn(f"no passing audit of {target.url} on record yet, so nothing to compare with: this run's counts "
                       "become the baseline if it passes (in CI, keep the history file between runs)")  # fmt: skip
     findings = history.compare(previous, current, audit_settings.max_shrink, past)
     for finding in findings:

@@ -16,8 +16,8 @@ from infra_audit.core.errors import HistoryError
 from infra_audit.core.history import Record, TableCount
 from infra_audit.core.probe import TableStats, Timeouts
 
-TARGET = "db.example:5432/mt5_crs"
-OTHER = "db.example:5432/staging"
+TARGET = history.Target("db.example:5432/mt5_crs")
+OTHER = history.Target("db.example:5432/staging")
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def counts(market_data: int, exact: bool = True, assets: int = 975) -> dict[str,
     return {"market_data": TableCount(market_data, exact), "assets": TableCount(assets, True)}
 
 
-def record(market_data: int, *, exact: bool = True, passed: bool = True, target: str = TARGET,
+def record(market_data: int, *, exact: bool = True, passed: bool = True, target: history.Target = TARGET,
            time: str = "2026-11-28T10:00:00Z") -> Record:  # fmt: skip
     return Record(time, target, counts(market_data, exact), passed)
 
@@ -42,7 +42,7 @@ def test_the_first_audit_is_the_baseline_and_passes(path):
     assert history.last_passing(path, TARGET) is None  # no file yet: nothing to compare
     (finding,) = history.compare(None, record(340_494))
     assert finding.kind == "baseline" and not finding.failed
-    assert finding.message == f"first audit of {TARGET}: these row counts are the baseline"
+    assert finding.message == f"first audit of {TARGET.url}: these row counts are the baseline"
 
 
 def test_a_record_round_trips_through_the_file_and_the_folder_is_created(path):
@@ -107,7 +107,7 @@ def test_another_targets_records_are_ignored(path):
     history.append(path, record(340_000))
     history.append(path, record(1_000, target=OTHER, time="2026-11-29T09:00:00Z"))
     assert history.last_passing(path, TARGET).tables["market_data"].rows == 340_000
-    assert history.last_passing(path, "elsewhere:5432/mt5_crs") is None
+    assert history.last_passing(path, history.Target("elsewhere:5432/mt5_crs")) is None
 
 
 def test_a_failing_audit_never_becomes_the_baseline(path):
@@ -146,21 +146,23 @@ def test_each_record_is_written_by_one_write_of_a_whole_line(path, monkeypatch):
     assert path.stat().st_size == len(writes[0])
 
 
-def test_an_unreadable_history_is_one_clear_line(path):
-    path.mkdir(parents=True)  # a folder where the file should be: unreadable and unwritable
-    with pytest.raises(HistoryError, match=r"^cannot read the audit history .*infra-history\.jsonl: .*; fix") as read:
+def test_a_folder_where_the_history_should_be_is_one_clear_line(path):
+    path.mkdir(parents=True)
+    with pytest.raises(HistoryError, match=r"^the audit history .*infra-history\.jsonl is refused .*: it is a folder") as read:
         history.last_passing(path, TARGET)
-    with pytest.raises(HistoryError, match=r"^cannot write the audit history ") as written:
+    with pytest.raises(HistoryError, match=r"is refused and left untouched: it is a folder") as written:
         history.append(path, record(1))
     assert "\n" not in str(read.value) + str(written.value)
+    assert read.value.setting == written.value.setting == "history"
 
 
 def test_the_target_key_and_the_file_hold_no_secrets(path, target):
     url = parse(target.url)
-    key = history.target_key(url)
-    assert key.endswith(f"/{target.dbname}") and target.role.name not in key and target.role.password not in key
     with db_probe.connect(url, Timeouts()) as conn:
+        key, note = history.identify(conn, url, Timeouts())
         stats = [db_probe.table_stats(conn, table, 100_000, Timeouts()) for table in ("market_data", "assets")]
+    assert note is None and key.url == history.target_key(url)
+    assert all(name.endswith(f"/{target.dbname}") for name in (key.url, key.cluster, key.address))
     history.append(path, history.record(key, stats, passed=True))
     text = path.read_text()
     assert target.role.password not in text and target.role.name not in text
@@ -265,3 +267,32 @@ def test_a_small_allowance_and_a_small_loss_are_shown_as_they_are():
     assert "1% fewer than" in finding.message and "more than the 0.5% allowed" in finding.message
     (finding,) = failed(history.compare(record(100_000), record(99_900), max_shrink=0.0005))
     assert "0.1% fewer than" in finding.message and "more than the 0.05% allowed" in finding.message
+
+
+@pytest.mark.parametrize("kind", ["a link to a history", "a foreign file", "an empty file", "a FIFO"])
+def test_the_record_is_never_appended_to_what_is_not_the_audits_own_history(kind, path, tmp_path):
+    """The end of the run appends to the path the check read: if a link, a foreign file or a FIFO
+    was put there meanwhile, it is refused in one line and left as it was (the FIFO never blocks)."""
+    path.parent.mkdir(parents=True)
+    real = tmp_path / "real.jsonl"
+    real.write_bytes(record(1).to_line().encode())
+    if kind == "a link to a history":
+        path.symlink_to(real)
+    elif kind == "a FIFO":
+        os.mkfifo(path)
+    else:
+        path.write_text("" if kind == "an empty file" else "[pytest]\naddopts = -q\n")
+    before = (os.lstat(path).st_mode, None if kind == "a FIFO" else path.read_bytes(), real.read_bytes())
+    with pytest.raises(HistoryError, match=r"^the audit history .* is refused and left untouched: it is ") as refused:
+        history.append(path, record(2))
+    assert refused.value.setting == "history" and "\n" not in str(refused.value)
+    assert (os.lstat(path).st_mode, None if kind == "a FIFO" else path.read_bytes(), real.read_bytes()) == before
+
+
+def test_a_history_over_the_size_limit_is_refused_not_read_in_part(path, monkeypatch):
+    """Reads are bounded: a history grown past the limit is refused (its newest lines are at its end, so
+    a part would miss the last passing audit and make a loss the baseline)."""
+    history.append(path, record(1))
+    monkeypatch.setattr(history, "MAX_BYTES", path.stat().st_size - 1)
+    with pytest.raises(HistoryError, match=r"is refused and left untouched: it is over .* more than the audit reads"):
+        history.read(path)

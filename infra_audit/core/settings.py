@@ -190,7 +190,8 @@ def build(values: Mapping[str, str], rootdir: Path) -> AuditSettings:
         project_name=raw["infra_project_name"] or root.name,
         freshness=parsed(freshness.parse_rules, raw, "freshness"),
         freshness_group=parsed(freshness.parse_group, raw, "freshness_group"),
-        history=path_setting(raw["infra_history"], rootdir, "history") or rootdir / history.DEFAULT_PATH,
+        history=path_setting(raw["infra_history"], rootdir, "history", resolve_name=False)
+        or rootdir / history.DEFAULT_PATH,
         max_shrink=parsed(history.parse_max_shrink, raw, "max_shrink"),
         health_check=path_setting(raw["infra_health_check"], root, "health_check"),
     )
@@ -216,12 +217,14 @@ def names(text: str) -> tuple[str, ...]:
     return found
 
 
-def path_setting(text: str, rootdir: Path, key: str) -> Path | None:
-    """A folder setting: ``~`` expanded, relative to rootdir, resolved; None when empty."""
+def path_setting(text: str, rootdir: Path, key: str, *, resolve_name: bool = True) -> Path | None:
+    """A path setting: ``~`` expanded, relative to rootdir, resolved; None when empty. ``resolve_name=False``
+    keeps the last part as named (a symbolic link stays a link, for the file's own checks to refuse)."""
     if not text:
         return None
     try:
-        return (rootdir / Path(text).expanduser()).resolve()
+        path = rootdir / Path(text).expanduser()
+        return path.resolve() if resolve_name else path.parent.resolve() / path.name
     except RuntimeError:  # ~nosuchuser: expanduser cannot tell whose home
         raise SettingsError(f"cannot expand '{text}': no such user's home folder", setting=key) from None
 

@@ -14,6 +14,7 @@ import pytest
 
 from infra_audit.core import history
 from infra_audit.core.errors import HistoryError
+from infra_audit.plugin import settings as settings_plugin
 
 _PENDING = pytest.StashKey[tuple[Path, history.Record]]()
 
@@ -34,4 +35,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     except HistoryError as exc:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(f"warning: row counts not recorded: {exc}", yellow=True)
+            reporter.write_line(f"warning: row counts not recorded: {settings_plugin.advice(exc)}", yellow=True)
