@@ -296,3 +296,18 @@ def test_a_history_over_the_size_limit_is_refused_not_read_in_part(path, monkeyp
     monkeypatch.setattr(history, "MAX_BYTES", path.stat().st_size - 1)
     with pytest.raises(HistoryError, match=r"is refused and left untouched: it is over .* more than the audit reads"):
         history.read(path)
+
+
+@pytest.mark.parametrize(("earlier", "same"), [
+    (history.Target("localhost:5432/mt5_crs", "7443/mt5_crs", "10.0.0.2:5432/mt5_crs"), True),  # another spelling
+    (history.Target("standby:5432/mt5_crs", "7443/mt5_crs", "10.0.0.3:5432/mt5_crs"), True),  # a standby
+    (history.Target("127.0.0.1:5432/mt5_crs", "9999/mt5_crs", "10.0.0.9:5432/mt5_crs"), True),  # remade, same URL
+    (history.Target("db:5433/mt5_crs", "9999/mt5_crs", "10.0.0.2:5432/mt5_crs"), True),  # remade, same address
+    (history.Target("127.0.0.1:5432/mt5_crs"), True),  # written by an earlier version
+    (history.Target("127.0.0.1:5432/staging", "7443/staging", "10.0.0.2:5432/staging"), False),
+    (history.Target("db:5433/mt5_crs", "9999/mt5_crs", "10.0.0.9:5432/mt5_crs"), False),
+])
+def test_a_record_is_of_this_database_when_any_of_its_names_is(earlier, same):
+    now = history.Target("127.0.0.1:5432/mt5_crs", "7443/mt5_crs", "10.0.0.2:5432/mt5_crs")
+    assert now.same(earlier) is same and earlier.same(now) is same
+    assert history.Target("127.0.0.1:5432/mt5_crs", None, None).same(history.Target("other:5432/db")) is False
