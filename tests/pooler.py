@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from infra_audit.core import dburl
 from infra_audit.sandbox import pgserver
 
 START_DEADLINE_S = 60  # its start-up on a loaded machine; it normally answers within milliseconds
@@ -47,8 +48,6 @@ class Pooler:
     dbname: str  # the name clients ask for: the same as the server's database
 
     def url(self, user: str, password: str) -> str:
-        from infra_audit.core import dburl
-
         return dburl.build(self.host, str(self.port), user, password, self.dbname)
 
 
