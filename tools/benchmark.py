@@ -39,8 +39,8 @@ from psycopg import conninfo, sql  # noqa: E402
 from infra_audit.cli import convention  # noqa: E402
 from infra_audit.core import dburl, freshness, history, settings  # noqa: E402
 from infra_audit.core import probe as db_probe  # noqa: E402
-from infra_audit.sandbox import ownership, seed  # noqa: E402
 from infra_audit.core.errors import DbUrlError, InfraError  # noqa: E402
+from infra_audit.sandbox import ownership, seed  # noqa: E402
 
 TOOL = "benchmark.py"
 MAKER = "benchmark"
@@ -189,15 +189,17 @@ def per_size(scratch: Scratch, size: int, repeat: int) -> dict[str, object]:
     """The audit's data checks against the naive count, on one seeded size."""
     seconds = scratch.seed(size)
     rule = DEFAULTS.freshness[0]
-    with db_probe.connect(dburl.parse(scratch.url), TIMEOUTS) as conn:
+    url = dburl.parse(scratch.url)
+    with db_probe.connect(url, TIMEOUTS) as conn:
         limit = DEFAULTS.exact_count_limit
         tables = lambda: [db_probe.table_stats(conn, t, limit, TIMEOUTS) for t in DEFAULTS.tables]  # noqa: E731
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "history.jsonl"
-            history.append(path, history.record("bench", tables(), passed=True))
+            history.append(path, history.record(history.identify(conn, url, TIMEOUTS)[0], tables(), passed=True))
 
-            def shrink() -> object:
-                return history.compare(history.read(path).last_passing("bench"), history.record("bench", tables(), True))
+            def shrink() -> object:  # as the check does it: which database this is, its counts, the comparison
+                target = history.identify(conn, url, TIMEOUTS)[0]
+                return history.compare(history.read(path).last_passing(target), history.record(target, tables(), True))
 
             return {
                 "rows": size,
