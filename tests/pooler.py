@@ -33,7 +33,8 @@ PORT_TRIES = 3
 def binary() -> str:
     """PgBouncer's path (Debian installs it in /usr/sbin, off an ordinary user's PATH); the test is
     skipped with the command that installs it where it is missing (.ci/run installs it)."""
-    found = shutil.which("pgbouncer", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]))
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+    found = shutil.which("pgbouncer", path=search)
     if found is None:
         pytest.skip("pgbouncer is not installed (Debian/Ubuntu: apt-get install pgbouncer; .ci/run installs it)")
     return found

@@ -148,7 +148,8 @@ def test_each_record_is_written_by_one_write_of_a_whole_line(path, monkeypatch):
 
 def test_a_folder_where_the_history_should_be_is_one_clear_line(path):
     path.mkdir(parents=True)
-    with pytest.raises(HistoryError, match=r"^the audit history .*infra-history\.jsonl is refused .*: it is a folder") as read:
+    refused = r"^the audit history .*infra-history\.jsonl is refused .*: it is a folder"
+    with pytest.raises(HistoryError, match=refused) as read:
         history.last_passing(path, TARGET)
     with pytest.raises(HistoryError, match=r"is refused and left untouched: it is a folder") as written:
         history.append(path, record(1))

@@ -83,7 +83,10 @@ def _plant(kind: str, tmp_path: Path, project: Path) -> tuple[Path, Path]:
     return Path("/dev/zero"), Path("/dev/zero")
 
 
-@pytest.mark.parametrize("kind", ["a link to a history", "the project's pytest.ini", "an empty file", "a FIFO", "a device"])
+PLANTED = ["a link to a history", "the project's pytest.ini", "an empty file", "a FIFO", "a device"]
+
+
+@pytest.mark.parametrize("kind", PLANTED)
 def test_a_history_that_is_not_the_audits_own_is_refused_untouched(kind, project, target, tmp_path):
     """--history naming a symbolic link, a file of the project's, a FIFO or /dev/zero: "not shrinking"
     fails at once with one line naming the setting, and nothing there is read or written (a FIFO

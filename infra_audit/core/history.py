@@ -42,7 +42,8 @@ DEFAULT_MAX_SHRINK = 0.10
 MAX_BYTES = 64 * 2**20  # some 300,000 audits; a bigger file is refused, never read in part (its newest lines last)
 FIRST_LINE_BYTES = 2**16  # the first line, read to prove the file is a history before anything is written to it
 # Where the session answered: the server's own address and port (NULL over a Unix socket) and the database.
-_ADDRESS = "SELECT pg_catalog.current_database(), pg_catalog.host(pg_catalog.inet_server_addr()), pg_catalog.inet_server_port()"
+_ADDRESS = ("SELECT pg_catalog.current_database(), pg_catalog.host(pg_catalog.inet_server_addr()),"
+            " pg_catalog.inet_server_port()")
 # The cluster: initdb's system identifier, the same for every address, service, pooler and standby that reaches it.
 _CLUSTER = "SELECT system_identifier::text FROM pg_catalog.pg_control_system()"
 
@@ -240,7 +241,8 @@ def append(path: Path, record: Record) -> None:
             os.close(fd)
     except OSError as exc:
         raise HistoryError(
-            f"cannot write the audit history {path}: {exc.strerror or exc}; fix its folder's permissions", setting="history"
+            f"cannot write the audit history {path}: {exc.strerror or exc}; fix its folder's permissions",
+            setting="history",
         ) from None
     if written != len(line):
         raise HistoryError(f"the audit history {path} took only {written} of {len(line)} bytes: is the disk full?")
@@ -282,7 +284,8 @@ def _require_regular(path: Path, found: os.stat_result) -> os.stat_result:
         (stat.S_ISDIR, "a folder", "name a file in it"),
         (stat.S_ISFIFO, "a FIFO", "name a regular file"),
     )
-    kind, fix = next(((k, f) for test, k, f in kinds if test(found.st_mode)), ("a device or socket", "name a regular file"))
+    other = ("a device or socket", "name a regular file")
+    kind, fix = next(((k, f) for test, k, f in kinds if test(found.st_mode)), other)
     raise _refused(path, f"it is {kind}, not a history file", f"{fix} (a missing one is created)")
 
 

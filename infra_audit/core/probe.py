@@ -206,7 +206,8 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
     with it (``session_bounds`` says which), or the session is refused."""
     limits = _limits(timeouts)
     settings = {"default_transaction_read_only": "on", **limits}
-    options = " ".join(filter(None, [url.param("options"), *(f"-c {name}={value}" for name, value in settings.items())]))
+    ours = [f"-c {name}={value}" for name, value in settings.items()]
+    options = " ".join(filter(None, [url.param("options"), *ours]))
     given = conninfo_to_dict(url.raw)
     attrs = given.get("target_session_attrs") or os.environ.get("PGTARGETSESSIONATTRS")
     kwargs = {
