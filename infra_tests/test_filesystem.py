@@ -15,13 +15,15 @@ from infra_audit.plugin import report
 
 @pytest.mark.check("root is clean")
 def test_root_is_clean(project_root: Path, evidence) -> None:
-    """No orphaned virtualenv artifacts (bin/ lib/ lib64 include/ pyvenv.cfg made by a venv) in the root."""
+    """No orphaned virtualenv artifacts (pyvenv.cfg, bin/ lib/ lib64 include/, .gitignore, what pip installed)
+    in the root, and no tracked file a venv overwrote."""
     evidence.add("root", project_root)
     try:
         scan = venv_artifacts.scan_root(project_root)
     except GitError as exc:  # it could not tell: not a finding
         report.conclude([], [f"cannot tell project files from venv leftovers: {exc}"])
-    evidence.add("venv made in root", f"yes (pyvenv.cfg home = {scan.venv_home})" if scan.venv_home else "no")
+    evidence.add("venv made in root",
+                 f"yes, by {scan.creator} (pyvenv.cfg home = {scan.venv_home})" if scan.venv_home else "no")
     found = venv_artifacts.describe(scan)
     evidence.add("artifacts", "; ".join(found) if found else "none")
     why = venv_artifacts.in_use(project_root, [a.path for a in scan.artifacts]) if scan.artifacts else None
@@ -35,7 +37,8 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
         pytest.fail(
             f"{len(scan.artifacts)} orphaned virtualenv artifact(s) in {project_root}:\n  "
             + "\n  ".join(found)
-            + f"\nfix: {fixer(project_root)} --root {shlex.quote(str(project_root))}  (archives them, never deletes; --dry-run to preview)",
+            + f"\nfix: {fixer(project_root)} --root {shlex.quote(str(project_root))}  (archives them, never deletes; --dry-run to preview)"
+            + ("\nand give back the overwritten tracked file(s) with git, as said above" if scan.overwritten else ""),
             pytrace=False,
         )
     if scan.suspects:
@@ -43,6 +46,11 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
             f"{len(scan.suspects)} entry(ies) in {project_root} look venv-made but nothing proves it:\n  "
             + "\n  ".join(found)
             + "\nfix: inspect them by hand; the fixer moves nothing without a pyvenv.cfg proving a venv was made here",
+            pytrace=False,
+        )
+    if scan.overwritten:
+        pytest.fail(
+            f"{len(scan.overwritten)} git-tracked file(s) in {project_root} overwritten by a venv:\n  " + "\n  ".join(found),
             pytrace=False,
         )
 

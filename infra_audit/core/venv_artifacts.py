@@ -1,21 +1,27 @@
 """Classify what a virtualenv accidentally created in a project root left behind.
 
-`python -m venv .` run in a project root writes pyvenv.cfg, lib/, lib64,
-include/ and files inside bin/, where the project keeps its own scripts. The
-audit test and tools/cleanup_root.py both ask this module, so the check and
-the fix can never disagree. It classifies by evidence, never by names alone:
-only a `<root>/pyvenv.cfg` with a `home` key proves a venv was made here, and
-every entry must also have the shape the venv gives it. Venv-looking entries
-without that proof are suspects: reported, never moved. Only the five names a
-venv writes are ever looked at, so venv/, .venv/, src/, scripts/, .git, *.py
-and archive folders can never be classified. Git-tracked paths are project
-content (it asks `git ls-files`, the one outside call). Read-only: symlinks are never followed
-(lstat, readlink) and unreadable entries are skipped or reported, not raised.
+`python -m venv .`, `virtualenv .` or `uv venv .` run in a project root writes pyvenv.cfg, lib/,
+lib64, include/, files inside bin/ (where the project keeps its own scripts), and, by creator and
+version, a `.gitignore` holding `*` and a `CACHEDIR.TAG`; `pip install` into that venv adds
+`share/`, `etc/` and more. The audit test and tools/cleanup_root.py both ask this module, so the
+check and the fix can never disagree. It classifies by evidence, never by names alone: only a
+`<root>/pyvenv.cfg` with a `home` key proves a venv was made here (its other keys name the creator),
+and every entry must also have the shape or content its creator gives it, or be listed with its
+sha256 in a RECORD of the venv's site-packages. Venv-looking entries without that proof are
+suspects: reported, never moved. Only the names creators write and the paths a RECORD lists are
+ever looked at, so venv/, .venv/, src/, scripts/, .git, *.py and archive folders are never
+classified. Git-tracked paths are project content (it asks git, the one outside call); a tracked
+`.gitignore` a creator overwrote is reported apart, with git's fix. Read-only: symlinks are never
+followed (lstat, readlink) and unreadable entries are skipped or reported, not raised.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import csv
+import hashlib
+import io
 import os
 import re
 import shlex
@@ -32,9 +38,31 @@ from infra_audit.core.text import printable
 GIT_TIMEOUT_S = 20
 HEAD_BYTES = 16 * 1024  # enough for a shebang and the VIRTUAL_ENV line of activate scripts
 CFG_BYTES = 64 * 1024
+RECORD_BYTES = 16 * 1024 * 1024  # pip's own RECORD is 75 kB; a bigger one is no RECORD
 NO_PROOF = "; no pyvenv.cfg with 'home' proves a venv was made here, so it is only a suspect"
 # Without proof only these are venv-looking enough to report (from the issue).
-SUSPECT_WITHOUT_PROOF = frozenset({"pyvenv.cfg", "lib", "lib64", "bin/activate"})
+SUSPECT_WITHOUT_PROOF = frozenset({"pyvenv.cfg", "lib", "lib64", "bin/activate", ".gitignore"})
+# The .gitignore each creator writes into the venv's folder, byte for byte: '*' hides every file from git.
+CREATOR_GITIGNORES = {
+    b"# Created by venv; see https://docs.python.org/3/library/venv.html\n*\n": "python -m venv (Python 3.13+)",
+    b"# created by virtualenv automatically\n*\n": "virtualenv",
+    b"*": "uv",
+}
+CACHEDIR_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"  # https://bford.info/cachedir/
+# bin/ files virtualenv and uv (whose scripts are virtualenv's) write that name neither this root nor an
+# interpreter: recognised by name, by the creator pyvenv.cfg names, and by what they must hold.
+COMPANION_CREATORS = ("virtualenv", "uv")
+COMPANIONS = {
+    "activate.ps1": b"VIRTUAL_ENV",
+    "activate.nu": b"VIRTUAL_ENV",
+    "deactivate.bat": b"VIRTUAL_ENV",
+    "deactivate.csh": b"VIRTUAL_ENV",
+    "deactivate.nu": b"VIRTUAL_ENV",
+    "pydoc.bat": b"-m pydoc",
+}
+# Never classified, whatever a RECORD says: the repository and the fixer's own archives.
+NEVER = (".git",)
+ARCHIVE_PREFIX = "_archive_venv_cleanup_"
 
 PY_DIR = re.compile(r"python\d+\.\d+t?")  # lib/python3.11, include/python3.13t
 INTERPRETER = re.compile(r"(?:python|pypy)(?:\d+(?:\.\d+)?t?)?|\U0001d70bthon")  # 3.13 adds 𝜋thon
@@ -53,17 +81,38 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Scan:
-    """What a root holds: proven venv artifacts and unproven suspects."""
+    """What a root holds: proven venv artifacts, unproven suspects, and tracked files a venv overwrote
+    (their fix is git's, never the fixer's)."""
 
     root: Path
     venv_home: str | None
     artifacts: tuple[Artifact, ...]
     suspects: tuple[Artifact, ...]
+    creator: str | None = None  # as pyvenv.cfg names it: 'uv 0.5.1', 'virtualenv 20.28.0', 'python -m venv (...)'
+    overwritten: tuple[Artifact, ...] = ()
 
     @property
     def clean(self) -> bool:
-        """True when there is nothing to move and nothing to review."""
-        return not self.artifacts and not self.suspects
+        """True when there is nothing to move, nothing to review and nothing to give back."""
+        return not self.artifacts and not self.suspects and not self.overwritten
+
+
+@dataclass(frozen=True)
+class _Creator:
+    """Who made the venv, as pyvenv.cfg shows it: ``kind`` for the rules, ``name`` for people."""
+
+    kind: str  # 'venv', 'virtualenv' or 'uv'
+    name: str  # 'uv 0.5.1', 'python -m venv (Python 3.13.0)'
+    shown_by: str  # the pyvenv.cfg line (or its absence) that names it
+
+
+@dataclass(frozen=True)
+class _Installed:
+    """A file pip (or uv) installed outside site-packages: its RECORD digest, and which RECORD says so."""
+
+    sha256: str  # urlsafe base64 without padding, as RECORD writes it
+    record: str  # root-relative path of the RECORD
+    installer: str
 
 
 @dataclass(frozen=True)
@@ -79,24 +128,29 @@ class _Candidate:
     shaped: bool = True
 
 
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run git in root, bounded, reading only; FileNotFoundError when git is not installed."""
+    hidden = {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CEILING_DIRECTORIES"}  # they point git elsewhere
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
+    # C: so "not a git repository" can be recognised; no optional locks: a read must not refresh the index
+    env.update(LC_ALL="C", GIT_DISCOVERY_ACROSS_FILESYSTEM="1", GIT_OPTIONAL_LOCKS="0")
+    try:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=GIT_TIMEOUT_S, env=env,
+                              check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {args[0]} took over {GIT_TIMEOUT_S}s in {root}; retry when git is responsive") from exc
+
+
 def git_tracked(root: Path) -> frozenset[str]:
     """Tracked paths relative to root; empty when no ``.git`` lies in root or above it.
 
     Where one does, git must answer: without it, a tracked ``bin/activate`` would look like a leftover
     and move. So a missing git, or a repository git cannot read, is a GitError, and nothing moves.
     """
-    hidden = {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CEILING_DIRECTORIES"}  # they point git elsewhere
-    env = {k: v for k, v in os.environ.items() if k not in hidden}
-    env.update(LC_ALL="C", GIT_DISCOVERY_ACROSS_FILESYSTEM="1")  # C: so "not a git repository" can be recognised
     try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z"],
-            capture_output=True, timeout=GIT_TIMEOUT_S, env=env, check=False,
-        )
+        proc = _git(root, "ls-files", "-z")
     except FileNotFoundError:
         return _untracked_unless_in_a_repository(root, "is not installed (not on PATH)")
-    except subprocess.TimeoutExpired as exc:
-        raise GitError(f"git ls-files took over {GIT_TIMEOUT_S}s in {root}; retry when git is responsive") from exc
     if proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip()
         first = message.splitlines()[0] if message else f"exit code {proc.returncode}"
@@ -104,6 +158,19 @@ def git_tracked(root: Path) -> frozenset[str]:
             return _untracked_unless_in_a_repository(root, f"says: {first}")
         raise GitError(f"git ls-files failed in {root}: {first}")
     return frozenset(os.fsdecode(p) for p in proc.stdout.split(b"\0") if p)
+
+
+def git_changed(root: Path, rel: str) -> bool:
+    """Whether the working copy of tracked ``rel`` differs from git's (the index); git must answer."""
+    try:
+        proc = _git(root, "diff", "--quiet", "--no-ext-diff", "--", rel)
+    except FileNotFoundError as exc:
+        raise GitError(f"git is not installed (not on PATH), so {root / rel} cannot be compared with git's copy; "
+                       "install git, then run again") from exc
+    if proc.returncode not in (0, 1):
+        message = proc.stderr.decode(errors="replace").strip()
+        raise GitError(f"git diff failed in {root}: {message.splitlines()[0] if message else proc.returncode}")
+    return proc.returncode == 1
 
 
 def _untracked_unless_in_a_repository(root: Path, git_problem: str) -> frozenset[str]:
@@ -125,16 +192,20 @@ def scan_root(root: Path, tracked: frozenset[str] | None = None) -> Scan:
         if first.clean:  # nothing venv-like: what git tracks only ever takes away (a machine without git passes)
             return first
         tracked = git_tracked(root)
-    home, cfg = _pyvenv_cfg(root, tracked)
-    candidates = cfg + _lib(root, "lib", tracked) + _lib64(root, tracked) + _include(root, tracked)
-    bin_files = _bin_files(root, tracked)
-    if home is None:
-        unproven = [c for c in candidates + bin_files if c.shaped and c.artifact.path in SUSPECT_WITHOUT_PROOF]
-        suspects = [_unproven(c) for c in unproven]
-        return Scan(root, None, (), tuple(suspects))
-    candidates += _collapse_bin(bin_files)
+    home, creator, cfg = _pyvenv_cfg(root, tracked)
+    gitignore, overwritten = _gitignore(root, tracked)
+    candidates = cfg + gitignore + _lib(root, "lib", tracked) + _lib64(root, tracked) + _include(root, tracked)
+    if home is None or creator is None:
+        unproven = [c for c in candidates + _bin_files(root, tracked, None, {})
+                    if c.shaped and c.artifact.path in SUSPECT_WITHOUT_PROOF]
+        return Scan(root, None, (), tuple(_unproven(c) for c in unproven), overwritten=overwritten)
+    installed = _installed(root)
+    candidates += _cachedir_tag(root, tracked, creator) + _uv_lock(root, tracked, creator)
+    candidates += _pip_installed(root, tracked, installed)
+    candidates += _collapse_bin(_bin_files(root, tracked, creator, installed))
     artifacts = tuple(c.artifact for c in candidates if c.movable)
-    return Scan(root, home, artifacts, tuple(c.artifact for c in candidates if not c.movable))
+    return Scan(root, home, artifacts, tuple(c.artifact for c in candidates if not c.movable), creator.name,
+                overwritten)
 
 
 def in_use(root: Path, artifacts: Iterable[str], prefix: str | None = None,
@@ -244,8 +315,8 @@ def describe_artifact(artifact: Artifact) -> str:
 
 
 def describe(scan: Scan) -> list[str]:
-    """Lines for every artifact then every suspect, for the audit message and the fixer."""
-    return [describe_artifact(a) for a in scan.artifacts + scan.suspects]
+    """Lines for every artifact, every suspect, then every overwritten tracked file, for the audit and the fixer."""
+    return [describe_artifact(a) for a in scan.artifacts + scan.suspects + scan.overwritten]
 
 
 def _cand(path: str, kind: str, evidence: str, movable: bool, shaped: bool = True) -> _Candidate:
@@ -322,19 +393,179 @@ def _parse_cfg(text: str) -> dict[str, str]:
     return {key.strip().lower(): value.strip() for key, _, value in pairs}
 
 
-def _pyvenv_cfg(root: Path, tracked: frozenset[str]) -> tuple[str | None, list[_Candidate]]:
-    """The proof: the 'home' of an untracked regular <root>/pyvenv.cfg, and its candidate."""
+def _pyvenv_cfg(root: Path, tracked: frozenset[str]) -> tuple[str | None, _Creator | None, list[_Candidate]]:
+    """The proof: the 'home' of an untracked regular <root>/pyvenv.cfg, the creator it names, and its candidate."""
     st = _lstat(root / "pyvenv.cfg")
     if st is None or "pyvenv.cfg" in tracked:
-        return None, []
+        return None, None, []
     kind = _kind(st)
     if not stat.S_ISREG(st.st_mode):
-        return None, [_cand("pyvenv.cfg", kind, f"is a {kind}, not a file; not read, so it proves no venv", False)]
-    home = _parse_cfg(_head(root / "pyvenv.cfg", CFG_BYTES).decode("utf-8", "replace")).get("home")
+        return None, None, [_cand("pyvenv.cfg", kind, f"is a {kind}, not a file; not read, so it proves no venv",
+                                  False)]
+    cfg = _parse_cfg(_head(root / "pyvenv.cfg", CFG_BYTES).decode("utf-8", "replace"))
+    home = cfg.get("home")
     if not home:
         why = "has no 'home' key (or is unreadable), so it proves no venv; suspect"
-        return None, [_cand("pyvenv.cfg", "file", why, False)]
-    return home, [_cand("pyvenv.cfg", "file", f"venv config written by python -m venv (home = {home})", True)]
+        return None, None, [_cand("pyvenv.cfg", "file", why, False)]
+    creator = _creator(cfg)
+    evidence = f"venv config written by {creator.name} ({creator.shown_by}; home = {home})"
+    return home, creator, [_cand("pyvenv.cfg", "file", evidence, True)]
+
+
+def _creator(cfg: dict[str, str]) -> _Creator:
+    """The tool pyvenv.cfg names: uv and virtualenv write their own key with their version; else python -m venv."""
+    for tool in ("uv", "virtualenv"):
+        if cfg.get(tool):
+            return _Creator(tool, f"{tool} {cfg[tool]}", f"its line {tool} = {cfg[tool]}")
+    version = cfg.get("version") or cfg.get("version_info")
+    name = f"python -m venv (Python {version})" if version else "python -m venv"
+    return _Creator("venv", name, "no uv or virtualenv line")
+
+
+def _gitignore(root: Path, tracked: frozenset[str]) -> tuple[list[_Candidate], tuple[Artifact, ...]]:
+    """A ``.gitignore`` holding exactly what a creator writes: untracked, a leftover (a suspect without proof);
+    tracked and differing from git's copy, overwritten (Python 3.13 and uv write it over the project's)."""
+    st = _lstat(root / ".gitignore")
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return [], ()
+    writer = CREATOR_GITIGNORES.get(_head(root / ".gitignore", 1024))
+    if writer is None:
+        return [], ()
+    hides = "'*' makes git ignore every new file in the root"
+    if ".gitignore" not in tracked:
+        return [_cand(".gitignore", "file", f"holds exactly what {writer} writes: {hides}", True)], ()
+    if not git_changed(root, ".gitignore"):
+        return [], ()  # the project tracks this very text: its own choice
+    fix = shlex.join(["git", "-C", str(root), "checkout", "--", ".gitignore"])
+    return [], (Artifact(".gitignore", "file", f"git-tracked, overwritten with what {writer} writes: {hides}; "
+                                              f"fix: {fix} (gives git's copy back; the fixer never rewrites a "
+                                              "tracked file)"),)
+
+
+def _cachedir_tag(root: Path, tracked: frozenset[str], creator: _Creator) -> list[_Candidate]:
+    """A cache directory tag (virtualenv, uv): the signature line, then only comments. Backup tools that honour
+    it skip the folder it lies in: here, the whole project."""
+    st = _lstat(root / "CACHEDIR.TAG")
+    if st is None or "CACHEDIR.TAG" in tracked or not stat.S_ISREG(st.st_mode):
+        return []
+    first, *rest = _head(root / "CACHEDIR.TAG", 1024).splitlines() or [b""]
+    if first != CACHEDIR_SIGNATURE or not all(line.startswith(b"#") for line in rest if line.strip()):
+        return []
+    named = re.search(rb"created by ([^.\n]+)", b"\n".join(rest))
+    who = f"'created by {os.fsdecode(named.group(1))}'" if named else f"the bare signature, as {creator.name} writes it"
+    return [_cand("CACHEDIR.TAG", "file", f"cache directory tag ({who}): backup tools skip the whole root", True)]
+
+
+def _uv_lock(root: Path, tracked: frozenset[str], creator: _Creator) -> list[_Candidate]:
+    """The empty ``.lock`` uv takes on a venv it installs into (``uv pip install``, ``uv sync``)."""
+    st = _lstat(root / ".lock")
+    if creator.kind != "uv" or st is None or ".lock" in tracked or not stat.S_ISREG(st.st_mode) or st.st_size:
+        return []
+    return [_cand(".lock", "file", f"empty: the lock uv takes on the venv it installs into ({creator.name})", True)]
+
+
+def _installed(root: Path) -> dict[str, _Installed]:
+    """Root-relative path -> RECORD entry, for every file pip or uv installed into this venv outside its lib/
+    (bin/ scripts, share/ man pages, etc/ configuration), from the RECORDs of lib/pythonX.Y/site-packages."""
+    installed: dict[str, _Installed] = {}
+    base = os.path.abspath(root)
+    for site in _site_packages(root):
+        for info in _names(site) or []:
+            if not info.endswith(".dist-info") or not _is_real_dir(site / info):
+                continue
+            record = site / info / "RECORD"
+            installer = _head(site / info / "INSTALLER", 256).decode("utf-8", "replace").strip() or "an installer"
+            rows = csv.reader(io.StringIO(_head(record, RECORD_BYTES).decode("utf-8", "replace")))
+            for row in rows:
+                if len(row) < 2 or not row[1].startswith("sha256="):
+                    continue
+                path = os.path.normpath(os.path.join(site, row[0]))
+                rel = os.path.relpath(path, base)
+                if rel.startswith(("..", "lib/", "lib64/")) or os.path.isabs(rel):
+                    continue
+                installed[rel] = _Installed(row[1][len("sha256="):], os.path.relpath(record, base), installer)
+    return installed
+
+
+def _site_packages(root: Path) -> list[Path]:
+    """The venv's real lib/pythonX.Y/site-packages folders (never through a link)."""
+    return [root / "lib" / n / "site-packages" for n in _names(root / "lib") or []
+            if PY_DIR.fullmatch(n) and _is_real_dir(root / "lib" / n) and _is_real_dir(root / "lib" / n / "site-packages")] \
+        if _is_real_dir(root / "lib") else []
+
+
+def _record_digest(path: Path) -> str | None:
+    """A regular file's sha256 as RECORD writes it; None for anything else or an unreadable file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").digest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _installed_evidence(root: Path, rel: str, installed: dict[str, _Installed]) -> str | None:
+    """Why pip made this file: a RECORD lists it with this very content; None when none does."""
+    entry = installed.get(rel)
+    if entry is None or _record_digest(root / rel) != entry.sha256:
+        return None
+    return f"installed by {entry.installer}: listed with its sha256 in {entry.record}"
+
+
+def _pip_installed(root: Path, tracked: frozenset[str], installed: dict[str, _Installed]) -> list[_Candidate]:
+    """Top-level entries that only a RECORD explains (share/, etc/, ...): movable when every file below is
+    listed with its content; a suspect when the venv's installer put files in but other files are there too."""
+    known = {"pyvenv.cfg", ".gitignore", "CACHEDIR.TAG", ".lock", "bin", "lib", "lib64", "include"}
+    tops = sorted({rel.split("/", 1)[0] for rel in installed} - known)
+    return [c for top in tops if top not in NEVER and not top.startswith(ARCHIVE_PREFIX)
+            for c in [_installed_entry(root, top, tracked, installed)] if c is not None]
+
+
+def _installed_entry(root: Path, top: str, tracked: frozenset[str], installed: dict[str, _Installed]) -> _Candidate | None:
+    """One top-level entry a RECORD points into, judged file by file."""
+    st = _lstat(root / top)
+    if st is None:
+        return None
+    listed, other = _listed_files(root, top, installed)
+    records = sorted({installed[rel].record for rel in listed})
+    by = f"{len(listed)} file(s) installed by {installed[listed[0]].installer}" if listed else ""
+    evidence = f"{by}, each listed with its sha256 in {', '.join(records)}" if listed else ""
+    n_tracked = _tracked_under(top, tracked)
+    if listed and not other and not n_tracked:
+        return _cand(top, _kind(st), evidence, True)
+    if not listed:
+        return None  # nothing here is the installer's as RECORD has it (gone, or changed since): the project's
+    why = f"{len(other)} other or changed file(s)" + (f" and {n_tracked} git-tracked path(s)" if n_tracked else "")
+    return _cand(top, _kind(st), f"{evidence}, but {why} under it; not movable", False)
+
+
+def _listed_files(root: Path, top: str, installed: dict[str, _Installed]) -> tuple[list[str], list[str]]:
+    """Files under ``top`` (itself, if a file) whose content a RECORD lists, and all other entries; never
+    through a link (a link, a folder holding nothing, or an unreadable folder is an other)."""
+    listed: list[str] = []
+    other: list[str] = []
+    pending = [top]
+    while pending:
+        rel = pending.pop()
+        st = _lstat(root / rel)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            names = _names(root / rel)
+            if not names:
+                other.append(rel)
+            pending += [f"{rel}/{name}" for name in names or []]
+        elif rel in installed and _record_digest(root / rel) == installed[rel].sha256:
+            listed.append(rel)
+        else:
+            other.append(rel)
+    return sorted(listed), other
 
 
 def _only_site_packages(path: Path) -> bool:
@@ -431,8 +662,8 @@ def _activates_this_root(head: bytes, prefixes: set[bytes]) -> bool:
     return any(re.search(re.escape(root.rstrip(b"/")) + rb"""["'\s)]""", head) for root in roots)
 
 
-def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes]) -> str | None:
-    """Why the venv made this bin/ entry, or None when it is the project's."""
+def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes], creator: _Creator | None) -> str | None:
+    """Why the venv's creator made this bin/ entry, or None when it is the project's."""
     name = path.name
     if stat.S_ISLNK(st.st_mode):
         return f"interpreter symlink -> {_readlink(path)}" if INTERPRETER.fullmatch(name) else None
@@ -443,6 +674,9 @@ def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes]) -> str |
         return "interpreter binary copied by venv --copies"
     if ACTIVATE.fullmatch(name) and b"VIRTUAL_ENV" in head and _activates_this_root(head, prefixes):
         return "activation script (sets VIRTUAL_ENV to this root)"
+    marker = COMPANIONS.get(name)
+    if marker and creator is not None and creator.kind in COMPANION_CREATORS and marker in head:
+        return f"{creator.kind} writes it beside its activation scripts (venv config by {creator.name})"
     interpreter = _shebang_interpreter(head)
     for prefix in prefixes:
         name = interpreter[len(prefix):] if interpreter and interpreter.startswith(prefix) else b""
@@ -451,29 +685,31 @@ def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes]) -> str |
     return None
 
 
-def _bin_files(root: Path, tracked: frozenset[str]) -> list[_Candidate]:
-    """Every entry of a real, untracked bin/; movable only when the venv made it."""
+def _bin_files(root: Path, tracked: frozenset[str], creator: _Creator | None,
+               installed: dict[str, _Installed]) -> list[_Candidate]:
+    """Every entry of a real, untracked bin/; movable only when the venv (its creator, or its installer) made it."""
     if "bin" in tracked or not _is_real_dir(root / "bin"):
         return []
     names = _names(root / "bin")
     if names is None:
         return [_cand("bin", "dir", "could not be listed; left for review", False, shaped=False)]
     prefixes = _bin_prefixes(root)
-    return [_bin_candidate(root, f"bin/{name}", tracked, prefixes) for name in names]
+    return [_bin_candidate(root, f"bin/{name}", tracked, prefixes, creator, installed) for name in names]
 
 
-def _bin_candidate(root: Path, rel: str, tracked: frozenset[str], prefixes: set[bytes]) -> _Candidate:
+def _bin_candidate(root: Path, rel: str, tracked: frozenset[str], prefixes: set[bytes], creator: _Creator | None,
+                   installed: dict[str, _Installed]) -> _Candidate:
     """One bin/ entry: git-tracked or evidence-less entries are the project's."""
     st = _lstat(root / rel)
     if st is None or _tracked_under(rel, tracked):
         return _cand(rel, "file", "project file", False, shaped=False)
-    evidence = _bin_evidence(root / rel, st, prefixes)
+    evidence = _bin_evidence(root / rel, st, prefixes, creator) or _installed_evidence(root, rel, installed)
     return _cand(rel, _kind(st), evidence or "project file", evidence is not None, evidence is not None)
 
 
 def _collapse_bin(files: list[_Candidate]) -> list[_Candidate]:
     """bin/ as one artifact when every entry is venv-made; else its venv-made files (and an unreadable bin)."""
     if files and all(c.movable for c in files):
-        why = f"all {len(files)} entries are venv-made (activate, interpreters, entry points)"
+        why = f"all {len(files)} entries are venv-made (activate, interpreters, entry points, installed scripts)"
         return [_cand("bin", "dir", why, True)]
     return [c for c in files if c.movable or c.artifact.path == "bin"]

@@ -1,7 +1,8 @@
 """The fixer's library: archive a root's venv leftovers with a manifest, and restore them exactly.
 
 What moves is decided by ``infra_audit.core.venv_artifacts`` alone (the audit's classifier), so nothing
-moves unless ``<root>/pyvenv.cfg`` with ``home`` proves a venv was made there. Entries are renamed
+moves unless ``<root>/pyvenv.cfg`` with ``home`` proves a venv was made there. A tracked file a venv
+overwrote (a ``.gitignore`` holding ``*``) is reported with git's fix and never touched. Entries are renamed
 (never copied, never over anything) into a fresh ``<root>/_archive_venv_cleanup_<UTC>/`` whose
 ``manifest.json`` is fsynced before each move, so any run, even one killed midway, can be undone.
 """
@@ -68,10 +69,12 @@ class Outcome:
 
     command: str
     root: str
-    unresolved: bool = False  # something needs a human: a suspect, a failed move or restore, a failed check
+    unresolved: bool = False  # something needs a human: a suspect, an overwritten tracked file, a failed move...
     venv_home: str | None = None
+    creator: str | None = None
     artifacts: list[dict[str, str]] = field(default_factory=list)
     suspects: list[dict[str, str]] = field(default_factory=list)
+    overwritten: list[dict[str, str]] = field(default_factory=list)
     archive: str | None = None
 
 
@@ -293,19 +296,19 @@ def clean(root: Path, dry_run: bool, report: Report) -> Outcome:
 
 def _clean(root: Path, dry_run: bool, report: Report) -> Outcome:
     scan = scan_root(root)
-    outcome = Outcome("dry-run" if dry_run else "clean", str(root), venv_home=scan.venv_home,
-                      artifacts=[asdict(a) for a in scan.artifacts], suspects=[asdict(a) for a in scan.suspects])
+    outcome = Outcome("dry-run" if dry_run else "clean", str(root), venv_home=scan.venv_home, creator=scan.creator,
+                      artifacts=[asdict(a) for a in scan.artifacts], suspects=[asdict(a) for a in scan.suspects],
+                      overwritten=[asdict(a) for a in scan.overwritten])
     why = in_use(root, [a.path for a in scan.artifacts]) if scan.artifacts else None
     if why is not None:  # the one line, and nothing moves: not even in a dry run is this a plan
         outcome.unresolved = True
         report.say("REFUSED", "", "nothing moved: " + in_use_advice(root, why))
         return outcome
     _report_scan(scan, report)
-    if scan.suspects:
+    if scan.suspects or scan.overwritten:
         outcome.unresolved = True
     if not scan.artifacts:
-        report.say("summary", "", "nothing to clean" if scan.clean else
-                   f"nothing moved; {len(scan.suspects)} suspect(s) need a human decision")
+        report.say("summary", "", "nothing to clean" if scan.clean else "nothing moved; " + _needs_a_human(scan))
         return outcome
     if dry_run:
         _dry_run(scan, report)
@@ -325,16 +328,26 @@ def _dry_run(scan: Scan, report: Report) -> None:
     report.say("summary", "", f"dry run: {len(moving)} entries would move; nothing changed")
 
 
+def _needs_a_human(scan: Scan) -> str:
+    """What is left for a person: suspects to decide on, tracked files to give back with git."""
+    parts = [f"{len(scan.suspects)} suspect(s) need a human decision"] if scan.suspects else []
+    if scan.overwritten:
+        parts.append(f"{len(scan.overwritten)} tracked file(s) a venv overwrote need git's fix (never done here)")
+    return "; ".join(parts)
+
+
 def _report_scan(scan: Scan, report: Report) -> None:
     """One line for the proof and each finding."""
     if scan.venv_home:
-        report.say("venv", "pyvenv.cfg", f"home = {scan.venv_home}: a venv was made in the root")
+        report.say("venv", "pyvenv.cfg", f"home = {scan.venv_home}: a venv was made in the root by {scan.creator}")
     else:
         report.say("venv", "", "no pyvenv.cfg with 'home' in the root: no venv proven, nothing will move")
     for artifact in scan.artifacts:
         report.say("artifact", "", describe_artifact(artifact))
     for suspect in scan.suspects:
         report.say("suspect", "", describe_artifact(suspect))
+    for overwritten in scan.overwritten:
+        report.say("OVERWRITE", "", describe_artifact(overwritten))
 
 
 def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> None:
@@ -361,7 +374,8 @@ def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> No
     if problems:
         outcome.unresolved = True
     report.say("summary", "", f"moved {statuses.count('moved')}, failed {statuses.count('failed')}, "
-               f"held {statuses.count('held')}, suspects {len(scan.suspects)}")
+               f"held {statuses.count('held')}, suspects {len(scan.suspects)}"
+               + (f"; {_needs_a_human(scan)}" if scan.overwritten else ""))
 
 
 @contextlib.contextmanager
