@@ -31,6 +31,9 @@ from typing import NoReturn
 import psycopg
 import pytest
 
+from infra_audit.core import dburl
+from infra_audit.core.errors import DbUrlError, SandboxError
+from infra_audit.sandbox import ownership, pgserver, seed
 from tests.fingerprint import server_fingerprint
 from tests.support import (
     CLUSTER_PREFIX,
@@ -47,9 +50,7 @@ from tests.support import (
     record_cluster,
     sweep_dead_clusters,
 )
-from infra_audit.core import dburl
-from infra_audit.sandbox import ownership, pgserver, seed
-from infra_audit.core.errors import DbUrlError, SandboxError
+from tests.venv_roots import CREATOR_BY_NAME, CREATORS, CreatorRoot, creator_root
 
 ADMIN_URL_VARIABLE = "INFRA_SELFTEST_PG_URL"
 SEED_MARKET_DATA_ROWS = 120
@@ -227,6 +228,25 @@ def project(tmp_path: Path) -> Path:
     (root / "tools" / "cleanup_root.py").write_text("# placeholder: the audit only checks that it exists\n")
     (root / "tools" / "health_check.py").symlink_to(REPO / "tools" / "health_check.py")
     return root
+
+
+@pytest.fixture(scope="session", params=[c.name for c in CREATORS])
+def creator_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[CreatorRoot, Path]:
+    """Each creator's polluted root, made once per session (virtualenv and pip take seconds), and a pristine copy."""
+    made = creator_root(tmp_path_factory.mktemp(request.param), CREATOR_BY_NAME[request.param])
+    pristine = made.root.with_name("pristine")
+    shutil.copytree(made.root, pristine, symlinks=True)
+    return made, pristine
+
+
+@pytest.fixture
+def creator_made(creator_template: tuple[CreatorRoot, Path]) -> CreatorRoot:
+    """A fresh copy of one creator's polluted root, at the very path it was made in: activation scripts and
+    shebangs name that path."""
+    made, pristine = creator_template
+    shutil.rmtree(made.root)
+    shutil.copytree(pristine, made.root, symlinks=True)
+    return made
 
 
 @pytest.fixture

@@ -22,21 +22,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from infra_audit.cli import cleanup_root as cleanup_root_command
+from infra_audit.core.errors import ArchiveStopped
+from infra_audit.core.venv_artifacts import scan_root
+from infra_audit.fixer import archive
 from tests.support import REPO
 from tests.venv_roots import (
+    CREATOR_BY_NAME,
     FIXER,
+    CreatorRoot,
     PollutedRoot,
+    creator_root,
     git,
+    git_status,
     polluted_root,
     run_fixer,
     tree_snapshot,
     write,
 )
-from infra_audit.cli import cleanup_root as cleanup_root_command
-from infra_audit.fixer import archive
-from infra_audit.core.errors import ArchiveStopped
-from infra_audit.core.venv_artifacts import scan_root
-
 
 
 def cleanup_main(argv: list[str]) -> int:
@@ -202,7 +205,7 @@ def test_a_venv_another_process_runs_from_is_refused(polluted: PollutedRoot, how
 def test_a_running_project_script_in_bin_is_not_the_venv_in_use(polluted: PollutedRoot) -> None:
     """A tracked bin/feed.sh that is running holds only itself open: the venv's own entries still move."""
     write(polluted.root / "bin" / "feed.sh", "#!/bin/sh\nread line\n", 0o755)
-    git(polluted.root, "add", "bin/feed.sh")
+    git(polluted.root, "add", "-f", "bin/feed.sh")  # -f: the .gitignore of Python 3.13+ venvs ignores it
     with running(["sh", str(polluted.root / "bin" / "feed.sh")]):
         result = run_fixer("--root", polluted.root)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -693,3 +696,50 @@ def test_project_content_never_moves_and_restore_is_exact(project: dict[str, boo
             (outside / "data.txt").write_text("changed outside the root after the cleanup\n")
             assert not archive.restore(Path(outcome.archive), archive.Report()).unresolved
             assert tree_snapshot(root) == before
+
+
+# --- every common creator, planted with the real tool ------------------------------------------------
+
+def test_every_creator_is_archived_exactly_and_restored_byte_for_byte(creator_made: CreatorRoot) -> None:
+    """The fixer moves exactly what the creator added; git sees the project's new files again (a venv's
+    '*' hid them); --restore gives every byte, mode and link back."""
+    root = creator_made.root
+    write(root / "src" / "new_module.py", "x = 1\n")
+    hidden = ".gitignore" in creator_made.expected
+    assert ("?? src/new_module.py" not in git_status(root)) == hidden
+    before = tree_snapshot(root)
+    done = run_fixer("--root", root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert reported(done.stdout, "moved") == sorted(creator_made.expected)
+    assert f"a venv was made in the root by {creator_made.creator.named}" in done.stdout
+    assert scan_root(root).clean and "?? src/new_module.py" in git_status(root)
+    back = run_fixer("--restore", only_archive(creator_made))
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert tree_snapshot(root) == before
+
+
+@pytest.mark.parametrize("creator", ["venv-3.13", "uv"])
+def test_an_overwritten_tracked_gitignore_is_left_to_git_with_its_fix(tmp_path: Path, creator: str) -> None:
+    """The fixer archives the venv and never rewrites the tracked .gitignore: exit 1 with the one command that
+    gives it back; after that command the root is clean, and restore still gives the venv back exactly."""
+    made = creator_root(tmp_path, CREATOR_BY_NAME[creator], tracked_gitignore=b"build/\n")
+    root = made.root
+    before, gitignore = tree_snapshot(root), os.lstat(root / ".gitignore")
+    done = run_fixer("--root", root)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert reported(done.stdout, "moved") == sorted(made.expected)
+    fix = f"git -C {root} checkout -- .gitignore"
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("OVERWRITE")]
+    assert line.startswith("OVERWRITE  .gitignore (file): git-tracked, overwritten with what ") and f"fix: {fix} " in line
+    assert done.stdout.splitlines()[-2].endswith("; 1 tracked file(s) a venv overwrote need git's fix (never done here)")
+    assert (os.lstat(root / ".gitignore").st_ino, tree_snapshot(root)[".gitignore"]) == (gitignore.st_ino,
+                                                                                        before[".gitignore"])
+    subprocess.run(fix.split(), check=True)
+    assert scan_root(root).clean and (root / ".gitignore").read_bytes() == b"build/\n"
+    again = run_fixer("--root", root)
+    assert (again.returncode, again.stdout.splitlines()[-1]) == (0, "summary    nothing to clean")
+    back = run_fixer("--restore", only_archive(made))
+    assert back.returncode == 0, back.stdout + back.stderr
+    changed_by_git = {".gitignore", ".git/index"}  # the checkout the user ran
+    assert {p: f for p, f in tree_snapshot(root).items() if p not in changed_by_git} == \
+        {p: f for p, f in before.items() if p not in changed_by_git}

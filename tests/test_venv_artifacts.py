@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from infra_audit.core.errors import GitError
+from infra_audit.core.venv_artifacts import Artifact, Scan, describe, git_tracked, scan_root
 from tests.venv_roots import (
+    CREATOR_BY_NAME,
+    CreatorRoot,
     PollutedRoot,
+    creator_root,
     git,
+    git_status,
     make_venv,
     polluted_root,
     tree_snapshot,
     write,
 )
-from infra_audit.core.errors import GitError
-from infra_audit.core.venv_artifacts import Artifact, Scan, describe, git_tracked, scan_root
 
 PY_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -89,7 +94,7 @@ def test_an_activate_script_for_another_venv_is_project_content(polluted: Pollut
 
 
 def test_tracked_activate_is_project_content(polluted: PollutedRoot) -> None:
-    git(polluted.root, "add", "bin/activate")
+    git(polluted.root, "add", "-f", "bin/activate")  # -f: the .gitignore of Python 3.13+ venvs ignores it
     assert "bin/activate" not in paths(scan_root(polluted.root).artifacts)
 
 
@@ -203,7 +208,7 @@ def test_git_missing_outside_a_repository_means_nothing_tracked(tmp_path: Path, 
 
 def test_git_missing_inside_a_repository_refuses_to_guess(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without git, a tracked bin/activate would look like a leftover: a .git above the root makes git a must."""
-    git(polluted.root, "add", "bin/activate")
+    git(polluted.root, "add", "-f", "bin/activate")  # -f: the .gitignore of Python 3.13+ venvs ignores it
     write(polluted.root / "sub" / "bin" / "activate", f'VIRTUAL_ENV="{polluted.root}/sub"\n')  # a suspect there
     monkeypatch.setenv("PATH", str(polluted.root / "empty"))
     for root in (polluted.root, polluted.root / "sub"):
@@ -219,7 +224,7 @@ def test_git_told_not_to_look_up_still_lists_or_refuses(polluted: PollutedRoot, 
                                                          how: str) -> None:
     """GIT_CEILING_DIRECTORIES above the root is ignored; a .git git cannot read (a worktree whose main
     repository moved) is a GitError, not 'not a repository, so nothing is tracked'."""
-    git(polluted.root, "add", "bin/activate")
+    git(polluted.root, "add", "-f", "bin/activate")  # -f: the .gitignore of Python 3.13+ venvs ignores it
     if how == "ceiling":
         monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(polluted.root))  # git would not look up from bin/
         assert "activate" in git_tracked(polluted.root / "bin")
@@ -241,3 +246,85 @@ def test_git_timeout_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr("infra_audit.core.venv_artifacts.GIT_TIMEOUT_S", 0.2)
     with pytest.raises(GitError, match="took over 0.2s"):
         git_tracked(tmp_path)
+
+
+# --- every common creator, planted with the real tool ------------------------------------------------
+
+def test_every_creator_is_found_by_evidence_and_named(creator_made: CreatorRoot) -> None:
+    """Exactly what the creator added (its .gitignore and CACHEDIR.TAG, its bin/ companions, what pip put
+    into share/, etc/ and bin/), and the creator named as pyvenv.cfg shows it."""
+    scan = scan_root(creator_made.root)
+    assert paths(scan.artifacts) == creator_made.expected
+    assert (scan.suspects, scan.overwritten) == ((), ())
+    assert scan.creator.startswith(creator_made.creator.named), scan.creator
+    evidence = {a.path: a.evidence for a in scan.artifacts}
+    assert evidence["pyvenv.cfg"].startswith(f"venv config written by {creator_made.creator.named}")
+    if ".gitignore" in evidence:
+        assert evidence[".gitignore"].endswith("writes: '*' makes git ignore every new file in the root")
+
+
+@pytest.mark.parametrize(("creator_template", "writes"), [
+    ("venv-3.13", {".gitignore"}),
+    ("virtualenv", {".gitignore", "CACHEDIR.TAG", "bin/deactivate.csh", "bin/activate.nu"}),
+    ("uv", {".gitignore", "CACHEDIR.TAG", "bin/activate.ps1", "bin/deactivate.bat", "bin/pydoc.bat"}),
+    ("pip-install", {"share", "etc", "bin/mantool-report"}),
+    ("uv-pip-install", {"share", "etc", "bin/mantool-report", "CACHEDIR.TAG", ".lock"}),
+], indirect=["creator_template"])
+def test_what_each_creator_writes_beyond_the_five_names(creator_made: CreatorRoot, writes: set[str]) -> None:
+    """The entries the issue names are really there, so the test above covers them; each says why it is the venv's."""
+    assert writes <= creator_made.expected
+    evidence = {a.path: a.evidence for a in scan_root(creator_made.root).artifacts}
+    for path in writes & {"share", "etc"}:
+        assert evidence[path].startswith("1 file(s) installed by ") and ".dist-info/RECORD" in evidence[path]
+    if "bin/mantool-report" in writes:
+        assert evidence["bin/mantool-report"].startswith(("installed by pip: listed with its sha256 in lib/python3",
+                                                          "installed by uv: listed with its sha256 in lib/python3"))
+
+
+@pytest.mark.parametrize("creator_template", ["pip-install"], indirect=True)
+def test_installed_folders_holding_other_files_are_suspects(creator_made: CreatorRoot) -> None:
+    """A configuration file the user edited, or a file of the project's own beside a man page: the folder is
+    no longer only what pip installed, so it is reported and stays."""
+    root = creator_made.root
+    (root / "etc" / "mantool" / "mantool.toml").write_text("level = 2  # tuned by hand\n")
+    write(root / "share" / "project" / "notes.txt", "the project's own\n")
+    scan = scan_root(root)
+    assert {"share", "etc"} <= paths(scan.suspects) and not {"share", "etc"} & paths(scan.artifacts)
+    evidence = {a.path: a.evidence for a in scan.suspects}
+    assert evidence["etc"].endswith("but 1 other or changed file(s) under it; not movable")
+    assert evidence["share"].startswith("1 file(s) installed by pip, each listed with its sha256 in lib/python3")
+
+
+@pytest.mark.parametrize("creator", ["venv-3.13", "uv"])
+def test_a_tracked_gitignore_a_creator_overwrote_is_reported_with_gits_fix(tmp_path: Path, creator: str) -> None:
+    """Python 3.13 and uv write '*' over the project's .gitignore: git then hides every new file. It is no
+    leftover to archive (git has the project's copy): it is reported with the command that gives it back."""
+    made = creator_root(tmp_path, CREATOR_BY_NAME[creator], tracked_gitignore=b"build/\n")
+    write(made.root / "src" / "new_module.py", "x = 1\n")
+    assert git_status(made.root) == [" M .gitignore"], "the venv hides the project's new file from git"
+    before = tree_snapshot(made.root)
+    scan = scan_root(made.root)
+    assert tree_snapshot(made.root) == before, "asking git changed nothing, not even its index"
+    assert paths(scan.artifacts) == made.expected and ".gitignore" not in paths(scan.artifacts + scan.suspects)
+    (overwritten,) = scan.overwritten
+    fix = f"git -C {made.root} checkout -- .gitignore"
+    assert overwritten.evidence.startswith("git-tracked, overwritten with what ")
+    assert f"fix: {fix} (gives git's copy back" in overwritten.evidence
+    subprocess.run(fix.split(), check=True)
+    assert scan_root(made.root).overwritten == ()
+    assert "?? src/new_module.py" in git_status(made.root)
+
+
+def test_a_tracked_gitignore_holding_the_venv_text_is_the_projects_choice(tmp_path: Path) -> None:
+    made = creator_root(tmp_path, CREATOR_BY_NAME["venv-3.13"],
+                        tracked_gitignore=b"# Created by venv; see https://docs.python.org/3/library/venv.html\n*\n")
+    scan = scan_root(made.root)
+    assert scan.overwritten == () and ".gitignore" not in paths(scan.artifacts + scan.suspects)
+
+
+def test_a_creators_gitignore_without_proof_is_a_suspect(tmp_path: Path) -> None:
+    """pyvenv.cfg gone (deleted by hand): the '*' left behind still hides the project from git."""
+    made = creator_root(tmp_path, CREATOR_BY_NAME["uv"])
+    (made.root / "pyvenv.cfg").unlink()
+    scan = scan_root(made.root)
+    assert ".gitignore" in paths(scan.suspects) and scan.artifacts == ()

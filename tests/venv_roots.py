@@ -2,26 +2,34 @@
 
 A polluted root is what the issue describes: a git repo whose tracked bin/ holds
 the project's 16 scripts, plus an untracked project file, a real venv/ folder,
-links that point outside the root, and then `python -m venv` run in the root
-itself. The expected artifacts are derived from what the venv added, not from
-the classifier, so the tests can catch it being wrong.
+links that point outside the root, and then a venv made in the root itself: by
+`python -m venv` of this python, or by one of ``CREATORS`` (pyenv's Python 3.8-3.13,
+virtualenv, uv, and a pip or uv install of a wheel with data files into the venv).
+The expected artifacts are derived from what the creator added, not from the
+classifier, so the tests can catch it being wrong.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import uv
 
 REPO = Path(__file__).resolve().parents[1]
 FIXER = REPO / "tools" / "cleanup_root.py"
 ARCHIVE_PREFIX = "_archive_venv_cleanup_"
 PROJECT_SCRIPT_COUNT = 16  # as in the issue: bin/ also holds the project's own scripts
-ROOT_VENV_TOP = ("pyvenv.cfg", "lib", "lib64", "include")
+PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
 
 
 @dataclass(frozen=True)
@@ -80,10 +88,146 @@ def polluted_root(base: Path, with_pip: bool = False) -> PollutedRoot:
     root, outside = base / "project", base / "outside"
     root.mkdir()
     make_project(root, outside)
-    bin_before = set(os.listdir(root / "bin"))
-    make_venv(root, with_pip)
-    added = {f"bin/{n}" for n in set(os.listdir(root / "bin")) - bin_before}
-    return PollutedRoot(root, outside, frozenset(added | set(ROOT_VENV_TOP)))
+    return PollutedRoot(root, outside, added_by(root, lambda: make_venv(root, with_pip)))
+
+
+def added_by(root: Path, make: Callable[[], None]) -> frozenset[str]:
+    """What ``make`` added to root: new top-level entries and new files in the project's bin/."""
+    top, in_bin = set(os.listdir(root)), set(os.listdir(root / "bin"))
+    make()
+    return frozenset({f"bin/{n}" for n in set(os.listdir(root / "bin")) - in_bin} | (set(os.listdir(root)) - top))
+
+
+# --- every common creator, run as a user runs it --------------------------------------------------
+
+@dataclass(frozen=True)
+class Creator:
+    """One way a venv lands in a project root; ``named`` starts the creator's name as the evidence must give it."""
+
+    name: str
+    named: str
+    make: Callable[[Path, Path], None]  # (root, a scratch folder of its own for caches and wheels)
+
+
+@dataclass(frozen=True)
+class CreatorRoot(PollutedRoot):
+    """A polluted root made by one creator."""
+
+    creator: Creator
+
+
+def pyenv_python(minor: int) -> str:
+    """pyenv's newest python3.<minor> (else one on PATH). Every creator must run: a missing one fails the test."""
+    found = sorted(PYENV_VERSIONS.glob(f"3.{minor}.*/bin/python3.{minor}"),
+                   key=lambda p: int(p.parts[-3].split(".")[2]) if p.parts[-3].split(".")[2].isdigit() else -1)
+    python = str(found[-1]) if found else shutil.which(f"python3.{minor}")
+    if python is None:
+        raise RuntimeError(f"python3.{minor} is needed to plant its venv: pyenv install 3.{minor}")
+    return python
+
+
+def run(command: list[str | Path], env: dict[str, str] | None = None) -> None:
+    """Run a creator's command; its own error text when it fails."""
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[:3]} failed: {done.stdout}{done.stderr}")
+
+
+def venv_of(minor: int, *options: str) -> Callable[[Path, Path], None]:
+    """`python3.<minor> -m venv [options] <root>` (without pip: ensurepip only adds entry points, tested apart)."""
+    return lambda root, _scratch: run([pyenv_python(minor), "-m", "venv", "--without-pip", *options, root])
+
+
+def virtualenv(root: Path, _scratch: Path) -> None:
+    """`virtualenv <root>`, seeding pip from the wheels it ships (no download)."""
+    run([sys.executable, "-m", "virtualenv", "--quiet", "--no-periodic-update", root])
+
+
+def uv_env(scratch: Path) -> dict[str, str]:
+    """uv with a cache of its own, no user configuration and no Python download."""
+    return {**os.environ, "UV_CACHE_DIR": str(scratch / "uv-cache"), "UV_PYTHON_DOWNLOADS": "never",
+            "UV_NO_CONFIG": "1"}
+
+
+def uv_venv(root: Path, scratch: Path) -> None:
+    """`uv venv --allow-existing <root>` (without --allow-existing uv refuses a folder that exists)."""
+    run([uv.find_uv_bin(), "venv", "--quiet", "--allow-existing", "--python", sys.executable, root], uv_env(scratch))
+
+
+def pip_installed(root: Path, scratch: Path) -> None:
+    """`python -m venv <root>`, then `pip install` of a wheel with data files into it."""
+    make_venv(root)
+    run([sys.executable, "-m", "pip", "--python", root / "bin" / "python", "install", "--quiet", "--no-index", "--no-deps",
+         data_wheel(scratch)])
+
+
+def uv_pip_installed(root: Path, scratch: Path) -> None:
+    """`uv venv <root>`, then `uv pip install` of a wheel with data files into it."""
+    uv_venv(root, scratch)
+    run([uv.find_uv_bin(), "pip", "install", "--quiet", "--no-index", "--python", root / "bin" / "python",
+         data_wheel(scratch)], uv_env(scratch))
+
+
+CREATORS = (
+    *(Creator(f"venv-3.{minor}", f"python -m venv (Python 3.{minor}.", venv_of(minor)) for minor in range(8, 14)),
+    *(Creator(f"venv-3.{minor}-copies-system", f"python -m venv (Python 3.{minor}.",
+              venv_of(minor, "--copies", "--system-site-packages")) for minor in (8, 13)),
+    Creator("virtualenv", "virtualenv ", virtualenv),
+    Creator("uv", "uv ", uv_venv),
+    Creator("pip-install", "python -m venv (Python ", pip_installed),
+    Creator("uv-pip-install", "uv ", uv_pip_installed),
+)
+CREATOR_BY_NAME = {c.name: c for c in CREATORS}
+
+
+def creator_root(base: Path, creator: Creator, tracked_gitignore: bytes | None = None) -> CreatorRoot:
+    """The project, with a tracked .gitignore when asked, then the creator run in its root."""
+    root, outside, scratch = base / "project", base / "outside", base / "scratch"
+    root.mkdir()
+    scratch.mkdir()
+    make_project(root, outside)
+    if tracked_gitignore is not None:
+        (root / ".gitignore").write_bytes(tracked_gitignore)
+        git(root, "add", "-f", ".gitignore")  # -f: a '*' in it ignores itself
+        git(root, "commit", "-qm", "ignore build output")
+    return CreatorRoot(root, outside, added_by(root, lambda: creator.make(root, scratch)), creator)
+
+
+def data_wheel(folder: Path) -> Path:
+    """A wheel that installs what `pip install ipython` adds beside the venv: a man page (share/), a
+    configuration file (etc/) and a shell script (bin/, no Python entry point: pip leaves its shebang).
+    Built here, so the test needs no package index."""
+    name = "mantool-1.0"
+    files = {
+        "mantool/__init__.py": (b"", 0o644),
+        f"{name}.data/data/share/man/man1/mantool.1": (b".TH MANTOOL 1\n", 0o644),
+        f"{name}.data/data/etc/mantool/mantool.toml": (b"level = 1\n", 0o644),
+        f"{name}.data/scripts/mantool-report": (b"#!/bin/sh\necho report\n", 0o755),
+        f"{name}.dist-info/METADATA": (b"Metadata-Version: 2.1\nName: mantool\nVersion: 1.0\n", 0o644),
+        f"{name}.dist-info/WHEEL": (b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+                                    0o644),
+    }
+    record = "".join(f"{path},sha256={_digest(data)},{len(data)}\n" for path, (data, _) in files.items())
+    files[f"{name}.dist-info/RECORD"] = ((record + f"{name}.dist-info/RECORD,,\n").encode(), 0o644)
+    wheel = folder / "mantool-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, (data, mode) in files.items():
+            info = zipfile.ZipInfo(path)
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            archive.writestr(info, data)
+    return wheel
+
+
+def _digest(data: bytes) -> str:
+    """sha256 as a wheel's RECORD writes it."""
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def git_status(root: Path) -> list[str]:
+    """`git status --porcelain` of root, untracked files one by one: what git shows the user."""
+    done = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.splitlines()
 
 
 def tree_snapshot(root: Path, skip_archives: bool = True) -> dict[str, tuple]:
