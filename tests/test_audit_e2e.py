@@ -6,11 +6,11 @@ anywhere in what it printed or wrote.
 
 from __future__ import annotations
 
-import socket
 import re
 import shlex
 import shutil
 import site
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import REPO, AuditRun, clean_env, write_env
+from tests.venv_roots import git, uv_venv
 
 AUDIT_TESTS = (
     "test_env_has_db_url",
@@ -400,3 +401,34 @@ def test_the_ci_command_of_docs_ci_md_works_as_written(project, target, tmp_path
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert (reports / "infra-audit.xml").is_file() and (reports / "infra-audit.html").is_file()
+
+
+def test_a_tracked_gitignore_a_venv_overwrote_fails_the_root_check_until_git_gives_it_back(project, run_audit,
+                                                                                         tmp_path):
+    """`uv venv --allow-existing .` writes '*' over the project's .gitignore: git hides every new file. After the
+    fixer the check still fails, naming git's fix (the fixer never rewrites a tracked file); once run, it passes."""
+    (project / ".gitignore").write_text("build/\n")
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "project")
+    uv_venv(project, tmp_path)
+    fix = f"git -C {project} checkout -- .gitignore"
+
+    before = run_audit(project, "-k", "test_root_is_clean")
+    assert before.outcome("test_root_is_clean") == "failed"
+    message = before.message("test_root_is_clean")
+    assert "CACHEDIR.TAG (file): cache directory tag" in message and "tools/cleanup_root.py --root" in message
+    assert f".gitignore (file): git-tracked, overwritten with what uv writes: '*' makes git ignore every new file " \
+           f"in the root; fix: {fix} " in message
+
+    fixer = subprocess.run([sys.executable, str(REPO / "tools" / "cleanup_root.py"), "--root", str(project)],
+                           capture_output=True, text=True, timeout=120)
+    assert fixer.returncode == 1, fixer.stdout + fixer.stderr
+    after = run_audit(project, "-k", "test_root_is_clean")
+    assert (after.exit_code, after.outcome("test_root_is_clean")) == (1, "failed")
+    assert f"1 git-tracked file(s) in {project} overwritten by a venv:\n  .gitignore (file): " in \
+        after.message("test_root_is_clean")
+
+    subprocess.run(fix.split(), check=True)
+    done = run_audit(project, "-k", "test_root_is_clean")
+    assert (done.exit_code, done.outcome("test_root_is_clean")) == (0, "passed"), done.output
