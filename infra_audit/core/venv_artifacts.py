@@ -534,23 +534,26 @@ def _installed_entry(root: Path, top: str, tracked: frozenset[str], installed: d
     st = _lstat(root / top)
     if st is None:
         return None
-    listed, other = _listed_files(root, top, installed)
-    records = sorted({installed[rel].record for rel in listed})
-    by = f"{len(listed)} file(s) installed by {installed[listed[0]].installer}" if listed else ""
-    evidence = f"{by}, each listed with its sha256 in {', '.join(records)}" if listed else ""
+    listed, changed, other = _listed_files(root, top, installed)
+    if not listed and not changed:
+        return None  # none of the installer's files is here (removed since): what is left is the project's
+    named = listed + changed
+    records = sorted({installed[rel].record for rel in named})
+    evidence = (f"{len(named)} file(s) installed by {installed[named[0]].installer}, each listed with its sha256 in "
+                f"{', '.join(records)}")
     n_tracked = _tracked_under(top, tracked)
-    if listed and not other and not n_tracked:
+    if not changed and not other and not n_tracked:
         return _cand(top, _kind(st), evidence, True)
-    if not listed:
-        return None  # nothing here is the installer's as RECORD has it (gone, or changed since): the project's
-    why = f"{len(other)} other or changed file(s)" + (f" and {n_tracked} git-tracked path(s)" if n_tracked else "")
-    return _cand(top, _kind(st), f"{evidence}, but {why} under it; not movable", False)
+    why = [f"{n} {what}" for n, what in ((len(changed), "changed since (content differs from its RECORD)"),
+                                         (len(other), "other file(s)"), (n_tracked, "git-tracked path(s)")) if n]
+    return _cand(top, _kind(st), f"{evidence}, but {' and '.join(why)} under it; not movable", False)
 
 
-def _listed_files(root: Path, top: str, installed: dict[str, _Installed]) -> tuple[list[str], list[str]]:
-    """Files under ``top`` (itself, if a file) whose content a RECORD lists, and all other entries; never
-    through a link (a link, a folder holding nothing, or an unreadable folder is an other)."""
+def _listed_files(root: Path, top: str, installed: dict[str, _Installed]) -> tuple[list[str], list[str], list[str]]:
+    """Files under ``top`` (itself, if a file) whose content a RECORD lists, those a RECORD names with other
+    content, and all other entries; never through a link (a link, an empty or unreadable folder is an other)."""
     listed: list[str] = []
+    changed: list[str] = []
     other: list[str] = []
     pending = [top]
     while pending:
@@ -561,11 +564,11 @@ def _listed_files(root: Path, top: str, installed: dict[str, _Installed]) -> tup
             if not names:
                 other.append(rel)
             pending += [f"{rel}/{name}" for name in names or []]
-        elif rel in installed and _record_digest(root / rel) == installed[rel].sha256:
-            listed.append(rel)
+        elif rel in installed:
+            (listed if _record_digest(root / rel) == installed[rel].sha256 else changed).append(rel)
         else:
             other.append(rel)
-    return sorted(listed), other
+    return sorted(listed), sorted(changed), other
 
 
 def _only_site_packages(path: Path) -> bool:
