@@ -735,6 +735,7 @@ def test_an_overwritten_tracked_gitignore_is_left_to_git_with_its_fix(tmp_path: 
     assert done.stdout.splitlines()[-2].endswith("; 1 tracked file(s) a venv overwrote need git's fix (never done here)")
     assert (os.lstat(root / ".gitignore").st_ino, tree_snapshot(root)[".gitignore"]) == (gitignore.st_ino,
                                                                                         before[".gitignore"])
+    assert [a.path for a in scan_root(root).overwritten] == [".gitignore"], "still found, with pyvenv.cfg archived"
     subprocess.run(fix.split(), check=True)
     assert scan_root(root).clean and (root / ".gitignore").read_bytes() == b"build/\n"
     again = run_fixer("--root", root)
