@@ -230,20 +230,33 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="session", params=[c.name for c in CREATORS])
-def creator_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[CreatorRoot, Path]:
-    """Each creator's polluted root, made once per session (virtualenv and pip take seconds), and a pristine copy."""
-    made = creator_root(tmp_path_factory.mktemp(request.param), CREATOR_BY_NAME[request.param])
-    pristine = made.root.with_name("pristine")
-    shutil.copytree(made.root, pristine, symlinks=True)
-    return made, pristine
+@pytest.fixture(scope="session")
+def creator_templates(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[CreatorRoot, Path]]:
+    """Each creator's polluted root and a pristine copy, made once per session on first use (virtualenv and pip
+    take seconds), however the tests that use it are ordered."""
+    made: dict[str, tuple[CreatorRoot, Path]] = {}
+
+    def template(name: str) -> tuple[CreatorRoot, Path]:
+        if name not in made:
+            root = creator_root(tmp_path_factory.mktemp(name), CREATOR_BY_NAME[name])
+            made[name] = root, root.root.with_name("pristine")
+            shutil.copytree(root.root, made[name][1], symlinks=True)
+        return made[name]
+
+    return template
+
+
+@pytest.fixture(params=[c.name for c in CREATORS])
+def creator(request: pytest.FixtureRequest) -> str:
+    """Every creator by name; a test narrows it with @pytest.mark.parametrize("creator", [...])."""
+    return request.param
 
 
 @pytest.fixture
-def creator_made(creator_template: tuple[CreatorRoot, Path]) -> CreatorRoot:
+def creator_made(creator: str, creator_templates: Callable[[str], tuple[CreatorRoot, Path]]) -> CreatorRoot:
     """A fresh copy of one creator's polluted root, at the very path it was made in: activation scripts and
     shebangs name that path."""
-    made, pristine = creator_template
+    made, pristine = creator_templates(creator)
     shutil.rmtree(made.root)
     shutil.copytree(pristine, made.root, symlinks=True)
     return made

@@ -264,13 +264,13 @@ def test_every_creator_is_found_by_evidence_and_named(creator_made: CreatorRoot)
         assert evidence[".gitignore"].endswith("writes: '*' makes git ignore every new file in the root")
 
 
-@pytest.mark.parametrize(("creator_template", "writes"), [
+@pytest.mark.parametrize(("creator", "writes"), [
     ("venv-3.13", {".gitignore"}),
     ("virtualenv", {".gitignore", "CACHEDIR.TAG", "bin/deactivate.csh", "bin/activate.nu"}),
     ("uv", {".gitignore", "CACHEDIR.TAG", "bin/activate.ps1", "bin/deactivate.bat", "bin/pydoc.bat"}),
     ("pip-install", {"share", "etc", "bin/mantool-report"}),
     ("uv-pip-install", {"share", "etc", "bin/mantool-report", "CACHEDIR.TAG", ".lock"}),
-], indirect=["creator_template"])
+])
 def test_what_each_creator_writes_beyond_the_five_names(creator_made: CreatorRoot, writes: set[str]) -> None:
     """The entries the issue names are really there, so the test above covers them; each says why it is the venv's."""
     assert writes <= creator_made.expected
@@ -282,7 +282,7 @@ def test_what_each_creator_writes_beyond_the_five_names(creator_made: CreatorRoo
                                                           "installed by uv: listed with its sha256 in lib/python3"))
 
 
-@pytest.mark.parametrize("creator_template", ["pip-install"], indirect=True)
+@pytest.mark.parametrize("creator", ["pip-install"])
 def test_installed_folders_holding_other_files_are_suspects(creator_made: CreatorRoot) -> None:
     """A configuration file the user edited, or a file of the project's own beside a man page: the folder is
     no longer only what pip installed, so it is reported and stays."""
