@@ -50,7 +50,8 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
         )
     if scan.overwritten:
         pytest.fail(
-            f"{len(scan.overwritten)} git-tracked file(s) in {project_root} overwritten by a venv:\n  " + "\n  ".join(found),
+            f"{len(scan.overwritten)} git-tracked file(s) in {project_root} overwritten by a venv:\n  "
+            + "\n  ".join(found),
             pytrace=False,
         )
 

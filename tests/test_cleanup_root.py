@@ -731,8 +731,10 @@ def test_an_overwritten_tracked_gitignore_is_left_to_git_with_its_fix(tmp_path: 
     assert reported(done.stdout, "moved") == sorted(made.expected)
     fix = f"git -C {root} checkout -- .gitignore"
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("OVERWRITE")]
-    assert line.startswith("OVERWRITE  .gitignore (file): git-tracked, overwritten with what ") and f"fix: {fix} " in line
-    assert done.stdout.splitlines()[-2].endswith("; 1 tracked file(s) a venv overwrote need git's fix (never done here)")
+    assert line.startswith("OVERWRITE  .gitignore (file): git-tracked, overwritten with what ")
+    assert f"fix: {fix} " in line
+    summary = done.stdout.splitlines()[-2]
+    assert summary.endswith("; 1 tracked file(s) a venv overwrote need git's fix (never done here)")
     assert (os.lstat(root / ".gitignore").st_ino, tree_snapshot(root)[".gitignore"]) == (gitignore.st_ino,
                                                                                         before[".gitignore"])
     assert [a.path for a in scan_root(root).overwritten] == [".gitignore"], "still found, with pyvenv.cfg archived"

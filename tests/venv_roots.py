@@ -157,8 +157,8 @@ def uv_venv(root: Path, scratch: Path) -> None:
 def pip_installed(root: Path, scratch: Path) -> None:
     """`python -m venv <root>`, then `pip install` of a wheel with data files into it."""
     make_venv(root)
-    run([sys.executable, "-m", "pip", "--python", root / "bin" / "python", "install", "--quiet", "--no-index", "--no-deps",
-         data_wheel(scratch)])
+    run([sys.executable, "-m", "pip", "--python", root / "bin" / "python", "install", "--quiet", "--no-index",
+         "--no-deps", data_wheel(scratch)])
 
 
 def uv_pip_installed(root: Path, scratch: Path) -> None:

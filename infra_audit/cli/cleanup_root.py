@@ -4,10 +4,11 @@
 
 Nothing moves unless <root>/pyvenv.cfg with 'home' proves a venv was made there; entries are
 renamed (never copied, never deleted) into <root>/_archive_venv_cleanup_<UTC>/ with a manifest,
-so any run can be undone with --restore (infra_audit.fixer.archive does the work). Exit codes: 0 clean
-(or nothing to do), 1 something needs a human (suspects, a failed move or restore, a failed
-verification), 2 cannot start (bad arguments, bad root, missing archive, corrupt manifest, git
-failure), 130 interrupted. See docs/cleanup.md.
+so any run can be undone with --restore (infra_audit.fixer.archive does the work). A tracked file a
+venv overwrote (a .gitignore of '*') is reported with git's fix, never rewritten. Exit codes: 0 clean
+(or nothing to do), 1 something needs a human (suspects, an overwritten tracked file, a failed move
+or restore, a failed verification), 2 cannot start (bad arguments, bad root, missing archive, corrupt
+manifest, git failure), 130 interrupted. See docs/cleanup.md.
 """
 
 from __future__ import annotations

@@ -489,9 +489,10 @@ def _installed(root: Path) -> dict[str, _Installed]:
 
 def _site_packages(root: Path) -> list[Path]:
     """The venv's real lib/pythonX.Y/site-packages folders (never through a link)."""
-    return [root / "lib" / n / "site-packages" for n in _names(root / "lib") or []
-            if PY_DIR.fullmatch(n) and _is_real_dir(root / "lib" / n) and _is_real_dir(root / "lib" / n / "site-packages")] \
-        if _is_real_dir(root / "lib") else []
+    if not _is_real_dir(root / "lib"):
+        return []
+    folders = [root / "lib" / n for n in _names(root / "lib") or [] if PY_DIR.fullmatch(n)]
+    return [f / "site-packages" for f in folders if _is_real_dir(f) and _is_real_dir(f / "site-packages")]
 
 
 def _record_digest(path: Path) -> str | None:
@@ -529,7 +530,8 @@ def _pip_installed(root: Path, tracked: frozenset[str], installed: dict[str, _In
             for c in [_installed_entry(root, top, tracked, installed)] if c is not None]
 
 
-def _installed_entry(root: Path, top: str, tracked: frozenset[str], installed: dict[str, _Installed]) -> _Candidate | None:
+def _installed_entry(root: Path, top: str, tracked: frozenset[str],
+                     installed: dict[str, _Installed]) -> _Candidate | None:
     """One top-level entry a RECORD points into, judged file by file."""
     st = _lstat(root / top)
     if st is None:
