@@ -412,7 +412,7 @@ def test_a_tracked_gitignore_a_venv_overwrote_fails_the_root_check_until_git_giv
     git(project, "add", "-A")
     git(project, "commit", "-qm", "project")
     uv_venv(project, tmp_path)
-    fix = f"git -C {project} checkout -- .gitignore"
+    fix = f"git -C {project} checkout HEAD -- .gitignore"
 
     before = run_audit(project, "-k", "test_root_is_clean")
     assert before.outcome("test_root_is_clean") == "failed"

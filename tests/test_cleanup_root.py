@@ -729,7 +729,7 @@ def test_an_overwritten_tracked_gitignore_is_left_to_git_with_its_fix(tmp_path: 
     done = run_fixer("--root", root)
     assert done.returncode == 1, done.stdout + done.stderr
     assert reported(done.stdout, "moved") == sorted(made.expected)
-    fix = f"git -C {root} checkout -- .gitignore"
+    fix = f"git -C {root} checkout HEAD -- .gitignore"
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("OVERWRITE")]
     assert line.startswith("OVERWRITE  .gitignore (file): git-tracked, overwritten with what ")
     assert f"fix: {fix} " in line

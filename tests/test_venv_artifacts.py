@@ -309,9 +309,11 @@ def test_a_tracked_gitignore_a_creator_overwrote_is_reported_with_gits_fix(tmp_p
     assert tree_snapshot(made.root) == before, "asking git changed nothing, not even its index"
     assert paths(scan.artifacts) == made.expected and ".gitignore" not in paths(scan.artifacts + scan.suspects)
     (overwritten,) = scan.overwritten
-    fix = f"git -C {made.root} checkout -- .gitignore"
+    fix = f"git -C {made.root} checkout HEAD -- .gitignore"
     assert overwritten.evidence.startswith("git-tracked, overwritten with what ")
-    assert f"fix: {fix} (gives git's copy back" in overwritten.evidence
+    assert f"fix: {fix} (gives back the copy of HEAD; the fixer never rewrites a tracked file)" in overwritten.evidence
+    git(made.root, "add", "-f", ".gitignore")  # staged (git add -A): the index holds the '*' now, HEAD does not
+    assert scan_root(made.root).overwritten == scan.overwritten
     subprocess.run(fix.split(), check=True)
     assert scan_root(made.root).overwritten == ()
     assert "?? src/new_module.py" in git_status(made.root)

@@ -224,9 +224,10 @@ def _digest(data: bytes) -> str:
 
 
 def git_status(root: Path) -> list[str]:
-    """`git status --porcelain` of root, untracked files one by one: what git shows the user."""
+    """`git status --porcelain` of root, untracked files one by one: what git shows the user (without
+    refreshing its index: the tests compare trees byte for byte)."""
     done = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
     return done.stdout.splitlines()
 
 

@@ -160,17 +160,19 @@ def git_tracked(root: Path) -> frozenset[str]:
     return frozenset(os.fsdecode(p) for p in proc.stdout.split(b"\0") if p)
 
 
-def git_changed(root: Path, rel: str) -> bool:
-    """Whether the working copy of tracked ``rel`` differs from git's (the index); git must answer."""
+def git_changed(root: Path, rel: str) -> str | None:
+    """Which copy of tracked ``rel`` the working one differs from: ``HEAD`` (the last commit; so a change
+    already staged counts too), ``the index`` before the first commit; None when it equals it. git must answer."""
     try:
-        proc = _git(root, "diff", "--quiet", "--no-ext-diff", "--", rel)
+        committed = _git(root, "rev-parse", "--verify", "--quiet", "HEAD").returncode == 0
+        proc = _git(root, "diff", "--quiet", "--no-ext-diff", *(["HEAD"] if committed else []), "--", rel)
     except FileNotFoundError as exc:
         raise GitError(f"git is not installed (not on PATH), so {root / rel} cannot be compared with git's copy; "
                        "install git, then run again") from exc
     if proc.returncode not in (0, 1):
         message = proc.stderr.decode(errors="replace").strip()
         raise GitError(f"git diff failed in {root}: {message.splitlines()[0] if message else proc.returncode}")
-    return proc.returncode == 1
+    return None if proc.returncode == 0 else "HEAD" if committed else "the index"
 
 
 def _untracked_unless_in_a_repository(root: Path, git_problem: str) -> frozenset[str]:
@@ -434,12 +436,13 @@ def _gitignore(root: Path, tracked: frozenset[str]) -> tuple[list[_Candidate], t
     hides = "'*' makes git ignore every new file in the root"
     if ".gitignore" not in tracked:
         return [_cand(".gitignore", "file", f"holds exactly what {writer} writes: {hides}", True)], ()
-    if not git_changed(root, ".gitignore"):
+    source = git_changed(root, ".gitignore")
+    if source is None:
         return [], ()  # the project tracks this very text: its own choice
-    fix = shlex.join(["git", "-C", str(root), "checkout", "--", ".gitignore"])
-    return [], (Artifact(".gitignore", "file", f"git-tracked, overwritten with what {writer} writes: {hides}; "
-                                              f"fix: {fix} (gives git's copy back; the fixer never rewrites a "
-                                              "tracked file)"),)
+    fix = shlex.join(["git", "-C", str(root), "checkout", *(["HEAD"] if source == "HEAD" else []), "--", ".gitignore"])
+    evidence = (f"git-tracked, overwritten with what {writer} writes: {hides}; fix: {fix} (gives back the copy of "
+                f"{source}; the fixer never rewrites a tracked file)")
+    return [], (Artifact(".gitignore", "file", evidence),)
 
 
 def _cachedir_tag(root: Path, tracked: frozenset[str], creator: _Creator) -> list[_Candidate]:
