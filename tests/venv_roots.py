@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 import uv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,12 +119,16 @@ class CreatorRoot(PollutedRoot):
 
 
 def pyenv_python(minor: int) -> str:
-    """pyenv's newest python3.<minor> (else one on PATH). Every creator must run: a missing one fails the test."""
+    """pyenv's newest python3.<minor> (else one on PATH). Where CI runs every creator must run: a missing
+    one fails the test there; on a newcomer's machine (a Debian python3 alone) that creator is skipped, named."""
     found = sorted(PYENV_VERSIONS.glob(f"3.{minor}.*/bin/python3.{minor}"),
                    key=lambda p: int(p.parts[-3].split(".")[2]) if p.parts[-3].split(".")[2].isdigit() else -1)
     python = str(found[-1]) if found else shutil.which(f"python3.{minor}")
     if python is None:
-        raise RuntimeError(f"python3.{minor} is needed to plant its venv: pyenv install 3.{minor}")
+        needed = f"python3.{minor} is needed to plant its venv: pyenv install 3.{minor}"
+        if os.environ.get("CI"):
+            raise RuntimeError(needed)
+        pytest.skip(needed)
     return python
 
 
