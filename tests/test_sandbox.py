@@ -359,6 +359,7 @@ def test_two_copies_at_the_same_path_on_two_hosts_never_touch_each_other(root: P
         with psycopg.connect(first_url.raw, autocommit=True) as conn:  # the first's password still works
             assert conn.execute("SELECT x FROM notes").fetchall() == [(42,)]
     finally:
+        cli(root, "stop", "--server", env=env, host="copy-b")  # whatever the second left, before the first comes back
         for name in (".sandbox", ".env"):
             (elsewhere / name).rename(root / name)
         elsewhere.rmdir()
