@@ -469,6 +469,63 @@ def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, 
     assert "Traceback" not in output
 
 
+HOLD = """\
+import os, signal, sys, time
+import pytest
+
+SIGNALS = {signal.SIGTERM, signal.SIGINT}
+MOMENT = os.environ["HOLD_AT"]
+
+
+def hold():
+    # Signals held back, say where the run is, and wait until the test's signal is pending: it is
+    # delivered here, on release, at exactly this moment of the run.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    print(f"holding {MOMENT}", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + 120
+    while not SIGNALS & signal.sigpending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+
+def pytest_unconfigure(config):
+    if MOMENT == "after the verdict":
+        hold()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    if MOMENT == "after the session":  # added before the audit's own: runs after it
+        config.add_cleanup(hold)
+"""
+
+
+@pytest.mark.parametrize("moment", ["after the verdict", "after the session"])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_after_the_verdict_is_exit_2_without_a_traceback(project, tmp_path, moment, stop):
+    """Once the verdict is out, SIGTERM or Ctrl-C still ends the run as the README promises: exit 2,
+    no KeyboardInterrupt traceback (it once escaped pytest, exit 130, in 4 of 13 tries)."""
+    (tmp_path / "hold_at.py").write_text(HOLD)
+    command = [sys.executable, "-m", "pytest", str(REPO / "infra_tests"), "--project-root", str(project),
+               "-p", "hold_at", "--no-default-report", f"--history={tmp_path / 'history.jsonl'}"]
+    audit = subprocess.Popen(command, cwd=REPO, env=clean_env(PYTHONPATH=str(tmp_path), HOLD_AT=moment),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output = ""
+        for line in audit.stdout:  # until the run says it holds (or ends without getting there)
+            output += line
+            if line.startswith("holding"):
+                audit.send_signal(stop)
+                break
+        rest, _ = audit.communicate(timeout=120)
+    finally:
+        audit.kill()
+    output += rest
+    assert f"holding {moment}" in output and "audit FAILED: " in output, output
+    assert audit.returncode == 2, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+
+
 def test_a_report_that_cannot_be_written_fails_the_run(project, target, run_audit, tmp_path):
     """Checked at the start, the folder can still go before the end (a full disk, a clean-up): the
     CI gate asked for the report, so a green run without it would be a false green."""
