@@ -6,8 +6,9 @@ Nothing moves unless <root>/pyvenv.cfg with 'home' proves a venv was made there;
 renamed (never copied, never deleted) into <root>/_archive_venv_cleanup_<UTC>/ with a manifest,
 so any run can be undone with --restore (infra_audit.fixer.archive does the work). Exit codes: 0 clean
 (or nothing to do), 1 something needs a human (suspects, a failed move or restore, a failed
-verification), 2 cannot start (bad arguments, bad root, missing archive, corrupt manifest, git
-failure), 130 interrupted. See docs/cleanup.md.
+verification) or, with --dry-run, something would move (as `diff` and `git diff --exit-code` say),
+2 cannot start (bad arguments, bad root, missing archive, corrupt manifest, git failure), 130
+interrupted. See docs/cleanup.md.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None, *, prog: str = TOOL, default_root: Path 
         except ArchiveStopped as stop:
             stop.data["events"] = report.events
             raise
-        code = convention.EXIT_PROBLEM if outcome.unresolved else convention.EXIT_OK
+        would_move = args.dry_run and bool(outcome.artifacts)  # a check that found leftovers is no success
+        code = convention.EXIT_PROBLEM if outcome.unresolved or would_move else convention.EXIT_OK
         return convention.Result(code, {**asdict(outcome), "events": report.events})
 
     return convention.run(prog, work, as_json=args.json)
