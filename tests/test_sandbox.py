@@ -198,6 +198,7 @@ def test_a_read_only_env_is_refused_untouched(root: Path) -> None:
     (root / ".env").chmod(0o444)
     done = cli(root, "start", "--force", *SMALL)
     assert_one_line_error(done, "read-only")
+    assert not (root / ".sandbox").exists(), "refused before anything was started: no server left running"
     assert (root / ".env").read_text() == "DB_URL=postgresql://me:hunter2@db.example:5432/prod\n"
     assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o444
 

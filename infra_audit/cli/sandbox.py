@@ -176,6 +176,8 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
             shown = dburl.shown(yours)
             raise SandboxError(f"{sandbox.env} already sets DB_URL={shown}: pass --force to set it aside "
                                "(stop restores it)")  # fmt: skip
+    if not in_force:  # what `start` must write at the end, checked before anything is started
+        envfile.check_settable(sandbox.env, sandbox.box, force=args.force)
     if sandbox.admin_url is not None:
         state = start_on_server(sandbox, state, report)
         admin_session = provision.admin_session(sandbox.admin_url, "the --server")
