@@ -61,6 +61,14 @@ def test_healthy_project_passes_every_check(project, target, run_audit):
     assert_clean(run, target.role.password)
 
 
+def test_env_permissions_are_no_evidence_when_db_url_comes_from_the_environment(project, target, run_audit):
+    write_env(project, "API_KEY=abc\n")
+    (project / ".env").chmod(0o640)
+    run = run_audit(project, env=clean_env(DB_URL=target.url))
+    assert "source: the environment (DB_URL)" in run.output, run.output
+    assert ".env permissions" not in run.output and ".env is readable" not in run.output, "evidence only where it applies"
+
+
 def test_environment_variable_wins_over_env_file(project, target, run_audit):
     write_env(project, "DB_URL=postgresql://nobody:wrong@127.0.0.1:1/nowhere\n")
     run = run_audit(project, env={**clean_env(), "DB_URL": target.url})
@@ -201,9 +209,10 @@ def test_venv_leftovers_fail_the_root_check_with_the_fix(project, target, run_au
     write_env(project, f"DB_URL={target.url}\n")
     run = run_audit(project)
     assert run.exit_code == 1
-    message = run.message("test_root_is_clean")
-    assert "pyvenv.cfg" in message and "lib" in message
-    assert "python3 tools/cleanup_root.py" in message
+    assert "python3 tools/cleanup_root.py" in run.message("test_root_is_clean")
+    artifacts = next(line for line in run.output.splitlines() if line.strip().startswith("artifacts: "))
+    assert "pyvenv.cfg" in artifacts and "lib" in artifacts
+    assert run.output.count("lib (dir)") == 1, "each artifact listed once: in the evidence, not again in the cause"
     assert run.outcome("test_db_reachable_within_3s") == "passed"
 
 
@@ -250,8 +259,8 @@ def test_fixer_turns_the_root_check_green_and_restore_turns_it_red_again(project
 
     before = run_audit(project, "-k", "test_root_is_clean")
     assert before.outcome("test_root_is_clean") == "failed"
-    assert "bin/activate" in before.message("test_root_is_clean")
-    assert "bin/deploy.sh" not in before.message("test_root_is_clean")
+    assert "bin/activate" in before.output
+    assert "bin/deploy.sh" not in before.output
 
     subprocess.run(fixer, check=True, capture_output=True)
     after = run_audit(project, "-k", "test_root_is_clean")
