@@ -511,6 +511,16 @@ def test_a_check_the_user_adds_is_reported_like_the_built_in_ones(project, tmp_p
     assert "not run (not selected): backups are recent" in partial.output, partial.output
 
 
+def test_verdict_badges_need_no_emoji_font():
+    """Most servers and CI images have no emoji font: a badge must be plain text, or it shows as an empty box."""
+    from infra_audit.plugin import html as report_html
+    from infra_audit.plugin.report import SHOUTED
+
+    for verdict, shouted in SHOUTED.items():
+        badge = report_html._badge(verdict)
+        assert badge.isascii() and f">{shouted}</span>" in badge, badge
+
+
 def test_help_and_usage_errors_name_the_command_typed():
     """`python -m pytest --help` said `usage: __main__.py`."""
     typed = shlex.join([sys.executable, "-m", "pytest"])
@@ -560,8 +570,10 @@ def test_a_signal_after_the_verdict_is_exit_2_without_a_traceback(project, tmp_p
     (tmp_path / "hold_at.py").write_text(HOLD)
     command = [sys.executable, "-m", "pytest", str(REPO / "infra_tests"), "--project-root", str(project),
                "-p", "hold_at", "--no-default-report", f"--history={tmp_path / 'history.jsonl'}"]
-    audit = subprocess.Popen(command, cwd=REPO, env=clean_env(PYTHONPATH=str(tmp_path), HOLD_AT=moment),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    standalone = {k: v for k, v in clean_env(PYTHONPATH=str(tmp_path), HOLD_AT=moment).items()
+                  if k != "PYTEST_CURRENT_TEST"}  # as a user starts it, not from inside a test
+    audit = subprocess.Popen(command, cwd=REPO, env=standalone, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
     try:
         output = ""
         for line in audit.stdout:  # until the run says it holds (or ends without getting there)

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.fingerprint import SELF_TESTS, server_fingerprint
+from tests.fingerprint import server_fingerprint
 from tests.support import REPO, clean_env
 from infra_audit.core import db_config, dburl
 from infra_audit.sandbox import ownership, pgserver, seed

@@ -56,13 +56,14 @@ class _Signals:
     then names what did not run). Once the write-up has begun (the verdict, the reports, the history),
     either signal is only noted: the write-up finishes whole and the run ends 2, where a KeyboardInterrupt
     would escape pytest with a traceback and 130. After the session, either one ends the process with 2;
-    a run inside another process's test (pytester) gets its handlers back instead."""
+    a run started from inside another pytest test (as the HTML report tells it) gives the handlers back."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
         self.session: pytest.Session | None = None
         self.previous = {signum: signal.getsignal(signum) for signum in self.SIGNALS}
+        self.in_a_test = "PYTEST_CURRENT_TEST" in os.environ  # read now: pytest unsets it after each of its tests
         signal.signal(signal.SIGTERM, self._interrupt)
 
     def _interrupt(self, signum: int, frame: object) -> None:
@@ -95,6 +96,5 @@ class _Signals:
         return (yield)
 
     def after_the_session(self) -> None:
-        in_a_test = "PYTEST_CURRENT_TEST" in os.environ
         for signum, previous in self.previous.items():
-            signal.signal(signum, previous if in_a_test else self._end)
+            signal.signal(signum, previous if self.in_a_test else self._end)
