@@ -288,7 +288,9 @@ def check_settable(env_path: Path, saved_dir: Path, *, force: bool = False) -> N
         raise EnvFileError(f"cannot write in {real.parent}: make it writable, or set DB_URL yourself")
 
 
-def _planned(env_path: Path, url: str, saved_dir: Path, force: bool) -> tuple[Path, bytes, int, tuple[int, int] | None, Saved]:
+def _planned(
+    env_path: Path, url: str, saved_dir: Path, force: bool
+) -> tuple[Path, bytes, int, tuple[int, int] | None, Saved]:
     """What ``set_db_url`` would write where (file, content, mode, owner, record), nothing written yet."""
     notes = []
     real = _real_file(env_path)

@@ -85,8 +85,9 @@ class Marker:
 
     def owns(self, other: Marker | None, *, same_run: bool = False) -> bool:
         """Whether other was written by the same maker in the same checkout and copy (and run, if asked)."""
-        return (other is not None and (other.maker, other.checkout, other.copy) == (self.maker, self.checkout, self.copy)
-                and (not same_run or other.run_id == self.run_id))  # fmt: skip
+        if other is None or (other.maker, other.checkout, other.copy) != (self.maker, self.checkout, self.copy):
+            return False
+        return not same_run or other.run_id == self.run_id
 
     def comment_sql(self, kind: str, name: str) -> sql.Composed:
         """``COMMENT ON DATABASE|ROLE name IS '<marker json>'``."""

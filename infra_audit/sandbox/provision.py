@@ -66,31 +66,33 @@ def ensure(admin: Deadlined, names: Names, marker: ownership.Marker, password: s
            record: Callable[[Names], None]) -> list[str]:
     """Create (or take up again) this copy's role and database; say what was done, line by line.
 
-    ``record`` is called with the oids as soon as each object exists, so a `stop` after an interrupted
-    `start` can prove what it made. On ``own_server`` (the sandbox's private server, whose superuser
-    only this copy knows) nobody else can have made a look-alike, so a marker there is proof enough."""
+    ``record`` keeps each object's oid in the copy's state as soon as it exists: the role in the same
+    transaction that creates and marks it, the database (which cannot be made in a transaction) right
+    after, so a `stop` after an interrupted `start` can prove what it made. On ``own_server`` (the
+    sandbox's private server, whose superuser only this copy knows) nobody else can have made a
+    look-alike, so a marker there is proof enough."""
     said = []
     role_oid = _claim(admin, "role", names, marker, own_server)
-    if role_oid is not None:
-        admin.execute(sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER ").format(sql.Identifier(names.role))
-                      + scram.password_clause(password))
-        said.append(f"set this copy's password (the one in .env) on its login role {names.role}")
-    else:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER ").format(sql.Identifier(names.role))
-                      + scram.password_clause(password))
-        role_oid = admin.execute(_OID["role"], (names.role,)).fetchone()[0]
-        said.append(f"created login role {names.role} (not a superuser)")
-    names = replace(names, role_oid=role_oid)
-    record(names)
-    admin.execute(marker.comment_sql("role", names.role))
+    with admin.conn.transaction():  # the role, its marker and the record of its oid: all or nothing
+        login = sql.SQL(" LOGIN NOSUPERUSER ") + scram.password_clause(password)
+        if role_oid is None:
+            admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(names.role)) + login)
+            role_oid = admin.execute(_OID["role"], (names.role,)).fetchone()[0]
+            said.append(f"created login role {names.role} (not a superuser)")
+        else:
+            admin.execute(sql.SQL("ALTER ROLE {}").format(sql.Identifier(names.role)) + login)
+            said.append(f"set this copy's password (the one in .env) on its login role {names.role}")
+        admin.execute(marker.comment_sql("role", names.role))
+        names = replace(names, role_oid=role_oid)
+        record(names)
     database_oid = _claim(admin, "database", names, marker, own_server)
-    if database_oid is not None:
-        said.append(f"database {names.database} exists (this copy's)")
-    else:
-        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(names.database), sql.Identifier(names.role)))
+    if database_oid is None:
+        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(names.database),
+                                                                     sql.Identifier(names.role)))
         database_oid = admin.execute(_OID["database"], (names.database,)).fetchone()[0]
         said.append(f"created database {names.database}")
+    else:
+        said.append(f"database {names.database} exists (this copy's)")
     record(replace(names, database_oid=database_oid))
     admin.execute(marker.comment_sql("database", names.database))
     return said
