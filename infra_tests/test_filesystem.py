@@ -35,7 +35,8 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
     if scan.artifacts:
         pytest.fail(
             f"{len(scan.artifacts)} orphaned virtualenv artifact(s) in {project_root} {listed}\n"
-            f"fix: {fixer(project_root)} --root {shlex.quote(str(project_root))}  (archives them, never deletes; --dry-run to preview)",
+            f"fix: {fixer(project_root)} --root {shlex.quote(str(project_root))}"
+            "  (archives them, never deletes; --dry-run to preview)",
             pytrace=False,
         )
     if scan.suspects:

@@ -487,7 +487,9 @@ def test_a_check_the_user_adds_is_reported_like_the_built_in_ones(project, tmp_p
     checks = tmp_path / "checks" / "infra_tests"
     shutil.copytree(REPO / "infra_tests", checks, ignore=shutil.ignore_patterns("__pycache__"))
     (checks / "test_backups.py").write_text(
-        'def test_backups_are_recent():\n    """The nightly backup ran."""\n    assert False, "no backup since 2026-12-01"\n'
+        "def test_backups_are_recent():\n"
+        '    """The nightly backup ran."""\n'
+        '    assert False, "no backup since 2026-12-01"\n'
     )
 
     def run(*args: str) -> AuditRun:

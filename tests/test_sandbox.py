@@ -66,7 +66,9 @@ def started() -> Iterator[tuple[Path, subprocess.CompletedProcess]]:
         yield folder, done
 
 
-def cli(root: Path, *args: str, env: dict[str, str] | None = None, host: str | None = None) -> subprocess.CompletedProcess:
+def cli(
+    root: Path, *args: str, env: dict[str, str] | None = None, host: str | None = None
+) -> subprocess.CompletedProcess:
     """The sandbox command as a user runs it; with ``host``, on a machine of that host name (a UTS namespace
     of its own, as another container has)."""
     on_host = [] if host is None else [
@@ -312,7 +314,8 @@ def test_server_mode_leaves_a_look_alike_with_a_forged_marker_alone(root: Path, 
         admin.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(forger.name)))
     host, port = dburl.parse(admin_url).hosts[0]
     forged_url = dburl.build(host, str(port), forger.name, forger.password, database)
-    with psycopg.connect(dburl.build(host, str(port), forger.name, forger.password, "postgres"), autocommit=True) as conn:
+    forger_admin = dburl.build(host, str(port), forger.name, forger.password, "postgres")
+    with psycopg.connect(forger_admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
         conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(database), sql.Literal(marker)))
         forged_oid = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (database,)).fetchone()[0]
@@ -325,7 +328,8 @@ def test_server_mode_leaves_a_look_alike_with_a_forged_marker_alone(root: Path, 
         assert stopped.returncode == 0 and f"left database {database} alone" in stopped.stdout, stopped.stdout
         assert f"dropped role {role}" in stopped.stdout, "its own role, proven by its oid, still goes"
         with psycopg.connect(forged_url, autocommit=True) as conn:
-            assert conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0] == forged_oid
+            oid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+            assert oid == forged_oid, "the very database the forger made"
             assert conn.execute("SELECT x FROM mine").fetchall() == [(1,)]
     finally:
         with ownership.connect(admin_url) as admin:  # the forged database is this test's: dropped by its oid
