@@ -29,7 +29,7 @@ def test_env_has_db_url(db_url_attempt, project_root: Path, audit_settings: Audi
     if dburl.weak_password(url, audit_settings.tables):  # never why: that would say which shown word it is
         evidence.warn(WEAK)
     env_file = project_root / ".env"
-    if env_file.is_file():
+    if not setting.from_environment and env_file.is_file():  # .env's mode matters only when the URL came from it
         mode = stat.S_IMODE(env_file.stat().st_mode)
         evidence.add(".env permissions", f"{mode:04o}")
         if mode & 0o077:

@@ -27,31 +27,31 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
     found = venv_artifacts.describe(scan)
     evidence.add("artifacts", "; ".join(found) if found else "none")
     why = venv_artifacts.in_use(project_root, [a.path for a in scan.artifacts]) if scan.artifacts else None
+    listed = "(each with its evidence under artifacts)"  # said once, in the evidence
     if why is not None:  # not orphaned, and the fixer would refuse: say how to make it safe instead
         pytest.fail(
-            f"{len(scan.artifacts)} virtualenv artifact(s) in {project_root}:\n  " + "\n  ".join(found)
-            + "\n" + venv_artifacts.in_use_advice(project_root, why),
+            f"{len(scan.artifacts)} virtualenv artifact(s) in {project_root} {listed}\n"
+            + venv_artifacts.in_use_advice(project_root, why),
             pytrace=False,
         )
     if scan.artifacts:
         pytest.fail(
-            f"{len(scan.artifacts)} orphaned virtualenv artifact(s) in {project_root}:\n  "
-            + "\n  ".join(found)
-            + f"\nfix: {fixer(project_root)} --root {shlex.quote(str(project_root))}  (archives them, never deletes; --dry-run to preview)"
-            + ("\nand give back the overwritten tracked file(s) with git, as said above" if scan.overwritten else ""),
+            f"{len(scan.artifacts)} orphaned virtualenv artifact(s) in {project_root} {listed}\n"
+            f"fix: {fixer(project_root)} --root {shlex.quote(str(project_root))}"
+            "  (archives them, never deletes; --dry-run to preview)"
+            + ("\nand give back the overwritten tracked file(s) with git, as said under artifacts" if scan.overwritten else ""),
             pytrace=False,
         )
     if scan.suspects:
         pytest.fail(
-            f"{len(scan.suspects)} entry(ies) in {project_root} look venv-made but nothing proves it:\n  "
-            + "\n  ".join(found)
-            + "\nfix: inspect them by hand; the fixer moves nothing without a pyvenv.cfg proving a venv was made here",
+            f"{len(scan.suspects)} entry(ies) in {project_root} look venv-made but nothing proves it {listed}\n"
+            "fix: inspect them by hand; the fixer moves nothing without a pyvenv.cfg proving a venv was made here",
             pytrace=False,
         )
     if scan.overwritten:
         pytest.fail(
-            f"{len(scan.overwritten)} git-tracked file(s) in {project_root} overwritten by a venv:\n  "
-            + "\n  ".join(found),
+            f"{len(scan.overwritten)} git-tracked file(s) in {project_root} overwritten by a venv {listed}\n"
+            "fix: give each back with the git command said there (the fixer never rewrites a tracked file)",
             pytrace=False,
         )
 

@@ -62,6 +62,15 @@ def test_healthy_project_passes_every_check(project, target, run_audit):
     assert_clean(run, target.role.password)
 
 
+def test_env_permissions_are_no_evidence_when_db_url_comes_from_the_environment(project, target, run_audit):
+    write_env(project, "API_KEY=abc\n")
+    (project / ".env").chmod(0o640)
+    run = run_audit(project, env=clean_env(DB_URL=target.url))
+    assert "source: the environment (DB_URL)" in run.output, run.output
+    assert ".env permissions" not in run.output, "evidence only where it applies"
+    assert ".env is readable" not in run.output
+
+
 def test_environment_variable_wins_over_env_file(project, target, run_audit):
     write_env(project, "DB_URL=postgresql://nobody:wrong@127.0.0.1:1/nowhere\n")
     run = run_audit(project, env={**clean_env(), "DB_URL": target.url})
@@ -202,9 +211,10 @@ def test_venv_leftovers_fail_the_root_check_with_the_fix(project, target, run_au
     write_env(project, f"DB_URL={target.url}\n")
     run = run_audit(project)
     assert run.exit_code == 1
-    message = run.message("test_root_is_clean")
-    assert "pyvenv.cfg" in message and "lib" in message
-    assert "python3 tools/cleanup_root.py" in message
+    assert "python3 tools/cleanup_root.py" in run.message("test_root_is_clean")
+    artifacts = next(line for line in run.output.splitlines() if line.strip().startswith("artifacts: "))
+    assert "pyvenv.cfg" in artifacts and "lib" in artifacts
+    assert run.output.count("lib (dir)") == 1, "each artifact listed once: in the evidence, not again in the cause"
     assert run.outcome("test_db_reachable_within_3s") == "passed"
 
 
@@ -251,8 +261,8 @@ def test_fixer_turns_the_root_check_green_and_restore_turns_it_red_again(project
 
     before = run_audit(project, "-k", "test_root_is_clean")
     assert before.outcome("test_root_is_clean") == "failed"
-    assert "bin/activate" in before.message("test_root_is_clean")
-    assert "bin/deploy.sh" not in before.message("test_root_is_clean")
+    assert "bin/activate" in before.output
+    assert "bin/deploy.sh" not in before.output
 
     subprocess.run(fixer, check=True, capture_output=True)
     after = run_audit(project, "-k", "test_root_is_clean")
@@ -417,17 +427,17 @@ def test_a_tracked_gitignore_a_venv_overwrote_fails_the_root_check_until_git_giv
     before = run_audit(project, "-k", "test_root_is_clean")
     assert before.outcome("test_root_is_clean") == "failed"
     message = before.message("test_root_is_clean")
-    assert "CACHEDIR.TAG (file): cache directory tag" in message and "tools/cleanup_root.py --root" in message
+    assert "CACHEDIR.TAG (file): cache directory tag" in before.output and "tools/cleanup_root.py --root" in message
     assert f".gitignore (file): git-tracked, overwritten with what uv writes: '*' makes git ignore every new file " \
-           f"in the root; fix: {fix} " in message
+           f"in the root; fix: {fix} " in before.output
 
     fixer = subprocess.run([sys.executable, str(REPO / "tools" / "cleanup_root.py"), "--root", str(project)],
                            capture_output=True, text=True, timeout=120)
     assert fixer.returncode == 1, fixer.stdout + fixer.stderr
     after = run_audit(project, "-k", "test_root_is_clean")
     assert (after.exit_code, after.outcome("test_root_is_clean")) == (1, "failed")
-    assert f"1 git-tracked file(s) in {project} overwritten by a venv:\n  .gitignore (file): " in \
-        after.message("test_root_is_clean")
+    assert f"1 git-tracked file(s) in {project} overwritten by a venv (each with its evidence under artifacts)" in \
+        after.message("test_root_is_clean") and ".gitignore (file): git-tracked, overwritten" in after.output
 
     subprocess.run(fix.split(), check=True)
     done = run_audit(project, "-k", "test_root_is_clean")

@@ -85,7 +85,7 @@ def test_lifecycle(with_pip: bool, request: pytest.FixtureRequest) -> None:
     assert {a.path for a in scan_root(pr.root).artifacts} == pr.expected
 
     dry = run_fixer("--root", pr.root, "--dry-run")
-    assert dry.returncode == 0, dry.stderr
+    assert dry.returncode == 1, dry.stderr  # something would move: as `diff` says, not "all is well"
     assert reported(dry.stdout, "would-move") == sorted(pr.expected)
     assert tree_snapshot(pr.root, skip_archives=False) == before
 
@@ -100,6 +100,7 @@ def test_lifecycle(with_pip: bool, request: pytest.FixtureRequest) -> None:
 
     again = run_fixer("--root", pr.root)
     assert (again.returncode, again.stdout.splitlines()[-1]) == (0, "summary    nothing to clean")
+    assert run_fixer("--root", pr.root, "--dry-run").returncode == 0, "nothing would move: the dry run says so with 0"
     assert pr.archives() == [archive]
 
     back = run_fixer("--restore", archive)
@@ -143,7 +144,7 @@ def test_without_proof_nothing_moves_and_exit_is_1(polluted: PollutedRoot) -> No
 def test_json_result(polluted: PollutedRoot) -> None:
     result = run_fixer("--root", polluted.root, "--dry-run", "--json")
     data = json.loads(result.stdout)
-    assert (result.returncode, data["command"], data["exit_code"]) == (0, "dry-run", 0)
+    assert (result.returncode, data["command"], data["exit_code"]) == (1, "dry-run", 1)
     assert {a["path"] for a in data["artifacts"]} == polluted.expected
     assert data["venv_home"] and data["suspects"] == [] and data["archive"] is None
 

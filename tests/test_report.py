@@ -10,6 +10,8 @@ import html
 import os
 import re
 import secrets
+import shlex
+import shutil
 import signal
 import socket
 import stat
@@ -94,6 +96,13 @@ class HtmlReport:
     def overview(self) -> str:
         """The verdict line above the checks, as text."""
         return _text(re.search(r'<p class="infra-verdict[^"]*">(.*?)</p>', self.text, re.S).group(1))
+
+
+def assert_report_path_said_first_and_last(run: AuditRun, path: Path) -> None:
+    """pytest-html's line where CI jobs look for it, and again at the end, right under the verdict line."""
+    lines = run.output.splitlines()
+    assert run.output.count(str(path)) == 2, run.output
+    assert lines[-2] == f"HTML report: {path.as_uri()}" and lines[-3].startswith("audit "), lines[-3:]
 
 
 def junit_properties(run: AuditRun) -> dict[str, dict[str, str]]:
@@ -192,7 +201,7 @@ def test_healthy_report_is_the_proof_for_the_ticket(project, target, run_audit, 
         assert properties[test]["check result"] == "passed"
     assert properties["test_row_counts_nonzero"]["evidence: market_data"] == "120 rows (exact count)"
     assert re.search(r"PASSED +row counts non-zero\n +market_data: 120 rows \(exact count\)", run.output)
-    assert run.output.count(str(tmp_path / "report" / "audit.html")) == 1, "the report's path, once"
+    assert_report_path_said_first_and_last(run, tmp_path / "report" / "audit.html")
     assert not (tmp_path / "report" / "assets").exists(), "self-contained: nothing beside the file"
     assert_no_secret(run, report, target.role.password)
 
@@ -246,8 +255,11 @@ def test_refused_connection_is_said_once_per_check(project, run_audit, tmp_path,
     assert run.output.count(refused) == 1, run.output
     assert "= FAILURES =" not in run.output and "= ERRORS =" not in run.output
     assert re.search(r"^FAILED \S+::test_db_reachable_within_3s$", run.output, re.M), "verdict line, no cause"
-    assert re.search(r"^ERROR \S+::test_row_counts_nonzero$", run.output, re.M)
-    assert run.output.count(str(tmp_path / "report" / "audit.html")) == 1
+    assert "ERROR" not in run.output, "a check that could not look is no pytest error"
+    verdict, said_last, closing = run.output.splitlines()[-3:]
+    assert verdict == "audit FAILED: 1 failed, 4 could not check, 3 passed"
+    assert re.fullmatch(r"=+ 1 failed, 3 passed, 4 could not check in [\d.]+s =+", closing), "the same counts"
+    assert_report_path_said_first_and_last(run, tmp_path / "report" / "audit.html")
     properties = junit_properties(run)
     assert properties["test_row_counts_nonzero"]["cause and fix"] == NOT_REACHED
     assert refused in run.message("test_db_reachable_within_3s"), "JUnit keeps the cause for CI"
@@ -374,7 +386,7 @@ def test_default_report_is_written_only_by_a_real_audit_run(project, run_audit, 
     assert run.exit_code == 1, run.output
     (written,) = _reports_in(folder)
     assert re.fullmatch(r"infra-audit-\d{8}-\d{6}\.html", written.name)
-    assert run.output.count(str(written)) == 1, "its path, said once"
+    assert_report_path_said_first_and_last(run, written)
     report = HtmlReport.read(written)
     assert "<style" in report.text and "<link " not in report.text, "the default report is self-contained"
     assert "database reachable within 5 s" in report.checks
@@ -467,6 +479,117 @@ def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, 
     assert overview.startswith("Audit FAILED: ") and said in overview, overview
     assert "not selected" not in overview and "interrupted before the audit finished" in output
     assert "Traceback" not in output
+
+
+def test_a_check_the_user_adds_is_reported_like_the_built_in_ones(project, tmp_path):
+    """A test dropped into infra_tests/ without a marker gets a name, a verdict and a cause in the summary
+    and in JUnit (it once showed only as "pytest ended with exit code 1"), and a run that leaves it out says so."""
+    checks = tmp_path / "checks" / "infra_tests"
+    shutil.copytree(REPO / "infra_tests", checks, ignore=shutil.ignore_patterns("__pycache__"))
+    (checks / "test_backups.py").write_text(
+        "def test_backups_are_recent():\n"
+        '    """The nightly backup ran."""\n'
+        '    assert False, "no backup since 2026-12-01"\n'
+    )
+
+    def run(*args: str) -> AuditRun:
+        junit = tmp_path / f"junit-{len(args)}.xml"
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", str(checks), "-c", str(REPO / "pytest.ini"), f"--rootdir={REPO}",
+             f"--project-root={project}", "--no-default-report", f"--junitxml={junit}",
+             f"--history={tmp_path / 'history.jsonl'}", *args],
+            cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120,
+        )
+        return AuditRun(done.returncode, done.stdout + done.stderr, junit.read_text(), {}, 0.0)
+
+    audit = run()
+    assert audit.exit_code == 1
+    assert re.search(r"^FAILED +backups are recent\n +AssertionError: no backup since 2026-12-01$", audit.output, re.M)
+    assert "pytest ended with exit code" not in audit.output, audit.output
+    properties = junit_properties(audit)["test_backups_are_recent"]
+    assert (properties["check"], properties["check result"]) == ("backups are recent", "failed")
+    assert "no backup since 2026-12-01" in properties["cause and fix"]
+    partial = run("-k", "not backups")
+    assert "not run (not selected): backups are recent" in partial.output, partial.output
+
+
+def test_verdict_badges_need_no_emoji_font():
+    """Most servers and CI images have no emoji font: a badge must be plain text, or it shows as an empty box."""
+    from infra_audit.plugin import html as report_html
+    from infra_audit.plugin.report import SHOUTED
+
+    for verdict, shouted in SHOUTED.items():
+        badge = report_html._badge(verdict)
+        assert badge.isascii() and f">{shouted}</span>" in badge, badge
+
+
+def test_help_and_usage_errors_name_the_command_typed():
+    """`python -m pytest --help` said `usage: __main__.py`."""
+    typed = shlex.join([sys.executable, "-m", "pytest"])
+    for args, stream in ((["--help"], "stdout"), (["--no-such-flag"], "stderr")):
+        done = subprocess.run([sys.executable, "-m", "pytest", "infra_tests", *args], cwd=REPO, env=clean_env(),
+                              capture_output=True, text=True, timeout=120)
+        said = getattr(done, stream)
+        assert f"usage: {typed} [options]" in said and "__main__.py" not in said, said
+
+
+HOLD = """\
+import os, signal, sys, time
+import pytest
+
+SIGNALS = {signal.SIGTERM, signal.SIGINT}
+MOMENT = os.environ["HOLD_AT"]
+
+
+def hold():
+    # Signals held back, say where the run is, and wait until the test's signal is pending: it is
+    # delivered here, on release, at exactly this moment of the run.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    print(f"holding {MOMENT}", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + 120
+    while not SIGNALS & signal.sigpending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+
+def pytest_unconfigure(config):
+    if MOMENT == "after the verdict":
+        hold()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    if MOMENT == "after the session":  # added before the audit's own: runs after it
+        config.add_cleanup(hold)
+"""
+
+
+@pytest.mark.parametrize("moment", ["after the verdict", "after the session"])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_after_the_verdict_is_exit_2_without_a_traceback(project, tmp_path, moment, stop):
+    """Once the verdict is out, SIGTERM or Ctrl-C still ends the run as the README promises: exit 2,
+    no KeyboardInterrupt traceback (it once escaped pytest, exit 130, in 4 of 13 tries)."""
+    (tmp_path / "hold_at.py").write_text(HOLD)
+    command = [sys.executable, "-m", "pytest", str(REPO / "infra_tests"), "--project-root", str(project),
+               "-p", "hold_at", "--no-default-report", f"--history={tmp_path / 'history.jsonl'}"]
+    standalone = {k: v for k, v in clean_env(PYTHONPATH=str(tmp_path), HOLD_AT=moment).items()
+                  if k != "PYTEST_CURRENT_TEST"}  # as a user starts it, not from inside a test
+    audit = subprocess.Popen(command, cwd=REPO, env=standalone, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    try:
+        output = ""
+        for line in audit.stdout:  # until the run says it holds (or ends without getting there)
+            output += line
+            if line.startswith("holding"):
+                audit.send_signal(stop)
+                break
+        rest, _ = audit.communicate(timeout=120)
+    finally:
+        audit.kill()
+    output += rest
+    assert f"holding {moment}" in output and "audit FAILED: " in output, output
+    assert audit.returncode == 2, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
 
 
 def test_a_report_that_cannot_be_written_fails_the_run(project, target, run_audit, tmp_path):

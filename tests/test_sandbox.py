@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import secrets
 import shutil
 import stat
 import subprocess
@@ -19,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.fingerprint import SELF_TESTS, server_fingerprint
+from tests.fingerprint import server_fingerprint
 from tests.support import REPO, clean_env
 from infra_audit.core import db_config, dburl
 from infra_audit.sandbox import ownership, pgserver, seed
@@ -65,11 +66,19 @@ def started() -> Iterator[tuple[Path, subprocess.CompletedProcess]]:
         yield folder, done
 
 
-def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def cli(
+    root: Path, *args: str, env: dict[str, str] | None = None, host: str | None = None
+) -> subprocess.CompletedProcess:
+    """The sandbox command as a user runs it; with ``host``, on a machine of that host name (a UTS namespace
+    of its own, as another container has)."""
+    on_host = [] if host is None else [
+        "unshare", *([] if os.geteuid() == 0 else ["--user", "--map-root-user"]), "--uts",
+        "sh", "-c", 'hostname "$0" && exec "$@"', host,
+    ]
     return subprocess.run(
-        [sys.executable, str(REPO / "tools" / "sandbox.py"), *args, "--root", str(root)],
+        [*on_host, sys.executable, str(REPO / "tools" / "sandbox.py"), *args, "--root", str(root)],
         env=clean_env(**(env or {})), capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    )
 
 
 def env_url(root: Path) -> dburl.DbUrl:
@@ -191,6 +200,7 @@ def test_a_read_only_env_is_refused_untouched(root: Path) -> None:
     (root / ".env").chmod(0o444)
     done = cli(root, "start", "--force", *SMALL)
     assert_one_line_error(done, "read-only")
+    assert not (root / ".sandbox").exists(), "refused before anything was started: no server left running"
     assert (root / ".env").read_text() == "DB_URL=postgresql://me:hunter2@db.example:5432/prod\n"
     assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o444
 
@@ -290,27 +300,84 @@ def test_server_mode_creates_seeds_and_drops_its_own_and_nothing_else(root: Path
     assert server_fingerprint(admin_url) == before, "nothing else on the server changed"
 
 
-def test_server_mode_leaves_a_look_alike_it_did_not_make_alone(root: Path, admin_url: str) -> None:
-    """An object named like this checkout's sandbox but not marked as its own is never altered or dropped."""
-    probe = cli(root, "start", "--server", *SMALL, env={"INFRA_ADMIN_URL": admin_url})  # learn the names
-    assert probe.returncode == 0, probe.stderr
+def test_server_mode_leaves_a_look_alike_with_a_forged_marker_alone(root: Path, admin_url: str, make_role) -> None:
+    """A database of the sandbox's name that it did not create, made by a mere database owner who copied
+    the sandbox's marker onto it, is never seeded or dropped: a marker anyone can write is no proof."""
+    env = {"INFRA_ADMIN_URL": admin_url}
+    assert cli(root, "start", "--server", *SMALL, env=env).returncode == 0
     role, database = sandbox_names(root)
-    assert cli(root, "stop", "--server", env={"INFRA_ADMIN_URL": admin_url}).returncode == 0
-    marker = ownership.Marker.new(SELF_TESTS, REPO)  # someone else's: not the sandbox's marker
+    forger = make_role("forger-" + secrets.token_urlsafe(12))
     with ownership.connect(admin_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-        admin.execute(marker.comment_sql("database", database))
+        marker = admin.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                               (database,)).fetchone()[0]
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
+        admin.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(forger.name)))
+    host, port = dburl.parse(admin_url).hosts[0]
+    forged_url = dburl.build(host, str(port), forger.name, forger.password, database)
+    forger_admin = dburl.build(host, str(port), forger.name, forger.password, "postgres")
+    with psycopg.connect(forger_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(database), sql.Literal(marker)))
+        forged_oid = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (database,)).fetchone()[0]
     try:
-        before = server_fingerprint(admin_url)
-        started = cli(root, "start", "--server", "--force", *SMALL, env={"INFRA_ADMIN_URL": admin_url})
-        assert_one_line_error(started, f"database '{database}' already exists", "not this checkout's sandbox")
-        stopped = cli(root, "stop", "--server", env={"INFRA_ADMIN_URL": admin_url})
-        assert stopped.returncode == 0 and "left database" in stopped.stdout, stopped.stdout + stopped.stderr
-        assert server_fingerprint(admin_url) == before
-        assert admin_query(admin_url, f"SELECT 1 FROM pg_database WHERE datname = '{database}'") == [(1,)]
+        with psycopg.connect(forged_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE mine (x int); INSERT INTO mine VALUES (1)")
+        started = cli(root, "start", "--server", *SMALL, env=env)
+        assert_one_line_error(started, f"database '{database}' already exists", "not proven this copy's")
+        stopped = cli(root, "stop", "--server", env=env)
+        assert stopped.returncode == 0 and f"left database {database} alone" in stopped.stdout, stopped.stdout
+        assert f"dropped role {role}" in stopped.stdout, "its own role, proven by its oid, still goes"
+        with psycopg.connect(forged_url, autocommit=True) as conn:
+            oid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+            assert oid == forged_oid, "the very database the forger made"
+            assert conn.execute("SELECT x FROM mine").fetchall() == [(1,)]
     finally:
-        with ownership.connect(admin_url) as admin:
-            ownership.drop_if_ours(admin, "database", database, marker)
+        with ownership.connect(admin_url) as admin:  # the forged database is this test's: dropped by its oid
+            if admin.execute("SELECT 1 FROM pg_database WHERE oid = %s", (forged_oid,)).fetchone():
+                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+def test_two_copies_at_the_same_path_on_two_hosts_never_touch_each_other(root: Path, admin_url: str) -> None:
+    """Two containers that both keep the project at the same path share one server: each gets names of
+    its own, its marker names its host, and the second's start and stop leave the first's role, password
+    and data as they were."""
+    env = {"INFRA_ADMIN_URL": admin_url}
+    first = cli(root, "start", "--server", *SMALL, env=env, host="copy-a")
+    assert first.returncode == 0, first.stderr
+    first_role, first_database = sandbox_names(root)
+    first_url = env_url(root)
+    with psycopg.connect(first_url.raw, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (x int); INSERT INTO notes VALUES (42)")
+        comment = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+                               " WHERE datname = current_database()").fetchone()[0]
+    assert ownership.Marker.from_json(comment).host == "copy-a"
+    elsewhere = Path(tempfile.mkdtemp(prefix="sandbox-copy-a-"))  # the first container's own files
+    for name in (".sandbox", ".env"):
+        (root / name).rename(elsewhere / name)
+    try:
+        second = cli(root, "start", "--server", *SMALL, env=env, host="copy-b")
+        assert second.returncode == 0, second.stderr
+        assert set(sandbox_names(root)).isdisjoint({first_role, first_database}), "names of its own"
+        stopped = cli(root, "stop", "--server", env=env, host="copy-b")
+        assert stopped.returncode == 0, stopped.stderr
+        assert first_role not in stopped.stdout and first_database not in stopped.stdout, stopped.stdout
+        with psycopg.connect(first_url.raw, autocommit=True) as conn:  # the first's password still works
+            assert conn.execute("SELECT x FROM notes").fetchall() == [(42,)]
+    finally:
+        cli(root, "stop", "--server", env=env, host="copy-b")  # whatever the second left, before the first comes back
+        for name in (".sandbox", ".env"):
+            (elsewhere / name).rename(root / name)
+        elsewhere.rmdir()
+    stopped = cli(root, "stop", "--server", env=env, host="copy-a")
+    assert stopped.returncode == 0 and f"dropped database {first_database}" in stopped.stdout, stopped.stdout
+    assert admin_query(admin_url, f"SELECT 1 FROM pg_roles WHERE rolname = '{first_role}'") == []
+
+
+def test_stop_without_state_drops_nothing(root: Path, admin_url: str) -> None:
+    before = server_fingerprint(admin_url)
+    stopped = cli(root, "stop", "--server", env={"INFRA_ADMIN_URL": admin_url})
+    assert stopped.returncode == 0 and "nothing dropped" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert server_fingerprint(admin_url) == before
 
 
 def test_long_socket_folder_falls_back_to_tcp_only() -> None:

@@ -7,7 +7,8 @@ renamed (never copied, never deleted) into <root>/_archive_venv_cleanup_<UTC>/ w
 so any run can be undone with --restore (infra_audit.fixer.archive does the work). A tracked file a
 venv overwrote (a .gitignore of '*') is reported with git's fix, never rewritten. Exit codes: 0 clean
 (or nothing to do), 1 something needs a human (suspects, an overwritten tracked file, a failed move
-or restore, a failed verification), 2 cannot start (bad arguments, bad root, missing archive, corrupt
+or restore, a failed verification) or, with --dry-run, something would move (as `diff` and
+`git diff --exit-code` say), 2 cannot start (bad arguments, bad root, missing archive, corrupt
 manifest, git failure), 130 interrupted. See docs/cleanup.md.
 """
 
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None, *, prog: str = TOOL, default_root: Path 
         except ArchiveStopped as stop:
             stop.data["events"] = report.events
             raise
-        code = convention.EXIT_PROBLEM if outcome.unresolved else convention.EXIT_OK
+        would_move = args.dry_run and bool(outcome.artifacts)  # a check that found leftovers is no success
+        code = convention.EXIT_PROBLEM if outcome.unresolved or would_move else convention.EXIT_OK
         return convention.Result(code, {**asdict(outcome), "events": report.events})
 
     return convention.run(prog, work, as_json=args.json)

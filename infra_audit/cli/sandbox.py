@@ -5,7 +5,8 @@
     infra-sandbox status          # exit 0 when it runs, 1 when not
     infra-sandbox stop            # stop it; .env and .sandbox/ as they were before
 
-It touches only what it made: its server, its role and database (marked as this checkout's),
+It touches only what it made: its server, its role and database (this copy's, proven by the oids
+and the marker it recorded),
 its own lines in .env (given back byte for byte) and its own files in .sandbox/. Exit codes: 0
 done, 1 not running (status), 2 cannot start or carry on, 130 interrupted; every failure is one
 line, and passwords are never shown.
@@ -28,7 +29,7 @@ from infra_audit.cli import convention
 from infra_audit.core import db_config, dburl, probe
 from infra_audit.core.errors import ConfigError, DbUrlError, ProbeError, SandboxError
 from infra_audit.core.text import first_line, last_line
-from infra_audit.sandbox import envfile, pgserver, provision, seed
+from infra_audit.sandbox import envfile, ownership, pgserver, provision, seed
 from infra_audit.sandbox.pgserver import HOST
 
 TOOL = "infra-sandbox"
@@ -52,6 +53,9 @@ class State:
     os_user: str | None = None
     pg_bin: str | None = None
     server: str | None = None  # the admin URL, redacted
+    copy: str = ""  # this copy's random identity ("": made by a version before copies had one)
+    role_oid: int | None = None  # what `start` created, recorded at once: the proof `stop` needs
+    database_oid: int | None = None
 
     @property
     def where(self) -> str:
@@ -62,6 +66,13 @@ class State:
 
     def cluster(self, box: Path) -> pgserver.Cluster:
         return pgserver.Cluster(box, Path(self.pg_bin or ""), self.os_user or "", self.port)
+
+    @property
+    def names(self) -> provision.Names:
+        return provision.Names(self.role, self.database, self.role_oid, self.database_oid)
+
+    def marker(self, root: Path) -> ownership.Marker:
+        return ownership.Marker.new(provision.MAKER, root, self.copy)
 
 
 class Reporter:
@@ -165,6 +176,8 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
             shown = dburl.shown(yours)
             raise SandboxError(f"{sandbox.env} already sets DB_URL={shown}: pass --force to set it aside "
                                "(stop restores it)")  # fmt: skip
+    if not in_force:  # what `start` must write at the end, checked before anything is started
+        envfile.check_settable(sandbox.env, sandbox.box, force=args.force)
     if sandbox.admin_url is not None:
         state = start_on_server(sandbox, state, report)
         admin_session = provision.admin_session(sandbox.admin_url, "the --server")
@@ -173,9 +186,15 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
         admin_session = provision.admin_session(state.cluster(sandbox.box).superuser_url(), "the sandbox server")
     current = current_url(sandbox, state)
     password = current.password if current is not None else secrets.token_urlsafe(24)
+
+    def record(names: provision.Names) -> None:
+        sandbox.save_state(replace(state, role_oid=names.role_oid, database_oid=names.database_oid))
+
     with admin_session.conn:
-        for line in provision.ensure(admin_session, provision.Names(state.role, state.database), sandbox.root, password):
-            report.say(line)
+        said = provision.ensure(admin_session, state.names, state.marker(sandbox.root), password,
+                                own_server=state.mode == "local", record=record)
+    for line in said:
+        report.say(line)
     url = state.url(password)
     started = time.monotonic()
     if provision.seed_database(url, args.market_data_rows, args.assets_rows):
@@ -202,8 +221,9 @@ def start_local(args, sandbox: Sandbox, state: State | None, report: Reporter) -
     if state is None:
         bindir = pgserver.find_bindir(args.pg_bin)
         cluster = pgserver.init_cluster(sandbox.box, bindir, pgserver.server_os_user())
-        names = provision.names_for(sandbox.root, shared_server=False)
-        state = State("local", HOST, cluster.port, names.role, names.database, cluster.os_user, str(bindir))
+        copy = provision.new_copy_id()
+        names = provision.names_for(copy, shared_server=False)
+        state = State("local", HOST, cluster.port, names.role, names.database, cluster.os_user, str(bindir), copy=copy)
         sandbox.save_state(state)
         report.say(f"initialised a PostgreSQL cluster in {cluster.data} with {pgserver.describe_bindir(bindir)}",
                    data=str(cluster.data), binaries=str(bindir))  # fmt: skip
@@ -223,14 +243,24 @@ def start_on_server(sandbox: Sandbox, state: State | None, report: Reporter) -> 
     admin = parse_url(sandbox.admin_url, ADMIN_URL_VARIABLE)
     if state is not None and state.mode == "local":
         raise SandboxError(f"a local sandbox exists in {sandbox.box}: run `stop` first to use --server")
-    host, port = admin.hosts[0] if admin.hosts else (admin.param("host") or "localhost", None)
-    names = provision.names_for(sandbox.root, shared_server=True)
-    state = State("server", host, port or 5432, names.role, names.database, server=admin.redacted)
-    sandbox.box.mkdir(mode=0o700, exist_ok=True)
-    sandbox.save_state(state)
-    report.say(f"using the server {admin.redacted} (names of this checkout's own: role {names.role}, "
-               f"database {names.database})", running=True)  # fmt: skip
+    if state is not None and (state.host, state.port) != server_address(admin):
+        raise SandboxError(f"the sandbox lives on {state.server}: run `stop --server` with {ADMIN_URL_VARIABLE} "
+                           "naming that server first")
+    if state is None:  # a new copy: names of its own, whatever folder or host it shares with another
+        copy = provision.new_copy_id()
+        names = provision.names_for(copy, shared_server=True)
+        state = State("server", *server_address(admin), names.role, names.database, server=admin.redacted, copy=copy)
+        sandbox.box.mkdir(mode=0o700, exist_ok=True)
+        sandbox.save_state(state)
+    report.say(f"using the server {admin.redacted} (names of this copy's own: role {state.role}, "
+               f"database {state.database})", running=True)
     return state
+
+
+def server_address(admin: dburl.DbUrl) -> tuple[str, int]:
+    """(host, port) of the server an admin URL names, as the state records it."""
+    host, port = admin.hosts[0] if admin.hosts else (admin.param("host") or "localhost", None)
+    return host, port or 5432
 
 
 def status(args, sandbox: Sandbox, report: Reporter) -> int:
@@ -280,8 +310,10 @@ def stop(args, sandbox: Sandbox, report: Reporter) -> int:
         if cluster.is_running():
             cluster.stop()
             report.say(f"stopped PostgreSQL on {state.where}")
-    if sandbox.admin_url is not None or (state is not None and state.mode == "server"):
+    if state is not None and state.mode == "server":
         stop_on_server(sandbox, state, report)
+    elif state is None and sandbox.admin_url is not None:
+        report.say(f"no sandbox state in {sandbox.box}: nothing on the server is proven this copy's, nothing dropped")
     saved = envfile.load_saved(sandbox.box)
     if saved is not None:
         report.say(envfile.restore(sandbox.env, saved))
@@ -292,17 +324,19 @@ def stop(args, sandbox: Sandbox, report: Reporter) -> int:
     return 0
 
 
-def stop_on_server(sandbox: Sandbox, state: State | None, report: Reporter) -> None:
-    """Drop this checkout's role and database on the server (the names follow from the checkout)."""
+def stop_on_server(sandbox: Sandbox, state: State, report: Reporter) -> None:
+    """Drop the role and database this copy's state names, each only if it is proven the one it created."""
     if sandbox.admin_url is None:
         raise SandboxError(f"the sandbox's database {state.database} lives on {state.server}: run `stop --server` "
                            f"with {ADMIN_URL_VARIABLE} set to drop it; nothing was changed")  # fmt: skip
     server = parse_url(sandbox.admin_url, ADMIN_URL_VARIABLE)
-    names = provision.Names(state.role, state.database) if state else provision.names_for(sandbox.root, True)
+    if server_address(server) != (state.host, state.port):
+        raise SandboxError(f"the sandbox's database {state.database} lives on {state.server}, not on "
+                           f"{server.redacted}: set {ADMIN_URL_VARIABLE} to that server; nothing was changed")
     admin = provision.admin_session(sandbox.admin_url, "the --server")
     with admin.conn:
-        said = provision.remove(admin, names, sandbox.root)
-    for line in said or [f"no database or role of this checkout's sandbox on {server.redacted}"]:
+        said = provision.remove(admin, state.names, state.marker(sandbox.root))
+    for line in said or [f"no database or role of this copy's sandbox on {server.redacted}"]:
         report.say(line)
 
 

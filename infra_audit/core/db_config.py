@@ -23,6 +23,7 @@ from infra_audit.core.errors import ConfigError, DbUrlError
 COMPONENTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
 REQUIRED_COMPONENTS = ("POSTGRES_HOST", "POSTGRES_DB")
 MAX_ENV_BYTES = 1 << 20  # a FIFO or /dev/zero behind .env must not hang or exhaust the run
+FROM_ENVIRONMENT = "the environment (DB_URL)"  # the origin of a DB_URL exported to the process
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class DbUrlSetting:
 
     value: str = field(repr=False)
     origin: str
+
+    @property
+    def from_environment(self) -> bool:
+        """Whether DB_URL came from the process environment, so no file of the project holds it."""
+        return self.origin == FROM_ENVIRONMENT
 
     @property
     def shown(self) -> str:
@@ -76,7 +82,7 @@ def resolve_db_url(project_root: Path, environ: Mapping[str, str]) -> DbUrlSetti
     """Find DB_URL: environment, then ``<root>/.env``, then the ``POSTGRES_*`` parts (environment over file)."""
     env_file = project_root / ".env"
     if "DB_URL" in environ:
-        return _non_empty(environ["DB_URL"], "the environment (DB_URL)")
+        return _non_empty(environ["DB_URL"], FROM_ENVIRONMENT)
     file_values = read_dotenv(env_file)
     if "DB_URL" in file_values:
         return _non_empty(file_values["DB_URL"], f"{env_file} (DB_URL)")

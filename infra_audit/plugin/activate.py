@@ -3,7 +3,9 @@ checks' conftest, so only a run that collects the checks is an audit)."""
 
 from __future__ import annotations
 
+import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,10 +44,57 @@ def _one_process(config: pytest.Config) -> None:
 def _stop_on_sigterm_as_on_ctrl_c(config: pytest.Config) -> None:
     """A CI job cancelled or past its time limit gets SIGTERM: end as on Ctrl-C, with the verdict, the
     reports and the checks that did not run said, instead of dying without a word."""
+    signals = _Signals()
+    config.pluginmanager.register(signals, "infra_audit.signals")
+    config.add_cleanup(signals.after_the_session)
 
-    def interrupt(signum: int, frame: object) -> None:
+
+class _Signals:
+    """SIGTERM and Ctrl-C end the audit with exit code 2 and no traceback, whenever they come.
+
+    While the checks run, SIGTERM becomes the KeyboardInterrupt pytest handles for Ctrl-C (the verdict
+    then names what did not run). Once the write-up has begun (the verdict, the reports, the history),
+    either signal is only noted: the write-up finishes whole and the run ends 2, where a KeyboardInterrupt
+    would escape pytest with a traceback and 130. After the session, either one ends the process with 2;
+    a run started from inside another pytest test (as the HTML report tells it) gives the handlers back."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.session: pytest.Session | None = None
+        self.previous = {signum: signal.getsignal(signum) for signum in self.SIGNALS}
+        self.in_a_test = "PYTEST_CURRENT_TEST" in os.environ  # read now: pytest unsets it after each of its tests
+        signal.signal(signal.SIGTERM, self._interrupt)
+
+    def _interrupt(self, signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one (a group kill and its forwarder)
         raise KeyboardInterrupt                        # would break the write-up of the first
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
+    def _note(self, signum: int, frame: object) -> None:
+        if self.session is not None:
+            self.session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    @staticmethod
+    def _end(signum: int, frame: object) -> None:
+        raise SystemExit(pytest.ExitCode.INTERRUPTED)
+
+    def _writing_up(self) -> None:
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._note)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self) -> None:
+        self._writing_up()
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self) -> Iterator[None]:
+        self._writing_up()
+        return (yield)
+
+    def after_the_session(self) -> None:
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous if self.in_a_test else self._end)

@@ -36,6 +36,7 @@ from infra_audit.plugin.report import (
     SECRETS,
     SHOUTED,
     UNWRITTEN,
+    WRITTEN,
     CheckResult,
     counts_line,
     overall_verdict,
@@ -44,7 +45,7 @@ from infra_audit.plugin.report import (
 )
 
 STARTED = pytest.StashKey[tuple[float, datetime.datetime]]()
-_WRITTEN = pytest.StashKey[str]()  # the report's line for the terminal: where it is
+_WRITTEN = pytest.StashKey[str]()  # the report's address, once written
 _PATHS = pytest.StashKey[dict[str, Path]]()  # each report's file by its option, as decided before any check ran
 GIT_TIMEOUT_S = 3.0
 
@@ -331,7 +332,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
-        config.stash[_WRITTEN] = f"Generated html report: {path.as_uri()}"
+        config.stash[_WRITTEN] = path.as_uri()
+        config.stash.setdefault(WRITTEN, []).append(f"HTML report: {path.as_uri()}")
 
 
 def report_path(config: pytest.Config, option: str) -> Path | None:
@@ -345,6 +347,6 @@ def written_report(config: pytest.Config) -> Path | None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    said = terminalreporter.config.stash.get(_WRITTEN, None)
-    if said is not None:
-        terminalreporter.write_sep("-", said)
+    written = terminalreporter.config.stash.get(_WRITTEN, None)
+    if written is not None:  # pytest-html's line, where CI jobs look for it; the audit's summary repeats it last
+        terminalreporter.write_sep("-", f"Generated html report: {written}")

@@ -37,6 +37,8 @@ WARNINGS = pytest.StashKey[list[str]]()
 RESULTS = pytest.StashKey[dict[str, "CheckResult"]]()
 ENVIRONMENT = pytest.StashKey[dict[str, str]]()
 ALL_CHECKS = pytest.StashKey[tuple[tuple[str, str], ...]]()  # (test, human name template)
+CHECKS_FOLDER = pytest.StashKey[Path]()  # every test in it is a check, marked or not
+WRITTEN = pytest.StashKey[list[str]]()  # the reports this run wrote, one line each, said again after the verdict
 UNWRITTEN = pytest.StashKey[str]()  # why a report this run was asked for was not written: the run fails
 
 PASSED, FAILED, NOT_CHECKED, NOT_RUN = "passed", "failed", "could not check", "not run"
@@ -141,15 +143,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def is_check(item: pytest.Item) -> bool:
-    return item.get_closest_marker("check") is not None or "evidence" in getattr(item, "fixturenames", ())
+    """A test marked as a check, one that records evidence, or any test in the audit's checks folder (a
+    check the user added there without a marker is reported like the built-in ones)."""
+    if item.get_closest_marker("check") is not None or "evidence" in getattr(item, "fixturenames", ()):
+        return True
+    folder = item.config.stash.get(CHECKS_FOLDER, None)
+    return folder is not None and item.path.is_relative_to(folder)
 
 
 def check_name(item: pytest.Item) -> str:
     """``@pytest.mark.check("...")``'s name, or one made from the function name."""
     marker = item.get_closest_marker("check")
     if marker is None or not marker.args:
-        return item.name.removeprefix("test_").replace("_", " ")
+        return _unmarked_name(item.name)
     return _named(item.config, str(marker.args[0]))
+
+
+def _unmarked_name(test: str) -> str:
+    """A check's name without a ``check`` marker: its function's, in words."""
+    return test.removeprefix("test_").replace("_", " ")
 
 
 def _named(config: pytest.Config, template: str) -> str:
@@ -262,6 +274,19 @@ def _record(
         item.user_properties.append(("cause and fix", result.cause))
 
 
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """pytest's own closing line counts in the audit's words, so it never contradicts the verdict line: a
+    check that could not check (a finding, not a crash) is no pytest "error", a check not run no "skipped"."""
+    result = getattr(report, "infra_result", None)
+    if result is None:
+        return None
+    if result.verdict == NOT_CHECKED and report.infra_finding:
+        return NOT_CHECKED, "C", SHOUTED[NOT_CHECKED]
+    if result.verdict == NOT_RUN:
+        return NOT_RUN, "s", SHOUTED[NOT_RUN]
+    return None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     report = yield
@@ -311,16 +336,23 @@ def overall_verdict(config: pytest.Config, results: list[CheckResult], exitstatu
 
 
 def remember_checks(config: pytest.Config, folder: Path) -> None:
-    """Every check the audit has, (test, human name) from each ``@pytest.mark.check("...")`` test in
-    ``folder``, read without importing them: a run of only some of them must say so."""
+    """Every check the audit has, (test, human name) from each ``@pytest.mark.check("...")`` test and
+    each other module-level ``test_*`` function in ``folder``, read without importing them: a run of
+    only some of them must say so."""
     found = []
     for path in sorted(folder.glob("test_*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.FunctionDef):
-                found += [(node.name, call.args[0].value) for call in node.decorator_list
-                          if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "check"
-                          and call.args and isinstance(call.args[0], ast.Constant)]  # fmt: skip
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            named = [call.args[0].value for call in node.decorator_list
+                     if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "check"
+                     and call.args and isinstance(call.args[0], ast.Constant)]
+            if not named and node in tree.body and node.name.startswith("test_"):
+                named = [_unmarked_name(node.name)]
+            found += [(node.name, name) for name in named]
     config.stash[ALL_CHECKS] = tuple(found)
+    config.stash[CHECKS_FOLDER] = folder.resolve()
 
 
 def see(config: pytest.Config, test: str) -> str:
@@ -393,3 +425,5 @@ def _write_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> 
     overall = overall_verdict(config, results, exitstatus)
     colour = {"PASSED": {"green": True}, "PARTIAL": {"yellow": True}}.get(overall, {"red": True})
     write(f"audit {overall}: {counts_line(config, results, exitstatus)}", bold=True, **colour)
+    for line in config.stash.get(WRITTEN, []):  # where a reader looks for it: at the end, beside the verdict
+        write(line)

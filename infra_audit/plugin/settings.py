@@ -11,6 +11,8 @@ same ones without pytest); here they become options, and a bad value becomes a u
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -34,6 +36,7 @@ _DB_URL = pytest.StashKey["DbUrlSetting | ConfigError"]()
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    parser.prog = typed_command(parser.prog)
     group = parser.getgroup("infra", "infrastructure audit (settings default to the project's config: pytest.ini, or [tool.infra-audit] in pyproject.toml)")
     for setting in core_settings.SETTINGS:
         parser.addini(setting.ini, setting.help, default=_NOT_IN_INI)
@@ -52,6 +55,15 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     )
     if not pluginmanager.is_registered(usage):
         pluginmanager.register(usage, "infra-audit-usage")
+
+
+def typed_command(prog: str) -> str:
+    """The command as typed, for --help's usage line and usage errors: ``python -m pytest`` would show as
+    ``__main__.py``; ``pytest`` and ``infra-audit`` already show as themselves."""
+    if prog != "__main__.py":
+        return prog
+    argv = getattr(sys, "orig_argv", [])  # Python 3.10+
+    return shlex.join(argv[: argv.index("-m") + 2]) if "-m" in argv else "python -m pytest"
 
 
 @pytest.hookimpl(tryfirst=True)

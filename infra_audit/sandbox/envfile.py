@@ -270,6 +270,28 @@ def set_db_url(env_path: Path, url: str, saved_dir: Path, *, force: bool = False
     after its saved_dir was deleted): that sandbox's URL is dead, and must never be recorded as the
     user's original. A read-only .env is refused, untouched.
     """
+    real, written, mode, owner, saved = _planned(env_path, url, saved_dir, force)
+    write_atomically(saved_dir / RECORD, saved.to_json().encode(), 0o600, None)  # first: a crash leaves no unknown line
+    try:
+        write_atomically(real, written, mode, owner)
+    except BaseException:
+        (saved_dir / RECORD).unlink()
+        raise
+    return saved
+
+
+def check_settable(env_path: Path, saved_dir: Path, *, force: bool = False) -> None:
+    """Refuse now what ``set_db_url`` would refuse at the end (a read-only .env, a folder we cannot
+    write in, a DB_URL of the user's without ``force``), so no server is started for nothing."""
+    real = _planned(env_path, "postgresql://sandbox@localhost/sandbox", saved_dir, force)[0]
+    if not os.access(real.parent, os.W_OK):  # the new file is written beside it, then renamed
+        raise EnvFileError(f"cannot write in {real.parent}: make it writable, or set DB_URL yourself")
+
+
+def _planned(
+    env_path: Path, url: str, saved_dir: Path, force: bool
+) -> tuple[Path, bytes, int, tuple[int, int] | None, Saved]:
+    """What ``set_db_url`` would write where (file, content, mode, owner, record), nothing written yet."""
     notes = []
     real = _real_file(env_path)
     checkout = checkout_key(saved_dir)
@@ -294,13 +316,7 @@ def set_db_url(env_path: Path, url: str, saved_dir: Path, *, force: bool = False
     existed = current is not None and (base != b"" or current == b"")  # only dead lines: not the user's file
     saved = Saved(run_id, checkout, str(real), existed, base, mode, *(owner or (os.geteuid(), os.getegid())),
                   hashlib.sha256(written).hexdigest(), "; ".join([*notes, f"wrote {KEY} to {env_path}"]))  # fmt: skip
-    write_atomically(saved_dir / RECORD, saved.to_json().encode(), 0o600, None)  # first: a crash leaves no unknown line
-    try:
-        write_atomically(real, written, mode, owner)
-    except BaseException:
-        (saved_dir / RECORD).unlink()
-        raise
-    return saved
+    return real, written, mode, owner, saved
 
 
 def restore(env_path: Path, saved: Saved) -> str:

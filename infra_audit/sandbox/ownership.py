@@ -4,8 +4,11 @@ A name like ``infra_selftest_2024_q3_reports`` may be someone's real database, a
 such as "made by tools/sandbox.py" is per server, not per checkout: two checkouts sharing a server
 would drop each other's objects. A marker is a JSON text stored as the object's comment
 (``COMMENT ON DATABASE/ROLE``) or in a state file, naming the maker, the checkout, the host, the
-process and a random run id. Only a marker proves ownership, and a janitor only takes what a
-marker says belongs to a process of this host that is no longer alive.
+process, a random run id and, for the sandbox, the copy: a random identity kept in the copy's own
+state, which no other copy has (two containers that both keep the project at ``/app`` share the
+checkout hash, never the copy). A comment is readable by everyone and writable by any database's
+owner, so a marker alone is never proof on a server others use: ``read_marker`` and
+``drop_if_ours`` can pin the object's oid, which its maker recorded and nobody can give a new object.
 
 Every statement has a deadline: ``connect`` sets ``connect_timeout`` (and a client-side deadline
 on the whole attempt) and ``statement_timeout``/``lock_timeout`` on the session.
@@ -54,11 +57,12 @@ class Marker:
     pid: int
     run_id: str
     created: str  # UTC, ISO 8601
+    copy: str = ""  # the sandbox copy's random identity (its state file keeps it); "" for other makers
 
     @classmethod
-    def new(cls, maker: str, checkout: Path | str) -> Marker:
+    def new(cls, maker: str, checkout: Path | str, copy: str = "") -> Marker:
         return cls(maker, checkout_id(checkout), socket.gethostname(), os.getpid(), secrets.token_hex(8),
-                   datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
+                   datetime.now(UTC).isoformat(timespec="seconds"), copy)  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, sort_keys=True)
@@ -76,13 +80,14 @@ class Marker:
             marker = cls(**data)
         except TypeError:
             return None
-        texts = (marker.maker, marker.checkout, marker.host, marker.run_id, marker.created)
+        texts = (marker.maker, marker.checkout, marker.host, marker.run_id, marker.created, marker.copy)
         return marker if all(isinstance(text, str) for text in texts) and type(marker.pid) is int else None
 
     def owns(self, other: Marker | None, *, same_run: bool = False) -> bool:
-        """Whether other was written by the same maker in the same checkout (and run, if asked)."""
-        return (other is not None and (other.maker, other.checkout) == (self.maker, self.checkout)
-                and (not same_run or other.run_id == self.run_id))  # fmt: skip
+        """Whether other was written by the same maker in the same checkout and copy (and run, if asked)."""
+        if other is None or (other.maker, other.checkout, other.copy) != (self.maker, self.checkout, self.copy):
+            return False
+        return not same_run or other.run_id == self.run_id
 
     def comment_sql(self, kind: str, name: str) -> sql.Composed:
         """``COMMENT ON DATABASE|ROLE name IS '<marker json>'``."""
@@ -112,13 +117,14 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
     )  # fmt: skip
 
 
-def read_marker(conn: psycopg.Connection, kind: str, name: str) -> Marker | None:
-    """The marker on a database or role, or None when it is missing or carries no marker of ours."""
+def read_marker(conn: psycopg.Connection, kind: str, name: str, oid: int | None = None) -> Marker | None:
+    """The marker on a database or role (only the one with ``oid``, when given), or None when it is
+    missing or carries no marker of ours."""
     catalog, view, column, _ = KINDS[kind]
-    query = sql.SQL("SELECT shobj_description(oid, {}) FROM {} WHERE {} = %s").format(
+    query = sql.SQL("SELECT shobj_description(oid, {}) FROM {} WHERE {} = %s AND (%s::oid IS NULL OR oid = %s)").format(
         sql.Literal(catalog), sql.Identifier(view), sql.Identifier(column)
     )
-    row = conn.execute(query, (name,)).fetchone()
+    row = conn.execute(query, (name, oid, oid)).fetchone()
     return Marker.from_json(row[0]) if row else None
 
 
@@ -164,13 +170,14 @@ def dead_runs(conn: psycopg.Connection, maker: str) -> list[tuple[str, str, Mark
     return found
 
 
-def drop_if_ours(conn: psycopg.Connection, kind: str, name: str, marker: Marker) -> bool:
-    """Drop the object only if it still carries exactly ``marker``, read again right before; True if dropped.
+def drop_if_ours(conn: psycopg.Connection, kind: str, name: str, marker: Marker, oid: int | None = None) -> bool:
+    """Drop the object only if it still carries exactly ``marker`` (and is still the object ``oid``, when
+    given), read again right before; True if dropped.
 
     DROP DATABASE cannot run in a transaction, so the check and the drop are two statements: the
     window is one round trip, and a marker is only ever rewritten by its own run.
     """
-    if read_marker(conn, kind, name) != marker:
+    if read_marker(conn, kind, name, oid) != marker:
         return False
     if kind == "database":  # a template cannot be dropped
         conn.execute(sql.SQL("ALTER DATABASE {} WITH is_template false").format(sql.Identifier(name)))
