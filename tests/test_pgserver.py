@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,17 +19,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from infra_audit.core import dburl
+from infra_audit.core.errors import SandboxError
+from infra_audit.sandbox import ownership, pgserver
 from tests.support import (
     CLUSTER_PREFIX,
     MAKER,
     MARKER,
     OWNER_FILE,
+    claim_cluster_folder,
     record_cluster,
     sweep_dead_clusters,
 )
-from infra_audit.core import dburl
-from infra_audit.sandbox import ownership, pgserver
-from infra_audit.core.errors import SandboxError
 
 SYSTEM = pgserver.system_bindir()
 WHEEL = pgserver.wheel_bindir()
@@ -43,12 +45,6 @@ def no_system_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     return empty
-
-
-def dead_pid() -> int:
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
 
 
 @pytest.fixture
@@ -132,33 +128,51 @@ def test_a_port_taken_before_the_server_binds_it_moves_the_server(folder: Path) 
 
 
 def test_the_sweep_stops_only_servers_of_dead_runs_marked_as_ours() -> None:
-    """A killed run's server is stopped and its folder removed; live, foreign and unmarked look-alikes stay."""
+    """A killed run's server is stopped and its folder removed; a live run's (its marker file locked, here
+    by a process in this test: any PID namespace, any host name), a foreign maker's and an unmarked
+    look-alike stay."""
     bindir = pgserver.find_bindir(None)
     base = Path(tempfile.mkdtemp(prefix="infra-sweep-test-"))
     base.chmod(0o711)  # as root, the server's OS user must pass through it
     cluster = None
+    live = None
     try:
         dead = base / f"{CLUSTER_PREFIX}dead"
         dead.mkdir()
-        dataclasses.replace(MARKER, pid=dead_pid()).write_file(dead / OWNER_FILE)
+        claim_cluster_folder(dead).close()  # the run ended: the kernel released its lock
         cluster = pgserver.init_cluster(dead, bindir, pgserver.server_os_user())
         record_cluster(cluster)
         cluster.start()
         pid = int((cluster.data / "postmaster.pid").read_text().split()[0])
-        stays = {"alive": dataclasses.replace(MARKER, pid=os.getppid()), "ours": MARKER,
-                 "other_host": dataclasses.replace(MARKER, pid=dead_pid(), host="elsewhere"),
-                 "other_maker": dataclasses.replace(MARKER, pid=dead_pid(), maker=f"{MAKER}-other")}  # fmt: skip
-        for name, marker in stays.items():
-            (base / f"{CLUSTER_PREFIX}{name}").mkdir()
-            marker.write_file(base / f"{CLUSTER_PREFIX}{name}" / OWNER_FILE)
+        alive = base / f"{CLUSTER_PREFIX}alive"
+        alive.mkdir()
+        claim_cluster_folder(alive).close()
+        live = subprocess.Popen([sys.executable, "-c", LOCK_AND_WAIT, str(alive / OWNER_FILE)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+        assert live.stdout.readline() == b"locked\n"
+        other = base / f"{CLUSTER_PREFIX}other_maker"
+        other.mkdir()
+        dataclasses.replace(MARKER, maker=f"{MAKER}-other").write_file(other / OWNER_FILE)
         (base / f"{CLUSTER_PREFIX}unmarked").mkdir()
         (base / f"{CLUSTER_PREFIX}unmarked" / OWNER_FILE).write_text('{"maker": "self-tests"}')
         sweep_dead_clusters(base)
         assert not ownership.process_exists(pid) and not dead.exists()
         assert sorted(p.name for p in base.iterdir()) == sorted(
-            f"{CLUSTER_PREFIX}{name}" for name in [*stays, "unmarked"]
+            f"{CLUSTER_PREFIX}{name}" for name in ["alive", "other_maker", "unmarked"]
         )
     finally:
+        if live is not None:
+            live.communicate(b"")
         if cluster is not None and cluster.data.is_dir() and cluster.is_running():
             cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# Another process that holds a run's lock until its stdin closes: a run alive elsewhere.
+LOCK_AND_WAIT = """
+import fcntl, sys
+with open(sys.argv[1], "rb") as owner:
+    fcntl.flock(owner, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    sys.stdin.read()
+"""

@@ -4,8 +4,7 @@ A name like ``infra_selftest_2024_q3_reports`` may be someone's real database, a
 such as "made by tools/sandbox.py" is per server, not per checkout: two checkouts sharing a server
 would drop each other's objects. A marker is a JSON text stored as the object's comment
 (``COMMENT ON DATABASE/ROLE``) or in a state file, naming the maker, the checkout, the host, the
-process and a random run id. Only a marker proves ownership, and a janitor only takes what a
-marker says belongs to a process of this host that is no longer alive.
+process and a random run id. Only a marker proves ownership.
 
 Every statement has a deadline: ``connect`` sets ``connect_timeout`` (and a client-side deadline
 on the whole attempt) and ``statement_timeout``/``lock_timeout`` on the session.
@@ -122,13 +121,6 @@ def read_marker(conn: psycopg.Connection, kind: str, name: str) -> Marker | None
     return Marker.from_json(row[0]) if row else None
 
 
-def is_dead(marker: Marker) -> bool:
-    """Whether the marker's process has ended: only provable for this host, never for ourselves."""
-    if marker.host != socket.gethostname() or marker.pid == os.getpid() or marker.pid <= 0:
-        return False
-    return not process_exists(marker.pid)
-
-
 def process_exists(pid: int) -> bool:
     """Whether pid is still running; an exited one that nobody has reaped yet (a zombie) is not.
 
@@ -144,24 +136,6 @@ def process_exists(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def dead_runs(conn: psycopg.Connection, maker: str) -> list[tuple[str, str, Marker]]:
-    """(kind, name, marker) of every database and role that ``maker`` made in a run now dead on this host.
-
-    Found by marker alone: a name that merely looks like ours, or a marker from another host, is
-    never listed. Databases come first (a role cannot be dropped while it owns one).
-    """
-    found = []
-    for kind, (catalog, view, column, _) in KINDS.items():
-        query = sql.SQL("SELECT {}, shobj_description(oid, {}) FROM {} ORDER BY 1").format(
-            sql.Identifier(column), sql.Literal(catalog), sql.Identifier(view)
-        )
-        for name, comment in conn.execute(query).fetchall():
-            marker = Marker.from_json(comment)
-            if marker is not None and marker.maker == maker and is_dead(marker):
-                found.append((kind, name, marker))
-    return found
 
 
 def drop_if_ours(conn: psycopg.Connection, kind: str, name: str, marker: Marker) -> bool:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from infra_audit.core import dburl
 from infra_audit.core.errors import SandboxError
-from infra_audit.sandbox.ownership import process_exists
 from infra_audit.core.text import last_line
+from infra_audit.sandbox.ownership import process_exists
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"

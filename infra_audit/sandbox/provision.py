@@ -4,8 +4,8 @@ Each object carries a marker (``infra_audit.sandbox.ownership``) naming the make
 object of the same name without this checkout's marker (the user's own ``trader``, another
 checkout's sandbox) is never altered, re-owned, truncated or dropped. On a shared server the
 names are unique to the checkout, so the user's ``trader``/``mt5_crs`` and other checkouts'
-sandboxes never collide with ours. Passwords go to the server as SCRAM verifiers only, so no
-server log holds one. Every statement has a client-side deadline.
+sandboxes never collide with ours. Passwords go to the server as SCRAM verifiers only (hashed here
+by libpq), so no server log holds one. Every statement has a client-side deadline.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from psycopg import sql
 
-from infra_audit.sandbox import ownership, scram, seed
 from infra_audit.core.errors import SandboxError
 from infra_audit.core.probe import Deadlined, with_deadline
+from infra_audit.sandbox import ownership, seed
 
 MAKER = "tools/sandbox.py"
 STATEMENT_DEADLINE_S = 30
@@ -55,11 +56,11 @@ def ensure(admin: Deadlined, names: Names, root: Path, password: str) -> list[st
     said = []
     if _claim(admin, "role", names.role, marker):
         admin.execute(sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER ").format(sql.Identifier(names.role))
-                      + scram.password_clause(password))  # fmt: skip
+                      + password_clause(admin.conn, names.role, password))  # fmt: skip
         said.append(f"set this checkout's password (the one in .env) on its login role {names.role}")
     else:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER ").format(sql.Identifier(names.role))
-                      + scram.password_clause(password))  # fmt: skip
+                      + password_clause(admin.conn, names.role, password))  # fmt: skip
         said.append(f"created login role {names.role} (not a superuser)")
     admin.execute(marker.comment_sql("role", names.role))
     if _claim(admin, "database", names.database, marker):
@@ -70,6 +71,13 @@ def ensure(admin: Deadlined, names: Names, root: Path, password: str) -> list[st
         said.append(f"created database {names.database}")
     admin.execute(marker.comment_sql("database", names.database))
     return said
+
+
+def password_clause(conn: psycopg.Connection, role: str, password: str) -> sql.Composed:
+    """``PASSWORD '<SCRAM-SHA-256 verifier>'`` for CREATE/ALTER ROLE, hashed by libpq in this process: the
+    statement, and so a server log with ``log_statement=ddl``, never holds the plaintext."""
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    return sql.SQL("PASSWORD {}").format(sql.Literal(verifier.decode("ascii")))
 
 
 def _claim(admin: Deadlined, kind: str, name: str, marker: ownership.Marker) -> bool:
