@@ -38,7 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 MAKER = "self-tests"
 RUN = f"infra_selftest_{os.getpid()}_{secrets.token_hex(3)}"
 MARKER = ownership.Marker.new(MAKER, REPO)
-CLUSTER_PREFIX = "infra-selftest-"  # + random: a private server's folder, from tempfile.mkdtemp
+# + random (no "-" in it): a private server's folder, from tempfile.mkdtemp. Runs of older versions of the
+# suite named theirs "infra-selftest-<random>" and held no lock: this prefix keeps the sweep off them.
+CLUSTER_PREFIX = "infra-selftest-server-"
 OWNER_FILE = "owner.json"  # the run's marker, locked by the run while it lives
 CLUSTER_FILE = "cluster.json"  # how to stop its server (binaries, OS user, port)
 _serial = itertools.count()
