@@ -14,7 +14,9 @@ import itertools
 import json
 import os
 import secrets
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +46,7 @@ CLUSTER_PREFIX = "infra-selftest-server-"
 OWNER_FILE = "owner.json"  # the run's marker, locked by the run while it lives
 CLUSTER_FILE = "cluster.json"  # how to stop its server (binaries, OS user, port)
 _serial = itertools.count()
+POLL_S = 0.05  # how often a wait for one of two events looks at the second one
 # Variables that would leak the developer's own configuration into a test's subprocess.
 CONFIG_VARIABLES = ("DB_URL", "PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGOPTIONS")
 
@@ -136,6 +139,19 @@ def _stop_recorded_cluster(folder: Path) -> None:
     cluster = pgserver.Cluster(folder, Path(found["bindir"]), found["os_user"], int(found["port"]))
     if cluster.is_running():
         cluster.stop()
+
+
+@contextmanager
+def accepted_from(listener: socket.socket, process: subprocess.Popen) -> Iterator[socket.socket]:
+    """The connection process makes to listener, however long a loaded machine takes to start it; an
+    AssertionError with its output if it ends first (no clock: one of the two events happens)."""
+    while not select.select([listener], [], [], POLL_S)[0]:
+        if process.poll() is not None:
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"exit code {process.returncode} before it connected: {stdout}{stderr}")
+    accepted, _ = listener.accept()
+    with accepted:
+        yield accepted
 
 
 def stage(target, *statements: str) -> None:
