@@ -35,6 +35,7 @@ from infra_audit.core.errors import SandboxError
 from infra_audit.sandbox import pgserver, seed
 from tests.support import (
     CLUSTER_PREFIX,
+    CONNECT_S,
     REPO,
     AuditRun,
     PgServer,
@@ -107,7 +108,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def _seed_template(host: str, port: int, user: str, dbname: str, password: str, **_: object) -> None:
     """pytest-postgresql's loader: seed the template every test database is copied from (seeding once is
     what keeps the suite fast), readable by every role through PUBLIC."""
-    with psycopg.connect(host=host, port=port, user=user, password=password, dbname=dbname, connect_timeout=30) as conn:
+    with psycopg.connect(host=host, port=port, user=user, password=password, dbname=dbname, connect_timeout=CONNECT_S) as conn:
         seed.seed(conn, market_data_rows=SEED_MARKET_DATA_ROWS, assets_rows=SEED_ASSETS_ROWS)
         conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC")
 

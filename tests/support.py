@@ -47,6 +47,10 @@ OWNER_FILE = "owner.json"  # the run's marker, locked by the run while it lives
 CLUSTER_FILE = "cluster.json"  # how to stop its server (binaries, OS user, port)
 _serial = itertools.count()
 POLL_S = 0.05  # how often a wait for one of two events looks at the second one
+# Deadlines on the suite's own connections to its own server: they bound a hang and judge nothing, so
+# they leave room for a machine whose cores are busy with other work.
+CONNECT_S = 60
+ADMIN_OPTIONS = "-c statement_timeout=120s -c lock_timeout=60s"
 # Variables that would leak the developer's own configuration into a test's subprocess.
 CONFIG_VARIABLES = ("DB_URL", "PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGOPTIONS")
 
@@ -70,7 +74,7 @@ class PgServer:
 
     def admin(self, dbname: str = "postgres") -> psycopg.Connection:
         """An autocommit superuser connection with deadlines on every step."""
-        return ownership.connect(self.url(dbname))
+        return psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=CONNECT_S, options=ADMIN_OPTIONS)
 
 
 def unique_name(what: str) -> str:

@@ -24,6 +24,7 @@ from infra_audit.core.errors import SandboxError
 from infra_audit.sandbox import ownership, pgserver
 from tests.support import (
     CLUSTER_PREFIX,
+    CONNECT_S,
     MAKER,
     MARKER,
     OWNER_FILE,
@@ -120,14 +121,14 @@ def test_a_private_server_is_loopback_only_with_scram(folder: Path, source: Path
     cluster.start()
     try:
         url = cluster.superuser_url()
-        with psycopg.connect(url, connect_timeout=5) as conn:
+        with psycopg.connect(url, connect_timeout=CONNECT_S) as conn:
             settings = conn.execute("SELECT current_setting('listen_addresses'), current_setting('password_encryption'),"
                                     " (SELECT array_agg(DISTINCT auth_method) FROM pg_hba_file_rules)").fetchone()  # fmt: skip
         assert settings[0] == "127.0.0.1" and settings[1] == "scram-sha-256"
         assert set(settings[2]) == {"peer", "scram-sha-256"}  # no trust, whichever binaries
         wrong = dburl.build(pgserver.HOST, str(cluster.port), pgserver.SUPERUSER, "not-the-password", "postgres")
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-            psycopg.connect(wrong, connect_timeout=5)
+            psycopg.connect(wrong, connect_timeout=CONNECT_S)
         if os.geteuid() == 0:
             assert cluster.os_user != "root"
     finally:
@@ -144,7 +145,7 @@ def test_a_port_taken_before_the_server_binds_it_moves_the_server(folder: Path) 
         started = cluster.start()
     try:
         assert started.port != cluster.port and started.data == cluster.data
-        with psycopg.connect(started.superuser_url(), connect_timeout=5) as conn:
+        with psycopg.connect(started.superuser_url(), connect_timeout=CONNECT_S) as conn:
             assert conn.execute("SELECT current_setting('port')::int").fetchone()[0] == started.port
     finally:
         started.stop()

@@ -22,7 +22,7 @@ from psycopg import sql
 from infra_audit.core import db_config, dburl
 from infra_audit.sandbox import ownership, pgserver, seed
 from tests.fingerprint import SELF_TESTS, server_fingerprint
-from tests.support import REPO, clean_env
+from tests.support import CONNECT_S, REPO, clean_env
 
 SMALL = ("--market-data-rows", "500", "--assets-rows", "10")
 
@@ -86,7 +86,7 @@ def process_owner(pid: int) -> str:
 
 
 def counts(url: str) -> tuple[int, int]:
-    with psycopg.connect(url, connect_timeout=5) as conn:
+    with psycopg.connect(url, connect_timeout=CONNECT_S) as conn:
         return conn.execute("SELECT (SELECT count(*) FROM market_data), (SELECT count(*) FROM assets)").fetchone()
 
 
@@ -110,7 +110,7 @@ def test_start_seeds_the_spec_and_writes_env(started) -> None:
     assert f"next: {shown} -m pytest infra_tests" in report["log"]
     assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o600
     assert counts(url.raw) == (seed.SPEC_MARKET_DATA_ROWS, seed.SPEC_ASSETS_ROWS)
-    with psycopg.connect(url.raw, connect_timeout=5) as conn:
+    with psycopg.connect(url.raw, connect_timeout=CONNECT_S) as conn:
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
         owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'mt5_crs'").fetchone()
         assert owner == ("trader",)
@@ -289,7 +289,7 @@ def test_as_root_the_wheel_in_a_virtualenv_the_server_user_cannot_enter_runs_fro
 
 
 def admin_query(admin_url: str, query: str) -> list[tuple]:
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=CONNECT_S) as admin:
         cursor = admin.execute(query)
         return cursor.fetchall() if cursor.description else []
 

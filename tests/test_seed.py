@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from infra_audit.sandbox import seed
+from tests.support import CONNECT_S
 
 NOW = datetime(2024, 5, 17, 12, 30, tzinfo=timezone.utc)
 
@@ -15,7 +16,7 @@ NOW = datetime(2024, 5, 17, 12, 30, tzinfo=timezone.utc)
 def _connect(pg_server, dbname: str, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(
         host=pg_server.host, port=pg_server.port, user=pg_server.user, password=pg_server.password,
-        dbname=dbname, connect_timeout=5, **kwargs,
+        dbname=dbname, connect_timeout=CONNECT_S, **kwargs,
     )  # fmt: skip
 
 
