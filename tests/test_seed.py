@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
 
-from tests.support import made_database
 from infra_audit.sandbox import seed
+from tests.support import CONNECT_S
 
 NOW = datetime(2024, 5, 17, 12, 30, tzinfo=timezone.utc)
 
@@ -17,24 +16,14 @@ NOW = datetime(2024, 5, 17, 12, 30, tzinfo=timezone.utc)
 def _connect(pg_server, dbname: str, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(
         host=pg_server.host, port=pg_server.port, user=pg_server.user, password=pg_server.password,
-        dbname=dbname, connect_timeout=5, **kwargs,
+        dbname=dbname, connect_timeout=CONNECT_S, **kwargs,
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def database(pg_server) -> Iterator[str]:
-    """One scratch database for this module: creating one per test would cost more than the tests."""
-    with made_database(pg_server, "seed") as name:
-        yield name
-
-
 @pytest.fixture
-def conn(pg_server, database: str) -> Iterator[psycopg.Connection]:
-    """A connection (not autocommit, as an application's would be) to an empty public schema."""
-    with _connect(pg_server, database, autocommit=True) as connection:
-        connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        connection.autocommit = False
-        yield connection
+def conn(empty_database: psycopg.Connection) -> psycopg.Connection:
+    """A connection (not autocommit, as an application's would be) to a fresh empty database."""
+    return empty_database
 
 
 def one(conn: psycopg.Connection, query: str) -> object:

