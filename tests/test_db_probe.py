@@ -110,19 +110,26 @@ def test_missing_database_is_named(target):
     {"PGPORT": "{port}"},
     {"PGHOSTADDR": "127.0.0.1", "PGPORT": "{port}"},
 ], ids=["PGPORT", "PGHOSTADDR"])
-def test_pg_variables_never_send_the_probe_elsewhere_than_db_url_names(target, monkeypatch, variables):
+def test_pg_variables_never_send_the_probe_elsewhere_than_db_url_names(target, monkeypatch, variables, tmp_path):
     """A PGPORT exported for psql must not make a URL without a port (or with a host that does not even
     resolve) reach the server it happens to point at: DB_URL alone names the server."""
     port = target.admin.info.port
     for name, value in variables.items():
         monkeypatch.setenv(name, value.format(port=port))
     monkeypatch.setenv("PGPASSWORD", target.role.password)  # still honoured: it names no server
-    host = "127.0.0.1" if variables.keys() == {"PGPORT"} else "db.invalid"  # no port in the URL: 5432, not PGPORT's
-    with socket.socket() as probe:
-        if host == "127.0.0.1" and probe.connect_ex((host, 5432)) == 0:
-            pytest.skip("a server of this machine's listens on 5432: the probe must not dial it from a test")
-    with pytest.raises(ProbeError) as raised:
-        db_probe.connect(parse(f"postgresql://{target.role.name}@{host}/{target.dbname}"), FAST).close()
+    with socket.socket(socket.AF_UNIX) as lure:
+        # PGPORT alone: the URL names a socket folder that holds a socket for PGPORT's port only, never
+        # one for 5432 (libpq's default): a server of this machine's on 5432 is never dialled either.
+        lure.bind(str(tmp_path / f".s.PGSQL.{port}"))
+        lure.listen(1)
+        url = (f"postgresql://{target.role.name}@/{target.dbname}?host={tmp_path}" if variables.keys() == {"PGPORT"}
+               else f"postgresql://{target.role.name}@db.invalid/{target.dbname}")
+        with pytest.raises(ProbeError) as raised:
+            db_probe.connect(parse(url), FAST).close()
+        lure.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            lure.accept()  # nobody dialled PGPORT's socket
+    assert raised.value.cause in ("no_socket", "host_not_found"), str(raised.value)
     assert "in the environment are not used: DB_URL alone names the server" in str(raised.value)
     with db_probe.connect(parse(f"postgresql://{target.role.name}@127.0.0.1:{port}/{target.dbname}"), FAST) as conn:
         assert conn.info.user == target.role.name, "PGPASSWORD still supplies a password the URL leaves out"
