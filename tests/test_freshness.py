@@ -531,3 +531,28 @@ def test_every_query_runs_under_the_deadline(target, conn):
         locker.execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
         error = probe_error(conn, "market_data=3d", group="symbol")
     assert error.cause == "locked"
+
+
+# A row just inside the 3-day limit and one just past it, per column type. A date's age is whole days,
+# so its edge is exact (3 days old is at the limit, and fresh); a timestamp's is 10 minutes either
+# side, a margin no loaded machine outruns between the INSERT and the check.
+EDGE = {
+    "timestamptz": ("now() - interval '3 days' + interval '10 minutes'", "now() - interval '3 days 10 minutes'"),
+    "date": ("(now() AT TIME ZONE 'UTC')::date - 3", "(now() AT TIME ZONE 'UTC')::date - 4"),
+}
+
+
+@pytest.mark.parametrize("column_type", EDGE)
+def test_the_age_limit_holds_at_its_edge_per_table_and_per_group(target, conn, column_type):
+    """Symbol IN's newest row is just within the limit, OUT's just past it: the table is fresh (its
+    newest row is IN's), one of its two symbols is stale, and without IN the table is stale too."""
+    within, past = EDGE[column_type]
+    stage(target, f"CREATE TABLE edge (symbol text, ts {column_type})",
+          f"INSERT INTO edge VALUES ('IN', {within}), ('OUT', {past})", "GRANT SELECT ON edge TO PUBLIC")  # fmt: skip
+    assert check(conn, "edge=3d", group=None).ok
+    grouped = check(conn, "edge=3d", group="symbol")
+    assert (grouped.groups, grouped.stale_group_count) == (2, 1)
+    assert [group.key for group in grouped.stale_groups] == [("OUT",)]
+    stage(target, "DELETE FROM edge WHERE symbol = 'IN'")
+    (problem,) = check(conn, "edge=3d", group=None).problems
+    assert "older than the limit of 3 days" in problem, problem
