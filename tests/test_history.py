@@ -96,6 +96,16 @@ def test_shrinking_within_the_limit_passes_and_the_limit_is_the_callers(path):
     assert not failed(history.compare(previous, record(400_000)))  # growth is fine
 
 
+@pytest.mark.parametrize(("share", "fewest", "shown"), [("10%", 306_000, "10%"), ("0.5", 170_000, "50%"),
+                                                      ("0%", 340_000, "0%")])
+def test_losing_exactly_the_share_passes_and_one_row_more_fails(share, fewest, shown):
+    """The share allowed is inclusive: 340,000 rows may drop to 90% of them (306,000) under 10%, not below."""
+    allowed = history.parse_max_shrink(share)
+    assert not failed(history.compare(record(340_000), record(fewest), max_shrink=allowed))
+    (finding,) = failed(history.compare(record(340_000), record(fewest - 1), max_shrink=allowed))
+    assert finding.kind == "shrunk" and f"more than the {shown} allowed" in finding.message
+
+
 def test_a_new_table_is_its_own_baseline():
     previous = Record("2026-11-28T10:00:00Z", TARGET, {"assets": TableCount(975, True)}, True)
     findings = {finding.table: finding for finding in history.compare(previous, record(340_000))}
