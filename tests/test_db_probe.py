@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -221,21 +222,40 @@ class SlowHandshake:
         self.listener.close()
 
 
+@contextmanager
+def slow_handshake(target, delay: float) -> Iterator[tuple[SlowHandshake, str]]:
+    """The target's URL through a SlowHandshake relay of ``delay`` seconds."""
+    host_part = target.url.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_part.rsplit(":", 1)
+    relay = SlowHandshake((host, int(port)), delay)
+    try:
+        yield relay, target.url.replace(host_part, f"127.0.0.1:{relay.port}")
+    finally:
+        relay.close()
+
+
 def test_a_connection_that_completes_after_the_deadline_is_closed(target):
     """The audit gives up at its deadline; the handshake it abandoned may still succeed a moment
     later. That late session must be closed, never left open on the user's server."""
-    host_part = target.url.split("@", 1)[1].split("/", 1)[0]
-    host, port = host_part.rsplit(":", 1)
-    relay = SlowHandshake((host, int(port)), delay=1.0)
-    try:
-        url = target.url.replace(host_part, f"127.0.0.1:{relay.port}")
+    with slow_handshake(target, delay=1.0) as (relay, url):
         with pytest.raises(ProbeError) as raised:
             db_probe.connect(parse(url), Timeouts(connect=0.3, query=1))  # libpq itself waits 2 s
         assert raised.value.cause == "timeout"
         assert relay.ready.wait(10), "the late handshake never completed: nothing was tested"
         assert relay.client_left.wait(10), "the late session stayed open on the server"
-    finally:
-        relay.close()
+
+
+@pytest.mark.parametrize("deadline", [0.6, 1.8], ids=["just under the delay", "just over it"])
+def test_the_connect_deadline_is_the_one_given(target, deadline):
+    """A server that answers after 1 s: a deadline of 0.6 s gives up on it, one of 1.8 s gets in (0.8 s
+    for the handshake itself, under load). libpq's own timeout (2 s at least) decides neither."""
+    with slow_handshake(target, delay=1.0) as (relay, url):
+        try:
+            db_probe.connect(parse(url), Timeouts(connect=deadline, query=1)).close()
+        except ProbeError as exc:
+            assert (deadline, exc.cause) == (0.6, "timeout"), str(exc)
+        else:
+            assert deadline == 1.8, "got in although the server answers after the deadline"
 
 
 def test_small_table_is_counted_exactly(conn):
@@ -301,6 +321,19 @@ def test_a_table_the_planner_puts_at_exactly_the_limit_is_counted_exactly(target
     target.admin.execute("GRANT SELECT ON ten TO PUBLIC")
     stats = db_probe.table_stats(conn, "ten", 10, FAST)
     assert (stats.rows, stats.exact, stats.shown) == (10, True, "10 rows")
+
+
+@pytest.mark.parametrize(("analyzed", "shown"), [
+    (False, "more than 10 rows (no current planner estimate: run ANALYZE eleven)"),
+    (True, "~11 rows (planner estimate)"),
+], ids=["counted", "estimated"])
+def test_one_row_over_the_exact_count_limit_is_no_exact_count(target, conn, analyzed, shown):
+    """The limit's other side (a table of exactly the limit is counted exactly, above): 11 rows at a limit
+    of 10 are "more than 10" to the bounded count, or the planner's estimate; never an exact "11 rows"."""
+    stage(target, "CREATE TABLE eleven AS SELECT generate_series(1, 11) AS n", "GRANT SELECT ON eleven TO PUBLIC",
+          *(["ANALYZE eleven"] if analyzed else []))  # fmt: skip
+    stats = db_probe.table_stats(conn, "eleven", 10, FAST)
+    assert (stats.exact, stats.shown) == (False, shown)
 
 
 @pytest.mark.parametrize("rows_at_analyze", [0, 5], ids=["analyzed while empty", "analyzed at 5 rows"])
