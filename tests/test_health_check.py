@@ -14,7 +14,7 @@ import pytest
 
 from infra_audit.core import settings
 from infra_audit.plugin.health_check import HealthCheckProcess
-from tests.support import REPO, accepted_from, clean_env, write_env
+from tests.support import REPO, accepted_from, clean_env, stage, write_env
 
 
 def test_healthy_report_matches_the_spec_layout(project, target, run_health_check):
@@ -57,6 +57,25 @@ def test_table_problem_is_listed_and_unhealthy(project, target, run_health_check
     assert done.returncode == 1
     assert "   ❌ market_data: table 'market_data' is empty" in done.stdout
     assert "   assets: 4 rows" in done.stdout
+
+
+@pytest.mark.parametrize(("trouble", "said"), [
+    (["TRUNCATE market_data"], "   ❌ market_data: table 'market_data' is empty"),
+    (["UPDATE market_data SET ts = ts - interval '1000 days'", "UPDATE market_data SET ts = ts + interval '990 days'"],
+     "   ❌ market_data=3d: market_data.ts: the newest row ("),
+    (["ALTER TABLE market_data RENAME TO market_data_gone"], "   ❌ market_data: table 'market_data' does not exist"),
+], ids=["empty table", "stale feed", "missing table"])
+def test_each_unhealthy_cause_exits_1_and_ends_unhealthy(project, target, run_health_check, trouble, said):
+    """Monitoring reads the exit code and the last line: each cause must turn both, in text and JSON."""
+    stage(target, *trouble)
+    write_env(project, f"DB_URL={target.url}\n")
+    done = run_health_check("--root", str(project))
+    lines = done.stdout.splitlines()
+    assert (done.returncode, lines[-1]) == (1, "❌ System Unhealthy"), done.stdout + done.stderr
+    assert any(line.startswith(said) for line in lines), done.stdout
+    assert "Traceback" not in done.stderr
+    as_json = run_health_check("--root", str(project), "--json")
+    assert (as_json.returncode, json.loads(as_json.stdout)["healthy"]) == (1, False)
 
 
 def test_json_output_for_monitoring(project, target, run_health_check):
