@@ -203,6 +203,22 @@ def test_a_venv_another_process_runs_from_is_refused(polluted: PollutedRoot, how
     assert run_fixer("--root", polluted.root).returncode == 0, "with the process gone, the venv is a leftover"
 
 
+def test_a_zombie_that_ran_from_the_venv_does_not_hold_it(polluted: PollutedRoot) -> None:
+    """A process that ran bin/python with VIRTUAL_ENV set and exited, not yet reaped by its parent: /proc
+    still lists it, with no command line, environment, maps or open files left. Nothing runs from the
+    venv any more, so the in-use scan reads past it and the venv is archived."""
+    child = subprocess.Popen([str(polluted.root / "bin" / "python"), "-c", "pass"],
+                             env={**os.environ, "VIRTUAL_ENV": str(polluted.root)})  # fmt: skip
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # it has exited; WNOWAIT leaves it unreaped
+        assert Path(f"/proc/{child.pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z"), "no zombie to test"
+        result = run_fixer("--root", polluted.root)
+    finally:
+        child.wait()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bin/python" in reported(result.stdout, "moved")
+
+
 def test_a_running_project_script_in_bin_is_not_the_venv_in_use(polluted: PollutedRoot) -> None:
     """A tracked bin/feed.sh that is running holds only itself open: the venv's own entries still move."""
     write(polluted.root / "bin" / "feed.sh", "#!/bin/sh\nread line\n", 0o755)
@@ -230,6 +246,27 @@ def test_restore_refuses_a_same_size_tampered_copy(polluted: PollutedRoot) -> No
     assert copy.stat().st_size == len(original)
     result = run_fixer("--restore", only_archive(polluted))
     assert result.returncode == 1
+    assert "REFUSED    bin/activate: archived copy differs from the manifest" in result.stdout
+    assert not (polluted.root / "bin" / "activate").exists()
+
+
+TAMPERED = {"kind": lambda _: "dir", "mode": lambda mode: mode ^ 0o100, "size": lambda size: size + 1,
+            "sha256": lambda _: "0" * 64, "link_target": lambda _: "elsewhere"}
+
+
+@pytest.mark.parametrize("key", archive.FINGERPRINT_KEYS)
+def test_restore_refuses_a_copy_that_differs_from_the_manifest_in_one_field(polluted: PollutedRoot, key: str) -> None:
+    """Each field of the fingerprint counts on its own: the manifest's bin/activate is changed in just
+    that field (as if the copy had changed in it alone), and restore must leave the copy in the archive."""
+    assert set(TAMPERED) == set(archive.FINGERPRINT_KEYS), "a new fingerprint field needs its own tampering"
+    assert run_fixer("--root", polluted.root).returncode == 0
+    manifest_path = only_archive(polluted) / archive.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    (entry,) = [entry for entry in manifest["entries"] if entry["source"] == "bin/activate"]
+    entry[key] = TAMPERED[key](entry[key])
+    manifest_path.write_text(json.dumps(manifest))
+    result = run_fixer("--restore", only_archive(polluted))
+    assert result.returncode == 1, result.stdout
     assert "REFUSED    bin/activate: archived copy differs from the manifest" in result.stdout
     assert not (polluted.root / "bin" / "activate").exists()
 
