@@ -475,6 +475,8 @@ def test_redacted_brackets_ipv6_and_escapes_hosts():
     [
         ("sslmode=bogus", "sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full"),
         ("connect_timeout=abc", "connect_timeout must be a whole number"),
+        ("connect_timeout=5-", "connect_timeout must be a whole number"),
+        ("keepalives_idle=X5", "keepalives_idle must be a whole number"),
         ("target_session_attrs=primary-only", "target_session_attrs must be one of"),
     ],
 )
@@ -483,6 +485,8 @@ def test_a_keyword_value_libpq_would_refuse_is_a_configuration_error(query, said
     with pytest.raises(DbUrlError, match=said):
         parse(f"postgresql://trader:s3cret-pw@db/mt5_crs?{query}")
     assert parse("postgresql://trader:s3cret-pw@db/mt5_crs?sslmode=verify-full&connect_timeout=5").param("sslmode")
+    assert parse("postgresql://trader:s3cret-pw@db/mt5_crs?tcp_user_timeout=-1").param("tcp_user_timeout") == "-1", \
+        "libpq reads a signed number (strtol): a leading minus is no configuration error"
 
 
 @pytest.mark.parametrize(
