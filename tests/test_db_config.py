@@ -59,6 +59,18 @@ def test_missing_or_broken_configuration_is_named(tmp_path, env_file, environ, c
     assert complaint in str(raised.value)
 
 
+def test_no_db_url_anywhere_offers_the_local_sandbox(tmp_path):
+    """Nothing configured is the one case where starting a local sandbox is the fix: the error names that
+    setting, so the audit and the health check can say how (a broken DB_URL names no such thing)."""
+    with pytest.raises(ConfigError) as raised:
+        resolve_db_url(tmp_path, {})
+    assert raised.value.setting == "local_server"
+    (tmp_path / ".env").write_text("DB_URL=\n")
+    with pytest.raises(ConfigError) as raised:
+        resolve_db_url(tmp_path, {})
+    assert raised.value.setting is None
+
+
 def test_invalid_url_error_names_its_origin_but_not_the_password(tmp_path):
     (tmp_path / ".env").write_text("DB_URL=postgresql//trader:hunter2@localhost/mt5_crs\n")
     with pytest.raises(ConfigError) as raised:
