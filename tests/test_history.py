@@ -106,6 +106,30 @@ def test_losing_exactly_the_share_passes_and_one_row_more_fails(share, fewest, s
     assert finding.kind == "shrunk" and f"more than the {shown} allowed" in finding.message
 
 
+@pytest.mark.parametrize(("url", "key"), [
+    ("postgresql://u:p@DB.Example/mt5", "db.example:5432/mt5"),
+    ("postgresql://u:p@DB.Example/mt5?port=6432", "db.example:6432/mt5"),
+    ("postgresql://u:p@[::FFFF:7F00:1]:5433/mt5", "[::ffff:7f00:1]:5433/mt5"),
+    ("postgresql://u:p@a:5433,B/mt5", "a:5433,b:5432/mt5"),
+    ("postgresql://u@/mt5?host=/var/run/postgresql", "/var/run/postgresql:5432/mt5"),
+])
+def test_the_target_key_names_each_server_and_port_as_libpq_reaches_them(url, key):
+    """The key decides whose history a run is compared with: the same server spelt differently is one key."""
+    assert history.target_key(parse(url)) == key
+
+
+def test_a_floor_and_the_live_rows_reach_the_record():
+    found = history.record(TARGET, [TableStats("market_data", 10, exact=False, over=True),
+                                    TableStats("assets", 975, exact=False, live=900)], passed=True)
+    assert found.tables == {"market_data": TableCount(10, False, True, None), "assets": TableCount(975, False, False, 900)}
+
+
+def test_only_this_targets_passing_audits_give_last_counts(path):
+    history.append(path, record(340_000, target=OTHER))
+    history.append(path, record(300_000, passed=False))
+    assert history.read(path).last_counts(TARGET) == {}
+
+
 def test_a_new_table_is_its_own_baseline():
     previous = Record("2026-11-28T10:00:00Z", TARGET, {"assets": TableCount(975, True)}, True)
     findings = {finding.table: finding for finding in history.compare(previous, record(340_000))}
