@@ -203,7 +203,8 @@ def test_the_group_setting_is_one_column_or_empty():
 @pytest.mark.parametrize(
     ("seconds", "words"),
     [(0, "0 seconds"), (45, "45 seconds"), (720, "12 minutes"), (3660, "1 hour 1 minute"),
-     (5 * 86400 + 3 * 3600 + 59, "5 days 3 hours"), (10 * 86400 + 5, "10 days"), (-7200, "2 hours in the future")],
+     (5 * 86400 + 3 * 3600 + 59, "5 days 3 hours"), (10 * 86400 + 5, "10 days"), (-7200, "2 hours in the future"),
+     (float("inf"), "infinitely old"), (float("-inf"), "in the future (infinity)")],
 )  # fmt: skip
 def test_ages_read_as_words(seconds, words):
     assert freshness.age_words(seconds) == words
@@ -410,6 +411,8 @@ def test_two_candidate_columns_ask_which_one(target, conn):
     assert "(created_at, updated_at)" in str(error) and "infra_freshness = events.created_at=3d" in str(error)
     named = check(conn, "events.updated_at=3d", group=None)  # small and unindexed: scanned, and says so
     assert named.ok and named.evidence.endswith("small table without an index, scanned")
+    qualified = probe_error(conn, "public.events=3d")
+    assert "infra_freshness = public.events.created_at=3d" in str(qualified), str(qualified)
 
 
 def test_a_preferred_name_or_the_one_indexed_column_settles_it(target, conn):

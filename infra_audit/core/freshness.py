@@ -586,8 +586,8 @@ def _find_column(
 
 
 def _with_column(rule: FreshnessRule, column: str) -> str:
-    table = rule.names[:2] if len(rule.names) == 3 else rule.names[:1] if len(rule.names) == 2 else rule.names
-    return ".".join(quote_name(name) for name in (*table, column)) + "=" + rule.age_text
+    """The rule with ``column`` added: asked only of a rule that names no column (``table`` or ``schema.table``)."""
+    return ".".join(quote_name(name) for name in (*rule.names, column)) + "=" + rule.age_text
 
 
 def _group_keys(
