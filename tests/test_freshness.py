@@ -164,6 +164,7 @@ def test_several_rules_and_an_empty_setting():
         ('"market_data=3d', "unclosed quote"),
         ("a.b.c.d=1d", "too many parts"),
         ("market_data=1d market_data=2d", "listed twice"),
+        ("public.market_data.ts=1d public.market_data.time=2d", "'public.market_data.time' is listed twice"),
         ("=3d", "expected a name"),
         ('""=3d', "empty name"),
         ("market_data=warn:6h", "'warn:6h' has no error age"),
