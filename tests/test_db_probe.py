@@ -577,6 +577,12 @@ def test_server_side_refusals_we_cannot_stage_here_are_classified(libpq_text, ca
     [
         ("connection failed: something odd happened\nmore", "postgresql://u@db/x", "connect_failed",
          "cannot connect to 'x' at db: something odd happened", None),
+        ('connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  the moon is wrong\n',
+         "postgresql://u@10.0.0.5/x", "connect_failed", "cannot connect to 'x' at 10.0.0.5: the moon is wrong", None),
+        ('connection failed: connection to server on socket "/run/pg/.s.PGSQL.5432" failed: No such file or '
+         "directory\n\tIs the server running locally?", "postgresql://u@/x?host=/run/pg", "no_socket",
+         "no PostgreSQL socket at /run/pg/.s.PGSQL.5432: is the server running locally? Or give a TCP host in DB_URL",
+         None),
         ("connection failed: fe_sendauth: no password supplied", "postgresql://db/x", "auth",
          "the server asks for a password and DB_URL has none for user '(default user)': add it to DB_URL", None),
         ("connection failed: No such file or directory", "postgresql://u@/x?host=/srv/pg", "no_socket",
