@@ -121,13 +121,18 @@ def test_the_target_key_names_each_server_and_port_as_libpq_reaches_them(url, ke
 def test_a_floor_and_the_live_rows_reach_the_record():
     found = history.record(TARGET, [TableStats("market_data", 10, exact=False, over=True),
                                     TableStats("assets", 975, exact=False, live=900)], passed=True)
-    assert found.tables == {"market_data": TableCount(10, False, True, None), "assets": TableCount(975, False, False, 900)}
+    assert found.tables == {"market_data": TableCount(10, False, True), "assets": TableCount(975, False, False)}
+    assert found.tables["assets"].live == 900, "live rows take no part in ==: checked on their own"
 
 
-def test_only_this_targets_passing_audits_give_last_counts(path):
+def test_only_this_targets_passing_audits_give_last_counts_and_a_floor_is_one(path):
     history.append(path, record(340_000, target=OTHER))
     history.append(path, record(300_000, passed=False))
     assert history.read(path).last_counts(TARGET) == {}
+    floor = Record("2026-11-28T11:00:00Z", TARGET, {"market_data": TableCount(10, False, True)}, True)
+    history.append(path, floor)
+    assert history.read(path).last_counts(TARGET) == {"market_data": ("2026-11-28T11:00:00Z", TableCount(10, False, True))}
+    assert history.read(path).last_counts(TARGET, numbers_only=True) == {}
 
 
 def test_a_new_table_is_its_own_baseline():
