@@ -50,6 +50,15 @@ def test_failed_connection_prints_the_cause_and_exits_1(project, target, run_hea
     assert "Traceback" not in done.stderr and "nope-nope" not in done.stdout + done.stderr
 
 
+def test_refused_on_this_machine_offers_the_local_sandbox(project, run_health_check, closed_port):
+    write_env(project, f"DB_URL=postgresql://u:pw@127.0.0.1:{closed_port}/db\n")
+    done = run_health_check("--root", str(project))
+    lines = done.stdout.splitlines()
+    assert (done.returncode, lines[-1]) == (1, "❌ System Unhealthy"), done.stdout + done.stderr
+    assert lines[4] == (f"   Error: connection refused by 127.0.0.1:{closed_port}: is PostgreSQL running and listening "
+                        "there? Start it, or fix host/port in DB_URL (for a local sandbox: python3 tools/sandbox.py start)")
+
+
 def test_table_problem_is_listed_and_unhealthy(project, target, run_health_check):
     target.admin.execute("TRUNCATE market_data")
     write_env(project, f"DB_URL={target.url}\n")
