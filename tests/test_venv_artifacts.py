@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,7 +67,9 @@ def test_all_venv_bin_is_one_dir_artifact(tmp_path: Path) -> None:
     make_venv(tmp_path)
     scan = scan_root(tmp_path)
     assert paths(scan.artifacts) == {"pyvenv.cfg", "lib", "lib64", "include", "bin"} | GITIGNORE
-    assert [a.kind for a in scan.artifacts if a.path == "bin"] == ["dir"]
+    (whole_bin,) = [a for a in scan.artifacts if a.path == "bin"]
+    assert whole_bin.kind == "dir"
+    assert re.fullmatch(r"all \d+ entries are venv-made \(activate, interpreters, entry points\)", whole_bin.evidence)
 
 
 def test_entry_points_need_this_roots_shebang(polluted: PollutedRoot) -> None:
@@ -163,6 +166,12 @@ def test_include_with_pip_headers_is_venv_made(polluted: PollutedRoot) -> None:
     write(polluted.root / "include" / "site" / PY_DIR / "greenlet" / "greenlet.h", "/* */\n")
     assert "include" in paths(scan_root(polluted.root).artifacts)
     write(polluted.root / "include" / "project.h", "int x;\n")
+    assert "include" not in paths(scan_root(polluted.root).artifacts)
+
+
+def test_include_site_holding_a_project_folder_is_project_content(polluted: PollutedRoot) -> None:
+    """pip puts headers in include/site/pythonX.Y/ only: any other folder there is the project's."""
+    write(polluted.root / "include" / "site" / "project" / "api.h", "int x;\n")
     assert "include" not in paths(scan_root(polluted.root).artifacts)
 
 
