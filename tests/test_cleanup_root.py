@@ -271,6 +271,16 @@ def test_restore_refuses_a_copy_that_differs_from_the_manifest_in_one_field(poll
     assert not (polluted.root / "bin" / "activate").exists()
 
 
+def test_restore_refuses_an_archived_folder_whose_own_mode_changed(polluted: PollutedRoot) -> None:
+    """A folder's fingerprint holds its own mode too, not only its content's."""
+    assert run_fixer("--root", polluted.root).returncode == 0
+    (only_archive(polluted) / "lib").chmod(0o700)
+    result = run_fixer("--restore", only_archive(polluted))
+    assert result.returncode == 1, result.stdout
+    assert "REFUSED    lib: archived copy differs from the manifest" in result.stdout
+    assert not (polluted.root / "lib").exists()
+
+
 def test_symlinks_inside_archived_folders_are_fingerprinted_as_links(polluted: PollutedRoot) -> None:
     """A link inside lib/ is recorded as a link: its target changing (or vanishing) is not the archive's business."""
     site = polluted.root / "lib" / next(iter(os.listdir(polluted.root / "lib"))) / "site-packages"
