@@ -61,3 +61,13 @@ def test_a_folder_that_cannot_be_opened_to_sync_leaves_the_file_written(tmp_path
     monkeypatch.setattr(os, "open", no_reading_folders)
     files.write_atomically(tmp_path / "report.html", b"new")
     assert (tmp_path / "report.html").read_bytes() == b"new"
+
+
+def test_a_new_file_gets_what_the_umask_allows_of_read_and_write(tmp_path):
+    """No execute bit, for anyone: 0o666 less the umask, as open() would give it."""
+    previous = os.umask(0o022)
+    try:
+        files.write_atomically(tmp_path / "new", b"x\n")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o644
