@@ -35,3 +35,26 @@ def test_an_unreadable_pyproject_is_one_line_naming_it(tmp_path):
         settings.has_tool_table(tmp_path)
     assert str(raised.value).startswith(f"{tmp_path / 'pyproject.toml'} cannot be read as TOML (TOMLDecodeError: ")
     assert "\n" not in str(raised.value)
+
+
+def test_tool_table_keys_may_carry_the_ini_prefix_and_booleans_read_as_ini_text(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.infra-audit]\ninfra_tables = "assets"\nproject_name = true\n')
+    assert settings.read_project_settings(tmp_path) == {"infra_tables": "assets", "infra_project_name": "true"}
+
+
+def test_an_unknown_setting_and_a_pytest_ini_without_its_section_are_told_apart(tmp_path):
+    (tmp_path / "pytest.ini").write_text("[tool:other]\ninfra_tables = x\n")
+    assert settings.read_project_settings(tmp_path) == {}
+    (tmp_path / "pyproject.toml").write_text('[tool.infra-audit]\ntabels = "assets"\nmax_srink = "5%"\n')
+    with pytest.raises(SettingsError) as raised:
+        settings.read_project_settings(tmp_path)
+    assert str(raised.value) == f"unknown setting infra_max_srink in {tmp_path}'s config: see infra-audit --help"
+
+
+def test_a_project_root_that_is_no_folder_names_the_setting(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SettingsError) as raised:
+        settings.build({"infra_project_root": "file"}, tmp_path)
+    assert (str(raised.value), raised.value.setting) == (f"project root {tmp_path / 'file'} is not a directory",
+                                                         "project_root")
+    assert settings.build({"infra_project_root": "."}, tmp_path).project_root == tmp_path.resolve()
