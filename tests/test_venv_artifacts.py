@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra_audit.core.errors import GitError
-from infra_audit.core.venv_artifacts import Artifact, Scan, describe, git_tracked, scan_root
+from infra_audit.core.venv_artifacts import Artifact, Scan, describe, git_tracked, process_using, scan_root
 from tests.support import REPO
 from tests.venv_roots import (
     CREATOR_BY_NAME,
@@ -355,3 +355,15 @@ def test_a_creators_gitignore_without_proof_is_a_suspect(tmp_path: Path) -> None
     (made.root / "pyvenv.cfg").unlink()
     scan = scan_root(made.root)
     assert ".gitignore" in paths(scan.suspects) and scan.artifacts == ()
+
+
+def test_the_in_use_scan_reads_past_its_own_process_and_names_the_program(polluted: PollutedRoot) -> None:
+    """The scan skips only itself: a process listed after it in /proc (a child's pid is usually higher)
+    is still read, and is named by its program."""
+    child = subprocess.Popen(["sleep", "60"], env={**os.environ, "VIRTUAL_ENV": str(polluted.root)})
+    try:
+        found = process_using(os.path.realpath(polluted.root), [])
+    finally:
+        child.kill()
+        child.wait()
+    assert found == f"process {child.pid} (sleep) runs from it"
