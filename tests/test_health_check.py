@@ -59,6 +59,15 @@ def test_refused_on_this_machine_offers_the_local_sandbox(project, run_health_ch
                         "there? Start it, or fix host/port in DB_URL (for a local sandbox: python3 tools/sandbox.py start)")
 
 
+def test_no_db_url_anywhere_offers_the_local_sandbox(project, run_health_check):
+    """Nothing configured: the health check cannot start (2), and offers the sandbox as the fix."""
+    done = run_health_check("--root", str(project))
+    lines = done.stdout.splitlines()
+    assert (done.returncode, lines[-1]) == (2, "❌ System Unhealthy"), done.stdout + done.stderr
+    assert lines[4].startswith("   Error: DB_URL is not set (") and lines[4].endswith(
+        "(for a local sandbox: python3 tools/sandbox.py start)"), lines[4]
+
+
 def test_table_problem_is_listed_and_unhealthy(project, target, run_health_check):
     target.admin.execute("TRUNCATE market_data")
     write_env(project, f"DB_URL={target.url}\n")
