@@ -208,7 +208,7 @@ def test_a_zombie_that_ran_from_the_venv_does_not_hold_it(polluted: PollutedRoot
     still lists it, with no command line, environment, maps or open files left. Nothing runs from the
     venv any more, so the in-use scan reads past it and the venv is archived."""
     child = subprocess.Popen([str(polluted.root / "bin" / "python"), "-c", "pass"],
-                             env={**os.environ, "VIRTUAL_ENV": str(polluted.root)})  # fmt: skip
+                             env={**os.environ, "VIRTUAL_ENV": str(polluted.root)})
     try:
         os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # it has exited; WNOWAIT leaves it unreaped
         assert Path(f"/proc/{child.pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z"), "no zombie to test"

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from tests.support import REPO
 from infra_audit.core.db_config import known_secrets, resolve_db_url
 from infra_audit.core.errors import ConfigError
+from tests.support import REPO
 
 URL = "postgresql://trader:from-file@localhost:5432/mt5_crs"
 

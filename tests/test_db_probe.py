@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.support import stage
 from infra_audit.core import probe as db_probe
 from infra_audit.core.dburl import parse
 from infra_audit.core.errors import ProbeError
 from infra_audit.core.probe import Timeouts
+from tests.support import stage
 
 FAST = Timeouts(connect=1.0, query=1.0)  # a frozen server is given up on after query + 2 s
 
@@ -331,7 +331,7 @@ def test_one_row_over_the_exact_count_limit_is_no_exact_count(target, conn, anal
     """The limit's other side (a table of exactly the limit is counted exactly, above): 11 rows at a limit
     of 10 are "more than 10" to the bounded count, or the planner's estimate; never an exact "11 rows"."""
     stage(target, "CREATE TABLE eleven AS SELECT generate_series(1, 11) AS n", "GRANT SELECT ON eleven TO PUBLIC",
-          *(["ANALYZE eleven"] if analyzed else []))  # fmt: skip
+          *(["ANALYZE eleven"] if analyzed else []))
     stats = db_probe.table_stats(conn, "eleven", 10, FAST)
     assert (stats.exact, stats.shown) == (False, shown)
 

@@ -552,7 +552,7 @@ def test_the_age_limit_holds_at_its_edge_per_table_and_per_group(target, conn, c
     newest row is IN's), one of its two symbols is stale, and without IN the table is stale too."""
     within, past = EDGE[column_type]
     stage(target, f"CREATE TABLE edge (symbol text, ts {column_type})",
-          f"INSERT INTO edge VALUES ('IN', {within}), ('OUT', {past})", "GRANT SELECT ON edge TO PUBLIC")  # fmt: skip
+          f"INSERT INTO edge VALUES ('IN', {within}), ('OUT', {past})", "GRANT SELECT ON edge TO PUBLIC")
     assert check(conn, "edge=3d", group=None).ok
     grouped = check(conn, "edge=3d", group="symbol")
     assert (grouped.groups, grouped.stale_group_count) == (2, 1)

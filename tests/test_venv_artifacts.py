@@ -189,10 +189,10 @@ def suspects_seen_without_root_powers(root: Path) -> dict[str, str]:
     """scan_root's suspects (path -> evidence) as a process that may not read what its mode forbids: as
     root, one without the capabilities that let root list any folder (setpriv drops them for good)."""
     scan = ("import json, sys; from pathlib import Path; from infra_audit.core.venv_artifacts import scan_root; "
-            "print(json.dumps({a.path: a.evidence for a in scan_root(Path(sys.argv[1])).suspects}))")  # fmt: skip
+            "print(json.dumps({a.path: a.evidence for a in scan_root(Path(sys.argv[1])).suspects}))")
     powerless = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     done = subprocess.run([*powerless, sys.executable, "-c", scan, str(root)], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+                          text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
