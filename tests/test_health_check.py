@@ -56,7 +56,8 @@ def test_refused_on_this_machine_offers_the_local_sandbox(project, run_health_ch
     lines = done.stdout.splitlines()
     assert (done.returncode, lines[-1]) == (1, "❌ System Unhealthy"), done.stdout + done.stderr
     assert lines[4] == (f"   Error: connection refused by 127.0.0.1:{closed_port}: is PostgreSQL running and listening "
-                        "there? Start it, or fix host/port in DB_URL (for a local sandbox: python3 tools/sandbox.py start)")
+                        "there? Start it, or fix host/port in DB_URL "
+                        "(for a local sandbox: python3 tools/sandbox.py start)")
 
 
 def test_no_db_url_anywhere_offers_the_local_sandbox(project, run_health_check):

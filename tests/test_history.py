@@ -131,7 +131,7 @@ def test_only_this_targets_passing_audits_give_last_counts_and_a_floor_is_one(pa
     assert history.read(path).last_counts(TARGET) == {}
     floor = Record("2026-11-28T11:00:00Z", TARGET, {"market_data": TableCount(10, False, True)}, True)
     history.append(path, floor)
-    assert history.read(path).last_counts(TARGET) == {"market_data": ("2026-11-28T11:00:00Z", TableCount(10, False, True))}
+    assert history.read(path).last_counts(TARGET) == {"market_data": (floor.time, TableCount(10, False, True))}
     assert history.read(path).last_counts(TARGET, numbers_only=True) == {}
 
 
