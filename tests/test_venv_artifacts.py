@@ -69,7 +69,8 @@ def test_all_venv_bin_is_one_dir_artifact(tmp_path: Path) -> None:
     assert paths(scan.artifacts) == {"pyvenv.cfg", "lib", "lib64", "include", "bin"} | GITIGNORE
     (whole_bin,) = [a for a in scan.artifacts if a.path == "bin"]
     assert whole_bin.kind == "dir"
-    assert re.fullmatch(r"all \d+ entries are venv-made \(activate, interpreters, entry points\)", whole_bin.evidence)
+    assert re.fullmatch(r"all \d+ entries are venv-made \(activate, interpreters, entry points, installed scripts\)",
+                        whole_bin.evidence)
 
 
 def test_entry_points_need_this_roots_shebang(polluted: PollutedRoot) -> None:
