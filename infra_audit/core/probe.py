@@ -537,7 +537,22 @@ def row_security_warning(table: str, user: str) -> str:
 def fetch_one(
     conn: psycopg.Connection, query: sql.Composable | str, table: str, timeouts: Timeouts, params: tuple = ()
 ) -> tuple:
-    """The first row of one query, bounded by the server's timeouts AND by our own clock.
+    """The first row of one query (see ``_fetch``)."""
+    return _fetch(conn, query, table, timeouts, params, psycopg.Cursor.fetchone)
+
+
+def fetch_all(
+    conn: psycopg.Connection, query: sql.Composable | str, table: str, timeouts: Timeouts, params: tuple = ()
+) -> list[tuple]:
+    """Every row of one query (see ``_fetch``): for a catalog's list, never a table's rows."""
+    return _fetch(conn, query, table, timeouts, params, psycopg.Cursor.fetchall)
+
+
+def _fetch(
+    conn: psycopg.Connection, query: sql.Composable | str, table: str, timeouts: Timeouts, params: tuple,
+    fetch: Callable[[psycopg.Cursor], T],
+) -> T:
+    """One query's rows, bounded by the server's timeouts AND by our own clock.
 
     After a ``no_answer`` the connection stays busy in the abandoned thread: later queries on it
     fail at once, naming the table it is still stuck on (each would wait out the deadline again);
@@ -551,7 +566,7 @@ def fetch_one(
         raise ProbeError("locked", f"table '{table}' was locked by another session when this run read it before "
                          "(waited once, see that table): find the holder in pg_locks / pg_stat_activity, then retry")
     try:
-        row = with_deadline(lambda: _run(conn, lambda c: c.execute(query, params).fetchone()), timeouts.answer)
+        rows = with_deadline(lambda: _run(conn, lambda c: fetch(c.execute(query, params))), timeouts.answer)
     except TimeoutError:
         _STUCK[conn] = table
         raise ProbeError(
@@ -563,7 +578,7 @@ def fetch_one(
         if isinstance(exc, errors.LockNotAvailable):
             _LOCKED.setdefault(conn, set()).add(table)
         raise _classify_query_error(exc, table, timeouts) from None
-    return row
+    return rows
 
 
 def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> Relation:
