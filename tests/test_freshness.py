@@ -17,7 +17,7 @@ from infra_audit.core.errors import ProbeError
 from infra_audit.core.freshness import FreshnessRule, parse_group, parse_rules
 from infra_audit.core.probe import Timeouts
 from infra_audit.sandbox import seed
-from tests.support import stage
+from tests.support import partitioned_bars, stage
 
 TIMEOUTS = Timeouts(connect=3.0, query=3.0)
 EXACT_LIMIT = 100_000
@@ -75,26 +75,12 @@ def test_a_never_analyzed_partitioned_table_is_judged_by_its_partitions_size(tar
     assert error.cause == "needs_index" and "never analyzed, 8 kB on disk" in str(error), str(error)
 
 
-def partitioned_bars(target, days: int = 300) -> None:
-    """bars, partitioned by day over ``days`` days and two ahead (empty, made ahead of time), indexed on the
-    parent: 6 symbols x 2 timeframes, one bar a day each (a few thousand rows); S1-S3 stopped 5 days ago."""
-    stage(target, "CREATE TABLE bars (symbol text, timeframe text, ts timestamptz) PARTITION BY RANGE (ts)",
-          "DO $$ DECLARE first date := current_date - %d; BEGIN FOR d IN 0..%d LOOP"
-          " EXECUTE format('CREATE TABLE bars_%%s PARTITION OF bars FOR VALUES FROM (%%L) TO (%%L)', d,"
-          " (first + d)::timestamptz, (first + d + 1)::timestamptz); END LOOP; END $$" % (days - 1, days + 1),
-          "CREATE INDEX ON bars (symbol, timeframe, ts)", "CREATE INDEX ON bars (ts)",
-          "INSERT INTO bars SELECT 'S' || s, t, least(day + interval '12 hours', now()) FROM generate_series(1, 6) s,"
-          " (VALUES ('H1'), ('D1')) AS v(t), generate_series(current_date - %d, current_date, interval '1 day') day"
-          % (days - 1),
-          "DELETE FROM bars WHERE symbol IN ('S1', 'S2', 'S3') AND ts > now() - interval '5 days'",
-          "ANALYZE bars", "GRANT SELECT ON bars TO PUBLIC")  # fmt: skip
-
-
 def test_a_partitioned_table_reads_each_partition_once_never_each_per_group(target, conn):
     """300 daily partitions: a walk across the tree would probe every partition's index for every group
     (it timed out at 523 partitions and 6,000 pairs). Each small partition is read once instead, with the
     same verdict as a flat table; a big one is walked over its own index."""
-    partitioned_bars(target)
+    partitioned_bars(target, "bars", days=300)
+    stage(target, "GRANT SELECT ON bars TO PUBLIC")
     result = check(conn, "bars=3d")
     assert (result.groups, result.stale_group_count) == (12, 6), result.evidence
     assert {group.key[0] for group in result.stale_groups} == {"S1", "S2", "S3"}

@@ -702,8 +702,8 @@ def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeou
 
 def _find_column(
     rule: FreshnessRule, table: str, types: dict, numbers: dict, indexes: list, group: str | None
-) -> tuple[str, str]:
-    """The time column not named in the rule, and why it is the one, by a rule a user can predict: the
+) -> tuple[str, str | None]:
+    """The time column not named in the rule, and why it is the one where there was a choice, by a rule a user can predict: the
     table's only time column; else the one its grouping index (``(symbol, ts)``, ``(symbol, timeframe,
     ts)``) ends with; else the one named like PREFERRED_COLUMNS; else it asks. An index that merely leads
     with a column (``(updated_at)``, touched by every job) never makes it the row's time."""
@@ -714,8 +714,8 @@ def _find_column(
             f"table {table} has no timestamp, timestamptz or date column to tell how current it is: "
             f"add one, or take {rule.text} out of infra_freshness",
         )
-    if len(times) == 1:
-        return times[0], "it is the table's only one"
+    if len(times) == 1:  # no choice to explain
+        return times[0], None
     names = {number: name for name, number in numbers.items()}
     grouped = {names[index[-1]]: index for index in indexes if group in numbers and len(index) >= 2
                and index[0] == numbers[group] and names.get(index[-1]) in times}  # fmt: skip

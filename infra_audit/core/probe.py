@@ -172,6 +172,7 @@ class TableStats:
     over: bool = False
     view: bool = False  # a view has no planner estimate at all
     live: int | None = None  # an estimate's table: the statistics' live rows, when rows went since the estimate
+    qualified: str = ""  # the table read, with its schema (public.market_data), whatever the search path found
 
     @property
     def shown(self) -> str:
@@ -502,11 +503,12 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
     ProbeError(cause) with cause ``missing``, ``empty``, ``permission``, ``locked``, ``timeout``,
     ``no_answer``, ``bad_name`` or ``query_failed``.
     """
-    found = _locate(conn, table, timeouts)
+    found, qualified = _locate(conn, table, timeouts)
     name, row_security = sql.SQL(found.quoted), found.row_security
     if found.estimate > exact_limit:
         (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
-        stats = TableStats(table, found.estimate, exact=False, row_security=row_security, live=found.live_below_estimate)
+        stats = TableStats(table, found.estimate, exact=False, row_security=row_security, live=found.live_below_estimate,
+                           qualified=qualified)  # fmt: skip
     else:
         bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
             name, sql.Literal(exact_limit + 1)
@@ -515,7 +517,7 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
         nonempty = rows > 0
         exact = rows <= exact_limit
         stats = TableStats(table, rows if exact else exact_limit, exact, row_security, over=not exact,
-                           view=found.kind == "v")  # fmt: skip
+                           view=found.kind == "v", qualified=qualified)  # fmt: skip
     if not nonempty and row_security:
         raise ProbeError(
             "empty",
@@ -581,8 +583,8 @@ def _fetch(
     return rows
 
 
-def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> Relation:
-    """The table as the catalog describes it, read without taking a lock."""
+def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[Relation, str]:
+    """The table as the catalog describes it, read without taking a lock, and its schema-qualified name."""
     *row, readable, qualified, user, schemas = fetch_one(
         conn,
         f"SELECT {RELATION_COLUMNS}, {PRIVILEGE_COLUMNS}, current_user, current_schemas(false)::text"
@@ -602,7 +604,7 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> Relatio
         )
     if not readable:
         raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {qualified} TO {user}")
-    return Relation.read(conn, tuple(row), table, timeouts)
+    return Relation.read(conn, tuple(row), table, timeouts), qualified
 
 
 def _classify_query_error(exc: psycopg.Error, table: str, timeouts: Timeouts) -> ProbeError:
