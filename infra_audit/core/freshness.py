@@ -228,14 +228,20 @@ class Plan:
     def newest_query(self) -> sql.Composed:
         """The table's newest value up to a day ahead, its age, and the newest of all when that is
         further ahead (shown, else NULL): a row dated years ahead must not keep a dead feed "fresh".
-        Each ``max()`` on a btree's leading column reads one index entry."""
+        Each is the first entry of a backward scan of a btree leading with the column (``ORDER BY ...
+        DESC LIMIT 1``: ``max()`` is planned twice, as an aggregate and as a scan, which costs time over
+        hundreds of partitions)."""
         column, table, bound = sql.Identifier(self.column), sql.SQL(self.table), self._bound
-        return sql.SQL(
-            "SELECT {shown}, {age}, CASE WHEN latest > {bound} THEN {latest_shown} END FROM"
-            " (SELECT (SELECT max({column}) FROM {table} WHERE {column} <= {bound}) AS newest,"
-            " (SELECT max({column}) FROM {table}) AS latest) AS m"
+
+        def first(where: sql.Composable) -> sql.Composed:
+            return sql.SQL("(SELECT {column} FROM {table} WHERE {column} IS NOT NULL{where} ORDER BY {column} DESC"
+                           " LIMIT 1)").format(column=column, table=table, where=where)  # fmt: skip
+
+        return sql.SQL(  # MATERIALIZED: each use of newest below would otherwise plan its scan again
+            "WITH m AS MATERIALIZED (SELECT {newest} AS newest, {latest} AS latest)"
+            " SELECT {shown}, {age}, CASE WHEN latest > {bound} THEN {latest_shown} END FROM m"
         ).format(shown=self._shown, age=self._age, bound=bound, latest_shown=self._shown_of("latest"),
-                 column=column, table=table)  # fmt: skip
+                 newest=first(sql.SQL(" AND {} <= {}").format(column, bound)), latest=first(sql.SQL("")))  # fmt: skip
 
     @property
     def group_query(self) -> sql.Composed:
@@ -276,11 +282,12 @@ class Plan:
         ).format(key_text=key_text, rows=rows, shown=self._shown, age=self._age)
 
     def _read_rows(self, table: sql.Composable) -> sql.Composed:
-        """(group..., infra_newest) of a small relation in one pass; NULL keys are a group like any other."""
+        """(group..., infra_newest) of a small relation in one pass; NULL keys are a group like any other. The
+        bound is a sub-select, worked out once rather than for every row."""
         listed = sql.SQL(", ").join(sql.SQL("src.{}").format(sql.Identifier(name)) for name in self.group)
         column = sql.Identifier(self.column)
         return sql.SQL(
-            "(SELECT {listed}, max(src.{column}) FILTER (WHERE src.{column} <= {bound}) AS infra_newest"
+            "(SELECT {listed}, max(src.{column}) FILTER (WHERE src.{column} <= (SELECT {bound})) AS infra_newest"
             " FROM {table} AS src GROUP BY {listed})"
         ).format(listed=listed, column=column, bound=self._bound, table=table)
 
