@@ -337,7 +337,10 @@ def test_rows_whose_group_keys_are_null_are_groups_of_their_own(target, conn):
           "INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES ('ZZ0009', 'z', 'fx', 'USD', 'X')",
           "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
           " SELECT s, t, now() - d - n * interval '1 hour', 1, 1, 1, 1, 1 FROM generate_series(0, 29) AS n,"
-          " (VALUES ('ZZ0009', NULL, interval '10 days'), (NULL, 'H1', interval '9 days')) AS v(s, t, d)")  # fmt: skip
+          " (VALUES ('ZZ0009', NULL, interval '10 days'), (NULL, 'H1', interval '9 days'),"
+          " ((SELECT min(symbol) FROM market_data), NULL, interval '8 days'), (NULL, NULL, interval '7 days'))"
+          " AS v(s, t, d)")  # fmt: skip
+    (first,) = target.admin.execute("SELECT min(symbol) FROM market_data").fetchone()
     for drop in (None, "ALTER TABLE market_data DROP CONSTRAINT market_data_symbol_timeframe_ts_key"):
         if drop:
             stage(target, drop, "DROP INDEX market_data_symbol_ts_idx")
@@ -345,12 +348,13 @@ def test_rows_whose_group_keys_are_null_are_groups_of_their_own(target, conn):
         assert result.plan.group == (("symbol", "timeframe") if drop is None else ("symbol",))
         assert result.plan.group_indexed is (drop is None)
         stale = [group.shown for group in result.stale_groups]
-        if drop is None:
-            assert (result.groups, result.stale_group_count) == (14, 2), result.evidence
-            assert stale == ["ZZ0009 timeframe=NULL (10 days)", "symbol=NULL H1 (9 days)"], stale
-        else:
+        if drop is None:  # a NULL after a value, a value after a NULL, and a NULL after a NULL
+            assert (result.groups, result.stale_group_count) == (16, 4), result.evidence
+            assert stale == ["ZZ0009 timeframe=NULL (10 days)", "symbol=NULL H1 (9 days)",
+                             f"{first} timeframe=NULL (8 days)", "symbol=NULL timeframe=NULL (7 days)"], stale
+        else:  # the first symbol's other rows are fresh; the rows without a symbol, 7 days at the newest
             assert (result.groups, result.stale_group_count) == (6, 2), result.evidence
-            assert stale == ["ZZ0009 (10 days)", "symbol=NULL (9 days)"], stale
+            assert stale == ["ZZ0009 (10 days)", "symbol=NULL (7 days)"], stale
 
 
 def test_grouping_off_passes_when_the_table_is_fresh(target, fifty, conn):

@@ -295,10 +295,12 @@ class Plan:
         """(group..., infra_newest) by a recursive skip scan over the (group..., column) index.
 
         The walk visits the keys in the index's order (NULLs last) and counts a NULL key as a value, so no
-        row is left out of every group. From one key the next is the first row after it: at the last key
-        column, then the one before..., each candidate one index probe whose WHERE matches the walked key's
-        NULLs (``= key`` or ``IS NULL``; a condition on the walked key alone is a one-time filter, so the
-        probes for the other case never run). The walk stops after MAX_GROUPS + 1 keys.
+        row is left out of every group. The next key after the walked one is the least of a few candidates,
+        each one index probe: the first row whose key is greater (a row comparison over each run of the
+        walked key's non-NULL columns, its earlier columns equal or ``IS NULL`` as the walked key's), and
+        the first whose column is NULL where the walked key's is not. Each candidate runs only for keys
+        with its pattern of NULLs (a condition on the walked key alone is a one-time filter); the first
+        row whose leading column is NULL is looked up once. The walk stops after MAX_GROUPS + 1 keys.
         """
         names = [sql.Identifier(name) for name in self.group]
         src = [sql.SQL("src.{}").format(name) for name in names]
@@ -306,45 +308,59 @@ class Plan:
         equal, after = (sql.SQL("OPERATOR(pg_catalog.=)"), sql.SQL("OPERATOR(pg_catalog.>)")) if self.pinned \
             else (sql.SQL("="), sql.SQL(">"))  # fmt: skip
         listed = sql.SQL(", ").join(src)
+        joined = sql.SQL(" AND ").join
 
-        def same(position: int, null: bool) -> list[sql.Composable]:
-            """The walked key's column ``position`` is NULL (or not), and the row's matches it."""
-            if null:
-                return [sql.SQL("{} IS NULL").format(walked[position]), sql.SQL("{} IS NULL").format(src[position])]
-            return [sql.SQL("{} IS NOT NULL").format(walked[position]),
-                    sql.SQL("{} {} {}").format(src[position], equal, walked[position])]  # fmt: skip
+        def pattern(nulls: tuple[bool, ...]) -> list[sql.Composable]:
+            """The walked key has exactly these NULLs."""
+            return [sql.SQL("{} IS {}NULL").format(walk, sql.SQL("" if null else "NOT ")) for walk, null in zip(walked, nulls)]
 
-        steps = []
-        for position in reversed(range(len(names))):  # the last key column first: the nearest next key
-            for nulls in itertools.product((False, True), repeat=position):
-                prefix = [term for index, null in enumerate(nulls) for term in same(index, null)]
-                walked_set = sql.SQL("{} IS NOT NULL").format(walked[position])  # after NULL (last) comes nothing here
-                for later in (sql.SQL("{} {} {}").format(src[position], after, walked[position]),
-                              sql.SQL("{} IS NULL").format(src[position])):  # fmt: skip
-                    steps.append(sql.SQL("(SELECT {rank} AS infra_rank, {listed} FROM {table} AS src WHERE {where}"
-                                         " ORDER BY {listed} LIMIT 1)").format(
-                        rank=sql.Literal(len(steps)), listed=listed, table=table,
-                        where=sql.SQL(" AND ").join([*prefix, walked_set, later])))  # fmt: skip
+        def same(nulls: tuple[bool, ...]) -> list[sql.Composable]:
+            """The row's first columns are the walked key's (NULL where it is NULL)."""
+            return [sql.SQL("{} IS NULL").format(s) if null else sql.SQL("{} {} {}").format(s, equal, w)
+                    for s, w, null in zip(src, walked, nulls)]  # fmt: skip
+
+        def probe(where: list[sql.Composable]) -> sql.Composed:
+            return sql.SQL("(SELECT {listed} FROM {table} AS src WHERE {where} ORDER BY {listed} LIMIT 1)").format(
+                listed=listed, table=table, where=joined(where))
+
+        candidates = []
+        for nulls in itertools.product((False, True), repeat=len(names)):
+            gate = pattern(nulls)
+            for position, null in enumerate(nulls):
+                if null:
+                    continue
+                if position == 0 or nulls[position - 1]:  # a run of non-NULL columns starts: one row comparison
+                    end = nulls.index(True, position) if True in nulls[position:] else len(nulls)
+                    greater = sql.SQL("({}) {} ({})").format(sql.SQL(", ").join(src[position:end]), after,
+                                                             sql.SQL(", ").join(walked[position:end]))  # fmt: skip
+                    candidates.append(probe([*gate, *same(nulls[:position]), greater]))
+                if position == 0:
+                    candidates.append(sql.SQL("(SELECT * FROM first_null WHERE {})").format(joined(gate)))
+                else:
+                    candidates.append(probe([*gate, *same(nulls[:position]), sql.SQL("{} IS NULL").format(src[position])]))
         column = sql.SQL("src.{}").format(sql.Identifier(self.column))
         backwards = sql.SQL(", ").join(sql.SQL("{} DESC").format(term) for term in [*src, column])
         newest = [
             sql.SQL("(SELECT {column} AS t FROM {table} AS src WHERE {where} AND {column} <= {bound}"
                     " ORDER BY {backwards} LIMIT 1)").format(
                 column=column, table=table, bound=self._bound, backwards=backwards,
-                where=sql.SQL(" AND ").join(term for index, null in enumerate(nulls) for term in same(index, null)))
+                where=joined([*pattern(nulls), *same(nulls)]))
             for nulls in itertools.product((False, True), repeat=len(names))
         ]  # fmt: skip
+        candidate = sql.SQL(", ").join(sql.SQL("candidate.{}").format(name) for name in names)
         return sql.SQL(
-            "(WITH RECURSIVE walk AS ("
+            "(WITH RECURSIVE first_null AS MATERIALIZED ({first_null}), walk AS ("
             " (SELECT {listed}, 1 AS infra_depth FROM {table} AS src ORDER BY {listed} LIMIT 1)"
             " UNION ALL"
             " SELECT {stepped}, walk.infra_depth + 1 FROM walk CROSS JOIN LATERAL"
-            " (SELECT * FROM ({steps}) AS candidate ORDER BY candidate.infra_rank LIMIT 1) AS step"
+            " (SELECT * FROM ({candidates}) AS candidate ORDER BY {candidate} LIMIT 1) AS step"
             " WHERE walk.infra_depth <= {max_groups})"
             " SELECT {walked}, (SELECT max(n.t) FROM ({newest}) AS n) AS infra_newest FROM walk)"
-        ).format(listed=listed, table=table, stepped=sql.SQL(", ").join(sql.SQL("step.{}").format(n) for n in names),
-                 steps=sql.SQL(" UNION ALL ").join(steps), max_groups=sql.Literal(MAX_GROUPS),
-                 walked=sql.SQL(", ").join(walked), newest=sql.SQL(" UNION ALL ").join(newest))  # fmt: skip
+        ).format(first_null=probe([sql.SQL("{} IS NULL").format(src[0])]), listed=listed, table=table,
+                 stepped=sql.SQL(", ").join(sql.SQL("step.{}").format(n) for n in names),
+                 candidates=sql.SQL(" UNION ALL ").join(candidates), candidate=candidate,
+                 max_groups=sql.Literal(MAX_GROUPS), walked=sql.SQL(", ").join(walked),
+                 newest=sql.SQL(" UNION ALL ").join(newest))  # fmt: skip
 
     @property
     def _bound(self) -> sql.SQL:
