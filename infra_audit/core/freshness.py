@@ -744,7 +744,7 @@ def _find_column(
                and index[0] == numbers[group] and names.get(index[-1]) in times}  # fmt: skip
     if len(grouped) == 1:
         ((column, index),) = grouped.items()
-        listed = ", ".join(quote_name(names[number]) for number in index)
+        listed = ", ".join(quote_name(names[number]) if number in names else "(expression)" for number in index)
         return column, f"the index on ({listed}) ends with it"
     pool = sorted(grouped) or times
     preferred = [name for name in PREFERRED_COLUMNS if name in pool]
