@@ -271,7 +271,8 @@ def partitioned(scratch: Scratch, days: int, repeat: int) -> dict[str, object]:
             "rows": rows,
             "seed_s": seconds,
             "group_by_ms": median_ms(lambda: conn.execute(PLAIN_GROUP_BY).fetchall(), repeat),
-            "fresh_ms": median_ms(lambda: freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS), repeat),
+            "fresh_ms": median_ms(lambda: freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS),
+                                  repeat),
             "stale": found.stale_group_count,
         }  # fmt: skip
 

@@ -312,7 +312,8 @@ class Plan:
 
         def pattern(nulls: tuple[bool, ...]) -> list[sql.Composable]:
             """The walked key has exactly these NULLs."""
-            return [sql.SQL("{} IS {}NULL").format(walk, sql.SQL("" if null else "NOT ")) for walk, null in zip(walked, nulls)]
+            return [sql.SQL("{} IS {}NULL").format(walk, sql.SQL("" if null else "NOT "))
+                    for walk, null in zip(walked, nulls)]  # fmt: skip
 
         def same(nulls: tuple[bool, ...]) -> list[sql.Composable]:
             """The row's first columns are the walked key's (NULL where it is NULL)."""
@@ -337,7 +338,8 @@ class Plan:
                 if position == 0:
                     candidates.append(sql.SQL("(SELECT * FROM first_null WHERE {})").format(joined(gate)))
                 else:
-                    candidates.append(probe([*gate, *same(nulls[:position]), sql.SQL("{} IS NULL").format(src[position])]))
+                    is_null = sql.SQL("{} IS NULL").format(src[position])
+                    candidates.append(probe([*gate, *same(nulls[:position]), is_null]))
         column = sql.SQL("src.{}").format(sql.Identifier(self.column))
         backwards = sql.SQL(", ").join(sql.SQL("{} DESC").format(term) for term in [*src, column])
         newest = [
@@ -726,7 +728,8 @@ def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeou
 def _find_column(
     rule: FreshnessRule, table: str, types: dict, numbers: dict, indexes: list, group: str | None
 ) -> tuple[str, str | None]:
-    """The time column not named in the rule, and why it is the one where there was a choice, by a rule a user can predict: the
+    """The time column not named in the rule, and why it is the one where there was a choice, by a rule a
+    user can predict: the
     table's only time column; else the one its grouping index (``(symbol, ts)``, ``(symbol, timeframe,
     ts)``) ends with; else the one named like PREFERRED_COLUMNS; else it asks. An index that merely leads
     with a column (``(updated_at)``, touched by every job) never makes it the row's time."""
@@ -749,7 +752,8 @@ def _find_column(
     pool = sorted(grouped) or times
     preferred = [name for name in PREFERRED_COLUMNS if name in pool]
     if preferred:
-        return preferred[0], f"it is named {preferred[0]}" + (f" (no index on {group} ends with a time column)" if group else "")
+        unindexed = f" (no index on {group} ends with a time column)" if group else ""
+        return preferred[0], f"it is named {preferred[0]}{unindexed}"
     listed = ", ".join(pool)
     why = f"indexes on {group} end with each of them" if grouped else f"none is named {'/'.join(PREFERRED_COLUMNS)}"
     raise ProbeError(

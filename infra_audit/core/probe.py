@@ -507,8 +507,8 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
     name, row_security = sql.SQL(found.quoted), found.row_security
     if found.estimate > exact_limit:
         (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
-        stats = TableStats(table, found.estimate, exact=False, row_security=row_security, live=found.live_below_estimate,
-                           qualified=qualified)  # fmt: skip
+        stats = TableStats(table, found.estimate, exact=False, row_security=row_security,
+                           live=found.live_below_estimate, qualified=qualified)  # fmt: skip
     else:
         bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
             name, sql.Literal(exact_limit + 1)
