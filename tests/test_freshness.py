@@ -270,9 +270,9 @@ def test_between_the_two_ages_it_passes_with_warnings_and_past_the_error_age_it_
     result = check(conn, "market_data=warn:6h,error:3d")
     assert result.ok and result.problems == ()
     newest, groups = result.warnings  # the seeded copy's newest row is as old as the session's template
-    assert re.fullmatch(r"market_data\.ts: the newest row \(.*\) is 8 hours( \d+ minutes?)? old, past the warning age "
+    assert re.fullmatch(r"public\.market_data\.ts: the newest row \(.*\) is 8 hours( \d+ minutes?)? old, past the warning age "
                         r"of 6 hours \(it fails at 3 days; infra_freshness = market_data=warn:6h,error:3d\)", newest)
-    assert groups.startswith("market_data: 12 of 12 symbol/timeframe pairs have no row newer than 6 hours: ")
+    assert groups.startswith("public.market_data: 12 of 12 symbol/timeframe pairs have no row newer than 6 hours: ")
     assert (result.stale_group_count, result.late_group_count) == (0, 12)
     assert "(warning at 6 hours, error at 3 days); 0 of 12 symbol/timeframe pairs within the warning age" in (
         result.evidence
@@ -296,8 +296,8 @@ def test_groups_past_each_age_are_counted_and_named_by_level(target, fifty, conn
     assert {group.key[0] for group in result.late_groups} == {STOPPED[1]}
     (problem,) = result.problems
     (warning,) = result.warnings
-    assert problem.startswith("market_data: 3 of 150 symbol/timeframe pairs have no row newer than 3 days: ")
-    assert warning.startswith("market_data: 3 of 150 symbol/timeframe pairs have no row newer than 1 day: ")
+    assert problem.startswith("public.market_data: 3 of 150 symbol/timeframe pairs have no row newer than 3 days: ")
+    assert warning.startswith("public.market_data: 3 of 150 symbol/timeframe pairs have no row newer than 1 day: ")
     assert STOPPED[1] in warning and STOPPED[0] not in warning
 
 
@@ -311,7 +311,7 @@ def test_late_groups_behind_twenty_failing_ones_are_counted_not_named(target, fi
     assert (result.stale_group_count, result.late_group_count, result.late_groups) == (30, 3, ())
     (warning,) = result.warnings
     unnamed = "no row newer than 1 day: none named here (the 20 oldest groups are past the error age)"
-    assert warning.startswith(f"market_data: 3 of 150 symbol/timeframe pairs have {unnamed}")
+    assert warning.startswith(f"public.market_data: 3 of 150 symbol/timeframe pairs have {unnamed}")
 
 
 def test_with_an_index_on_symbol_and_ts_only_the_groups_are_symbols(target, fifty, conn):
