@@ -219,10 +219,16 @@ class Plan:
     # A partitioned table's leaf partitions: each gives its groups' newest rows (a walk across the whole
     # tree would probe every partition's index for every group)
     leaves: tuple[Leaf, ...] = ()
+    name: str = ""  # the table as infra_freshness names it: monitoring's labels stay those of the configuration
 
     @property
     def label(self) -> str:
         return f"{self.table}.{quote_name(self.column)}"
+
+    @property
+    def named_label(self) -> str:
+        """``market_data.ts``: the label as the configuration spells the table (``label`` names its schema)."""
+        return f"{self.name or self.table}.{quote_name(self.column)}"
 
     @property
     def newest_query(self) -> sql.Composed:
@@ -411,9 +417,13 @@ class StaleGroup:
     names: tuple[str, ...] = ()  # the key's columns, to name a NULL
 
     @property
+    def name(self) -> str:
+        """``FX0005 M15``, ``ZZ0009 timeframe=NULL``."""
+        return " ".join(f"{name}=NULL" if part is None else part for part, name in zip(self.key, self.names or self.key))
+
+    @property
     def shown(self) -> str:
-        parts = (f"{name}=NULL" if part is None else part for part, name in zip(self.key, self.names or self.key))
-        return f"{' '.join(parts)} ({age_words(self.age)})"
+        return f"{self.name} ({age_words(self.age)})"
 
 
 @dataclass(frozen=True)
@@ -663,7 +673,7 @@ def resolve(
         group_indexed = False  # no walk across the tree: it would probe every partition for every group
     pinned = all(key in builtin for key in keys)
     return Plan(rule, table, column, types[column], indexed, keys, group_indexed, row_security=relation.row_security,
-                pinned=pinned, column_reason=reason, leaves=leaves)  # fmt: skip
+                pinned=pinned, column_reason=reason, leaves=leaves, name=shown)  # fmt: skip
 
 
 def _bigness(estimate: int, size_bytes: int, exact_limit: int) -> tuple[bool, str]:
