@@ -37,7 +37,7 @@ def test_row_counts_nonzero(db: psycopg.Connection, audit_settings: AuditSetting
         except ProbeError as exc:
             report.probe_failed(evidence, table, exc, problems, unknowns)
         else:
-            evidence.add(table, stats.shown + (" (exact count)" if stats.exact else ""))
+            evidence.add(stats.qualified, stats.shown + (" (exact count)" if stats.exact else ""))  # the one it read
             if stats.row_security:
                 evidence.warn(db_probe.row_security_warning(table, db.info.user))
     report.conclude(problems, unknowns)

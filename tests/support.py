@@ -164,6 +164,23 @@ def stage(target, *statements: str) -> None:
         target.admin.execute(statement)
 
 
+def partitioned_bars(target, table: str, days: int) -> None:
+    """``table`` (may be schema-qualified), partitioned by day over ``days`` days and two ahead (empty, made
+    ahead of time), indexed on the parent: 6 symbols x 2 timeframes, one bar a day each (a few thousand
+    rows); S1-S3 stopped 5 days ago. Each partition is one statement in one DO block."""
+    first = f"current_date - {days - 1}"
+    stage(target, f"CREATE TABLE {table} (symbol text, timeframe text, ts timestamptz) PARTITION BY RANGE (ts)",
+          f"DO $$ BEGIN FOR d IN 0..{days + 1} LOOP EXECUTE format('CREATE TABLE %s PARTITION OF {table}"
+          f" FOR VALUES FROM (%L) TO (%L)', '{table}_' || d, ({first} + d)::timestamptz,"
+          f" ({first} + d + 1)::timestamptz); END LOOP; END $$",
+          f"CREATE INDEX ON {table} (symbol, timeframe, ts)", f"CREATE INDEX ON {table} (ts)",
+          f"INSERT INTO {table} SELECT 'S' || s, t, least(day + interval '12 hours', now())"
+          f" FROM generate_series(1, 6) AS s, (VALUES ('H1'), ('D1')) AS v(t),"
+          f" generate_series({first}, current_date, interval '1 day') AS day",
+          f"DELETE FROM {table} WHERE symbol IN ('S1', 'S2', 'S3') AND ts > now() - interval '5 days'",
+          f"ANALYZE {table}")  # fmt: skip
+
+
 def write_env(root: Path, text: str) -> None:
     (root / ".env").write_text(text)
 

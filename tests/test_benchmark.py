@@ -27,6 +27,21 @@ def test_benchmark_seeds_measures_and_drops_only_its_own(admin_url):
     assert server_fingerprint(admin_url) == before, "the scratch databases are dropped, nothing else is touched"
 
 
+def test_the_partitioned_table_is_measured_beside_the_plain_group_by(admin_url):
+    """"data is fresh" must name exactly the stopped symbols of the daily-partitioned market_data, or the
+    benchmark fails; its scratch database is dropped."""
+    before = server_fingerprint(admin_url)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--sizes", "30", "--repeat", "1", "--skip-startup",
+         "--partitions", "8"],
+        capture_output=True, text=True, timeout=300, env=clean_env(INFRA_ADMIN_URL=admin_url),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (row,) = [line.split("|") for line in done.stdout.splitlines() if line.strip().startswith("8 |")]
+    assert [cell.strip() for cell in row][:2] == ["8", "47,970"] and row[-1].strip() == "6", done.stdout
+    assert "GROUP BY" in done.stdout and server_fingerprint(admin_url) == before
+
+
 def test_a_slash_in_the_admin_urls_query_never_reaches_its_database(admin_url, tmp_path):
     """The scratch database's URL is built from parts: `?application_name=ops/bench` cannot truncate it."""
     before = server_fingerprint(admin_url, contents_of=("postgres",))
@@ -40,7 +55,7 @@ def test_a_slash_in_the_admin_urls_query_never_reaches_its_database(admin_url, t
 
 
 def test_bad_arguments_are_one_line(admin_url):
-    for args in (["--sizes=-5"], ["--sizes=0"], ["--repeat", "0"], ["--sizes", "x"]):
+    for args in (["--sizes=-5"], ["--sizes=0"], ["--repeat", "0"], ["--sizes", "x"], ["--partitions", "3"]):
         done = subprocess.run([sys.executable, str(REPO / "tools" / "benchmark.py"), *args], capture_output=True,
                               text=True, timeout=60, env=clean_env(INFRA_ADMIN_URL=admin_url))  # fmt: skip
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr

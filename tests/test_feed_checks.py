@@ -11,7 +11,7 @@ from pathlib import Path
 from psycopg import sql
 
 from infra_audit.sandbox import seed
-from tests.support import REPO, clean_env, stage, write_env
+from tests.support import REPO, clean_env, partitioned_bars, stage, write_env
 
 SYMBOLS = 50
 
@@ -66,7 +66,7 @@ def test_a_two_level_rule_warns_between_its_ages_and_fails_past_the_error_age(pr
     rule, page = "--freshness=market_data=warn:6h,error:3d", tmp_path / "report.html"
     run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl", rule, f"--html={page}")
     assert run.exit_code == 0 and run.outcome("test_data_is_fresh") == "passed", run.output
-    warning = "market_data.ts: the newest row ("
+    warning = "public.market_data.ts: the newest row ("
     case = next(case for case in ET.fromstring(run.junit).iter("testcase") if case.get("name") == "test_data_is_fresh")
     warnings = [p.get("value") for p in case.iter("property") if p.get("name") == "warning"]
     assert warnings[0].startswith(warning) and "past the warning age of 6 hours (it fails at 3 days" in warnings[0]
@@ -81,6 +81,60 @@ def test_a_two_level_rule_warns_between_its_ages_and_fails_past_the_error_age(pr
         "test_data_is_fresh"
     )
     assert run.outcome("test_health_check_passes") == "failed"
+
+
+def test_a_symbol_whose_rows_have_no_timeframe_is_never_left_out(project, target, run_audit, tmp_path):
+    """Issue 17: rows whose timeframe is NULL were skipped by the walk over (symbol, timeframe, ts): a
+    symbol 10 days old was never looked at, and the evidence said every pair was within the limit."""
+    reseed(target, rows=3_000)
+    stage(target, "ALTER TABLE market_data ALTER COLUMN timeframe DROP NOT NULL",
+          "INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES ('ZZ0009', 'z', 'fx', 'USD', 'X')",
+          "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
+          " SELECT 'ZZ0009', NULL, now() - interval '10 days' - n * interval '1 hour', 1, 1, 1, 1, 1"
+          " FROM generate_series(0, 29) AS n")  # fmt: skip
+    run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
+    assert run.outcome("test_data_is_fresh") == "failed", run.output
+    message = run.message("test_data_is_fresh")
+    assert "1 of 151 symbol/timeframe pairs have no row newer than 3 days: ZZ0009 timeframe=NULL (10 days)" in message
+
+
+def test_the_row_time_is_judged_never_a_column_a_job_touches(project, target, run_audit, tmp_path):
+    """Issue 17: with indexes on (symbol, ts) and on updated_at, the audit judged updated_at (touched today
+    by a job) while every ts was 10 days old, and passed."""
+    reseed(target, rows=3_000)
+    stage(target, "ALTER TABLE market_data DROP CONSTRAINT market_data_symbol_timeframe_ts_key",
+          "DROP INDEX market_data_ts_idx", "ALTER TABLE market_data ADD COLUMN updated_at timestamptz",
+          "UPDATE market_data SET ts = ts - interval '10 days', updated_at = now()",
+          "CREATE INDEX ON market_data (updated_at)")  # fmt: skip
+    run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
+    assert run.outcome("test_data_is_fresh") == "failed", run.output
+    assert "public.market_data.ts: the newest row (" in run.message("test_data_is_fresh")
+    assert "ts is the time column: the index on (symbol, ts) ends with it" in run.output, run.output
+
+
+def test_a_daily_partitioned_table_in_another_schema_is_checked_and_named(project, target, run_audit, tmp_path):
+    """Issue 17: market_data partitioned by day (200 partitions), found in schema trading through the
+    search path while an empty public.market_data exists: each check names the table it read, freshness
+    names exactly the stopped symbols, and row counts and "not shrinking" work on the partitions."""
+    stage(target, "CREATE SCHEMA trading", "TRUNCATE public.market_data")
+    partitioned_bars(target, "trading.market_data", days=200)
+    stage(target, "GRANT USAGE ON SCHEMA trading TO PUBLIC", "GRANT SELECT ON trading.market_data TO PUBLIC",
+          f"ALTER ROLE {target.role.name} IN DATABASE {target.dbname} SET search_path = trading, public")  # fmt: skip
+    history = tmp_path / "history.jsonl"
+    first = audit_feed(project, target, run_audit, history, "--freshness=market_data=10d")
+    assert first.exit_code == 0, first.output
+    assert "trading.market_data: 2,370 rows (exact count)" in first.output, first.output
+    assert "trading.market_data.ts: newest row " in first.output
+    assert "200 partitions with rows: 0 walked over their index, 200 small ones read whole" in first.output
+
+    stage(target, "DELETE FROM trading.market_data WHERE ts < current_date - 99")  # 100 days' bars, 1,200 rows
+    second = audit_feed(project, target, run_audit, history)
+    message = second.message("test_data_is_fresh")
+    assert "trading.market_data: 6 of 12 symbol/timeframe pairs have no row newer than 3 days: " in message
+    assert set(re.findall(r"\b(S\d) (?:H1|D1) \(5 days", message)) == {"S1", "S2", "S3"}, message
+    assert second.outcome("test_row_counts_not_shrinking") == "failed", second.output
+    assert "market_data holds 1,170 rows (exact) now, 51% fewer than the 2,370 rows (exact)" in \
+        second.message("test_row_counts_not_shrinking")  # fmt: skip
 
 
 def test_rows_that_went_missing_are_named_with_both_counts(project, target, run_audit, tmp_path):

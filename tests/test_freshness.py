@@ -17,7 +17,7 @@ from infra_audit.core.errors import ProbeError
 from infra_audit.core.freshness import FreshnessRule, parse_group, parse_rules
 from infra_audit.core.probe import Timeouts
 from infra_audit.sandbox import seed
-from tests.support import stage
+from tests.support import partitioned_bars, stage
 
 TIMEOUTS = Timeouts(connect=3.0, query=3.0)
 EXACT_LIMIT = 100_000
@@ -75,6 +75,32 @@ def test_a_never_analyzed_partitioned_table_is_judged_by_its_partitions_size(tar
     assert error.cause == "needs_index" and "never analyzed, 8 kB on disk" in str(error), str(error)
 
 
+def test_a_partitioned_table_reads_each_partition_once_never_each_per_group(target, conn):
+    """300 daily partitions: a walk across the tree would probe every partition's index for every group
+    (it timed out at 523 partitions and 6,000 pairs). Each small partition is read once instead, with the
+    same verdict as a flat table; a big one is walked over its own index."""
+    partitioned_bars(target, "bars", days=300)
+    stage(target, "GRANT SELECT ON bars TO PUBLIC")
+    result = check(conn, "bars=3d")
+    assert (result.groups, result.stale_group_count) == (12, 6), result.evidence
+    assert {group.key[0] for group in result.stale_groups} == {"S1", "S2", "S3"}
+    assert all(" (5 days" in group.shown for group in result.stale_groups), result.problems
+    explained = conn.execute(sql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {}").format(result.plan.group_query),
+                             (1.0, 1.0)).fetchall()  # fmt: skip
+    scans = [line for (line,) in explained if " on bars_" in line]  # each partition read once, in one pass
+    assert len(scans) >= 300 and all(line.endswith(" loops=1)") for line in scans), "\n".join(scans)
+    assert "300 partitions with rows: 0 walked over their index, 300 small ones read whole" in result.evidence
+
+    denied = probe_error(conn, "bars=3d", group="symbol", exact_limit=10)  # read as itself: its own GRANT
+    assert denied.cause == "permission" and "GRANT SELECT ON public.bars_0 TO " in str(denied), str(denied)
+    stage(target, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC")
+    walked = check(conn, "bars=3d", exact_limit=10)  # every partition "big": each walked over its own index
+    assert (walked.groups, walked.stale_group_count) == (12, 6), walked.evidence
+    assert [group.shown for group in walked.stale_groups] == [group.shown for group in result.stale_groups]
+    assert re.search(r"300 partitions with rows: 29\d walked over their index, \d small ones read whole",
+                     walked.evidence)  # fmt: skip
+
+
 def test_an_operator_of_another_schema_never_stands_in_for_pg_catalogs(target, conn):
     """pg_catalog has no "=" for (varchar, varchar): one in public, always true, would let every symbol
     share the newest row and a stopped one look fresh. The walk names pg_catalog's operators."""
@@ -111,7 +137,7 @@ def test_a_foreign_table_is_refused_rather_than_fetched(target, conn):
           "CREATE FOREIGN TABLE remote_bars (ts timestamptz) SERVER files OPTIONS (filename '/dev/null')",
           "GRANT SELECT ON remote_bars TO PUBLIC")  # fmt: skip
     error = probe_error(conn, "remote_bars=3d")
-    assert error.cause == "foreign" and "names a foreign table, remote_bars" in str(error)
+    assert error.cause == "foreign" and "names a foreign table, public.remote_bars" in str(error)
 
 
 def test_a_view_is_refused_rather_than_read_whole(target, conn):
@@ -219,7 +245,7 @@ def test_a_seeded_copy_is_fresh(conn):
     assert result.ok, result.problems
     assert (result.plan.column, result.plan.indexed) == ("ts", True)
     assert result.plan.group == ("symbol", "timeframe")  # the unique (symbol, timeframe, ts) index leads so
-    assert result.evidence.startswith("market_data.ts: newest row ")
+    assert result.evidence.startswith("public.market_data.ts: newest row ")
     assert "limit 3 days" in result.evidence and "12 of 12 symbol/timeframe pairs within the limit" in result.evidence
 
 
@@ -231,7 +257,7 @@ def test_three_stopped_symbols_are_named_with_their_ages(target, fifty, conn):
     assert {group.key[0] for group in result.stale_groups} == set(STOPPED)
     assert all(group.shown.endswith("(5 days)") for group in result.stale_groups)
     (problem,) = result.problems  # the table as a whole is fresh: only the groups are named
-    assert problem.startswith("market_data: 9 of 150 symbol/timeframe pairs have no row newer than 3 days: ")
+    assert problem.startswith("public.market_data: 9 of 150 symbol/timeframe pairs have no row newer than 3 days: ")
     assert "FX0005 M15 (5 days)" in problem
 
 
@@ -246,9 +272,9 @@ def test_between_the_two_ages_it_passes_with_warnings_and_past_the_error_age_it_
     result = check(conn, "market_data=warn:6h,error:3d")
     assert result.ok and result.problems == ()
     newest, groups = result.warnings  # the seeded copy's newest row is as old as the session's template
-    assert re.fullmatch(r"market_data\.ts: the newest row \(.*\) is 8 hours( \d+ minutes?)? old, past the warning age "
+    assert re.fullmatch(r"public\.market_data\.ts: the newest row \(.*\) is 8 hours( \d+ minutes?)? old, past the warning age "
                         r"of 6 hours \(it fails at 3 days; infra_freshness = market_data=warn:6h,error:3d\)", newest)
-    assert groups.startswith("market_data: 12 of 12 symbol/timeframe pairs have no row newer than 6 hours: ")
+    assert groups.startswith("public.market_data: 12 of 12 symbol/timeframe pairs have no row newer than 6 hours: ")
     assert (result.stale_group_count, result.late_group_count) == (0, 12)
     assert "(warning at 6 hours, error at 3 days); 0 of 12 symbol/timeframe pairs within the warning age" in (
         result.evidence
@@ -272,8 +298,8 @@ def test_groups_past_each_age_are_counted_and_named_by_level(target, fifty, conn
     assert {group.key[0] for group in result.late_groups} == {STOPPED[1]}
     (problem,) = result.problems
     (warning,) = result.warnings
-    assert problem.startswith("market_data: 3 of 150 symbol/timeframe pairs have no row newer than 3 days: ")
-    assert warning.startswith("market_data: 3 of 150 symbol/timeframe pairs have no row newer than 1 day: ")
+    assert problem.startswith("public.market_data: 3 of 150 symbol/timeframe pairs have no row newer than 3 days: ")
+    assert warning.startswith("public.market_data: 3 of 150 symbol/timeframe pairs have no row newer than 1 day: ")
     assert STOPPED[1] in warning and STOPPED[0] not in warning
 
 
@@ -287,7 +313,7 @@ def test_late_groups_behind_twenty_failing_ones_are_counted_not_named(target, fi
     assert (result.stale_group_count, result.late_group_count, result.late_groups) == (30, 3, ())
     (warning,) = result.warnings
     unnamed = "no row newer than 1 day: none named here (the 20 oldest groups are past the error age)"
-    assert warning.startswith(f"market_data: 3 of 150 symbol/timeframe pairs have {unnamed}")
+    assert warning.startswith(f"public.market_data: 3 of 150 symbol/timeframe pairs have {unnamed}")
 
 
 def test_with_an_index_on_symbol_and_ts_only_the_groups_are_symbols(target, fifty, conn):
@@ -301,9 +327,37 @@ def test_with_an_index_on_symbol_and_ts_only_the_groups_are_symbols(target, fift
     assert (result.groups, result.stale_group_count) == (50, 3)
     assert sorted(group.shown for group in result.stale_groups) == sorted(f"{s} (5 days)" for s in STOPPED)
     assert result.problems == (
-        "market_data: 3 of 50 symbols have no row newer than 3 days: "
+        "public.market_data: 3 of 50 symbols have no row newer than 3 days: "
         + ", ".join(g.shown for g in result.stale_groups),
     )
+
+
+def test_rows_whose_group_keys_are_null_are_groups_of_their_own(target, conn):
+    """A symbol whose every row has no timeframe, 10 days old, and rows with no symbol, 9 days old: both
+    are groups the walk visits (NULLs come last in the index), and the one-pass read of a small table
+    without the index counts them too."""
+    stage(target, "ALTER TABLE market_data ALTER COLUMN symbol DROP NOT NULL, ALTER COLUMN timeframe DROP NOT NULL",
+          "INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES ('ZZ0009', 'z', 'fx', 'USD', 'X')",
+          "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
+          " SELECT s, t, now() - d - n * interval '1 hour', 1, 1, 1, 1, 1 FROM generate_series(0, 29) AS n,"
+          " (VALUES ('ZZ0009', NULL, interval '10 days'), (NULL, 'H1', interval '9 days'),"
+          " ((SELECT min(symbol) FROM market_data), NULL, interval '8 days'), (NULL, NULL, interval '7 days'))"
+          " AS v(s, t, d)")  # fmt: skip
+    (first,) = target.admin.execute("SELECT min(symbol) FROM market_data").fetchone()
+    for drop in (None, "ALTER TABLE market_data DROP CONSTRAINT market_data_symbol_timeframe_ts_key"):
+        if drop:
+            stage(target, drop, "DROP INDEX market_data_symbol_ts_idx")
+        result = check(conn)
+        assert result.plan.group == (("symbol", "timeframe") if drop is None else ("symbol",))
+        assert result.plan.group_indexed is (drop is None)
+        stale = [group.shown for group in result.stale_groups]
+        if drop is None:  # a NULL after a value, a value after a NULL, and a NULL after a NULL
+            assert (result.groups, result.stale_group_count) == (16, 4), result.evidence
+            assert stale == ["ZZ0009 timeframe=NULL (10 days)", "symbol=NULL H1 (9 days)",
+                             f"{first} timeframe=NULL (8 days)", "symbol=NULL timeframe=NULL (7 days)"], stale
+        else:  # the first symbol's other rows are fresh; the rows without a symbol, 7 days at the newest
+            assert (result.groups, result.stale_group_count) == (6, 2), result.evidence
+            assert stale == ["ZZ0009 (10 days)", "symbol=NULL (7 days)"], stale
 
 
 def test_grouping_off_passes_when_the_table_is_fresh(target, fifty, conn):
@@ -330,7 +384,7 @@ def test_a_table_whose_newest_row_is_ten_days_old_fails_with_its_age(target, con
     stage(target, "UPDATE market_data SET ts = ts - interval '10 days'")
     result = check(conn, group=None)
     (problem,) = result.problems
-    assert problem.startswith("market_data.ts: the newest row (")
+    assert problem.startswith("public.market_data.ts: the newest row (")
     assert "is 10 days old, older than the limit of 3 days (infra_freshness = market_data=3d)" in problem
 
 
@@ -360,19 +414,20 @@ def test_rows_dated_years_ahead_never_keep_a_dead_feed_fresh(target, fifty, conn
 def test_a_table_dated_entirely_ahead_says_so(target, conn):
     stage(target, "UPDATE market_data SET ts = ts + interval '1000 days'")
     (problem,) = check(conn, group=None).problems
-    assert problem.startswith("market_data.ts: every row is dated more than a day ahead (the newest: ")
+    assert problem.startswith("public.market_data.ts: every row is dated more than a day ahead (the newest: ")
     assert problem.endswith("check the feed's clock and time zone")
 
 
 def test_an_empty_table_is_said_once_as_a_cause_with_a_short_fact_as_evidence(target, conn):
     stage(target, "DELETE FROM market_data")
     result = check(conn, group=None)
-    assert result.problems == ("market_data.ts: no row to date (the table is empty, or every ts is NULL), so nothing "
-                               "shows the data is current: is the feed running?",)  # fmt: skip
-    assert result.evidence == "market_data.ts: no newest row"
+    assert result.problems == ("public.market_data.ts: no row to date (the table is empty, or every ts is NULL), so "
+                               "nothing shows the data is current: is the feed running?",)  # fmt: skip
+    assert result.evidence == "public.market_data.ts: no newest row"
     stage(target, "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume) "
           "SELECT symbol, 'H1', now() + interval '1000 days', 1, 1, 1, 1, 1 FROM assets LIMIT 1")
-    assert check(conn, group=None).evidence.startswith("market_data.ts: no newest row up to a day ahead (the newest: ")
+    ahead = check(conn, group=None).evidence
+    assert ahead.startswith("public.market_data.ts: no newest row up to a day ahead (the newest: ")
 
 
 def test_ages_come_from_the_server_clock_and_naive_timestamps_read_as_utc(target):
@@ -397,7 +452,7 @@ def test_a_table_without_a_time_column_is_named(target, conn):
     stage(target, "CREATE TABLE notes (id int, body text)", "GRANT SELECT ON notes TO PUBLIC")
     error = probe_error(conn, "notes=1d")
     assert error.cause == "no_time_column"
-    assert "table notes has no timestamp, timestamptz or date column" in str(error)
+    assert "table public.notes has no timestamp, timestamptz or date column" in str(error)
 
 
 def test_two_candidate_columns_ask_which_one(target, conn):
@@ -416,7 +471,7 @@ def test_two_candidate_columns_ask_which_one(target, conn):
     assert "infra_freshness = public.events.created_at=3d" in str(qualified), str(qualified)
 
 
-def test_a_preferred_name_or_the_one_indexed_column_settles_it(target, conn):
+def test_a_preferred_name_settles_it_and_an_index_leading_with_a_column_does_not(target, conn):
     stage(
         target,
         "CREATE TABLE ticks (created_at timestamptz, ts timestamptz, seen date)",
@@ -425,7 +480,33 @@ def test_a_preferred_name_or_the_one_indexed_column_settles_it(target, conn):
     )
     assert check(conn, "ticks=3d", group=None).plan.column == "ts"
     stage(target, "CREATE INDEX ON ticks (seen)")
-    assert check(conn, "ticks=3d", group=None).plan.column == "seen"
+    found = check(conn, "ticks=3d", group=None)
+    assert found.plan.column == "ts" and found.evidence.endswith("; ts is the time column: it is named ts")
+
+
+def test_the_time_column_is_the_one_the_grouping_index_ends_with(target, conn):
+    """Every bar_time 10 days old, updated_at touched today by a job and indexed on its own: the row's
+    time is the column the (symbol, bar_time) index ends with, never the one an index merely leads with."""
+    stage(
+        target,
+        "CREATE TABLE bars (symbol text, bar_time timestamptz, updated_at timestamptz)",
+        "CREATE INDEX ON bars (symbol, bar_time)",
+        "CREATE INDEX ON bars (updated_at)",
+        "INSERT INTO bars SELECT 'S' || (n % 5), now() - interval '10 days' - n * interval '1 minute', now()"
+        " FROM generate_series(1, 2000) AS n",
+        "GRANT SELECT ON bars TO PUBLIC",
+    )
+    found = check(conn, "bars=3d", group="symbol")
+    assert found.plan.column == "bar_time" and not found.ok, found.evidence
+    assert "bar_time is the time column: the index on (symbol, bar_time) ends with it" in found.evidence
+    assert "5 of 5 symbols have no row newer than 3 days" in found.problems[-1]
+    stage(target, "CREATE INDEX ON bars (symbol, updated_at)")  # two grouping indexes: it asks
+    error = probe_error(conn, "bars=3d", group="symbol")
+    assert error.cause == "ambiguous_column"
+    assert "(bar_time, updated_at) and indexes on symbol end with each" in str(error)
+    assert "infra_freshness = bars.bar_time=3d" in str(error)
+    no_group = probe_error(conn, "bars=3d")  # the index leading with updated_at settles nothing
+    assert no_group.cause == "ambiguous_column"
 
 
 def test_a_big_table_without_an_index_gets_the_create_index_instead_of_a_scan(target, conn):
@@ -439,10 +520,10 @@ def test_a_big_table_without_an_index_gets_the_create_index_instead_of_a_scan(ta
     error = probe_error(conn, "events=3d", exact_limit=10)  # a planner estimate of 50 >= 10: "big"
     assert error.cause == "needs_index"
     assert str(error) == (
-        "table events (~50 rows) has no index to find its newest row without reading the whole table: "
-        "CREATE INDEX ON events (ts)"
+        "table public.events (~50 rows) has no index to find its newest row without reading the whole table: "
+        "CREATE INDEX ON public.events (ts)"
     )
-    assert str(probe_error(conn, "events.ts=3d", exact_limit=10)).endswith("CREATE INDEX ON events (ts)")
+    assert str(probe_error(conn, "events.ts=3d", exact_limit=10)).endswith("CREATE INDEX ON public.events (ts)")
     assert check(conn, "events=3d", group=None, exact_limit=1000).ok  # small: scanned
 
 
@@ -456,7 +537,7 @@ def test_a_never_analyzed_table_is_judged_by_its_size(target, conn):
     )
     error = probe_error(conn, "restored=3d", exact_limit=100)  # 2,000 rows take far more than 100 x 50 bytes
     assert error.cause == "needs_index"
-    assert str(error).startswith("table restored (never analyzed, ") and "kB on disk)" in str(error)
+    assert str(error).startswith("table public.restored (never analyzed, ") and "kB on disk)" in str(error)
     assert check(conn, "restored=3d", group=None, exact_limit=100_000).ok
 
 
@@ -467,7 +548,7 @@ def test_a_big_table_without_a_group_index_gets_the_create_index(target, conn):
         "DROP INDEX market_data_symbol_ts_idx",
     )
     error = probe_error(conn, "market_data=3d", group="symbol", exact_limit=10)
-    assert error.cause == "needs_index" and str(error).endswith("CREATE INDEX ON market_data (symbol, ts)")
+    assert error.cause == "needs_index" and str(error).endswith("CREATE INDEX ON public.market_data (symbol, ts)")
     small = check(conn, exact_limit=EXACT_LIMIT)
     assert small.ok and small.plan.group == ("symbol",) and not small.plan.group_indexed
 
@@ -493,7 +574,7 @@ def test_a_table_without_the_group_column_names_the_setting(conn):
 def test_the_time_column_as_its_own_group_is_refused(conn):
     """--freshness-group=ts would ask for an index on (ts, ts): every timestamp its own group."""
     error = probe_error(conn, "market_data=3d", group="ts")
-    assert error.cause == "no_group_column" and "names market_data's time column 'ts' itself" in str(error)
+    assert error.cause == "no_group_column" and "names public.market_data's time column 'ts' itself" in str(error)
 
 
 def test_the_group_query_walks_the_index_and_never_scans_the_table(target, fifty, conn):
@@ -521,7 +602,7 @@ def test_qualified_and_quoted_tables_resolve(target, conn):
         'GRANT SELECT ON "Market Data", other.feed TO PUBLIC',
     )
     quoted = check(conn, '"Market Data"=2h', group=None)
-    assert quoted.ok and quoted.plan.label == '"Market Data"."Ts"'
+    assert quoted.ok and quoted.plan.label == 'public."Market Data"."Ts"'
     assert check(conn, "other.feed=1d", group=None).plan.table == "other.feed"  # schema.table
     assert check(conn, "market_data.ts=3d", group=None).plan.column == "ts"  # table.column
     assert probe_error(conn, "nosuch=1d").cause == "missing"

@@ -34,8 +34,8 @@ def test_healthy_report_matches_the_spec_layout(project, target, run_health_chec
         "",
         "✅ System Healthy",
     ]
-    assert re.fullmatch(r"   market_data\.ts: newest row .* UTC, .* old \(limit 3 days\); 12 of 12 symbol/timeframe "
-                        r"pairs within the limit", lines[-3]), lines[-3]  # fmt: skip
+    assert re.fullmatch(r"   public\.market_data\.ts: newest row .* UTC, .* old \(limit 3 days\); 12 of 12 "
+                        r"symbol/timeframe pairs within the limit", lines[-3]), lines[-3]  # fmt: skip
     assert target.role.password not in done.stdout + done.stderr
 
 

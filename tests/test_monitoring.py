@@ -123,7 +123,7 @@ def test_nagios_warning_past_the_warning_age_and_critical_past_the_error_age(pro
     assert (late["value"], late["warn"], late["max"]) == ("12", "0", "12")
     text_report = run_health_check("--root", str(project), rule)
     assert text_report.returncode == 0, "the spec's format keeps its codes: a warning is still healthy"
-    assert "   ⚠️ market_data.ts: the newest row (" in text_report.stdout
+    assert "   ⚠️ public.market_data.ts: the newest row (" in text_report.stdout
     assert text_report.stdout.endswith("✅ System Healthy\n")
 
     age_all(target, "4 days")

@@ -198,8 +198,8 @@ def test_healthy_report_is_the_proof_for_the_ticket(project, target, run_audit, 
     for test, name in HUMAN_NAMES.items():
         assert properties[test]["check"] == name
         assert properties[test]["check result"] == "passed"
-    assert properties["test_row_counts_nonzero"]["evidence: market_data"] == "120 rows (exact count)"
-    assert re.search(r"PASSED +row counts non-zero\n +market_data: 120 rows \(exact count\)", run.output)
+    assert properties["test_row_counts_nonzero"]["evidence: public.market_data"] == "120 rows (exact count)"
+    assert re.search(r"PASSED +row counts non-zero\n +public.market_data: 120 rows \(exact count\)", run.output)
     assert_report_path_said_first_and_last(run, tmp_path / "report" / "audit.html")
     assert not (tmp_path / "report" / "assets").exists(), "self-contained: nothing beside the file"
     assert_no_secret(run, report, target.role.password)

@@ -12,6 +12,9 @@
 2. Per size, in a scratch database seeded like production (tools/core/seed.py): the table check
    (`infra_audit.core.probe.table_stats`, the code the audit runs) against a naive `SELECT count(*)`,
    the freshness check (newest row and the per-symbol skip scan) and the row-count history check.
+3. Per partition count (`--partitions`), a `market_data` partitioned by day, one bar a day for each of
+   PAIRS symbol/timeframe pairs, STALE_SYMBOLS of them stopped STALE_DAYS ago: "data is fresh" (which
+   must name exactly those) against the plain `SELECT symbol, timeframe, max(ts) ... GROUP BY 1, 2`.
 
 The admin URL comes from INFRA_ADMIN_URL (a URL in --server is visible to every user in `ps`).
 Scratch databases carry a marker of this run and only those are dropped; every connection and
@@ -52,6 +55,10 @@ SEED_DEADLINE_S = 60 * 60
 PROCESS_DEADLINE_S = 120
 BARE_TEST = "def test_trivial():\n    assert True\n"
 BARE_CONNECT = "import os, psycopg\npsycopg.connect(os.environ['DB_URL'], connect_timeout=5).execute('SELECT 1')\n"
+PAIRS = 6000  # 3,000 symbols x 2 timeframes: at 500 daily partitions, 3 million rows
+STALE_SYMBOLS = ("P0001", "P0002", "P0003")
+STALE_DAYS = 5
+PLAIN_GROUP_BY = "SELECT symbol, timeframe, max(ts) FROM market_data GROUP BY 1, 2"
 
 
 def parse_args(argv: list[str] | None):
@@ -61,6 +68,8 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per check (median reported)")
     parser.add_argument("--startup-runs", type=int, default=9, help="runs of each whole process (median reported)")
     parser.add_argument("--skip-startup", action="store_true", help="only the per-size measurements")
+    parser.add_argument("--partitions", default="", help="daily partition counts of a partitioned market_data, "
+                        f"comma separated ({PAIRS:,} rows each; empty: none)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.startup_runs < 1:
         parser.error("--repeat and --startup-runs must be at least 1")
@@ -72,6 +81,12 @@ def parse_args(argv: list[str] | None):
             seed.seed_params(market_data_rows=size, assets_rows=seed.SPEC_ASSETS_ROWS, now=None)
     except ValueError as exc:
         parser.error(f"--sizes: {exc} (whole numbers from 1 to {seed.MAX_ROWS:,}, comma separated)")
+    try:
+        args.partitions = [int(count) for count in args.partitions.split(",") if count.strip()]
+        if any(not STALE_DAYS < count <= 5000 for count in args.partitions):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--partitions: whole numbers from {STALE_DAYS + 1} to 5000, comma separated")
     text = args.server or os.environ.get(ADMIN_URL_VARIABLE)
     if not text:
         parser.error(f"set {ADMIN_URL_VARIABLE} to an admin URL (a role with CREATEDB)")
@@ -213,10 +228,59 @@ def per_size(scratch: Scratch, size: int, repeat: int) -> dict[str, object]:
             }  # fmt: skip
 
 
+def seed_partitioned(scratch: Scratch, days: int) -> float:
+    """market_data partitioned by day over ``days`` days (and one ahead, empty), one bar a day per pair, indexed
+    on the parent as a time-series table is; STALE_SYMBOLS stopped STALE_DAYS ago; vacuumed. The seconds it took."""
+    first = f"current_date - {days - 1}"
+    statements = [
+        "CREATE TABLE market_data (symbol text NOT NULL, timeframe text NOT NULL, ts timestamptz NOT NULL,"
+        " close numeric(18, 6) NOT NULL) PARTITION BY RANGE (ts)",
+        f"DO $$ BEGIN FOR d IN 0..{days} LOOP EXECUTE format('CREATE TABLE market_data_%s PARTITION OF market_data"
+        f" FOR VALUES FROM (%L) TO (%L)', d, ({first} + d)::timestamptz, ({first} + d + 1)::timestamptz);"
+        " END LOOP; END $$",
+        f"INSERT INTO market_data SELECT 'P' || lpad(s::text, 4, '0'), t, least(day + interval '12 hours', now()), 1"
+        f" FROM generate_series({first}, current_date, interval '1 day') AS day,"
+        f" generate_series(1, {PAIRS // 2}) AS s, (VALUES ('H1'), ('D1')) AS v(t)",
+        f"DELETE FROM market_data WHERE symbol IN {STALE_SYMBOLS} AND ts > now() - interval '{STALE_DAYS} days'",
+        "CREATE INDEX ON market_data (symbol, timeframe, ts)",
+        "CREATE INDEX ON market_data (ts)",
+        "VACUUM (ANALYZE) market_data",
+    ]  # fmt: skip
+    started = time.monotonic()
+    with ownership.connect(scratch.conninfo) as conn:
+        conn.execute(f"SET statement_timeout = '{SEED_DEADLINE_S}s'")  # the admin's own session: no pooler here
+        for statement in statements:
+            db_probe.with_deadline(lambda statement=statement: conn.execute(statement), SEED_DEADLINE_S)
+    return time.monotonic() - started
+
+
+def partitioned(scratch: Scratch, days: int, repeat: int) -> dict[str, object]:
+    """"data is fresh" on a daily-partitioned market_data against the plain GROUP BY over the whole table."""
+    seconds = seed_partitioned(scratch, days)
+    rule = DEFAULTS.freshness[0]
+    with db_probe.connect(dburl.parse(scratch.url), TIMEOUTS) as conn:
+        limit = DEFAULTS.exact_count_limit
+        found = freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS)
+        named = {group.key[0] for group in found.stale_groups}
+        if named != set(STALE_SYMBOLS) or found.stale_group_count != 2 * len(STALE_SYMBOLS):
+            raise InfraError(f"{days} partitions: 'data is fresh' named {sorted(named)} ({found.stale_group_count} "
+                             f"pairs), not exactly {', '.join(STALE_SYMBOLS)}: {found.evidence}")  # fmt: skip
+        (rows,) = conn.execute("SELECT count(*) FROM market_data").fetchone()
+        return {
+            "partitions": days,
+            "rows": rows,
+            "seed_s": seconds,
+            "group_by_ms": median_ms(lambda: conn.execute(PLAIN_GROUP_BY).fetchall(), repeat),
+            "fresh_ms": median_ms(lambda: freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS),
+                                  repeat),
+            "stale": found.stale_group_count,
+        }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     admin = args.admin
-    results: dict[str, object] = {"server": admin.redacted, "startup": [], "sizes": []}
+    results: dict[str, object] = {"server": admin.redacted, "startup": [], "sizes": [], "partitioned": []}
 
     def work() -> convention.Result:
         try:
@@ -246,6 +310,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{size:>17,} | {row['table_check_ms']:>8.2f} ms | {row['count_ms']:>7.1f} ms | "
                   f"{row['fresh_ms']:>5.2f} ms | {row['fresh_table_only_ms']:>9.2f} ms | "
                   f"{row['shrink_ms']:>10.2f} ms | {row['shown']}")  # fmt: skip
+        if args.partitions:
+            print(f"\ndaily-partitioned market_data, {PAIRS:,} pairs, {len(STALE_SYMBOLS)} symbols stopped "
+                  f"{STALE_DAYS} days ago; median of {args.repeat} (warm cache):")
+            print(f"{'partitions':>10} | {'rows':>10} | {'GROUP BY':>10} | {'fresh':>10} | ratio | stale pairs named")
+        for days in args.partitions:
+            with Scratch(admin, f"p{days}") as scratch:
+                row = partitioned(scratch, days, args.repeat)
+            results["partitioned"].append(row)
+            print(f"{days:>10,} | {row['rows']:>10,} | {row['group_by_ms']:>7.0f} ms | {row['fresh_ms']:>7.0f} ms | "
+                  f"{row['fresh_ms'] / row['group_by_ms']:.2f}x | {row['stale']}")  # fmt: skip
         return convention.Result(convention.EXIT_OK, results)
 
     return convention.run(TOOL, work, as_json=False, secrets=lambda: admin.secrets, fail_code=convention.EXIT_PROBLEM)

@@ -18,6 +18,7 @@ dbt's ``warn_after``/``error_after``) and ``infra_freshness_group``. Use::
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -190,11 +191,19 @@ def _names(text: str, position: int) -> tuple[tuple[str, ...], int]:
 
 
 @dataclass(frozen=True)
+class Leaf:
+    """A leaf partition of a partitioned table: walked over its own group index, or (small) read in one pass."""
+
+    table: str  # schema-qualified and quoted
+    walked: bool  # big: walked over its index; small: read in one pass
+
+
+@dataclass(frozen=True)
 class Plan:
     """How one rule is answered: which column, and whether indexes answer it (else a small table is scanned)."""
 
     rule: FreshnessRule
-    table: str  # as the catalog quotes it: market_data, "Market Data", other.market_data
+    table: str  # schema-qualified, as the catalog quotes it: public.market_data, public."Market Data"
     column: str
     column_type: str  # one of TIME_TYPES
     indexed: bool
@@ -205,70 +214,161 @@ class Plan:
     # pg_catalog's operators, as no "=" of another schema on the search path may stand in for them
     # (pg_catalog has none for exactly varchar). A key of an extension's type (citext) keeps its own.
     pinned: bool = True
+    # Why this is the time column when the rule does not name it, for the evidence ("it is the table's only one")
+    column_reason: str | None = None
+    # A partitioned table's leaf partitions: each gives its groups' newest rows (a walk across the whole
+    # tree would probe every partition's index for every group)
+    leaves: tuple[Leaf, ...] = ()
+    name: str = ""  # the table as infra_freshness names it: monitoring's labels stay those of the configuration
 
     @property
     def label(self) -> str:
         return f"{self.table}.{quote_name(self.column)}"
 
     @property
+    def named_label(self) -> str:
+        """``market_data.ts``: the label as the configuration spells the table (``label`` names its schema)."""
+        return f"{self.name or self.table}.{quote_name(self.column)}"
+
+    @property
     def newest_query(self) -> sql.Composed:
         """The table's newest value up to a day ahead, its age, and the newest of all when that is
         further ahead (shown, else NULL): a row dated years ahead must not keep a dead feed "fresh".
-        Each ``max()`` on a btree's leading column reads one index entry."""
+        Each is the first entry of a backward scan of a btree leading with the column (``ORDER BY ...
+        DESC LIMIT 1``: ``max()`` is planned twice, as an aggregate and as a scan, which costs time over
+        hundreds of partitions)."""
         column, table, bound = sql.Identifier(self.column), sql.SQL(self.table), self._bound
-        return sql.SQL(
-            "SELECT {shown}, {age}, CASE WHEN latest > {bound} THEN {latest_shown} END FROM"
-            " (SELECT (SELECT max({column}) FROM {table} WHERE {column} <= {bound}) AS newest,"
-            " (SELECT max({column}) FROM {table}) AS latest) AS m"
+
+        def first(where: sql.Composable) -> sql.Composed:
+            return sql.SQL("(SELECT {column} FROM {table} WHERE {column} IS NOT NULL{where} ORDER BY {column} DESC"
+                           " LIMIT 1)").format(column=column, table=table, where=where)  # fmt: skip
+
+        return sql.SQL(  # MATERIALIZED: each use of newest below would otherwise plan its scan again
+            "WITH m AS MATERIALIZED (SELECT {newest} AS newest, {latest} AS latest)"
+            " SELECT {shown}, {age}, CASE WHEN latest > {bound} THEN {latest_shown} END FROM m"
         ).format(shown=self._shown, age=self._age, bound=bound, latest_shown=self._shown_of("latest"),
-                 column=column, table=table)  # fmt: skip
+                 newest=first(sql.SQL(" AND {} <= {}").format(column, bound)), latest=first(sql.SQL("")))  # fmt: skip
 
     @property
     def group_query(self) -> sql.Composed:
         """(groups, stale groups, the SHOWN_GROUPS oldest as JSON) in one row; takes the limit in seconds twice.
 
-        With an index on (group..., column) the groups are walked by a recursive skip scan, one index
-        probe per group, and each group's newest row is one more probe: never a scan of the table.
-        The walk stops after MAX_GROUPS + 1 groups, so a column with millions of values cannot time out.
+        Every group's newest row comes from the table's (group..., column) index when it has one: a skip
+        scan, one probe per group and one for its newest row, never a scan; a small table without it is
+        read in one pass, and so is a partitioned table whose partitions are all small (each is read
+        once; a walk across the tree would probe every partition's index for every group).
         """
-        keys = [sql.Identifier(name) for name in self.group]
-        src = [sql.SQL("src.{}").format(key) for key in keys]
-        walked = [sql.SQL("walk.{}").format(key) for key in keys]
-        not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(key) for key in src)
-        listed = sql.SQL(", ").join(src)
-        table, column = sql.SQL(self.table), sql.Identifier(self.column)
-        key_text = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(sql.SQL("{}::text").format(k) for k in walked))
-        if self.group_indexed:
-            equal, after = (sql.SQL("OPERATOR(pg_catalog.=)"), sql.SQL("OPERATOR(pg_catalog.>)")) if self.pinned \
-                else (sql.SQL("="), sql.SQL(">"))
-            match = sql.SQL(" AND ").join(sql.SQL("{} {} {}").format(s, equal, w) for s, w in zip(src, walked))
-            newest = sql.SQL(
-                "WITH RECURSIVE walk AS ("
-                " (SELECT {listed}, 1 AS infra_depth FROM {table} AS src WHERE {not_null} ORDER BY {listed} LIMIT 1)"
-                " UNION ALL"
-                " SELECT step.*, walk.infra_depth + 1 FROM walk CROSS JOIN LATERAL"
-                " (SELECT {listed} FROM {table} AS src WHERE ({listed}) {after} ({walked}) AND {not_null}"
-                " ORDER BY {listed} LIMIT 1) AS step WHERE walk.infra_depth <= {max_groups}"
-                "), newest AS MATERIALIZED (SELECT {key_text} AS key,"
-                " (SELECT max(src.{column}) FROM {table} AS src WHERE {match} AND src.{column} <= {bound}) AS newest"
-                " FROM walk)"
-            ).format(listed=listed, table=table, not_null=not_null, walked=sql.SQL(", ").join(walked), after=after,
-                     key_text=key_text, column=column, match=match, bound=self._bound,
-                     max_groups=sql.Literal(MAX_GROUPS))  # fmt: skip
-        else:  # a small table without the index: one pass over it is cheap
-            newest = sql.SQL(
-                "WITH walk AS (SELECT {listed}, max(src.{column}) FILTER (WHERE src.{column} <= {bound}) AS newest"
-                " FROM {table} AS src WHERE {not_null} GROUP BY {listed}),"
-                " newest AS (SELECT {key_text} AS key, walk.newest FROM walk)"
-            ).format(listed=listed, column=column, table=table, not_null=not_null, key_text=key_text,
-                     bound=self._bound)  # fmt: skip
+        table = sql.SQL(self.table)
+        rows = self._walk_rows(table) if self.group_indexed else self._read_rows(table)
         return sql.SQL(
-            "{newest}, aged AS (SELECT key, {shown} AS shown, {age} AS age FROM newest)"
-            " SELECT count(*), count(*) FILTER (WHERE age > %s),"
+            "{aged} SELECT count(*), count(*) FILTER (WHERE age > %s),"
             " (SELECT json_agg(json_build_array(s.key, s.shown, s.age)) FROM"
             " (SELECT * FROM aged WHERE age > %s ORDER BY age DESC, key LIMIT {shown_groups}) AS s)"
             " FROM aged"
-        ).format(newest=newest, shown=self._shown, age=self._age, shown_groups=sql.Literal(SHOWN_GROUPS))
+        ).format(aged=self._aged(rows), shown_groups=sql.Literal(SHOWN_GROUPS))
+
+    @property
+    def leaf_queries(self) -> tuple[sql.Composed, ...]:
+        """Per partition with rows, each group's (key, newest shown, age): for a partitioned table with a big
+        partition, walked over its own index while the small ones are read (one query each: a single
+        query over hundreds of walks would take the planner longer than the deadline)."""
+        return tuple(
+            sql.SQL("{aged} SELECT key, shown, age FROM aged").format(aged=self._aged(
+                self._walk_rows(sql.SQL(leaf.table)) if leaf.walked else self._read_rows(sql.SQL(leaf.table))))
+            for leaf in self.leaves
+        )  # fmt: skip
+
+    def _aged(self, rows: sql.Composable) -> sql.Composed:
+        """``WITH newest, aged``: each group's key as text (NULL stays NULL), its newest shown, its age."""
+        keys = [sql.Identifier(name) for name in self.group]
+        key_text = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(sql.SQL("g.{}::text").format(key) for key in keys))
+        return sql.SQL(
+            "WITH newest AS MATERIALIZED (SELECT {key_text} AS key, g.infra_newest AS newest FROM {rows} AS g),"
+            " aged AS (SELECT key, {shown} AS shown, {age} AS age FROM newest)"
+        ).format(key_text=key_text, rows=rows, shown=self._shown, age=self._age)
+
+    def _read_rows(self, table: sql.Composable) -> sql.Composed:
+        """(group..., infra_newest) of a small relation in one pass; NULL keys are a group like any other. The
+        bound is a sub-select, worked out once rather than for every row."""
+        listed = sql.SQL(", ").join(sql.SQL("src.{}").format(sql.Identifier(name)) for name in self.group)
+        column = sql.Identifier(self.column)
+        return sql.SQL(
+            "(SELECT {listed}, max(src.{column}) FILTER (WHERE src.{column} <= (SELECT {bound})) AS infra_newest"
+            " FROM {table} AS src GROUP BY {listed})"
+        ).format(listed=listed, column=column, bound=self._bound, table=table)
+
+    def _walk_rows(self, table: sql.Composable) -> sql.Composed:
+        """(group..., infra_newest) by a recursive skip scan over the (group..., column) index.
+
+        The walk visits the keys in the index's order (NULLs last) and counts a NULL key as a value, so no
+        row is left out of every group. The next key after the walked one is the least of a few candidates,
+        each one index probe: the first row whose key is greater (a row comparison over each run of the
+        walked key's non-NULL columns, its earlier columns equal or ``IS NULL`` as the walked key's), and
+        the first whose column is NULL where the walked key's is not. Each candidate runs only for keys
+        with its pattern of NULLs (a condition on the walked key alone is a one-time filter); the first
+        row whose leading column is NULL is looked up once. The walk stops after MAX_GROUPS + 1 keys.
+        """
+        names = [sql.Identifier(name) for name in self.group]
+        src = [sql.SQL("src.{}").format(name) for name in names]
+        walked = [sql.SQL("walk.{}").format(name) for name in names]
+        equal, after = (sql.SQL("OPERATOR(pg_catalog.=)"), sql.SQL("OPERATOR(pg_catalog.>)")) if self.pinned \
+            else (sql.SQL("="), sql.SQL(">"))  # fmt: skip
+        listed = sql.SQL(", ").join(src)
+        joined = sql.SQL(" AND ").join
+
+        def pattern(nulls: tuple[bool, ...]) -> list[sql.Composable]:
+            """The walked key has exactly these NULLs."""
+            return [sql.SQL("{} IS {}NULL").format(walk, sql.SQL("" if null else "NOT "))
+                    for walk, null in zip(walked, nulls)]  # fmt: skip
+
+        def same(nulls: tuple[bool, ...]) -> list[sql.Composable]:
+            """The row's first columns are the walked key's (NULL where it is NULL)."""
+            return [sql.SQL("{} IS NULL").format(s) if null else sql.SQL("{} {} {}").format(s, equal, w)
+                    for s, w, null in zip(src, walked, nulls)]  # fmt: skip
+
+        def probe(where: list[sql.Composable]) -> sql.Composed:
+            return sql.SQL("(SELECT {listed} FROM {table} AS src WHERE {where} ORDER BY {listed} LIMIT 1)").format(
+                listed=listed, table=table, where=joined(where))
+
+        candidates = []
+        for nulls in itertools.product((False, True), repeat=len(names)):
+            gate = pattern(nulls)
+            for position, null in enumerate(nulls):
+                if null:
+                    continue
+                if position == 0 or nulls[position - 1]:  # a run of non-NULL columns starts: one row comparison
+                    end = nulls.index(True, position) if True in nulls[position:] else len(nulls)
+                    greater = sql.SQL("({}) {} ({})").format(sql.SQL(", ").join(src[position:end]), after,
+                                                             sql.SQL(", ").join(walked[position:end]))  # fmt: skip
+                    candidates.append(probe([*gate, *same(nulls[:position]), greater]))
+                if position == 0:
+                    candidates.append(sql.SQL("(SELECT * FROM first_null WHERE {})").format(joined(gate)))
+                else:
+                    is_null = sql.SQL("{} IS NULL").format(src[position])
+                    candidates.append(probe([*gate, *same(nulls[:position]), is_null]))
+        column = sql.SQL("src.{}").format(sql.Identifier(self.column))
+        backwards = sql.SQL(", ").join(sql.SQL("{} DESC").format(term) for term in [*src, column])
+        newest = [
+            sql.SQL("(SELECT {column} AS t FROM {table} AS src WHERE {where} AND {column} <= {bound}"
+                    " ORDER BY {backwards} LIMIT 1)").format(
+                column=column, table=table, bound=self._bound, backwards=backwards,
+                where=joined([*pattern(nulls), *same(nulls)]))
+            for nulls in itertools.product((False, True), repeat=len(names))
+        ]  # fmt: skip
+        candidate = sql.SQL(", ").join(sql.SQL("candidate.{}").format(name) for name in names)
+        return sql.SQL(
+            "(WITH RECURSIVE first_null AS MATERIALIZED ({first_null}), walk AS ("
+            " (SELECT {listed}, 1 AS infra_depth FROM {table} AS src ORDER BY {listed} LIMIT 1)"
+            " UNION ALL"
+            " SELECT {stepped}, walk.infra_depth + 1 FROM walk CROSS JOIN LATERAL"
+            " (SELECT * FROM ({candidates}) AS candidate ORDER BY {candidate} LIMIT 1) AS step"
+            " WHERE walk.infra_depth <= {max_groups})"
+            " SELECT {walked}, (SELECT max(n.t) FROM ({newest}) AS n) AS infra_newest FROM walk)"
+        ).format(first_null=probe([sql.SQL("{} IS NULL").format(src[0])]), listed=listed, table=table,
+                 stepped=sql.SQL(", ").join(sql.SQL("step.{}").format(n) for n in names),
+                 candidates=sql.SQL(" UNION ALL ").join(candidates), candidate=candidate,
+                 max_groups=sql.Literal(MAX_GROUPS), walked=sql.SQL(", ").join(walked),
+                 newest=sql.SQL(" UNION ALL ").join(newest))  # fmt: skip
 
     @property
     def _bound(self) -> sql.SQL:
@@ -311,13 +411,19 @@ class Plan:
 class StaleGroup:
     """A group (a symbol, or a symbol and timeframe) whose newest row is older than a limit."""
 
-    key: tuple[str | None, ...]
+    key: tuple[str | None, ...]  # None: the rows whose key column is NULL, a group of their own
     newest: str
     age: float
+    names: tuple[str, ...] = ()  # the key's columns, to name a NULL
+
+    @property
+    def name(self) -> str:
+        """``FX0005 M15``, ``ZZ0009 timeframe=NULL``."""
+        return " ".join(f"{name}=NULL" if part is None else part for part, name in zip(self.key, self.names or self.key))
 
     @property
     def shown(self) -> str:
-        return f"{' '.join(str(part) for part in self.key)} ({age_words(self.age)})"
+        return f"{self.name} ({age_words(self.age)})"
 
 
 @dataclass(frozen=True)
@@ -406,8 +512,14 @@ class Freshness:
             fresh = self.groups - self.stale_group_count - self.late_group_count
             within = "the limit" if warn is None else "the warning age"
             text += f"; {fresh} of {self.groups} {self._group_word} within {within}"
-        if not (self.plan.indexed and (self.plan.group_indexed or not self.plan.group)):
+        walked = sum(leaf.walked for leaf in self.plan.leaves)
+        if self.plan.leaves:
+            text += (f"; {counted(len(self.plan.leaves), 'partition')} with rows: {walked} walked over their index, "
+                     f"{len(self.plan.leaves) - walked} small ones read whole")  # fmt: skip
+        elif not (self.plan.indexed and (self.plan.group_indexed or not self.plan.group)):
             text += "; small table without an index, scanned"
+        if self.plan.column_reason:
+            text += f"; {quote_name(self.plan.column)} is the time column: {self.plan.column_reason}"
         if self.ahead is not None:
             text += (f"; rows dated more than a day ahead (the newest: {self.ahead}) are not counted: check the "
                      "feed's clock and time zone")  # fmt: skip
@@ -462,14 +574,30 @@ def _groups_past(
     conn: psycopg.Connection, plan: Plan, seconds: float, timeouts: Timeouts
 ) -> tuple[int, int, tuple[StaleGroup, ...]]:
     """(groups, how many have no row newer than ``seconds``, the oldest SHOWN_GROUPS of those)."""
-    groups, count, rows = db_probe.fetch_one(conn, plan.group_query, plan.table, timeouts, (seconds, seconds))
+    if any(leaf.walked for leaf in plan.leaves):
+        groups, count, rows = _by_partition(conn, plan, seconds, timeouts)
+    else:
+        groups, count, rows = db_probe.fetch_one(conn, plan.group_query, plan.table, timeouts, (seconds, seconds))
     if groups > MAX_GROUPS:
         raise ProbeError(
             "too_many_groups",
             f"{plan.table} has more than {MAX_GROUPS:,} distinct {'/'.join(plan.group)} values: per-group "
             "freshness is for a column like symbol; set infra_freshness_group to one, or leave it empty",
         )
-    return groups, count, tuple(StaleGroup(tuple(key), shown, float(age)) for key, shown, age in rows or ())
+    return groups, count, tuple(StaleGroup(tuple(key), shown, float(age), plan.group) for key, shown, age in rows or ())
+
+
+def _by_partition(conn: psycopg.Connection, plan: Plan, limit: float, timeouts: Timeouts) -> tuple[int, int, list]:
+    """(groups, stale groups, the SHOWN_GROUPS oldest) from each partition's groups: a group is as fresh as
+    the newest row any partition holds for it."""
+    newest: dict[tuple, tuple[str, float]] = {}
+    for query in plan.leaf_queries:
+        for key, shown, age in db_probe.fetch_all(conn, query, plan.table, timeouts):
+            if tuple(key) not in newest or age < newest[tuple(key)][1]:
+                newest[tuple(key)] = (shown, age)
+    stale = sorted(((key, shown, age) for key, (shown, age) in newest.items() if age > limit),
+                   key=lambda row: (-row[2], [(part is None, part or "") for part in row[0]]))  # fmt: skip
+    return len(newest), len(stale), stale[:SHOWN_GROUPS]
 
 
 _CATALOG = f"""
@@ -500,7 +628,8 @@ def resolve(
             'fix infra_freshness (quote mixed-case names: "Market Data"=3d)',
         )
     *relation_row, readable, qualified, user, columns, indexes = found
-    table, kind = relation_row[0], relation_row[2]
+    kind = relation_row[2]
+    table = qualified or relation_row[0]  # the evidence names the schema it read, whatever the search path
     if not readable:
         raise ProbeError("permission", f"permission denied on table {table}: GRANT SELECT ON {qualified} TO {user}")
     if kind == "v":  # no size, no estimate, no index of its own: it could hide a scan of a big table
@@ -516,19 +645,15 @@ def resolve(
             "them from the other server: watch the table on that server instead",
         )
     relation = db_probe.Relation.read(conn, tuple(relation_row), shown, timeouts)
-    estimate, size_bytes, row_security = relation.estimate, relation.size, relation.row_security
-    if estimate >= 0:
-        big, size = estimate > exact_limit, f"~{counted(estimate, 'row')}"
-    else:  # never analyzed (a fresh restore): judge by its size on disk instead of trusting "no rows"
-        big, size = (
-            size_bytes >= exact_limit * BYTES_PER_ROW_GUESS,
-            f"never analyzed, {size_bytes // 1024:,} kB on disk",
-        )
+    big, size = _bigness(relation.estimate, relation.size, exact_limit)
     types = {name: kind for name, kind, _, _ in columns}
     numbers = {name: number for name, _, number, _ in columns}
     builtin = {name for name, _, _, in_catalog in columns if in_catalog}
-    leading = {index[0] for index in indexes or ()}
-    column = column or _find_column(rule, table, types, numbers, leading, big, size)
+    indexes = indexes or ()
+    leading = {index[0] for index in indexes}
+    reason = None
+    if column is None:
+        column, reason = _find_column(rule, table, types, numbers, indexes, group)
     if column not in types:
         raise ProbeError("missing_column", f"table {table} has no column '{column}': fix infra_freshness = {rule.text}")
     if types[column] not in TIME_TYPES:
@@ -540,9 +665,61 @@ def resolve(
     indexed = numbers[column] in leading
     if big and not indexed:
         raise _needs_index(table, size, (column,), "its newest row")
-    keys, group_indexed = _group_keys(table, group, column, numbers, indexes or (), big, size)
+    partitioned = kind == "p"
+    keys, group_indexed = _group_keys(table, group, column, numbers, indexes, big and not partitioned, size)
+    leaves: tuple[Leaf, ...] = ()
+    if partitioned and keys:  # each partition answers for its own rows; the small ones are read in one pass
+        leaves = _leaves(conn, relation_row[1], (*keys, column), exact_limit, shown, timeouts)
+        group_indexed = False  # no walk across the tree: it would probe every partition for every group
     pinned = all(key in builtin for key in keys)
-    return Plan(rule, table, column, types[column], indexed, keys, group_indexed, row_security, pinned)
+    return Plan(rule, table, column, types[column], indexed, keys, group_indexed, row_security=relation.row_security,
+                pinned=pinned, column_reason=reason, leaves=leaves, name=shown)  # fmt: skip
+
+
+def _bigness(estimate: int, size_bytes: int, exact_limit: int) -> tuple[bool, str]:
+    """Whether a relation is too big to read whole, and its size in words for the CREATE INDEX advice.
+    Never analyzed (a fresh restore, a new partition): judged by its size on disk, not taken for empty."""
+    if estimate >= 0:
+        return estimate > exact_limit, f"~{counted(estimate, 'row')}"
+    return size_bytes >= exact_limit * BYTES_PER_ROW_GUESS, f"never analyzed, {size_bytes // 1024:,} kB on disk"
+
+
+# A partitioned table's leaf partitions that hold data (an empty one, made ahead of time, has no pages),
+# with their size and whether a btree index leads with the given columns, by name (a partition's column
+# numbers may differ from its parent's).
+_LEAVES = """
+SELECT (SELECT quote_ident(nspname) FROM pg_namespace WHERE oid = c.relnamespace) || '.' || quote_ident(c.relname),
+       c.relkind, c.reltuples::bigint, pg_relation_size(c.oid), has_table_privilege(c.oid, 'SELECT'), current_user,
+       EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+                WHERE i.indrelid = c.oid AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL
+                  AND ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                             ORDER BY k.n LIMIT cardinality(%s::text[])) = %s::text[])
+  FROM pg_partition_tree(%s::oid) AS t JOIN pg_class c ON c.oid = t.relid
+ WHERE t.isleaf AND (c.relkind <> 'r' OR pg_relation_size(c.oid) > 0)
+ ORDER BY 1
+"""
+
+
+def _leaves(
+    conn: psycopg.Connection, oid: int, columns: tuple[str, ...], exact_limit: int, shown: str, timeouts: Timeouts
+) -> tuple[Leaf, ...]:
+    """The partitions that hold rows: a big one must have the (group..., column) index, never read whole."""
+    found = []
+    for name, kind, estimate, size_bytes, readable, user, indexed in db_probe.fetch_all(
+        conn, _LEAVES, shown, timeouts, (list(columns), list(columns), oid)
+    ):
+        if kind != "r":  # a foreign partition: its rows would be fetched from another server
+            raise ProbeError("foreign", f"{shown}: partition {name} is not a table of this server ({kind}): watch "
+                             "its rows where they live, or detach it")  # fmt: skip
+        big, size = _bigness(estimate, size_bytes, exact_limit)
+        if big and not indexed:
+            raise _needs_index(name, size, columns, f"each {'/'.join(columns[:-1])}'s newest row")
+        if big and not readable:  # a big partition is walked over its own index, so read as itself
+            raise ProbeError("permission", f"permission denied on partition {name} of {shown} (a big one is read "
+                             f"over its own index): GRANT SELECT ON {name} TO {user}")  # fmt: skip
+        found.append(Leaf(name, big))
+    return tuple(found)
 
 
 def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeouts) -> tuple[str, str | None]:
@@ -559,9 +736,13 @@ def _split_names(conn: psycopg.Connection, rule: FreshnessRule, timeouts: Timeou
 
 
 def _find_column(
-    rule: FreshnessRule, table: str, types: dict, numbers: dict, leading: set, big: bool, size: str
-) -> str:
-    """The one time column an index answers max() for (or, in a small table, the one time column)."""
+    rule: FreshnessRule, table: str, types: dict, numbers: dict, indexes: list, group: str | None
+) -> tuple[str, str | None]:
+    """The time column not named in the rule, and why it is the one where there was a choice, by a rule a
+    user can predict: the
+    table's only time column; else the one its grouping index (``(symbol, ts)``, ``(symbol, timeframe,
+    ts)``) ends with; else the one named like PREFERRED_COLUMNS; else it asks. An index that merely leads
+    with a column (``(updated_at)``, touched by every job) never makes it the row's time."""
     times = [name for name, kind in types.items() if kind in TIME_TYPES]
     if not times:
         raise ProbeError(
@@ -569,20 +750,27 @@ def _find_column(
             f"table {table} has no timestamp, timestamptz or date column to tell how current it is: "
             f"add one, or take {rule.text} out of infra_freshness",
         )
-    indexed = [name for name in times if numbers[name] in leading]
-    pool = indexed or times
+    if len(times) == 1:  # no choice to explain
+        return times[0], None
+    names = {number: name for name, number in numbers.items()}
+    grouped = {names[index[-1]]: index for index in indexes if group in numbers and len(index) >= 2
+               and index[0] == numbers[group] and names.get(index[-1]) in times}  # fmt: skip
+    if len(grouped) == 1:
+        ((column, index),) = grouped.items()
+        listed = ", ".join(quote_name(names[number]) if number in names else "(expression)" for number in index)
+        return column, f"the index on ({listed}) ends with it"
+    pool = sorted(grouped) or times
     preferred = [name for name in PREFERRED_COLUMNS if name in pool]
-    if len(pool) > 1 and not preferred:
-        listed = ", ".join(pool)
-        raise ProbeError(
-            "ambiguous_column",
-            f"table {table} has several time columns ({listed}) and none is named {'/'.join(PREFERRED_COLUMNS)}: "
-            f"say which one tells when a row was written, e.g. infra_freshness = {_with_column(rule, pool[0])}",
-        )
-    column = pool[0] if len(pool) == 1 else preferred[0]
-    if big and not indexed:
-        raise _needs_index(table, size, (column,), "its newest row")
-    return column
+    if preferred:
+        unindexed = f" (no index on {group} ends with a time column)" if group else ""
+        return preferred[0], f"it is named {preferred[0]}{unindexed}"
+    listed = ", ".join(pool)
+    why = f"indexes on {group} end with each of them" if grouped else f"none is named {'/'.join(PREFERRED_COLUMNS)}"
+    raise ProbeError(
+        "ambiguous_column",
+        f"table {table} has several time columns ({listed}) and {why}: say which one tells when a row was "
+        f"written, e.g. infra_freshness = {_with_column(rule, pool[0])}",
+    )
 
 
 def _with_column(rule: FreshnessRule, column: str) -> str:

@@ -93,13 +93,13 @@ def _freshness(conn, rule: freshness.FreshnessRule, settings: AuditSettings, set
         return {"ok": False, "cause": exc.cause, "error": exc.advice(setting_names)}
     warn = found.plan.rule.warn
     return {
-        "ok": found.ok, "table": found.plan.label, "table_name": found.plan.table, "column": found.plan.column,
+        "ok": found.ok, "table": found.plan.named_label, "table_name": found.plan.name, "column": found.plan.column,
         "newest": found.newest, "age_seconds": found.age, "limit_seconds": found.limit.total_seconds(),
         "warn_seconds": None if warn is None else warn.total_seconds(), "shown": found.evidence,
         "groups": found.groups if found.plan.group else None,
         "stale_groups": [group.shown for group in found.stale_groups], "stale_group_count": found.stale_group_count,
         "late_group_count": found.late_group_count,
-        "group_ages": [{"group": " ".join(str(part) for part in group.key), "level": level,
+        "group_ages": [{"group": group.name, "level": level,
                         "age_seconds": group.age if math.isfinite(group.age) else None}  # JSON has no Infinity
                        for level, shown in (("error", found.stale_groups), ("warning", found.late_groups))
                        for group in shown],

@@ -172,6 +172,7 @@ class TableStats:
     over: bool = False
     view: bool = False  # a view has no planner estimate at all
     live: int | None = None  # an estimate's table: the statistics' live rows, when rows went since the estimate
+    qualified: str = ""  # the table read, with its schema (public.market_data), whatever the search path found
 
     @property
     def shown(self) -> str:
@@ -502,11 +503,12 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
     ProbeError(cause) with cause ``missing``, ``empty``, ``permission``, ``locked``, ``timeout``,
     ``no_answer``, ``bad_name`` or ``query_failed``.
     """
-    found = _locate(conn, table, timeouts)
+    found, qualified = _locate(conn, table, timeouts)
     name, row_security = sql.SQL(found.quoted), found.row_security
     if found.estimate > exact_limit:
         (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
-        stats = TableStats(table, found.estimate, exact=False, row_security=row_security, live=found.live_below_estimate)
+        stats = TableStats(table, found.estimate, exact=False, row_security=row_security,
+                           live=found.live_below_estimate, qualified=qualified)  # fmt: skip
     else:
         bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
             name, sql.Literal(exact_limit + 1)
@@ -515,7 +517,7 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
         nonempty = rows > 0
         exact = rows <= exact_limit
         stats = TableStats(table, rows if exact else exact_limit, exact, row_security, over=not exact,
-                           view=found.kind == "v")  # fmt: skip
+                           view=found.kind == "v", qualified=qualified)  # fmt: skip
     if not nonempty and row_security:
         raise ProbeError(
             "empty",
@@ -537,7 +539,22 @@ def row_security_warning(table: str, user: str) -> str:
 def fetch_one(
     conn: psycopg.Connection, query: sql.Composable | str, table: str, timeouts: Timeouts, params: tuple = ()
 ) -> tuple:
-    """The first row of one query, bounded by the server's timeouts AND by our own clock.
+    """The first row of one query (see ``_fetch``)."""
+    return _fetch(conn, query, table, timeouts, params, psycopg.Cursor.fetchone)
+
+
+def fetch_all(
+    conn: psycopg.Connection, query: sql.Composable | str, table: str, timeouts: Timeouts, params: tuple = ()
+) -> list[tuple]:
+    """Every row of one query (see ``_fetch``): for a catalog's list, never a table's rows."""
+    return _fetch(conn, query, table, timeouts, params, psycopg.Cursor.fetchall)
+
+
+def _fetch(
+    conn: psycopg.Connection, query: sql.Composable | str, table: str, timeouts: Timeouts, params: tuple,
+    fetch: Callable[[psycopg.Cursor], T],
+) -> T:
+    """One query's rows, bounded by the server's timeouts AND by our own clock.
 
     After a ``no_answer`` the connection stays busy in the abandoned thread: later queries on it
     fail at once, naming the table it is still stuck on (each would wait out the deadline again);
@@ -551,7 +568,7 @@ def fetch_one(
         raise ProbeError("locked", f"table '{table}' was locked by another session when this run read it before "
                          "(waited once, see that table): find the holder in pg_locks / pg_stat_activity, then retry")
     try:
-        row = with_deadline(lambda: _run(conn, lambda c: c.execute(query, params).fetchone()), timeouts.answer)
+        rows = with_deadline(lambda: _run(conn, lambda c: fetch(c.execute(query, params))), timeouts.answer)
     except TimeoutError:
         _STUCK[conn] = table
         raise ProbeError(
@@ -563,11 +580,11 @@ def fetch_one(
         if isinstance(exc, errors.LockNotAvailable):
             _LOCKED.setdefault(conn, set()).add(table)
         raise _classify_query_error(exc, table, timeouts) from None
-    return row
+    return rows
 
 
-def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> Relation:
-    """The table as the catalog describes it, read without taking a lock."""
+def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> tuple[Relation, str]:
+    """The table as the catalog describes it, read without taking a lock, and its schema-qualified name."""
     *row, readable, qualified, user, schemas = fetch_one(
         conn,
         f"SELECT {RELATION_COLUMNS}, {PRIVILEGE_COLUMNS}, current_user, current_schemas(false)::text"
@@ -587,7 +604,7 @@ def _locate(conn: psycopg.Connection, table: str, timeouts: Timeouts) -> Relatio
         )
     if not readable:
         raise ProbeError("permission", f"permission denied on table '{table}': GRANT SELECT ON {qualified} TO {user}")
-    return Relation.read(conn, tuple(row), table, timeouts)
+    return Relation.read(conn, tuple(row), table, timeouts), qualified
 
 
 def _classify_query_error(exc: psycopg.Error, table: str, timeouts: Timeouts) -> ProbeError:
