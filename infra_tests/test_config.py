@@ -33,4 +33,6 @@ def test_env_has_db_url(db_url_attempt, project_root: Path, audit_settings: Audi
         mode = stat.S_IMODE(env_file.stat().st_mode)
         evidence.add(".env permissions", f"{mode:04o}")
         if mode & 0o077:
-            evidence.warn(f".env is readable by other users (mode {mode:04o}), and it holds the password: chmod 600 .env")
+            evidence.warn(
+                f".env is readable by other users (mode {mode:04o}), and it holds the password: chmod 600 .env"
+            )

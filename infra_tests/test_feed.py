@@ -26,8 +26,9 @@ def test_data_is_fresh(db: psycopg.Connection, audit_settings: AuditSettings, ev
     problems, unknowns = [], []
     for rule in audit_settings.freshness:
         try:
-            found = freshness.check(db, rule, audit_settings.freshness_group, audit_settings.exact_count_limit,
-                                    audit_settings.timeouts)  # fmt: skip
+            found = freshness.check(
+                db, rule, audit_settings.freshness_group, audit_settings.exact_count_limit, audit_settings.timeouts
+            )
         except ProbeError as exc:
             report.probe_failed(evidence, rule.text, exc, problems, unknowns)
             continue
@@ -49,8 +50,10 @@ def test_row_counts_not_shrinking(
         try:
             counts.append(db_probe.table_stats(db, table, audit_settings.exact_count_limit, audit_settings.timeouts))
             if counts[-1].row_security:  # rows it cannot see could be gone: unknown, never "not shrinking"
-                unknowns.append(f"{table}: could not compare every row: row-level security may hide some from "
-                                f"user '{db.info.user}': {report.see(pytestconfig, ROW_COUNTS)}")  # fmt: skip
+                unknowns.append(
+                    f"{table}: could not compare every row: row-level security may hide some from "
+                    f"user '{db.info.user}': {report.see(pytestconfig, ROW_COUNTS)}"
+                )
         except ProbeError:  # said once, by the check that counts the rows
             unknowns.append(f"{table}: not counted: {report.see(pytestconfig, ROW_COUNTS)}")
     target, note = history.identify(db, db_url_attempt.value[1], audit_settings.timeouts)
@@ -62,12 +65,17 @@ def test_row_counts_not_shrinking(
     evidence.add("database", target.shown)
     if note:
         evidence.warn(note)
-    evidence.add("history", f"{audit_settings.history} ({counted(len(past.records), 'audit')}"
-                 + (f", {counted(past.skipped, 'unreadable line')} skipped)" if past.skipped else ")"))  # fmt: skip
+    evidence.add(
+        "history",
+        f"{audit_settings.history} ({counted(len(past.records), 'audit')}"
+        + (f", {counted(past.skipped, 'unreadable line')} skipped)" if past.skipped else ")"),
+    )
     previous = past.last_passing(target)
     if previous is None:
-        evidence.warn(f"no passing audit of {target.url} on record yet, so nothing to compare with: this run's counts "
-                      "become the baseline if it passes (in CI, keep the history file between runs)")  # fmt: skip
+        evidence.warn(
+            f"no passing audit of {target.url} on record yet, so nothing to compare with: this run's counts "
+            "become the baseline if it passes (in CI, keep the history file between runs)"
+        )
     findings = history.compare(previous, current, audit_settings.max_shrink, past)
     for finding in findings:
         if finding.kind == "reset":  # passed, but proved nothing
@@ -75,5 +83,7 @@ def test_row_counts_not_shrinking(
         elif not finding.failed and finding.table is not None:  # a failed one is the cause, said once
             evidence.add(finding.table, finding.message.removeprefix(f"{finding.table}: "))
     history_plugin.remember(pytestconfig, audit_settings.history, current)
-    report.conclude([f.message for f in findings if f.kind == "shrunk"],
-                    unknowns + [f.message for f in findings if f.kind == "unknown"])
+    report.conclude(
+        [f.message for f in findings if f.kind == "shrunk"],
+        unknowns + [f.message for f in findings if f.kind == "unknown"],
+    )

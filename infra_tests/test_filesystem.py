@@ -22,8 +22,9 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
         scan = venv_artifacts.scan_root(project_root)
     except GitError as exc:  # it could not tell: not a finding
         report.conclude([], [f"cannot tell project files from venv leftovers: {exc}"])
-    evidence.add("venv made in root",
-                 f"yes, by {scan.creator} (pyvenv.cfg home = {scan.venv_home})" if scan.venv_home else "no")
+    evidence.add(
+        "venv made in root", f"yes, by {scan.creator} (pyvenv.cfg home = {scan.venv_home})" if scan.venv_home else "no"
+    )
     found = venv_artifacts.describe(scan)
     evidence.add("artifacts", "; ".join(found) if found else "none")
     why = venv_artifacts.in_use(project_root, [a.path for a in scan.artifacts]) if scan.artifacts else None
@@ -39,7 +40,11 @@ def test_root_is_clean(project_root: Path, evidence) -> None:
             f"{len(scan.artifacts)} orphaned virtualenv artifact(s) in {project_root} {listed}\n"
             f"fix: {fixer(project_root)} --root {shlex.quote(str(project_root))}"
             "  (archives them, never deletes; --dry-run to preview)"
-            + ("\nand give back the overwritten tracked file(s) with git, as said under artifacts" if scan.overwritten else ""),
+            + (
+                "\nand give back the overwritten tracked file(s) with git, as said under artifacts"
+                if scan.overwritten
+                else ""
+            ),
             pytrace=False,
         )
     if scan.suspects:
@@ -78,4 +83,8 @@ def test_required_paths_present(project_root: Path, audit_settings: AuditSetting
 
 def fixer(project_root: Path) -> str:
     """The root fixer as the user types it: the project's own script where it carries one, else the installed command."""
-    return "python3 tools/cleanup_root.py" if (project_root / "tools" / "cleanup_root.py").is_file() else "infra-cleanup-root"
+    return (
+        "python3 tools/cleanup_root.py"
+        if (project_root / "tools" / "cleanup_root.py").is_file()
+        else "infra-cleanup-root"
+    )

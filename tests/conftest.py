@@ -87,7 +87,7 @@ def pg_server() -> Iterator[PgServer]:
             try:
                 cluster = pgserver.init_cluster(folder, bindir, user)
                 with open(cluster.data / "postgresql.conf", "a") as conf:  # "5 days ago" is 120 hours, whatever
-                    conf.write("timezone = 'UTC'\n")                       # the machine's zone and clock changes
+                    conf.write("timezone = 'UTC'\n")  # the machine's zone and clock changes
                 record_cluster(cluster)
                 cluster = cluster.start()
                 record_cluster(cluster)  # its port, should it have moved
@@ -109,7 +109,9 @@ def _interrupt(signum: int, frame: object) -> None:
 def _seed_template(host: str, port: int, user: str, dbname: str, password: str, **_: object) -> None:
     """pytest-postgresql's loader: seed the template every test database is copied from (seeding once is
     what keeps the suite fast), readable by every role through PUBLIC."""
-    with psycopg.connect(host=host, port=port, user=user, password=password, dbname=dbname, connect_timeout=CONNECT_S) as conn:
+    with psycopg.connect(
+        host=host, port=port, user=user, password=password, dbname=dbname, connect_timeout=CONNECT_S
+    ) as conn:
         seed.seed(conn, market_data_rows=SEED_MARKET_DATA_ROWS, assets_rows=SEED_ASSETS_ROWS)
         conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC")
 
@@ -234,7 +236,10 @@ def run_health_check() -> Callable[..., subprocess.CompletedProcess]:
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, str(REPO / "tools" / "health_check.py"), *args],
-            env=env if env is not None else clean_env(), capture_output=True, text=True, timeout=60,
+            env=env if env is not None else clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     return run

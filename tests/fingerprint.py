@@ -16,9 +16,7 @@ from tests.support import CONNECT_S
 SELF_TESTS = "self-tests"
 
 
-def server_fingerprint(
-    admin_url: str, contents_of: tuple[str, ...] = (), tables: bool = False
-) -> dict[str, object]:
+def server_fingerprint(admin_url: str, contents_of: tuple[str, ...] = (), tables: bool = False) -> dict[str, object]:
     """What the server holds that no run of ours made; ``contents_of`` databases also by row content;
     with ``tables``, every unmarked database's tables by name and data file (cheap on any size: a
     DROP, TRUNCATE or rewrite shows, while the user's own live inserts elsewhere do not)."""
@@ -56,10 +54,14 @@ def _contents(admin_url: str, dbname: str) -> list[tuple[str, str]]:
             " WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
         ).fetchall()
         return [
-            (table, conn.execute(f"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t")
-             .fetchone()[0])
+            (
+                table,
+                conn.execute(
+                    f"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t"
+                ).fetchone()[0],
+            )
             for (table,) in tables
-        ]  # fmt: skip
+        ]
 
 
 def _tables(admin_url: str, dbname: str) -> list[tuple]:

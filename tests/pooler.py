@@ -99,8 +99,11 @@ class _Running:
         command = [binary(), str(folder / "pgbouncer.ini")]
         if pwd.getpwuid(os.geteuid()).pw_name != os_user:
             command = ["runuser", "-u", os_user, "--", *command]
-        return cls(subprocess.Popen(command, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT))
+        return cls(
+            subprocess.Popen(
+                command, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+        )
 
     def _read(self) -> None:
         for line in self.process.stdout:

@@ -87,8 +87,10 @@ def made_role(server: PgServer, what: str, password: str) -> Iterator[str]:
     """A login role with password (sent as a SCRAM verifier), dropped after."""
     name = unique_name(what)
     with server.admin() as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN ").format(sql.Identifier(name))
-                      + provision.password_clause(admin, name, password))
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN ").format(sql.Identifier(name))
+            + provision.password_clause(admin, name, password)
+        )
     try:
         yield name
     finally:
@@ -169,16 +171,20 @@ def partitioned_bars(target, table: str, days: int) -> None:
     ahead of time), indexed on the parent: 6 symbols x 2 timeframes, one bar a day each (a few thousand
     rows); S1-S3 stopped 5 days ago. Each partition is one statement in one DO block."""
     first = f"current_date - {days - 1}"
-    stage(target, f"CREATE TABLE {table} (symbol text, timeframe text, ts timestamptz) PARTITION BY RANGE (ts)",
-          f"DO $$ BEGIN FOR d IN 0..{days + 1} LOOP EXECUTE format('CREATE TABLE %s PARTITION OF {table}"
-          f" FOR VALUES FROM (%L) TO (%L)', '{table}_' || d, ({first} + d)::timestamptz,"
-          f" ({first} + d + 1)::timestamptz); END LOOP; END $$",
-          f"CREATE INDEX ON {table} (symbol, timeframe, ts)", f"CREATE INDEX ON {table} (ts)",
-          f"INSERT INTO {table} SELECT 'S' || s, t, least(day + interval '12 hours', now())"
-          f" FROM generate_series(1, 6) AS s, (VALUES ('H1'), ('D1')) AS v(t),"
-          f" generate_series({first}, current_date, interval '1 day') AS day",
-          f"DELETE FROM {table} WHERE symbol IN ('S1', 'S2', 'S3') AND ts > now() - interval '5 days'",
-          f"ANALYZE {table}")  # fmt: skip
+    stage(
+        target,
+        f"CREATE TABLE {table} (symbol text, timeframe text, ts timestamptz) PARTITION BY RANGE (ts)",
+        f"DO $$ BEGIN FOR d IN 0..{days + 1} LOOP EXECUTE format('CREATE TABLE %s PARTITION OF {table}"
+        f" FOR VALUES FROM (%L) TO (%L)', '{table}_' || d, ({first} + d)::timestamptz,"
+        f" ({first} + d + 1)::timestamptz); END LOOP; END $$",
+        f"CREATE INDEX ON {table} (symbol, timeframe, ts)",
+        f"CREATE INDEX ON {table} (ts)",
+        f"INSERT INTO {table} SELECT 'S' || s, t, least(day + interval '12 hours', now())"
+        f" FROM generate_series(1, 6) AS s, (VALUES ('H1'), ('D1')) AS v(t),"
+        f" generate_series({first}, current_date, interval '1 day') AS day",
+        f"DELETE FROM {table} WHERE symbol IN ('S1', 'S2', 'S3') AND ts > now() - interval '5 days'",
+        f"ANALYZE {table}",
+    )
 
 
 def write_env(root: Path, text: str) -> None:
@@ -227,13 +233,26 @@ def _junit_outcomes(text: str) -> dict[str, tuple[str, str]]:
 
 def audit(root: Path, *args: str, junit: Path, env: dict[str, str] | None = None, timeout: float = 120) -> AuditRun:
     """Run `python -m pytest infra_tests --project-root ROOT ARGS...` from this repository, as a user would."""
-    command = [sys.executable, "-m", "pytest", str(REPO / "infra_tests"), "--project-root", str(root),
-               f"--junitxml={junit}", f"--history={junit.with_suffix('.history.jsonl')}", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(REPO / "infra_tests"),
+        "--project-root",
+        str(root),
+        f"--junitxml={junit}",
+        f"--history={junit.with_suffix('.history.jsonl')}",
+        *args,
+    ]
     started = time.monotonic()
     done = subprocess.run(
-        command, cwd=REPO, env=env if env is not None else clean_env(), capture_output=True, text=True,
+        command,
+        cwd=REPO,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
         timeout=timeout,
-    )  # fmt: skip
+    )
     seconds = time.monotonic() - started
     text = junit.read_text() if junit.exists() else ""
     return AuditRun(done.returncode, done.stdout + done.stderr, text, _junit_outcomes(text) if text else {}, seconds)

@@ -31,7 +31,12 @@ AUDIT_TESTS = (
     "test_root_is_clean",
     "test_required_paths_present",
 )
-DB_TESTS = ("test_row_counts_nonzero", "test_data_is_fresh", "test_row_counts_not_shrinking", "test_health_check_passes")
+DB_TESTS = (
+    "test_row_counts_nonzero",
+    "test_data_is_fresh",
+    "test_row_counts_not_shrinking",
+    "test_health_check_passes",
+)
 NOT_REACHED = 'the database was not reached: see "database reachable within'
 NO_DB_URL = 'no usable DB_URL: see ".env has DB_URL"'
 
@@ -58,7 +63,9 @@ def test_healthy_project_passes_every_check(project, target, run_audit):
     assert "assets: 4 rows" in run.output
     assert "source: " + str(project / ".env") in run.output
     assert ".env permissions: 0640" in run.output
-    assert "warning: .env is readable by other users (mode 0640), and it holds the password: chmod 600 .env" in run.output
+    assert (
+        "warning: .env is readable by other users (mode 0640), and it holds the password: chmod 600 .env" in run.output
+    )
     assert_clean(run, target.role.password)
 
 
@@ -251,8 +258,6 @@ def test_bad_settings_are_usage_errors(project, run_audit, flag, value, complain
     assert "Traceback" not in run.output and "INTERNALERROR" not in run.output
 
 
-
-
 def test_fixer_turns_the_root_check_green_and_restore_turns_it_red_again(project, run_audit):
     """The loop a user follows: audit fails naming artifacts, run the fix it names, audit passes; undo."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project)], check=True)
@@ -352,8 +357,11 @@ def test_another_projects_own_health_check_is_the_one_that_runs(project, target,
 
 
 def test_an_oauth_client_secret_in_db_url_leaks_nowhere(project, run_audit, tmp_path, closed_port):
-    write_env(project, f"DB_URL=postgresql://trader:hunter2-secret@127.0.0.1:{closed_port}/mt5_crs"
-                       "?oauth_client_id=app&oauth_client_secret=Qv9-OauthSecret\n")
+    write_env(
+        project,
+        f"DB_URL=postgresql://trader:hunter2-secret@127.0.0.1:{closed_port}/mt5_crs"
+        "?oauth_client_id=app&oauth_client_secret=Qv9-OauthSecret\n",
+    )
     html = tmp_path / "report.html"
     run = run_audit(project, "--html", str(html))
     assert run.outcome("test_db_reachable_within_3s") == "failed"
@@ -377,8 +385,17 @@ def test_audit_run_by_the_root_venvs_own_python_says_in_use(project, tmp_path):
     # as Debian's, may hold none of them: --system-site-packages would not find pytest there).
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     (project / "lib" / version / "site-packages" / "suite.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    command = [str(project / "bin" / "python"), "-m", "pytest", str(REPO / "infra_tests"), "--project-root",
-               str(project), "--no-default-report", "-k", "test_root_is_clean"]  # fmt: skip
+    command = [
+        str(project / "bin" / "python"),
+        "-m",
+        "pytest",
+        str(REPO / "infra_tests"),
+        "--project-root",
+        str(project),
+        "--no-default-report",
+        "-k",
+        "test_root_is_clean",
+    ]
     environ = {k: v for k, v in clean_env().items() if k != "VIRTUAL_ENV"}
     done = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -406,15 +423,29 @@ def test_the_ci_command_of_docs_ci_md_works_as_written(project, target, tmp_path
     reports = tmp_path / "reports"
     args = [arg.replace("reports/", f"{reports}/") for arg in command[2:]]
     write_env(project, f"DB_URL={target.url}\n")
-    done = subprocess.run([sys.executable, "-m", "pytest", "infra_tests", *args, f"--project-root={project}",
-                           f"--history={tmp_path / 'history.jsonl'}"], cwd=REPO, env=clean_env(),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "infra_tests",
+            *args,
+            f"--project-root={project}",
+            f"--history={tmp_path / 'history.jsonl'}",
+        ],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (reports / "infra-audit.xml").is_file() and (reports / "infra-audit.html").is_file()
 
 
-def test_a_tracked_gitignore_a_venv_overwrote_fails_the_root_check_until_git_gives_it_back(project, run_audit,
-                                                                                         tmp_path):
+def test_a_tracked_gitignore_a_venv_overwrote_fails_the_root_check_until_git_gives_it_back(
+    project, run_audit, tmp_path
+):
     """`uv venv --allow-existing .` writes '*' over the project's .gitignore: git hides every new file. After the
     fixer the check still fails, naming git's fix (the fixer never rewrites a tracked file); once run, it passes."""
     (project / ".gitignore").write_text("build/\n")
@@ -428,16 +459,25 @@ def test_a_tracked_gitignore_a_venv_overwrote_fails_the_root_check_until_git_giv
     assert before.outcome("test_root_is_clean") == "failed"
     message = before.message("test_root_is_clean")
     assert "CACHEDIR.TAG (file): cache directory tag" in before.output and "tools/cleanup_root.py --root" in message
-    assert f".gitignore (file): git-tracked, overwritten with what uv writes: '*' makes git ignore every new file " \
-           f"in the root; fix: {fix} " in before.output
+    assert (
+        f".gitignore (file): git-tracked, overwritten with what uv writes: '*' makes git ignore every new file "
+        f"in the root; fix: {fix} " in before.output
+    )
 
-    fixer = subprocess.run([sys.executable, str(REPO / "tools" / "cleanup_root.py"), "--root", str(project)],
-                           capture_output=True, text=True, timeout=120)
+    fixer = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "cleanup_root.py"), "--root", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert fixer.returncode == 1, fixer.stdout + fixer.stderr
     after = run_audit(project, "-k", "test_root_is_clean")
     assert (after.exit_code, after.outcome("test_root_is_clean")) == (1, "failed")
-    assert f"1 git-tracked file(s) in {project} overwritten by a venv (each with its evidence under artifacts)" in \
-        after.message("test_root_is_clean") and ".gitignore (file): git-tracked, overwritten" in after.output
+    assert (
+        f"1 git-tracked file(s) in {project} overwritten by a venv (each with its evidence under artifacts)"
+        in after.message("test_root_is_clean")
+        and ".gitignore (file): git-tracked, overwritten" in after.output
+    )
 
     subprocess.run(fix.split(), check=True)
     done = run_audit(project, "-k", "test_root_is_clean")

@@ -5,18 +5,29 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from infra_audit.core import dburl
 from tests.fingerprint import server_fingerprint
 from tests.support import REPO, clean_env
-from infra_audit.core import dburl
 
 
 def test_benchmark_seeds_measures_and_drops_only_its_own(admin_url):
     before = server_fingerprint(admin_url)
     done = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--sizes", "40,90", "--repeat", "1",
-         "--startup-runs", "1"],
-        capture_output=True, text=True, timeout=300, env=clean_env(INFRA_ADMIN_URL=admin_url),
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "tools" / "benchmark.py"),
+            "--sizes",
+            "40,90",
+            "--repeat",
+            "1",
+            "--startup-runs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_env(INFRA_ADMIN_URL=admin_url),
+    )
     assert done.returncode == 0, done.stderr
     rows = [line.split("|") for line in done.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert [(row[0].strip(), row[-1].strip()) for row in rows] == [("40", "40 rows"), ("90", "90 rows")]
@@ -28,14 +39,26 @@ def test_benchmark_seeds_measures_and_drops_only_its_own(admin_url):
 
 
 def test_the_partitioned_table_is_measured_beside_the_plain_group_by(admin_url):
-    """"data is fresh" must name exactly the stopped symbols of the daily-partitioned market_data, or the
+    """ "data is fresh" must name exactly the stopped symbols of the daily-partitioned market_data, or the
     benchmark fails; its scratch database is dropped."""
     before = server_fingerprint(admin_url)
     done = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--sizes", "30", "--repeat", "1", "--skip-startup",
-         "--partitions", "8"],
-        capture_output=True, text=True, timeout=300, env=clean_env(INFRA_ADMIN_URL=admin_url),
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "tools" / "benchmark.py"),
+            "--sizes",
+            "30",
+            "--repeat",
+            "1",
+            "--skip-startup",
+            "--partitions",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_env(INFRA_ADMIN_URL=admin_url),
+    )
     assert done.returncode == 0, done.stderr
     (row,) = [line.split("|") for line in done.stdout.splitlines() if line.strip().startswith("8 |")]
     assert [cell.strip() for cell in row][:2] == ["8", "47,970"] and row[-1].strip() == "6", done.stdout
@@ -47,16 +70,23 @@ def test_a_slash_in_the_admin_urls_query_never_reaches_its_database(admin_url, t
     before = server_fingerprint(admin_url, contents_of=("postgres",))
     done = subprocess.run(
         [sys.executable, str(REPO / "tools" / "benchmark.py"), "--sizes", "30", "--repeat", "1", "--skip-startup"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=clean_env(INFRA_ADMIN_URL=admin_url + "?application_name=ops/bench"),
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     assert server_fingerprint(admin_url, contents_of=("postgres",)) == before
 
 
 def test_bad_arguments_are_one_line(admin_url):
     for args in (["--sizes=-5"], ["--sizes=0"], ["--repeat", "0"], ["--sizes", "x"], ["--partitions", "3"]):
-        done = subprocess.run([sys.executable, str(REPO / "tools" / "benchmark.py"), *args], capture_output=True,
-                              text=True, timeout=60, env=clean_env(INFRA_ADMIN_URL=admin_url))  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, str(REPO / "tools" / "benchmark.py"), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(INFRA_ADMIN_URL=admin_url),
+        )
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
         assert done.stderr.startswith("benchmark.py: error: ") and "Traceback" not in done.stderr

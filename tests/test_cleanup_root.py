@@ -163,14 +163,17 @@ def test_a_venv_in_use_is_refused_and_nothing_moves(polluted: PollutedRoot, how:
         f"REFUSED    nothing moved: the venv made in {polluted.root} is in use ({why}): archiving it would pull "
         f"the python from under what runs on it. To make it safe: python3 -m venv {polluted.root}/.venv, reinstall "
         f"the project there ({polluted.root}/.venv/bin/pip install ...), deactivate it and restart what ran on it "
-        f"from there, then run {polluted.root}/.venv/bin/python tools/cleanup_root.py --root {polluted.root}"]
+        f"from there, then run {polluted.root}/.venv/bin/python tools/cleanup_root.py --root {polluted.root}"
+    ]
     assert result.stderr == ""
     assert tree_snapshot(polluted.root, skip_archives=False) == before
     assert run_fixer("--root", polluted.root, "--dry-run", python=polluted.root / "bin" / "python").returncode == 1
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+def running(
+    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen]:
     """A process that runs (reading its stdin) while the body does, killed after."""
     process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, cwd=cwd)
     try:
@@ -180,8 +183,9 @@ def running(command: list[str], env: dict[str, str] | None = None, cwd: Path | N
         process.wait()
 
 
-@pytest.mark.parametrize("how", ["started as bin/python", "VIRTUAL_ENV in its environment", "found on its PATH",
-                                 "found on a relative PATH"])
+@pytest.mark.parametrize(
+    "how", ["started as bin/python", "VIRTUAL_ENV in its environment", "found on its PATH", "found on a relative PATH"]
+)
 def test_a_venv_another_process_runs_from_is_refused(polluted: PollutedRoot, how: str) -> None:
     """A service started from the venv (no VIRTUAL_ENV, its /proc exe the base python), or a shell's child
     that inherited an activated VIRTUAL_ENV: archiving would break its next import."""
@@ -207,8 +211,9 @@ def test_a_zombie_that_ran_from_the_venv_does_not_hold_it(polluted: PollutedRoot
     """A process that ran bin/python with VIRTUAL_ENV set and exited, not yet reaped by its parent: /proc
     still lists it, with no command line, environment, maps or open files left. Nothing runs from the
     venv any more, so the in-use scan reads past it and the venv is archived."""
-    child = subprocess.Popen([str(polluted.root / "bin" / "python"), "-c", "pass"],
-                             env={**os.environ, "VIRTUAL_ENV": str(polluted.root)})
+    child = subprocess.Popen(
+        [str(polluted.root / "bin" / "python"), "-c", "pass"], env={**os.environ, "VIRTUAL_ENV": str(polluted.root)}
+    )
     try:
         os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # it has exited; WNOWAIT leaves it unreaped
         assert Path(f"/proc/{child.pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z"), "no zombie to test"
@@ -231,8 +236,12 @@ def test_a_running_project_script_in_bin_is_not_the_venv_in_use(polluted: Pollut
 
 def test_another_venvs_python_may_clean(polluted: PollutedRoot) -> None:
     """Advice followed: a venv elsewhere (here the project's venv/) runs the fixer, and it archives."""
-    result = run_fixer("--root", polluted.root, python=polluted.root / "venv" / "bin" / "python",
-                       env={**os.environ, "VIRTUAL_ENV": str(polluted.root / "venv")})
+    result = run_fixer(
+        "--root",
+        polluted.root,
+        python=polluted.root / "venv" / "bin" / "python",
+        env={**os.environ, "VIRTUAL_ENV": str(polluted.root / "venv")},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert reported(result.stdout, "moved") == sorted(polluted.expected)
 
@@ -250,8 +259,13 @@ def test_restore_refuses_a_same_size_tampered_copy(polluted: PollutedRoot) -> No
     assert not (polluted.root / "bin" / "activate").exists()
 
 
-TAMPERED = {"kind": lambda _: "dir", "mode": lambda mode: mode ^ 0o100, "size": lambda size: size + 1,
-            "sha256": lambda _: "0" * 64, "link_target": lambda _: "elsewhere"}
+TAMPERED = {
+    "kind": lambda _: "dir",
+    "mode": lambda mode: mode ^ 0o100,
+    "size": lambda size: size + 1,
+    "sha256": lambda _: "0" * 64,
+    "link_target": lambda _: "elsewhere",
+}
 
 
 @pytest.mark.parametrize("key", archive.FINGERPRINT_KEYS)
@@ -305,8 +319,14 @@ def test_ctrl_c_is_exit_130_one_line_and_moves_nothing(polluted: PollutedRoot, t
     before = tree_snapshot(polluted.root, skip_archives=False)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     env.pop("VIRTUAL_ENV", None)
-    tool = subprocess.Popen([sys.executable, str(FIXER), "--root", str(polluted.root)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    tool = subprocess.Popen(
+        [sys.executable, str(FIXER), "--root", str(polluted.root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = tool.communicate()  # bounded by the fixer's own deadline on git
     finally:
@@ -327,7 +347,8 @@ def test_restore_refuses_to_overwrite(polluted: PollutedRoot) -> None:
     assert refused.returncode == 1
     assert [line for line in refused.stdout.splitlines() if line.startswith("REFUSED")] == [
         f"REFUSED    bin/activate: {polluted.root}/bin/activate exists now; not overwritten "
-        "(move it away and re-run --restore)"]
+        "(move it away and re-run --restore)"
+    ]
     assert (polluted.root / "bin" / "activate").read_text() == "new work, made after the cleanup\n"
     (polluted.root / "bin" / "activate").unlink()
     assert run_fixer("--restore", only_archive(polluted)).returncode == 0
@@ -349,8 +370,10 @@ def test_restore_never_writes_through_a_new_symlink(polluted: PollutedRoot) -> N
     (polluted.root / "bin").symlink_to(polluted.outside)
     result = run_fixer("--restore", only_archive(polluted))
     assert result.returncode == 1
-    assert (f"REFUSED    bin/activate: {polluted.root}/bin is a symlink (-> {polluted.outside}); "
-            "restore never writes through a link") in result.stdout
+    assert (
+        f"REFUSED    bin/activate: {polluted.root}/bin is a symlink (-> {polluted.outside}); "
+        "restore never writes through a link"
+    ) in result.stdout
     assert os.listdir(polluted.outside) == ["data.txt"]
 
 
@@ -368,8 +391,9 @@ def test_restore_never_writes_through_a_symlink_inside_the_root(polluted: Pollut
     assert all(os.path.lexists(only_archive(polluted) / p) for p in in_bin)
 
 
-def test_restore_through_a_link_to_the_archive_goes_into_the_recorded_root(polluted: PollutedRoot,
-                                                                            tmp_path: Path) -> None:
+def test_restore_through_a_link_to_the_archive_goes_into_the_recorded_root(
+    polluted: PollutedRoot, tmp_path: Path
+) -> None:
     before = tree_snapshot(polluted.root)
     assert run_fixer("--root", polluted.root).returncode == 0
     elsewhere = tmp_path / "w"
@@ -389,7 +413,9 @@ def test_restore_of_a_moved_archive_is_refused(polluted: PollutedRoot, tmp_path:
     before = tree_snapshot(tmp_path, skip_archives=False)
     result = run_fixer("--restore", moved)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"cleanup_root.py: error: archive {moved} is at {moved}, not directly inside its root")
+    assert result.stderr.startswith(
+        f"cleanup_root.py: error: archive {moved} is at {moved}, not directly inside its root"
+    )
     assert result.stderr.count("\n") == 1
     assert tree_snapshot(tmp_path, skip_archives=False) == before
 
@@ -401,8 +427,10 @@ def test_restore_refuses_a_root_other_than_the_recorded_one(polluted: PollutedRo
     before = tree_snapshot(tmp_path, skip_archives=False)
     result = run_fixer("--root", other, "--restore", only_archive(polluted))
     assert result.returncode == 2
-    assert result.stderr == (f"cleanup_root.py: error: --root {other} is not the root this archive was made in ({polluted.root}); "
-                             "nothing restored\n")
+    assert result.stderr == (
+        f"cleanup_root.py: error: --root {other} is not the root this archive was made in ({polluted.root}); "
+        "nothing restored\n"
+    )
     assert tree_snapshot(tmp_path, skip_archives=False) == before
 
 
@@ -421,7 +449,9 @@ def test_interrupted_cleanup_restores_exactly(polluted: PollutedRoot, monkeypatc
         archive.clean(polluted.root, False, archive.Report())
     monkeypatch.undo()
     assert stopped.value.exit_code == 130 and stopped.value.data["archive"] == str(only_archive(polluted))
-    assert str(stopped.value).startswith(f"interrupted after moves began: {only_archive(polluted).name} holds what moved")
+    assert str(stopped.value).startswith(
+        f"interrupted after moves began: {only_archive(polluted).name} holds what moved"
+    )
     statuses = [e["status"] for e in json.loads((only_archive(polluted) / "manifest.json").read_text())["entries"]]
     assert statuses[:3] == ["moved", "moved", "planned"]
     assert run_fixer("--restore", only_archive(polluted)).returncode == 0
@@ -446,8 +476,13 @@ def test_a_failure_after_moves_began_is_exit_1_naming_the_archive(
     monkeypatch.undo()
     error = capsys.readouterr().err
     assert code == 1, error
-    assert error.startswith("cleanup_root.py: error: stopped after moves began (No space left on device): "
-                            f"{only_archive(polluted).name} holds what moved") and error.count("\n") == 1
+    assert (
+        error.startswith(
+            "cleanup_root.py: error: stopped after moves began (No space left on device): "
+            f"{only_archive(polluted).name} holds what moved"
+        )
+        and error.count("\n") == 1
+    )
     assert run_fixer("--restore", only_archive(polluted)).returncode == 0
     assert tree_snapshot(polluted.root) == before
 
@@ -459,16 +494,22 @@ def test_a_stop_after_moves_began_says_where_things_are_in_json(polluted: Pollut
     write(next((polluted.root / "lib").iterdir()) / "site-packages" / "vendored.py", "x = 1\n")
     git(polluted.root, "add", "-f", "lib")
     answered = tmp_path / "git-answered"
-    write(tmp_path / "bin" / "git", f"#!/bin/sh\n[ -e {answered} ] && {{ echo 'fatal: index locked' >&2; exit 128; }}\n"
-          f"touch {answered}\nexec {shutil.which('git')} \"$@\"\n", 0o755)
+    write(
+        tmp_path / "bin" / "git",
+        f"#!/bin/sh\n[ -e {answered} ] && {{ echo 'fatal: index locked' >&2; exit 128; }}\n"
+        f'touch {answered}\nexec {shutil.which("git")} "$@"\n',
+        0o755,
+    )
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
     env.pop("VIRTUAL_ENV", None)
     result = run_fixer("--root", polluted.root, "--json", env=env)
     data = json.loads(result.stdout)
     assert (result.returncode, data["exit_code"]) == (1, 1), result.stderr
     assert data["archive"] == str(only_archive(polluted)) and "moved" in {e["action"] for e in data["events"]}
-    assert data["error"].startswith(f"stopped after moves began (git ls-files failed in {polluted.root}: fatal: "
-                                    f"index locked): {only_archive(polluted).name} holds what moved")
+    assert data["error"].startswith(
+        f"stopped after moves began (git ls-files failed in {polluted.root}: fatal: "
+        f"index locked): {only_archive(polluted).name} holds what moved"
+    )
     assert run_fixer("--restore", only_archive(polluted)).returncode == 0
 
 
@@ -482,11 +523,17 @@ def test_a_restore_that_stopped_after_a_move_finishes_on_the_next_run(polluted: 
     def no_file_growth() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
 
-    stopped = subprocess.run([sys.executable, str(FIXER), "--restore", str(folder)], capture_output=True,
-                             text=True, preexec_fn=no_file_growth, timeout=120)
+    stopped = subprocess.run(
+        [sys.executable, str(FIXER), "--restore", str(folder)],
+        capture_output=True,
+        text=True,
+        preexec_fn=no_file_growth,
+        timeout=120,
+    )
     assert stopped.returncode == 1, stopped.stdout + stopped.stderr
-    assert stopped.stderr.startswith(f"cleanup_root.py: error: stopped after restores began (File too large): "
-                                     f"{folder.name} holds what moved")
+    assert stopped.stderr.startswith(
+        f"cleanup_root.py: error: stopped after restores began (File too large): {folder.name} holds what moved"
+    )
     assert reported(stopped.stdout, "restored") == ["pyvenv.cfg"]
     again = run_fixer("--restore", folder)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -500,21 +547,28 @@ def test_a_manifest_that_is_a_link_is_refused(polluted: PollutedRoot, tmp_path: 
     (folder / "manifest.json").rename(tmp_path / "manifest.json")
     (folder / "manifest.json").symlink_to(tmp_path / "manifest.json")
     result = run_fixer("--restore", folder)
-    assert (result.returncode, result.stderr) == (2, f"cleanup_root.py: error: {folder}/manifest.json is not a "
-                                                     "regular file (a link?); restore by hand from the folder\n")
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"cleanup_root.py: error: {folder}/manifest.json is not a "
+        "regular file (a link?); restore by hand from the folder\n",
+    )
 
 
 def test_one_fixer_at_a_time_in_a_root(polluted: PollutedRoot) -> None:
     before = tree_snapshot(polluted.root, skip_archives=False)
     with archive.root_lock(polluted.root):
         result = run_fixer("--root", polluted.root)
-    assert (result.returncode, result.stderr) == (2, f"cleanup_root.py: error: another cleanup_root.py run is "
-                                                     f"working in {polluted.root}; wait for it to end, then run again\n")
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"cleanup_root.py: error: another cleanup_root.py run is "
+        f"working in {polluted.root}; wait for it to end, then run again\n",
+    )
     assert tree_snapshot(polluted.root, skip_archives=False) == before
 
 
-def test_the_tools_own_virtualenv_is_not_a_project_root(polluted: PollutedRoot, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture) -> None:
+def test_the_tools_own_virtualenv_is_not_a_project_root(
+    polluted: PollutedRoot, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     (checkout / ".venv").symlink_to(polluted.root)  # the venv quickstart made for this checkout's tools
@@ -527,18 +581,24 @@ def test_without_psycopg_errors_and_json_still_work(polluted: PollutedRoot, tmp_
     JSON are scrubbed without psycopg, and no traceback replaces them."""
     bare = [sys.executable, "-S", str(FIXER)]
     missing = subprocess.run([*bare, "--root", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=60)
-    assert (missing.returncode, missing.stderr) == (2, f"cleanup_root.py: error: --root {tmp_path / 'nowhere'} is "
-                                                       "not a directory; pass the project root folder\n")
+    assert (missing.returncode, missing.stderr) == (
+        2,
+        f"cleanup_root.py: error: --root {tmp_path / 'nowhere'} is not a directory; pass the project root folder\n",
+    )
     done = subprocess.run([*bare, "--root", str(polluted.root), "--json"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert sorted(e["path"] for e in json.loads(done.stdout)["events"] if e["action"] == "moved") == sorted(polluted.expected)
+    assert sorted(e["path"] for e in json.loads(done.stdout)["events"] if e["action"] == "moved") == sorted(
+        polluted.expected
+    )
 
 
 def test_same_second_archives_do_not_collide(tmp_path: Path) -> None:
     now = datetime(2025, 12, 29, 12, 0, 0, tzinfo=timezone.utc)
     first, second = archive.make_archive(tmp_path, now), archive.make_archive(tmp_path, now)
-    assert (first.name, second.name) == ("_archive_venv_cleanup_20251229T120000Z",
-                                         "_archive_venv_cleanup_20251229T120000Z_2")
+    assert (first.name, second.name) == (
+        "_archive_venv_cleanup_20251229T120000Z",
+        "_archive_venv_cleanup_20251229T120000Z_2",
+    )
 
 
 @contextmanager
@@ -568,8 +628,10 @@ def test_unmovable_entries_are_reported_one_by_one(polluted: PollutedRoot) -> No
     assert result.returncode == 1
     # pyvenv.cfg stays too: the proof lets a re-run finish the job.
     assert reported(result.stdout, "FAILED") == in_bin
-    assert f"held       pyvenv.cfg: kept as the venv proof because {len(in_bin)} entry(ies) could not move" \
+    assert (
+        f"held       pyvenv.cfg: kept as the venv proof because {len(in_bin)} entry(ies) could not move"
         in result.stdout
+    )
     assert all(line.endswith("; left in place") for line in result.stdout.splitlines() if line.startswith("FAILED"))
     assert all((polluted.root / p).is_symlink() or (polluted.root / p).is_file() for p in in_bin)
     rerun = run_fixer("--root", polluted.root)
@@ -581,11 +643,15 @@ def test_proof_is_held_while_a_suspect_remains(polluted: PollutedRoot) -> None:
     write(vendored, "# tracked: lib/ is project content now\n")
     git(polluted.root, "add", "-f", str(vendored))
     dry = run_fixer("--root", polluted.root, "--dry-run")
-    assert reported(dry.stdout, "would-hold") == ["pyvenv.cfg"] and "pyvenv.cfg" not in reported(dry.stdout, "would-move")
+    assert reported(dry.stdout, "would-hold") == ["pyvenv.cfg"] and "pyvenv.cfg" not in reported(
+        dry.stdout, "would-move"
+    )
     result = run_fixer("--root", polluted.root)
     assert result.returncode == 1
-    assert "held       pyvenv.cfg: kept as the venv proof because 1 suspect(s) remain; fix those and re-run" \
+    assert (
+        "held       pyvenv.cfg: kept as the venv proof because 1 suspect(s) remain; fix those and re-run"
         in result.stdout
+    )
     assert (polluted.root / "pyvenv.cfg").is_file()
     rerun = scan_root(polluted.root)
     assert rerun.venv_home and [s.path for s in rerun.suspects] == ["lib"]
@@ -629,17 +695,28 @@ def test_a_failed_first_manifest_write_leaves_no_archive_folder(polluted: Pollut
     def no_file_growth() -> None:  # Python ignores SIGXFSZ, so every write past 0 bytes fails with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
 
-    result = subprocess.run([sys.executable, str(FIXER), "--root", str(polluted.root)], capture_output=True,
-                            text=True, preexec_fn=no_file_growth, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(FIXER), "--root", str(polluted.root)],
+        capture_output=True,
+        text=True,
+        preexec_fn=no_file_growth,
+        timeout=120,
+    )
     assert result.returncode == 2 and result.stderr == "cleanup_root.py: error: File too large\n", result.stderr
     assert polluted.archives() == []
     assert tree_snapshot(polluted.root, skip_archives=False) == before
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--root", "/nonexistent/project"], "cleanup_root.py: error: --root /nonexistent/project is not a directory"),
-    (["--restore", "/nonexistent/_archive_venv_cleanup_x"], "cleanup_root.py: error: archive /nonexistent/_archive_venv_cleanup_x"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--root", "/nonexistent/project"], "cleanup_root.py: error: --root /nonexistent/project is not a directory"),
+        (
+            ["--restore", "/nonexistent/_archive_venv_cleanup_x"],
+            "cleanup_root.py: error: archive /nonexistent/_archive_venv_cleanup_x",
+        ),
+    ],
+)
 def test_bad_paths_are_one_clear_line(args: list[str], message: str) -> None:
     result = run_fixer(*args)
     assert result.returncode == 2
@@ -651,11 +728,14 @@ def test_dry_run_restore_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--restore has no preview" in result.stderr
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "is unreadable or corrupt"),
-    ('{"format": 1, "entries": [{"source": "../etc", "destination": "x"}]}', "has malformed entries"),
-    ('["a list"]', "is not a cleanup manifest"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "is unreadable or corrupt"),
+        ('{"format": 1, "entries": [{"source": "../etc", "destination": "x"}]}', "has malformed entries"),
+        ('["a list"]', "is not a cleanup manifest"),
+    ],
+)
 def test_bad_manifest_is_one_clear_line(tmp_path: Path, content: str, message: str) -> None:
     write(tmp_path / "_archive_venv_cleanup_x" / "manifest.json", content)
     result = run_fixer("--restore", tmp_path / "_archive_venv_cleanup_x")
@@ -701,9 +781,11 @@ def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[st
     pieces = {
         "lib": lambda: write(root / SITE / "pkg/__init__.py", "", 0o600),
         # links inside an archived folder: to a file outside (changed before restore), dangling, a loop
-        "lib/links": lambda: (symlink(root / SITE / "pkg/data", str(outside / "data.txt")),
-                              symlink(root / SITE / "gone", str(outside / "never-there")),
-                              symlink(root / SITE / "pkg/loop", "..")),
+        "lib/links": lambda: (
+            symlink(root / SITE / "pkg/data", str(outside / "data.txt")),
+            symlink(root / SITE / "gone", str(outside / "never-there")),
+            symlink(root / SITE / "pkg/loop", ".."),
+        ),
         "lib64": lambda: symlink(root / "lib64", "lib"),
         "include": lambda: (root / "include/python3.11").mkdir(parents=True, exist_ok=True),
         "bin/activate": lambda: write(root / "bin/activate", f'VIRTUAL_ENV="{root}"\n'),
@@ -723,8 +805,9 @@ def build_tree(root: Path, outside: Path, project: dict[str, bool], venv: set[st
     venv=st.sets(st.sampled_from(VENV_PIECES)),
     cfg=st.sampled_from([None, "home = /usr/bin\nversion = 3.11.7\n", "version = 3.11.7\n"]),
 )
-def test_project_content_never_moves_and_restore_is_exact(project: dict[str, bool], venv: set[str],
-                                                          cfg: str | None) -> None:
+def test_project_content_never_moves_and_restore_is_exact(
+    project: dict[str, bool], venv: set[str], cfg: str | None
+) -> None:
     with tempfile.TemporaryDirectory() as base:
         root, outside = Path(base) / "root", Path(base) / "outside"
         root.mkdir(), outside.mkdir()
@@ -744,6 +827,7 @@ def test_project_content_never_moves_and_restore_is_exact(project: dict[str, boo
 
 
 # --- every common creator, planted with the real tool ------------------------------------------------
+
 
 def test_every_creator_is_archived_exactly_and_restored_byte_for_byte(creator_made: CreatorRoot) -> None:
     """The fixer moves exactly what the creator added; git sees the project's new files again (a venv's
@@ -779,8 +863,10 @@ def test_an_overwritten_tracked_gitignore_is_left_to_git_with_its_fix(tmp_path: 
     assert f"fix: {fix} " in line
     summary = done.stdout.splitlines()[-2]
     assert summary.endswith("; 1 tracked file(s) a venv overwrote need git's fix (never done here)")
-    assert (os.lstat(root / ".gitignore").st_ino, tree_snapshot(root)[".gitignore"]) == (gitignore.st_ino,
-                                                                                        before[".gitignore"])
+    assert (os.lstat(root / ".gitignore").st_ino, tree_snapshot(root)[".gitignore"]) == (
+        gitignore.st_ino,
+        before[".gitignore"],
+    )
     assert [a.path for a in scan_root(root).overwritten] == [".gitignore"], "still found, with pyvenv.cfg archived"
     subprocess.run(fix.split(), check=True)
     assert scan_root(root).clean and (root / ".gitignore").read_bytes() == b"build/\n"
@@ -789,5 +875,6 @@ def test_an_overwritten_tracked_gitignore_is_left_to_git_with_its_fix(tmp_path: 
     back = run_fixer("--restore", only_archive(made))
     assert back.returncode == 0, back.stdout + back.stderr
     changed_by_git = {".gitignore", ".git/index"}  # the checkout the user ran
-    assert {p: f for p, f in tree_snapshot(root).items() if p not in changed_by_git} == \
-        {p: f for p, f in before.items() if p not in changed_by_git}
+    assert {p: f for p, f in tree_snapshot(root).items() if p not in changed_by_git} == {
+        p: f for p, f in before.items() if p not in changed_by_git
+    }

@@ -67,7 +67,9 @@ def test_a_service_in_db_url_still_names_its_own_port(target, monkeypatch, tmp_p
     (tmp_path / "pg_service.conf").write_text(f"[box]\nport={target.admin.info.port}\n")
     monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "pg_service.conf"))
     monkeypatch.setenv("PGPASSWORD", target.role.password)
-    with db_probe.connect(parse(f"postgresql://{target.role.name}@127.0.0.1/{target.dbname}?service=box"), FAST) as conn:
+    with db_probe.connect(
+        parse(f"postgresql://{target.role.name}@127.0.0.1/{target.dbname}?service=box"), FAST
+    ) as conn:
         assert conn.info.port == target.admin.info.port
 
 
@@ -75,9 +77,12 @@ def test_every_setting_is_a_startup_option_never_a_set(conn):
     """Through a pooler in transaction mode, a SET would stay on the server connection and make the
     next client's session (the application's) read-only: the probe's settings come with the
     connection and go with it."""
-    sources = dict(conn.execute(
-        "SELECT name, source FROM pg_settings WHERE name IN ('default_transaction_read_only', 'statement_timeout',"
-        " 'lock_timeout', 'search_path', 'application_name')").fetchall())  # fmt: skip
+    sources = dict(
+        conn.execute(
+            "SELECT name, source FROM pg_settings WHERE name IN ('default_transaction_read_only', 'statement_timeout',"
+            " 'lock_timeout', 'search_path', 'application_name')"
+        ).fetchall()
+    )
     assert "session" not in sources.values(), sources
     assert sources["default_transaction_read_only"] == "client"
 
@@ -85,8 +90,12 @@ def test_every_setting_is_a_startup_option_never_a_set(conn):
 def test_a_schema_before_pg_catalog_is_refused(target):
     """A search path that puts a schema with its own now() before pg_catalog (ten days behind, a
     stale feed would look fresh): the probe refuses the session rather than trust its clock."""
-    stage(target, "CREATE SCHEMA clock", "GRANT USAGE ON SCHEMA clock TO PUBLIC",
-          "CREATE FUNCTION clock.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT pg_catalog.now() - interval '10 days' $$")  # fmt: skip
+    stage(
+        target,
+        "CREATE SCHEMA clock",
+        "GRANT USAGE ON SCHEMA clock TO PUBLIC",
+        "CREATE FUNCTION clock.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT pg_catalog.now() - interval '10 days' $$",
+    )
     error = connect_error(f"{target.url}?options=-c%20search_path%3Dclock,pg_catalog,public")
     assert error.cause == "search_path"
     assert "puts schema clock before pg_catalog" in str(error)
@@ -107,10 +116,14 @@ def test_missing_database_is_named(target):
     assert (error.cause, str(error).split(" on ")[0]) == ("no_database", "database 'no_such_db' does not exist")
 
 
-@pytest.mark.parametrize("variables", [
-    {"PGPORT": "{port}"},
-    {"PGHOSTADDR": "127.0.0.1", "PGPORT": "{port}"},
-], ids=["PGPORT", "PGHOSTADDR"])
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"PGPORT": "{port}"},
+        {"PGHOSTADDR": "127.0.0.1", "PGPORT": "{port}"},
+    ],
+    ids=["PGPORT", "PGHOSTADDR"],
+)
 def test_pg_variables_never_send_the_probe_elsewhere_than_db_url_names(target, monkeypatch, variables, tmp_path):
     """A PGPORT exported for psql must not make a URL without a port (or with a host that does not even
     resolve) reach the server it happens to point at: DB_URL alone names the server."""
@@ -123,8 +136,11 @@ def test_pg_variables_never_send_the_probe_elsewhere_than_db_url_names(target, m
         # one for 5432 (libpq's default): a server of this machine's on 5432 is never dialled either.
         lure.bind(str(tmp_path / f".s.PGSQL.{port}"))
         lure.listen(1)
-        url = (f"postgresql://{target.role.name}@/{target.dbname}?host={tmp_path}" if variables.keys() == {"PGPORT"}
-               else f"postgresql://{target.role.name}@db.invalid/{target.dbname}")
+        url = (
+            f"postgresql://{target.role.name}@/{target.dbname}?host={tmp_path}"
+            if variables.keys() == {"PGPORT"}
+            else f"postgresql://{target.role.name}@db.invalid/{target.dbname}"
+        )
         with pytest.raises(ProbeError) as raised:
             db_probe.connect(parse(url), FAST).close()
         lure.setblocking(False)
@@ -273,7 +289,9 @@ def seq_tuples_read(conn: psycopg.Connection, table: str) -> int:
     """Rows sequential scans have read from ``table``, this backend's counts flushed first (PostgreSQL 15+)."""
     conn.execute("SELECT pg_stat_force_next_flush()")  # flushed before the server says it is ready again
     conn.execute("SELECT pg_stat_clear_snapshot()")
-    (read,) = conn.execute("SELECT seq_tup_read FROM pg_stat_user_tables WHERE relid = %s::regclass", (table,)).fetchone()
+    (read,) = conn.execute(
+        "SELECT seq_tup_read FROM pg_stat_user_tables WHERE relid = %s::regclass", (table,)
+    ).fetchone()
     return read
 
 
@@ -315,7 +333,7 @@ def test_a_table_of_exactly_the_limit_is_counted_exactly(target, conn):
 
 
 def test_a_table_the_planner_puts_at_exactly_the_limit_is_counted_exactly(target, conn):
-    """"Up to this many rows are counted exactly": an estimate equal to the limit is no big table."""
+    """ "Up to this many rows are counted exactly": an estimate equal to the limit is no big table."""
     target.admin.execute("CREATE TABLE ten AS SELECT generate_series(1, 10) AS n")
     target.admin.execute("ANALYZE ten")
     target.admin.execute("GRANT SELECT ON ten TO PUBLIC")
@@ -323,15 +341,23 @@ def test_a_table_the_planner_puts_at_exactly_the_limit_is_counted_exactly(target
     assert (stats.rows, stats.exact, stats.shown) == (10, True, "10 rows")
 
 
-@pytest.mark.parametrize(("analyzed", "shown"), [
-    (False, "more than 10 rows (no current planner estimate: run ANALYZE eleven)"),
-    (True, "~11 rows (planner estimate)"),
-], ids=["counted", "estimated"])
+@pytest.mark.parametrize(
+    ("analyzed", "shown"),
+    [
+        (False, "more than 10 rows (no current planner estimate: run ANALYZE eleven)"),
+        (True, "~11 rows (planner estimate)"),
+    ],
+    ids=["counted", "estimated"],
+)
 def test_one_row_over_the_exact_count_limit_is_no_exact_count(target, conn, analyzed, shown):
     """The limit's other side (a table of exactly the limit is counted exactly, above): 11 rows at a limit
     of 10 are "more than 10" to the bounded count, or the planner's estimate; never an exact "11 rows"."""
-    stage(target, "CREATE TABLE eleven AS SELECT generate_series(1, 11) AS n", "GRANT SELECT ON eleven TO PUBLIC",
-          *(["ANALYZE eleven"] if analyzed else []))
+    stage(
+        target,
+        "CREATE TABLE eleven AS SELECT generate_series(1, 11) AS n",
+        "GRANT SELECT ON eleven TO PUBLIC",
+        *(["ANALYZE eleven"] if analyzed else []),
+    )
     stats = db_probe.table_stats(conn, "eleven", 10, FAST)
     assert (stats.exact, stats.shown) == (False, shown)
 
@@ -340,9 +366,14 @@ def test_one_row_over_the_exact_count_limit_is_no_exact_count(target, conn, anal
 def test_a_table_grown_past_the_limit_since_its_analyze_shows_no_stale_estimate(target, conn, rows_at_analyze):
     """The planner says 0 or 5 rows, the bounded count finds over 10: "~0 rows" or "~5 rows" would be a
     false low; what is known is "more than 10"."""
-    stage(target, f"CREATE TABLE grown AS SELECT generate_series(1, {rows_at_analyze}) AS n",
-          "ALTER TABLE grown SET (autovacuum_enabled = false)", "ANALYZE grown",
-          f"INSERT INTO grown SELECT generate_series({rows_at_analyze + 1}, 50)", "GRANT SELECT ON grown TO PUBLIC")  # fmt: skip
+    stage(
+        target,
+        f"CREATE TABLE grown AS SELECT generate_series(1, {rows_at_analyze}) AS n",
+        "ALTER TABLE grown SET (autovacuum_enabled = false)",
+        "ANALYZE grown",
+        f"INSERT INTO grown SELECT generate_series({rows_at_analyze + 1}, 50)",
+        "GRANT SELECT ON grown TO PUBLIC",
+    )
     stats = db_probe.table_stats(conn, "grown", 10, FAST)
     assert (stats.rows, stats.exact, stats.over) == (10, False, True)
     assert stats.shown == "more than 10 rows (no current planner estimate: run ANALYZE grown)"
@@ -372,9 +403,15 @@ def test_a_partitioned_table_is_estimated_from_its_partitions(target, conn):
 
 def test_an_inheritance_parent_is_estimated_with_its_children(target, conn):
     """TimescaleDB's hypertables keep their rows in inheritance children: the parent's own estimate is 0."""
-    stage(target, "CREATE TABLE hyper (id int)", "CREATE TABLE hyper_chunk () INHERITS (hyper)",
-          "INSERT INTO hyper_chunk SELECT generate_series(1, 50)", "ANALYZE hyper", "ANALYZE hyper_chunk",
-          "GRANT SELECT ON hyper TO PUBLIC")  # fmt: skip
+    stage(
+        target,
+        "CREATE TABLE hyper (id int)",
+        "CREATE TABLE hyper_chunk () INHERITS (hyper)",
+        "INSERT INTO hyper_chunk SELECT generate_series(1, 50)",
+        "ANALYZE hyper",
+        "ANALYZE hyper_chunk",
+        "GRANT SELECT ON hyper TO PUBLIC",
+    )
     stats = db_probe.table_stats(conn, "hyper", 10, FAST)
     assert (stats.rows, stats.exact, stats.over) == (50, False, False)
 
@@ -382,7 +419,9 @@ def test_an_inheritance_parent_is_estimated_with_its_children(target, conn):
 def test_a_view_has_no_estimate_and_says_what_to_list_instead(target, conn):
     stage(target, "CREATE VIEW md AS SELECT * FROM market_data", "GRANT SELECT ON md TO PUBLIC")
     stats = db_probe.table_stats(conn, "md", 10, FAST)
-    assert stats.shown == "more than 10 rows (a view has no planner estimate: list the table it reads in the table list)"
+    assert (
+        stats.shown == "more than 10 rows (a view has no planner estimate: list the table it reads in the table list)"
+    )
 
 
 @pytest.fixture
@@ -396,18 +435,25 @@ def filtered(target) -> None:
     ("reads", "filtered_for_the_audit"),
     [
         ("CREATE VIEW seen WITH (security_invoker = true) AS SELECT * FROM assets", True),
-        ("CREATE VIEW inner_view WITH (security_invoker = true) AS SELECT * FROM assets;"
-         " GRANT SELECT ON inner_view TO PUBLIC;"
-         " CREATE VIEW seen WITH (security_invoker = true) AS SELECT * FROM inner_view", True),
-        ("CREATE FUNCTION all_assets() RETURNS TABLE (symbol text) LANGUAGE sql AS 'SELECT symbol FROM assets';"
-         " CREATE VIEW seen AS SELECT * FROM all_assets()", True),
+        (
+            "CREATE VIEW inner_view WITH (security_invoker = true) AS SELECT * FROM assets;"
+            " GRANT SELECT ON inner_view TO PUBLIC;"
+            " CREATE VIEW seen WITH (security_invoker = true) AS SELECT * FROM inner_view",
+            True,
+        ),
+        (
+            "CREATE FUNCTION all_assets() RETURNS TABLE (symbol text) LANGUAGE sql AS 'SELECT symbol FROM assets';"
+            " CREATE VIEW seen AS SELECT * FROM all_assets()",
+            True,
+        ),
         ("CREATE VIEW seen AS SELECT * FROM assets", False),  # read as its owner, the tables' owner (a superuser)
         ("CREATE MATERIALIZED VIEW seen AS SELECT * FROM assets", False),  # filled by its owner
     ],
     ids=["invoker view", "view of a view", "view through a function", "owner's view", "materialized view"],
-)  # fmt: skip
-def test_a_view_is_filtered_when_a_table_it_reads_is_for_its_reader(target, conn, make_role, filtered, reads,
-                                                                     filtered_for_the_audit):  # fmt: skip
+)
+def test_a_view_is_filtered_when_a_table_it_reads_is_for_its_reader(
+    target, conn, make_role, filtered, reads, filtered_for_the_audit
+):
     """row_security_active says nothing of views: a table under row-level security at any depth, read
     by the audit's role (security_invoker) or by the view's owner, decides; a BYPASSRLS role sees it all."""
     stage(target, *reads.split("; "))
@@ -494,8 +540,10 @@ def test_slow_table_hits_the_statement_timeout(target, conn):
 def test_invalid_table_name_is_named(conn):
     error = probe_error(conn, "bad name(")
     assert (error.cause, error.setting, str(error)) == (
-        "bad_name", "tables", "'bad name(' is not a valid table name: fix the table list"
-    )  # fmt: skip
+        "bad_name",
+        "tables",
+        "'bad name(' is not a valid table name: fix the table list",
+    )
 
 
 def test_server_version_is_readable(conn):
@@ -575,27 +623,65 @@ def test_server_side_refusals_we_cannot_stage_here_are_classified(libpq_text, ca
 @pytest.mark.parametrize(
     ("text", "url", "cause", "message", "setting"),
     [
-        ("connection failed: something odd happened\nmore", "postgresql://u@db/x", "connect_failed",
-         "cannot connect to 'x' at db: something odd happened", None),
-        ('connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  the moon is wrong\n',
-         "postgresql://u@10.0.0.5/x", "connect_failed", "cannot connect to 'x' at 10.0.0.5: the moon is wrong", None),
-        ('connection failed: connection to server on socket "/run/pg/.s.PGSQL.5432" failed: No such file or '
-         "directory\n\tIs the server running locally?", "postgresql://u@/x?host=/run/pg", "no_socket",
-         "no PostgreSQL socket at /run/pg/.s.PGSQL.5432: is the server running locally? Or give a TCP host in DB_URL",
-         None),
-        ("connection failed: fe_sendauth: no password supplied", "postgresql://db/x", "auth",
-         "the server asks for a password and DB_URL has none for user '(default user)': add it to DB_URL", None),
-        ("connection failed: No such file or directory", "postgresql://u@/x?host=/srv/pg", "no_socket",
-         "no PostgreSQL socket at /srv/pg: is the server running locally? Or give a TCP host in DB_URL", None),
-        ("connection failed: No such file or directory", "postgresql://u@localhost/x", "no_socket",
-         "no PostgreSQL socket at the default socket: is the server running locally? Or give a TCP host in DB_URL",
-         None),
-        ("connection failed: Connection refused", "postgresql://u@db.internal:5433/x", "refused",
-         "connection refused by db.internal:5433: is PostgreSQL running and listening there? Start it, or fix "
-         "host/port in DB_URL", None),
-        ("connection failed: Connection refused", "postgresql://u@localhost,db.internal/x", "refused",
-         "connection refused by localhost, db.internal: is PostgreSQL running and listening there? Start it, or fix "
-         "host/port in DB_URL", None),
+        (
+            "connection failed: something odd happened\nmore",
+            "postgresql://u@db/x",
+            "connect_failed",
+            "cannot connect to 'x' at db: something odd happened",
+            None,
+        ),
+        (
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  the moon is wrong\n',
+            "postgresql://u@10.0.0.5/x",
+            "connect_failed",
+            "cannot connect to 'x' at 10.0.0.5: the moon is wrong",
+            None,
+        ),
+        (
+            'connection failed: connection to server on socket "/run/pg/.s.PGSQL.5432" failed: No such file or '
+            "directory\n\tIs the server running locally?",
+            "postgresql://u@/x?host=/run/pg",
+            "no_socket",
+            "no PostgreSQL socket at /run/pg/.s.PGSQL.5432: is the server running locally? Or give a TCP host in DB_URL",
+            None,
+        ),
+        (
+            "connection failed: fe_sendauth: no password supplied",
+            "postgresql://db/x",
+            "auth",
+            "the server asks for a password and DB_URL has none for user '(default user)': add it to DB_URL",
+            None,
+        ),
+        (
+            "connection failed: No such file or directory",
+            "postgresql://u@/x?host=/srv/pg",
+            "no_socket",
+            "no PostgreSQL socket at /srv/pg: is the server running locally? Or give a TCP host in DB_URL",
+            None,
+        ),
+        (
+            "connection failed: No such file or directory",
+            "postgresql://u@localhost/x",
+            "no_socket",
+            "no PostgreSQL socket at the default socket: is the server running locally? Or give a TCP host in DB_URL",
+            None,
+        ),
+        (
+            "connection failed: Connection refused",
+            "postgresql://u@db.internal:5433/x",
+            "refused",
+            "connection refused by db.internal:5433: is PostgreSQL running and listening there? Start it, or fix "
+            "host/port in DB_URL",
+            None,
+        ),
+        (
+            "connection failed: Connection refused",
+            "postgresql://u@localhost,db.internal/x",
+            "refused",
+            "connection refused by localhost, db.internal: is PostgreSQL running and listening there? Start it, or fix "
+            "host/port in DB_URL",
+            None,
+        ),
     ],
 )
 def test_connect_errors_are_classified_exactly(text, url, cause, message, setting):

@@ -64,7 +64,9 @@ def test_password_with_reserved_characters_round_trips_through_build():
     assert parsed.redacted == "postgresql://trader:***@localhost:5432/mt5_crs"
 
 
-@pytest.mark.parametrize("url", ["postgresql://trader:p@ss@localhost/mt5_crs", "postgresql://trader:pa/ss@localhost/mt5_crs"])
+@pytest.mark.parametrize(
+    "url", ["postgresql://trader:p@ss@localhost/mt5_crs", "postgresql://trader:pa/ss@localhost/mt5_crs"]
+)
 def test_raw_at_or_slash_in_a_password_is_refused_as_libpq_would_misread_it(url):
     """libpq ends the credentials at the first '@' (or never finds them after a '/'): it would dial another host."""
     with pytest.raises(DbUrlError) as raised:
@@ -94,11 +96,14 @@ def test_scrub_masks_whole_tokens_only_so_reports_stay_readable():
     assert scrub("340,494 rows at 127.0.0.1; password=4", ["4"]) == "340,494 rows at 127.0.0.1; password=***"
 
 
-@pytest.mark.parametrize(("broken", "password"), [
-    ("postgresql//trader:hunter2@db/x", "hunter2"),
-    ("postgresql:/trader:hunter2@db/x", "hunter2"),
-    ("postgresql://trader:hun ter2@db/x", "hun ter2"),
-])
+@pytest.mark.parametrize(
+    ("broken", "password"),
+    [
+        ("postgresql//trader:hunter2@db/x", "hunter2"),
+        ("postgresql:/trader:hunter2@db/x", "hunter2"),
+        ("postgresql://trader:hun ter2@db/x", "hun ter2"),
+    ],
+)
 def test_guess_secrets_finds_the_password_of_a_url_that_does_not_parse(broken, password):
     found = dburl.guess_secrets(broken)
     assert password in found
@@ -241,7 +246,12 @@ def test_a_url_missing_its_at_is_not_shown():
 
 @pytest.mark.parametrize(
     "query",
-    ["password=Zebra&Pw-4411", "password=Zebra&Pw=4411", "password=Zebra&sslmod=4411", "sslmode=require&password=a&Bcd9"],
+    [
+        "password=Zebra&Pw-4411",
+        "password=Zebra&Pw=4411",
+        "password=Zebra&sslmod=4411",
+        "sslmode=require&password=a&Bcd9",
+    ],
 )
 def test_query_items_after_a_password_are_never_echoed(query):
     url = f"postgresql://trader@db/mt5_crs?{query}"
@@ -259,8 +269,15 @@ def test_a_query_with_an_at_sign_is_not_echoed():
     assert "Pw4411" not in str(raised.value) and "Zebra" not in str(raised.value)
 
 
-@pytest.mark.parametrize("url", ["postgresql://db:5432/x?sslmod=1", "postgresql://[::1]:5432/x?sslmod=1",
-                                 "postgresql://u:p@db:/x?sslmod=1", "postgresql://db/x?sslmod=1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://db:5432/x?sslmod=1",
+        "postgresql://[::1]:5432/x?sslmod=1",
+        "postgresql://u:p@db:/x?sslmod=1",
+        "postgresql://db/x?sslmod=1",
+    ],
+)
 def test_a_bad_parameter_is_named_when_no_password_can_be_in_it(url):
     with pytest.raises(DbUrlError, match="unknown URL parameter 'sslmod'"):
         parse(url)
@@ -282,7 +299,10 @@ def test_unicode_digits_are_not_a_port(port):
     ("url", "left"),
     [
         (dburl.EXAMPLE, ("user USER", "the password", "host HOST", "database DATABASE")),
-        ("postgresql://USER:PASSWORD@HOST:5432/DATABASE", ("user USER", "the password", "host HOST", "database DATABASE")),
+        (
+            "postgresql://USER:PASSWORD@HOST:5432/DATABASE",
+            ("user USER", "the password", "host HOST", "database DATABASE"),
+        ),
         ("postgresql://trader:<password>@db.internal:5432/mt5_crs", ("the password",)),
         ("postgresql://trader@db.internal/mt5_crs?password=PASSWORD", ("the password",)),
         ("postgresql://trader:s3cret@<host>/mt5_crs", ("host <host>",)),
@@ -320,8 +340,18 @@ def test_shown_words_without_a_user_or_port():
 def test_shown_words_are_the_parts_and_their_runs():
     url = parse("postgresql://trader:x@db.internal:6543/mt5_crs")
     assert dburl.shown_words(url, ["market_data"]) == {
-        "trader", "db.internal", "db", "internal", "6543", "mt5_crs", "mt5", "crs", "market_data", "market", "data",
-    }  # fmt: skip
+        "trader",
+        "db.internal",
+        "db",
+        "internal",
+        "6543",
+        "mt5_crs",
+        "mt5",
+        "crs",
+        "market_data",
+        "market",
+        "data",
+    }
 
 
 def test_where_and_target_name_the_servers_for_messages():
@@ -340,18 +370,27 @@ def test_where_and_target_name_the_servers_for_messages():
         ("postgresql://u:p@db/x y", "the URL holds a space or other blank: percent-encode it (a space as %20)"),
         ("postgresql://u:p%zz@db/x", "a '%' in the URL does not start a %XX escape: write a literal % as %25"),
         ("postgresql://u:p%ff@db/x", "a %XX escape in the URL does not decode to UTF-8 text: fix the escape"),
-        ("postgresql://u:p@s@db/x",
-         "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)"),
+        (
+            "postgresql://u:p@s@db/x",
+            "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)",
+        ),
         ("postgresql://u:p@[::1/x", "cannot read a host in brackets: write IPv6 addresses as [::1]:5432"),
         ("postgresql://u:p@[::1]]:5432/x", "cannot read a host in brackets: write IPv6 addresses as [::1]:5432"),
-        ("postgresql://u:p@db:0/x",
-         "a port is not a number from 1 to 65535 (or the '@' between USER:PASSWORD and the host is missing)"),
-        ("postgresql://u:p@db/x?sslmod=1", "unknown URL parameter 'sslmod' (did you mean 'sslmode'?): libpq would refuse it"),
+        (
+            "postgresql://u:p@db:0/x",
+            "a port is not a number from 1 to 65535 (or the '@' between USER:PASSWORD and the host is missing)",
+        ),
+        (
+            "postgresql://u:p@db/x?sslmod=1",
+            "unknown URL parameter 'sslmod' (did you mean 'sslmode'?): libpq would refuse it",
+        ),
         ("postgresql://u:p@db/x?zzzzzz=1", "unknown URL parameter 'zzzzzz': libpq would refuse it"),
         ("postgresql://u:p@db/x?sslmode", "URL parameter 'sslmode' has no value: write sslmode=VALUE"),
-        ("postgresql://u@db/x?password=a&B=1",
-         "a URL parameter is not a libpq keyword=VALUE (not shown: it may be part of a password): "
-         "percent-encode '&', '@', '/' and '?' in passwords (%26, %40, %2F, %3F)"),
+        (
+            "postgresql://u@db/x?password=a&B=1",
+            "a URL parameter is not a libpq keyword=VALUE (not shown: it may be part of a password): "
+            "percent-encode '&', '@', '/' and '?' in passwords (%26, %40, %2F, %3F)",
+        ),
     ],
 )
 def test_each_refusal_says_exactly_what_to_do(url, message):
@@ -360,8 +399,15 @@ def test_each_refusal_says_exactly_what_to_do(url, message):
     assert str(raised.value) == message
 
 
-@pytest.mark.parametrize("url", ["postgresql://trader:?secretword=1", "postgresql://trader:?secretword",
-                                 "postgresql://trader:abc/x?secretword=y@db/x", "postgresql://trader:,db:5432/x?secretword=1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://trader:?secretword=1",
+        "postgresql://trader:?secretword",
+        "postgresql://trader:abc/x?secretword=y@db/x",
+        "postgresql://trader:,db:5432/x?secretword=1",
+    ],
+)
 def test_a_forgotten_at_before_a_question_mark_names_nothing(url):
     """'trader:' reads as a host with no port; what follows '?' is the password, not a parameter to name."""
     with pytest.raises(DbUrlError) as raised:
@@ -398,8 +444,10 @@ def test_secrets_are_exactly_the_spellings_of_the_passwords():
 @pytest.mark.parametrize(
     ("text", "masked"),
     [
-        ("postgresql://trader:p@ss@localhost/mt5_crs?sslmode=require",
-         "postgresql://trader:***@localhost/mt5_crs?sslmode=require"),
+        (
+            "postgresql://trader:p@ss@localhost/mt5_crs?sslmode=require",
+            "postgresql://trader:***@localhost/mt5_crs?sslmode=require",
+        ),
         ("at postgresql://trader:pw@db:5432/x now", "at postgresql://trader:***@db:5432/x now"),
         ("postgresql://trader@db:5432/x?password=@000", "postgresql://trader@db:5432/x?password=***"),
         ("//t:a:b@db/x and //u:c@e", "//t:***@db/x and //u:***@e"),
@@ -485,8 +533,9 @@ def test_a_keyword_value_libpq_would_refuse_is_a_configuration_error(query, said
     with pytest.raises(DbUrlError, match=said):
         parse(f"postgresql://trader:s3cret-pw@db/mt5_crs?{query}")
     assert parse("postgresql://trader:s3cret-pw@db/mt5_crs?sslmode=verify-full&connect_timeout=5").param("sslmode")
-    assert parse("postgresql://trader:s3cret-pw@db/mt5_crs?tcp_user_timeout=-1").param("tcp_user_timeout") == "-1", \
+    assert parse("postgresql://trader:s3cret-pw@db/mt5_crs?tcp_user_timeout=-1").param("tcp_user_timeout") == "-1", (
         "libpq reads a signed number (strtol): a leading minus is no configuration error"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""tools/core/envfile.py: `start` then `stop` gives .env back byte for byte, and never loses a user's line."""
+"""infra_audit/sandbox/envfile.py: `start` then `stop` gives .env back byte for byte, and never loses a user's line."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra_audit.sandbox import envfile
 from infra_audit.core import files
-from infra_audit.sandbox.envfile import restore, set_db_url
 from infra_audit.core.errors import EnvFileError
+from infra_audit.sandbox import envfile
+from infra_audit.sandbox.envfile import restore, set_db_url
 
 URL = "postgresql://trader:s3cret-token@127.0.0.1:54321/mt5_crs"
 OTHER_URL = "postgresql://trader:0ther-token@127.0.0.1:54999/mt5_crs"
@@ -30,7 +30,7 @@ ROUND_TRIPS = {
     "export DB_URL": b"export DB_URL=postgresql://me@db/prod\nA=1\n",
     "DB_URL with spaces and comment": b"A=1\n  DB_URL = 'postgresql://me@db/prod' # mine\n",
     "two DB_URL lines": b"DB_URL=one\nexport DB_URL=two\r\n",
-    "DB_URL= inside a quoted value": b"CERT=\"-----\nDB_URL=not-a-binding\n-----\"\nA=1\n",
+    "DB_URL= inside a quoted value": b'CERT="-----\nDB_URL=not-a-binding\n-----"\nA=1\n',
     "multi-line quoted DB_URL, CRLF": b'\r\n\r\nDB_URL="postgresql://me@db/\r\nprod"\r\nX=1',
     "not UTF-8": b"NAME=caf\xe9\n",
 }
@@ -289,13 +289,29 @@ def test_the_record_is_private(tmp_path: Path, box: Path) -> None:
     assert stat.S_IMODE((box / envfile.RECORD).stat().st_mode) == 0o600
 
 
-FRAGMENTS = ["A=1", "export DB_URL=x", "DB_URL = 'y' # c", "# comment", "", "  ", 'B="multi\nDB_URL=inside\n"',
-             "C='x\r\ny'", "DB_URL", "not a binding", "=", "#DB_URL=z"]  # fmt: skip
+FRAGMENTS = [
+    "A=1",
+    "export DB_URL=x",
+    "DB_URL = 'y' # c",
+    "# comment",
+    "",
+    "  ",
+    'B="multi\nDB_URL=inside\n"',
+    "C='x\r\ny'",
+    "DB_URL",
+    "not a binding",
+    "=",
+    "#DB_URL=z",
+]
 
 
 @settings(derandomize=True, max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(FRAGMENTS), max_size=6), st.sampled_from(["\n", "\r\n"]), st.booleans(),
-       st.sampled_from(["none", "prepend", "append"]))  # fmt: skip
+@given(
+    st.lists(st.sampled_from(FRAGMENTS), max_size=6),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+    st.sampled_from(["none", "prepend", "append"]),
+)
 def test_round_trip_property(lines: list[str], eol: str, final_newline: bool, user_edit: str) -> None:
     original = (eol.join(lines) + (eol if final_newline and lines else "")).encode()
     user_line = b"USER=1" + eol.encode()

@@ -52,8 +52,10 @@ def test_a_table_whose_newest_row_is_ten_days_old_fails_with_its_age(project, ta
     target.admin.execute("DELETE FROM market_data WHERE ts > now() - interval '10 days'")
     run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
     assert run.outcome("test_data_is_fresh") == "failed"
-    assert re.search(r"market_data\.ts: the newest row \(.*\) is 10 days( \d+ (second|minute)s?)? old", run.message(
-        "test_data_is_fresh")), run.message("test_data_is_fresh")  # fmt: skip
+    assert re.search(
+        r"market_data\.ts: the newest row \(.*\) is 10 days( \d+ (second|minute)s?)? old",
+        run.message("test_data_is_fresh"),
+    ), run.message("test_data_is_fresh")
     health = run.message("test_health_check_passes")
     assert run.outcome("test_health_check_passes") == "failed" and "10 days" in health, "a stale feed is not healthy"
 
@@ -87,11 +89,14 @@ def test_a_symbol_whose_rows_have_no_timeframe_is_never_left_out(project, target
     """Issue 17: rows whose timeframe is NULL were skipped by the walk over (symbol, timeframe, ts): a
     symbol 10 days old was never looked at, and the evidence said every pair was within the limit."""
     reseed(target, rows=3_000)
-    stage(target, "ALTER TABLE market_data ALTER COLUMN timeframe DROP NOT NULL",
-          "INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES ('ZZ0009', 'z', 'fx', 'USD', 'X')",
-          "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
-          " SELECT 'ZZ0009', NULL, now() - interval '10 days' - n * interval '1 hour', 1, 1, 1, 1, 1"
-          " FROM generate_series(0, 29) AS n")  # fmt: skip
+    stage(
+        target,
+        "ALTER TABLE market_data ALTER COLUMN timeframe DROP NOT NULL",
+        "INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES ('ZZ0009', 'z', 'fx', 'USD', 'X')",
+        "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
+        " SELECT 'ZZ0009', NULL, now() - interval '10 days' - n * interval '1 hour', 1, 1, 1, 1, 1"
+        " FROM generate_series(0, 29) AS n",
+    )
     run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
     assert run.outcome("test_data_is_fresh") == "failed", run.output
     message = run.message("test_data_is_fresh")
@@ -102,10 +107,14 @@ def test_the_row_time_is_judged_never_a_column_a_job_touches(project, target, ru
     """Issue 17: with indexes on (symbol, ts) and on updated_at, the audit judged updated_at (touched today
     by a job) while every ts was 10 days old, and passed."""
     reseed(target, rows=3_000)
-    stage(target, "ALTER TABLE market_data DROP CONSTRAINT market_data_symbol_timeframe_ts_key",
-          "DROP INDEX market_data_ts_idx", "ALTER TABLE market_data ADD COLUMN updated_at timestamptz",
-          "UPDATE market_data SET ts = ts - interval '10 days', updated_at = now()",
-          "CREATE INDEX ON market_data (updated_at)")  # fmt: skip
+    stage(
+        target,
+        "ALTER TABLE market_data DROP CONSTRAINT market_data_symbol_timeframe_ts_key",
+        "DROP INDEX market_data_ts_idx",
+        "ALTER TABLE market_data ADD COLUMN updated_at timestamptz",
+        "UPDATE market_data SET ts = ts - interval '10 days', updated_at = now()",
+        "CREATE INDEX ON market_data (updated_at)",
+    )
     run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
     assert run.outcome("test_data_is_fresh") == "failed", run.output
     assert "public.market_data.ts: the newest row (" in run.message("test_data_is_fresh")
@@ -118,8 +127,12 @@ def test_a_daily_partitioned_table_in_another_schema_is_checked_and_named(projec
     names exactly the stopped symbols, and row counts and "not shrinking" work on the partitions."""
     stage(target, "CREATE SCHEMA trading", "TRUNCATE public.market_data")
     partitioned_bars(target, "trading.market_data", days=200)
-    stage(target, "GRANT USAGE ON SCHEMA trading TO PUBLIC", "GRANT SELECT ON trading.market_data TO PUBLIC",
-          f"ALTER ROLE {target.role.name} IN DATABASE {target.dbname} SET search_path = trading, public")  # fmt: skip
+    stage(
+        target,
+        "GRANT USAGE ON SCHEMA trading TO PUBLIC",
+        "GRANT SELECT ON trading.market_data TO PUBLIC",
+        f"ALTER ROLE {target.role.name} IN DATABASE {target.dbname} SET search_path = trading, public",
+    )
     history = tmp_path / "history.jsonl"
     first = audit_feed(project, target, run_audit, history, "--freshness=market_data=10d")
     assert first.exit_code == 0, first.output
@@ -133,8 +146,9 @@ def test_a_daily_partitioned_table_in_another_schema_is_checked_and_named(projec
     assert "trading.market_data: 6 of 12 symbol/timeframe pairs have no row newer than 3 days: " in message
     assert set(re.findall(r"\b(S\d) (?:H1|D1) \(5 days", message)) == {"S1", "S2", "S3"}, message
     assert second.outcome("test_row_counts_not_shrinking") == "failed", second.output
-    assert "market_data holds 1,170 rows (exact) now, 51% fewer than the 2,370 rows (exact)" in \
-        second.message("test_row_counts_not_shrinking")  # fmt: skip
+    assert "market_data holds 1,170 rows (exact) now, 51% fewer than the 2,370 rows (exact)" in second.message(
+        "test_row_counts_not_shrinking"
+    )
 
 
 def test_rows_that_went_missing_are_named_with_both_counts(project, target, run_audit, tmp_path):
@@ -160,16 +174,23 @@ def test_rows_deleted_since_the_last_analyze_never_pass_behind_a_stale_estimate(
     reseed(target, rows=10_000)
     history = tmp_path / "history.jsonl"
     assert audit_feed(project, target, run_audit, history, "--exact-count-limit=1000").exit_code == 0
-    stage(target, "ALTER TABLE market_data SET (autovacuum_enabled = false)", "DELETE FROM market_data WHERE id % 4 = 0",
-          "SELECT pg_stat_force_next_flush()")  # fmt: skip
+    stage(
+        target,
+        "ALTER TABLE market_data SET (autovacuum_enabled = false)",
+        "DELETE FROM market_data WHERE id % 4 = 0",
+        "SELECT pg_stat_force_next_flush()",
+    )
     run = audit_feed(project, target, run_audit, history, "--exact-count-limit=1000")
     assert re.search(r"^COULD NOT CHECK +row counts not shrinking$", run.output, re.MULTILINE), run.output
-    assert ("market_data: could not compare: the planner's estimate (~10,000 rows) and PostgreSQL's statistics "
-            "(~7,500 live rows, 25% fewer than the ~10,000 rows (estimate) of the last passing audit") \
-        in run.message("test_row_counts_not_shrinking")  # fmt: skip
+    assert (
+        "market_data: could not compare: the planner's estimate (~10,000 rows) and PostgreSQL's statistics "
+        "(~7,500 live rows, 25% fewer than the ~10,000 rows (estimate) of the last passing audit"
+    ) in run.message("test_row_counts_not_shrinking")
     assert "disagree: rows were deleted since the last ANALYZE" in run.message("test_row_counts_not_shrinking")
-    assert "market_data: ~10,000 rows (planner estimate; the statistics count ~7,500 live rows: run ANALYZE " \
-           "market_data)" in run.output
+    assert (
+        "market_data: ~10,000 rows (planner estimate; the statistics count ~7,500 live rows: run ANALYZE "
+        "market_data)" in run.output
+    )
     assert run.outcome("test_row_counts_nonzero") == "passed", "the rows left are rows"
 
     stage(target, "ANALYZE market_data", "SELECT pg_stat_reset()", "SELECT pg_stat_force_next_flush()")
@@ -184,15 +205,23 @@ def test_terminal_escapes_in_the_data_never_reach_the_terminal(project, target, 
     on a terminal: the audit's summary and the health check's report show them escaped."""
     reseed(target, rows=3_000)
     evil = "EVIL" + "\x1b[1A\x1b[2K" * 5 + "\x1b[32mPASSED"
-    stage(target, "INSERT INTO assets (symbol, name, asset_class, currency, exchange) "
-          f"VALUES ({sql.Literal(evil).as_string(target.admin)}, 'x', 'fx', 'USD', 'X')",
-          "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume) "
-          f"VALUES ({sql.Literal(evil).as_string(target.admin)}, 'H1', now() - interval '9 days', 1, 1, 1, 1, 1)")  # fmt: skip
+    stage(
+        target,
+        "INSERT INTO assets (symbol, name, asset_class, currency, exchange) "
+        f"VALUES ({sql.Literal(evil).as_string(target.admin)}, 'x', 'fx', 'USD', 'X')",
+        "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume) "
+        f"VALUES ({sql.Literal(evil).as_string(target.admin)}, 'H1', now() - interval '9 days', 1, 1, 1, 1, 1)",
+    )
     run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
     assert run.outcome("test_data_is_fresh") == "failed", run.output
     assert "\x1b" not in run.output and "EVIL\\x1b[1A" in run.output
-    done = subprocess.run([sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project)],
-                          capture_output=True, text=True, timeout=60, env=clean_env())
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert done.returncode == 1 and "\x1b" not in done.stdout and "EVIL\\x1b[1A" in done.stdout, done.stdout
 
 
@@ -212,33 +241,48 @@ def test_row_level_security_is_said_never_taken_for_the_whole_table(project, tar
     shows none is not "the table is empty"."""
     symbols = reseed(target)
     target.admin.execute("ALTER TABLE market_data ENABLE ROW LEVEL SECURITY")
-    target.admin.execute(sql.SQL("CREATE POLICY some_symbols ON market_data FOR SELECT USING (symbol = ANY({}))")
-                         .format(sql.Literal(symbols[:10])))  # fmt: skip
+    target.admin.execute(
+        sql.SQL("CREATE POLICY some_symbols ON market_data FOR SELECT USING (symbol = ANY({}))").format(
+            sql.Literal(symbols[:10])
+        )
+    )
     run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
     user = target.role.name
     assert run.exit_code == 1, run.output
     assert run.outcome("test_row_counts_nonzero") == "passed"
     assert run.output.count(f"row-level security may filter what user '{user}' sees of market_data") == 1, run.output
-    assert ("market_data: could not check every row: row-level security may hide some from the audit's user: audit "
-            "as a role with BYPASSRLS") in run.message("test_data_is_fresh")  # fmt: skip
+    assert (
+        "market_data: could not check every row: row-level security may hide some from the audit's user: audit "
+        "as a role with BYPASSRLS"
+    ) in run.message("test_data_is_fresh")
     assert "30 of 30 symbol/timeframe pairs within the limit" in run.output, "only the 10 symbols it may see"
-    assert (f"market_data: could not compare every row: row-level security may hide some from user '{user}': "
-            'see "row counts non-zero"') in run.message("test_row_counts_not_shrinking")  # fmt: skip
+    assert (
+        f"market_data: could not compare every row: row-level security may hide some from user '{user}': "
+        'see "row counts non-zero"'
+    ) in run.message("test_row_counts_not_shrinking")
     assert run.outcome("test_health_check_passes") == "failed", "monitoring cannot vouch for rows it cannot see"
-    probe = subprocess.run([sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project)],
-                           capture_output=True, text=True, timeout=60, env=clean_env())  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert f"(row-level security: only what user '{user}' may see)" in probe.stdout, probe.stdout
 
     target.admin.execute("DROP POLICY some_symbols ON market_data")  # no policy: every row hidden
     hidden = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
     assert hidden.outcome("test_row_counts_nonzero") == "failed"
-    assert (f"table 'market_data' shows no rows to user '{user}': it is empty, or row-level security "
-            "(on for it) hides every row") in hidden.message("test_row_counts_nonzero")  # fmt: skip
+    assert (
+        f"table 'market_data' shows no rows to user '{user}': it is empty, or row-level security "
+        "(on for it) hides every row"
+    ) in hidden.message("test_row_counts_nonzero")
     assert "is empty: load its data" not in hidden.output
 
 
-def test_a_view_over_a_table_with_row_level_security_is_never_taken_for_the_whole_table(project, target, run_audit,
-                                                                                      tmp_path):  # fmt: skip
+def test_a_view_over_a_table_with_row_level_security_is_never_taken_for_the_whole_table(
+    project, target, run_audit, tmp_path
+):
     """row_security_active says nothing of a view: one that reads a table under row-level security is
     said so, as the table itself would be."""
     target.admin.execute("ALTER TABLE assets ENABLE ROW LEVEL SECURITY")
@@ -257,13 +301,20 @@ def test_a_stale_planner_estimate_never_passes_a_shrink_it_cannot_see(project, t
     history = tmp_path / "history.jsonl"
     first = audit_feed(project, target, run_audit, history, "--exact-count-limit=50")
     assert first.outcome("test_row_counts_not_shrinking") == "passed", first.output
-    stage(target, "ALTER TABLE market_data SET (autovacuum_enabled = false)",
-          "CREATE TABLE keep AS SELECT * FROM market_data", "TRUNCATE market_data",
-          "INSERT INTO market_data SELECT * FROM keep LIMIT 10", "ANALYZE market_data",
-          "INSERT INTO market_data SELECT * FROM keep OFFSET 10 LIMIT 60")  # fmt: skip
+    stage(
+        target,
+        "ALTER TABLE market_data SET (autovacuum_enabled = false)",
+        "CREATE TABLE keep AS SELECT * FROM market_data",
+        "TRUNCATE market_data",
+        "INSERT INTO market_data SELECT * FROM keep LIMIT 10",
+        "ANALYZE market_data",
+        "INSERT INTO market_data SELECT * FROM keep OFFSET 10 LIMIT 60",
+    )
     second = audit_feed(project, target, run_audit, history, "--exact-count-limit=50")
     assert second.outcome("test_row_counts_not_shrinking") == "failed", second.output
-    assert ("market_data: could not compare: it holds more than 50 rows now, too few to tell whether it is within "
-            "10% of the ~120 rows (estimate)") in second.message("test_row_counts_not_shrinking")  # fmt: skip
+    assert (
+        "market_data: could not compare: it holds more than 50 rows now, too few to tell whether it is within "
+        "10% of the ~120 rows (estimate)"
+    ) in second.message("test_row_counts_not_shrinking")
     assert "more than 50 rows (no current planner estimate: run ANALYZE market_data)" in second.output
     assert len(history.read_text().splitlines()) == 2 and '"passed":false' in history.read_text().splitlines()[1]

@@ -1,4 +1,4 @@
-"""tools/core/files.py: a file is replaced whole, and what is not a regular file is never replaced."""
+"""infra_audit/core/files.py: a file is replaced whole, and what is not a regular file is never replaced."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tools/core/freshness.py: the settings' parsing, and the checks against a real PostgreSQL."""
+"""infra_audit/core/freshness.py: the settings' parsing, and the checks against a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -57,8 +57,11 @@ def stop(target, symbols: tuple[str, ...], days: int) -> None:
     """Move these symbols' bars ``days`` back, as if their feed stopped then (in two steps: the unique
     (symbol, timeframe, ts) key is checked row by row, and a direct shift would collide with older bars)."""
     where = f"WHERE symbol IN ({', '.join(repr(s) for s in symbols)})"
-    stage(target, f"UPDATE market_data SET ts = ts - interval '1000 days' {where}",
-          f"UPDATE market_data SET ts = ts + interval '{1000 - days} days' {where}")  # fmt: skip
+    stage(
+        target,
+        f"UPDATE market_data SET ts = ts - interval '1000 days' {where}",
+        f"UPDATE market_data SET ts = ts + interval '{1000 - days} days' {where}",
+    )
 
 
 def test_a_never_analyzed_partitioned_table_is_judged_by_its_partitions_size(target, conn):
@@ -85,8 +88,9 @@ def test_a_partitioned_table_reads_each_partition_once_never_each_per_group(targ
     assert (result.groups, result.stale_group_count) == (12, 6), result.evidence
     assert {group.key[0] for group in result.stale_groups} == {"S1", "S2", "S3"}
     assert all(" (5 days" in group.shown for group in result.stale_groups), result.problems
-    explained = conn.execute(sql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {}").format(result.plan.group_query),
-                             (1.0, 1.0)).fetchall()  # fmt: skip
+    explained = conn.execute(
+        sql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {}").format(result.plan.group_query), (1.0, 1.0)
+    ).fetchall()
     scans = [line for (line,) in explained if " on bars_" in line]  # each partition read once, in one pass
     assert len(scans) >= 300 and all(line.endswith(" loops=1)") for line in scans), "\n".join(scans)
     assert "300 partitions with rows: 0 walked over their index, 300 small ones read whole" in result.evidence
@@ -97,18 +101,24 @@ def test_a_partitioned_table_reads_each_partition_once_never_each_per_group(targ
     walked = check(conn, "bars=3d", exact_limit=10)  # every partition "big": each walked over its own index
     assert (walked.groups, walked.stale_group_count) == (12, 6), walked.evidence
     assert [group.shown for group in walked.stale_groups] == [group.shown for group in result.stale_groups]
-    assert re.search(r"300 partitions with rows: 29\d walked over their index, \d small ones read whole",
-                     walked.evidence)  # fmt: skip
+    assert re.search(
+        r"300 partitions with rows: 29\d walked over their index, \d small ones read whole", walked.evidence
+    )
 
 
 def test_an_operator_of_another_schema_never_stands_in_for_pg_catalogs(target, conn):
     """pg_catalog has no "=" for (varchar, varchar): one in public, always true, would let every symbol
     share the newest row and a stopped one look fresh. The walk names pg_catalog's operators."""
-    stage(target, "CREATE TABLE feed (sym varchar(8), ts timestamptz)", "CREATE INDEX ON feed (sym, ts)",
-          "INSERT INTO feed VALUES ('A', now()), ('B', now() - interval '10 days')", "GRANT SELECT ON feed TO PUBLIC",
-          "CREATE FUNCTION public.always(varchar, varchar) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
-          "CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.always)",
-          "CREATE OPERATOR public.> (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.always)")  # fmt: skip
+    stage(
+        target,
+        "CREATE TABLE feed (sym varchar(8), ts timestamptz)",
+        "CREATE INDEX ON feed (sym, ts)",
+        "INSERT INTO feed VALUES ('A', now()), ('B', now() - interval '10 days')",
+        "GRANT SELECT ON feed TO PUBLIC",
+        "CREATE FUNCTION public.always(varchar, varchar) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+        "CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.always)",
+        "CREATE OPERATOR public.> (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.always)",
+    )
     result = check(conn, "feed=3d", group="sym")
     assert (result.groups, result.stale_group_count) == (2, 1), result.evidence
     assert [group.shown for group in result.stale_groups][0].startswith("B ")
@@ -121,9 +131,14 @@ def test_a_citext_symbol_is_walked_with_its_own_operators(target, conn):
         stage(target, "CREATE EXTENSION citext")
     except psycopg.Error:
         pytest.skip("citext is not installed with these PostgreSQL binaries")
-    stage(target, "CREATE TABLE g (symbol citext, ts timestamptz)", "CREATE INDEX ON g (symbol, ts)",
-          "INSERT INTO g SELECT CASE WHEN n % 2 = 0 THEN 'sym' ELSE 'SYM' END || n, now() FROM generate_series(0, 59) n",
-          "UPDATE g SET ts = now() - interval '10 days' WHERE symbol = 'SYM7'", "GRANT SELECT ON g TO PUBLIC")  # fmt: skip
+    stage(
+        target,
+        "CREATE TABLE g (symbol citext, ts timestamptz)",
+        "CREATE INDEX ON g (symbol, ts)",
+        "INSERT INTO g SELECT CASE WHEN n % 2 = 0 THEN 'sym' ELSE 'SYM' END || n, now() FROM generate_series(0, 59) n",
+        "UPDATE g SET ts = now() - interval '10 days' WHERE symbol = 'SYM7'",
+        "GRANT SELECT ON g TO PUBLIC",
+    )
     result = check(conn, "g=3d", group="symbol")
     assert (result.groups, [group.shown.split()[0] for group in result.stale_groups]) == (60, ["SYM7"])
 
@@ -133,9 +148,12 @@ def test_a_foreign_table_is_refused_rather_than_fetched(target, conn):
         stage(target, "CREATE EXTENSION file_fdw")
     except psycopg.Error:
         pytest.skip("file_fdw is not installed with these PostgreSQL binaries")
-    stage(target, "CREATE SERVER files FOREIGN DATA WRAPPER file_fdw",
-          "CREATE FOREIGN TABLE remote_bars (ts timestamptz) SERVER files OPTIONS (filename '/dev/null')",
-          "GRANT SELECT ON remote_bars TO PUBLIC")  # fmt: skip
+    stage(
+        target,
+        "CREATE SERVER files FOREIGN DATA WRAPPER file_fdw",
+        "CREATE FOREIGN TABLE remote_bars (ts timestamptz) SERVER files OPTIONS (filename '/dev/null')",
+        "GRANT SELECT ON remote_bars TO PUBLIC",
+    )
     error = probe_error(conn, "remote_bars=3d")
     assert error.cause == "foreign" and "names a foreign table, public.remote_bars" in str(error)
 
@@ -150,7 +168,9 @@ def test_a_view_is_refused_rather_than_read_whole(target, conn):
 
 
 def test_the_default_setting_parses():
-    assert parse_rules(settings.BY_KEY["freshness"].default) == (FreshnessRule(("market_data",), timedelta(days=3), "3d"),)
+    assert parse_rules(settings.BY_KEY["freshness"].default) == (
+        FreshnessRule(("market_data",), timedelta(days=3), "3d"),
+    )
     assert parse_group(settings.BY_KEY["freshness_group"].default) == "symbol"
 
 
@@ -172,8 +192,9 @@ def test_names_may_be_qualified_and_quoted(text, names, limit):
 
 def test_several_rules_and_an_empty_setting():
     assert [r.names for r in parse_rules("  market_data=3d\t assets.created_at=30d ")] == [
-        ("market_data",), ("assets", "created_at"),
-    ]  # fmt: skip
+        ("market_data",),
+        ("assets", "created_at"),
+    ]
     assert parse_rules("") == ()
 
 
@@ -229,10 +250,18 @@ def test_the_group_setting_is_one_column_or_empty():
 
 @pytest.mark.parametrize(
     ("seconds", "words"),
-    [(0, "0 seconds"), (45, "45 seconds"), (720, "12 minutes"), (3660, "1 hour 1 minute"),
-     (5 * 86400 + 3 * 3600 + 59, "5 days 3 hours"), (10 * 86400 + 5, "10 days"), (-7200, "2 hours in the future"),
-     (float("inf"), "infinitely old"), (float("-inf"), "in the future (infinity)")],
-)  # fmt: skip
+    [
+        (0, "0 seconds"),
+        (45, "45 seconds"),
+        (720, "12 minutes"),
+        (3660, "1 hour 1 minute"),
+        (5 * 86400 + 3 * 3600 + 59, "5 days 3 hours"),
+        (10 * 86400 + 5, "10 days"),
+        (-7200, "2 hours in the future"),
+        (float("inf"), "infinitely old"),
+        (float("-inf"), "in the future (infinity)"),
+    ],
+)
 def test_ages_read_as_words(seconds, words):
     assert freshness.age_words(seconds) == words
 
@@ -272,8 +301,11 @@ def test_between_the_two_ages_it_passes_with_warnings_and_past_the_error_age_it_
     result = check(conn, "market_data=warn:6h,error:3d")
     assert result.ok and result.problems == ()
     newest, groups = result.warnings  # the seeded copy's newest row is as old as the session's template
-    assert re.fullmatch(r"public\.market_data\.ts: the newest row \(.*\) is 8 hours( \d+ minutes?)? old, past the warning age "
-                        r"of 6 hours \(it fails at 3 days; infra_freshness = market_data=warn:6h,error:3d\)", newest)
+    assert re.fullmatch(
+        r"public\.market_data\.ts: the newest row \(.*\) is 8 hours( \d+ minutes?)? old, past the warning age "
+        r"of 6 hours \(it fails at 3 days; infra_freshness = market_data=warn:6h,error:3d\)",
+        newest,
+    )
     assert groups.startswith("public.market_data: 12 of 12 symbol/timeframe pairs have no row newer than 6 hours: ")
     assert (result.stale_group_count, result.late_group_count) == (0, 12)
     assert "(warning at 6 hours, error at 3 days); 0 of 12 symbol/timeframe pairs within the warning age" in (
@@ -336,13 +368,16 @@ def test_rows_whose_group_keys_are_null_are_groups_of_their_own(target, conn):
     """A symbol whose every row has no timeframe, 10 days old, and rows with no symbol, 9 days old: both
     are groups the walk visits (NULLs come last in the index), and the one-pass read of a small table
     without the index counts them too."""
-    stage(target, "ALTER TABLE market_data ALTER COLUMN symbol DROP NOT NULL, ALTER COLUMN timeframe DROP NOT NULL",
-          "INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES ('ZZ0009', 'z', 'fx', 'USD', 'X')",
-          "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
-          " SELECT s, t, now() - d - n * interval '1 hour', 1, 1, 1, 1, 1 FROM generate_series(0, 29) AS n,"
-          " (VALUES ('ZZ0009', NULL, interval '10 days'), (NULL, 'H1', interval '9 days'),"
-          " ((SELECT min(symbol) FROM market_data), NULL, interval '8 days'), (NULL, NULL, interval '7 days'))"
-          " AS v(s, t, d)")  # fmt: skip
+    stage(
+        target,
+        "ALTER TABLE market_data ALTER COLUMN symbol DROP NOT NULL, ALTER COLUMN timeframe DROP NOT NULL",
+        "INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES ('ZZ0009', 'z', 'fx', 'USD', 'X')",
+        "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
+        " SELECT s, t, now() - d - n * interval '1 hour', 1, 1, 1, 1, 1 FROM generate_series(0, 29) AS n,"
+        " (VALUES ('ZZ0009', NULL, interval '10 days'), (NULL, 'H1', interval '9 days'),"
+        " ((SELECT min(symbol) FROM market_data), NULL, interval '8 days'), (NULL, NULL, interval '7 days'))"
+        " AS v(s, t, d)",
+    )
     (first,) = target.admin.execute("SELECT min(symbol) FROM market_data").fetchone()
     for drop in (None, "ALTER TABLE market_data DROP CONSTRAINT market_data_symbol_timeframe_ts_key"):
         if drop:
@@ -353,8 +388,12 @@ def test_rows_whose_group_keys_are_null_are_groups_of_their_own(target, conn):
         stale = [group.shown for group in result.stale_groups]
         if drop is None:  # a NULL after a value, a value after a NULL, and a NULL after a NULL
             assert (result.groups, result.stale_group_count) == (16, 4), result.evidence
-            assert stale == ["ZZ0009 timeframe=NULL (10 days)", "symbol=NULL H1 (9 days)",
-                             f"{first} timeframe=NULL (8 days)", "symbol=NULL timeframe=NULL (7 days)"], stale
+            assert stale == [
+                "ZZ0009 timeframe=NULL (10 days)",
+                "symbol=NULL H1 (9 days)",
+                f"{first} timeframe=NULL (8 days)",
+                "symbol=NULL timeframe=NULL (7 days)",
+            ], stale
         else:  # the first symbol's other rows are fresh; the rows without a symbol, 7 days at the newest
             assert (result.groups, result.stale_group_count) == (6, 2), result.evidence
             assert stale == ["ZZ0009 (10 days)", "symbol=NULL (7 days)"], stale
@@ -390,8 +429,11 @@ def test_a_table_whose_newest_row_is_ten_days_old_fails_with_its_age(target, con
 
 def test_a_newest_row_hours_ahead_is_not_stale_and_says_so(target, conn):
     """A time zone's offset (MT5 servers' times stored without one, read as UTC) puts the newest rows hours ahead."""
-    stage(target, "UPDATE market_data SET ts = ts + (now() - (SELECT max(ts) FROM market_data))"
-                  " + interval '5 hours 30 minutes 30 seconds'")  # fmt: skip
+    stage(
+        target,
+        "UPDATE market_data SET ts = ts + (now() - (SELECT max(ts) FROM market_data))"
+        " + interval '5 hours 30 minutes 30 seconds'",
+    )
     result = check(conn, "market_data=1d")
     assert result.ok
     assert ", 5 hours 30 minutes in the future (limit 1 day)" in result.evidence
@@ -400,13 +442,18 @@ def test_a_newest_row_hours_ahead_is_not_stale_and_says_so(target, conn):
 def test_rows_dated_years_ahead_never_keep_a_dead_feed_fresh(target, fifty, conn):
     """A feed stopped 10 days ago, and one bogus row in 2099 for every symbol and timeframe: the rows up
     to a day ahead decide, and the far ones are said, not counted."""
-    stage(target, "UPDATE market_data SET ts = ts - interval '1000 days'",  # in two steps: see stop()
-          "UPDATE market_data SET ts = ts + interval '990 days'",
-          "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
-          " SELECT DISTINCT symbol, timeframe, '2099-01-01'::timestamptz, 1, 1, 1, 1, 1 FROM market_data")  # fmt: skip
+    stage(
+        target,
+        "UPDATE market_data SET ts = ts - interval '1000 days'",  # in two steps: see stop()
+        "UPDATE market_data SET ts = ts + interval '990 days'",
+        "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume)"
+        " SELECT DISTINCT symbol, timeframe, '2099-01-01'::timestamptz, 1, 1, 1, 1, 1 FROM market_data",
+    )
     result = check(conn)
     assert not result.ok
-    assert any("is 10 days old, older than the limit of 3 days" in problem for problem in result.problems), result.problems
+    assert any("is 10 days old, older than the limit of 3 days" in problem for problem in result.problems), (
+        result.problems
+    )
     assert result.stale_group_count == result.groups, "every pair: its newest row up to a day ahead is 10 days old"
     assert "rows dated more than a day ahead (the newest: 2099-01-01 00:00:00 UTC) are not counted" in result.evidence
 
@@ -421,11 +468,16 @@ def test_a_table_dated_entirely_ahead_says_so(target, conn):
 def test_an_empty_table_is_said_once_as_a_cause_with_a_short_fact_as_evidence(target, conn):
     stage(target, "DELETE FROM market_data")
     result = check(conn, group=None)
-    assert result.problems == ("public.market_data.ts: no row to date (the table is empty, or every ts is NULL), so "
-                               "nothing shows the data is current: is the feed running?",)  # fmt: skip
+    assert result.problems == (
+        "public.market_data.ts: no row to date (the table is empty, or every ts is NULL), so "
+        "nothing shows the data is current: is the feed running?",
+    )
     assert result.evidence == "public.market_data.ts: no newest row"
-    stage(target, "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume) "
-          "SELECT symbol, 'H1', now() + interval '1000 days', 1, 1, 1, 1, 1 FROM assets LIMIT 1")
+    stage(
+        target,
+        "INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume) "
+        "SELECT symbol, 'H1', now() + interval '1000 days', 1, 1, 1, 1, 1 FROM assets LIMIT 1",
+    )
     ahead = check(conn, group=None).evidence
     assert ahead.startswith("public.market_data.ts: no newest row up to a day ahead (the newest: ")
 
@@ -632,8 +684,12 @@ def test_the_age_limit_holds_at_its_edge_per_table_and_per_group(target, conn, c
     """Symbol IN's newest row is just within the limit, OUT's just past it: the table is fresh (its
     newest row is IN's), one of its two symbols is stale, and without IN the table is stale too."""
     within, past = EDGE[column_type]
-    stage(target, f"CREATE TABLE edge (symbol text, ts {column_type})",
-          f"INSERT INTO edge VALUES ('IN', {within}), ('OUT', {past})", "GRANT SELECT ON edge TO PUBLIC")
+    stage(
+        target,
+        f"CREATE TABLE edge (symbol text, ts {column_type})",
+        f"INSERT INTO edge VALUES ('IN', {within}), ('OUT', {past})",
+        "GRANT SELECT ON edge TO PUBLIC",
+    )
     assert check(conn, "edge=3d", group=None).ok
     grouped = check(conn, "edge=3d", group="symbol")
     assert (grouped.groups, grouped.stale_group_count) == (2, 1)

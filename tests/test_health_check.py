@@ -34,8 +34,11 @@ def test_healthy_report_matches_the_spec_layout(project, target, run_health_chec
         "",
         "✅ System Healthy",
     ]
-    assert re.fullmatch(r"   public\.market_data\.ts: newest row .* UTC, .* old \(limit 3 days\); 12 of 12 "
-                        r"symbol/timeframe pairs within the limit", lines[-3]), lines[-3]  # fmt: skip
+    assert re.fullmatch(
+        r"   public\.market_data\.ts: newest row .* UTC, .* old \(limit 3 days\); 12 of 12 "
+        r"symbol/timeframe pairs within the limit",
+        lines[-3],
+    ), lines[-3]
     assert target.role.password not in done.stdout + done.stderr
 
 
@@ -55,9 +58,11 @@ def test_refused_on_this_machine_offers_the_local_sandbox(project, run_health_ch
     done = run_health_check("--root", str(project))
     lines = done.stdout.splitlines()
     assert (done.returncode, lines[-1]) == (1, "❌ System Unhealthy"), done.stdout + done.stderr
-    assert lines[4] == (f"   Error: connection refused by 127.0.0.1:{closed_port}: is PostgreSQL running and listening "
-                        "there? Start it, or fix host/port in DB_URL "
-                        "(for a local sandbox: python3 tools/sandbox.py start)")
+    assert lines[4] == (
+        f"   Error: connection refused by 127.0.0.1:{closed_port}: is PostgreSQL running and listening "
+        "there? Start it, or fix host/port in DB_URL "
+        "(for a local sandbox: python3 tools/sandbox.py start)"
+    )
 
 
 def test_no_db_url_anywhere_offers_the_local_sandbox(project, run_health_check):
@@ -66,7 +71,8 @@ def test_no_db_url_anywhere_offers_the_local_sandbox(project, run_health_check):
     lines = done.stdout.splitlines()
     assert (done.returncode, lines[-1]) == (2, "❌ System Unhealthy"), done.stdout + done.stderr
     assert lines[4].startswith("   Error: DB_URL is not set (") and lines[4].endswith(
-        "(for a local sandbox: python3 tools/sandbox.py start)"), lines[4]
+        "(for a local sandbox: python3 tools/sandbox.py start)"
+    ), lines[4]
 
 
 def test_table_problem_is_listed_and_unhealthy(project, target, run_health_check):
@@ -78,12 +84,24 @@ def test_table_problem_is_listed_and_unhealthy(project, target, run_health_check
     assert "   assets: 4 rows" in done.stdout
 
 
-@pytest.mark.parametrize(("trouble", "said"), [
-    (["TRUNCATE market_data"], "   ❌ market_data: table 'market_data' is empty"),
-    (["UPDATE market_data SET ts = ts - interval '1000 days'", "UPDATE market_data SET ts = ts + interval '990 days'"],
-     "   ❌ market_data=3d: market_data.ts: the newest row ("),
-    (["ALTER TABLE market_data RENAME TO market_data_gone"], "   ❌ market_data: table 'market_data' does not exist"),
-], ids=["empty table", "stale feed", "missing table"])
+@pytest.mark.parametrize(
+    ("trouble", "said"),
+    [
+        (["TRUNCATE market_data"], "   ❌ market_data: table 'market_data' is empty"),
+        (
+            [
+                "UPDATE market_data SET ts = ts - interval '1000 days'",
+                "UPDATE market_data SET ts = ts + interval '990 days'",
+            ],
+            "   ❌ market_data=3d: public.market_data.ts: the newest row (",
+        ),
+        (
+            ["ALTER TABLE market_data RENAME TO market_data_gone"],
+            "   ❌ market_data: table 'market_data' does not exist",
+        ),
+    ],
+    ids=["empty table", "stale feed", "missing table"],
+)
 def test_each_unhealthy_cause_exits_1_and_ends_unhealthy(project, target, run_health_check, trouble, said):
     """Monitoring reads the exit code and the last line: each cause must turn both, in text and JSON."""
     stage(target, *trouble)
@@ -103,8 +121,13 @@ def test_json_output_for_monitoring(project, target, run_health_check):
     report = json.loads(done.stdout)
     assert done.returncode == 0 and report["healthy"] is True
     assert report["tables"]["market_data"] == {
-        "ok": True, "rows": 120, "exact": False, "over": False, "row_security": False, "shown": "~120 rows (planner estimate)"
-    }  # fmt: skip
+        "ok": True,
+        "rows": 120,
+        "exact": False,
+        "over": False,
+        "row_security": False,
+        "shown": "~120 rows (planner estimate)",
+    }
     assert report["tables"]["assets"]["exact"] is True
     assert target.role.password not in done.stdout
 
@@ -166,9 +189,20 @@ def test_ctrl_c_is_exit_130_and_one_line(project):
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         write_env(project, f"DB_URL=postgresql://trader:hunter2@127.0.0.1:{listener.getsockname()[1]}/mt5_crs\n")
-        tool = subprocess.Popen([sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project),
-                                 "--connect-timeout", "60"], env=clean_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        tool = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "tools" / "health_check.py"),
+                "--root",
+                str(project),
+                "--connect-timeout",
+                "60",
+            ],
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         with accepted_from(listener, tool) as accepted:
             assert accepted.recv(8), "libpq's first message: it now waits for the server's answer"
             tool.send_signal(signal.SIGINT)
@@ -178,7 +212,9 @@ def test_ctrl_c_is_exit_130_and_one_line(project):
     assert "Traceback" not in stdout + stderr
 
 
-@pytest.mark.parametrize("flag", ["--connect-timeout=-1", "--connect-timeout=nan", "--query-timeout=inf", "--connect-timeout=1e300"])
+@pytest.mark.parametrize(
+    "flag", ["--connect-timeout=-1", "--connect-timeout=nan", "--query-timeout=inf", "--connect-timeout=1e300"]
+)
 def test_bad_timeout_flags_exit_2(run_health_check, flag):
     done = run_health_check(flag)
     assert done.returncode == 2
@@ -187,7 +223,9 @@ def test_bad_timeout_flags_exit_2(run_health_check, flag):
 
 
 @pytest.mark.parametrize("password", ["1", "a", "postgres", "true"])
-def test_short_or_common_password_is_masked_without_mangling_the_report(project, target, make_role, run_health_check, password):
+def test_short_or_common_password_is_masked_without_mangling_the_report(
+    project, target, make_role, run_health_check, password
+):
     """Masking is by whole token: a password '1' must not turn '120 rows' into '***20 rows' or break the JSON."""
     role = make_role(password)
     host_part = target.url.split("@", 1)[1]
@@ -220,7 +258,10 @@ def test_awkward_short_password_works_and_never_shows(project, target, make_role
 @pytest.mark.parametrize(
     ("flag", "said"),
     [
-        ("--exact-count-limit=1e13", "the exact count limit must be a number >= 0 and <= 1e+12, got '1e13' (--exact-count-limit)"),
+        (
+            "--exact-count-limit=1e13",
+            "the exact count limit must be a number >= 0 and <= 1e+12, got '1e13' (--exact-count-limit)",
+        ),
         ("--tables=", "the table list is empty: name the tables to check (--tables)"),
         ("--root=~nosuchuser/x", "cannot expand '~nosuchuser/x': no such user's home folder (--root)"),
     ],
@@ -236,17 +277,23 @@ def test_out_of_range_settings_are_one_usage_line(run_health_check, flag, said):
 PLANTED = {
     "healthy": ('print(json.dumps({"healthy": True, "error": None}))\nraise SystemExit(0)\n', 0, None),
     "no verdict": ('print("ok")\nraise SystemExit(0)\n', 0, "exited 0 without a healthy verdict"),
-    "exit 0, unhealthy": ('print(json.dumps({"healthy": False, "error": None}))\n', 0, "exited 0 without a healthy verdict"),
+    "exit 0, unhealthy": (
+        'print(json.dumps({"healthy": False, "error": None}))\n',
+        0,
+        "exited 0 without a healthy verdict",
+    ),
     "unhealthy": (
         'print(json.dumps({"healthy": False, "error": None, "tables": {"market_data": {"ok": False, '
         '"error": "table is empty"}}}))\nsys.exit(1)\n',
-        1, "exited 1: market_data: table is empty",
+        1,
+        "exited 1: market_data: table is empty",
     ),
     "error line": (
         'print("health_check.py: error: no DB_URL", file=sys.stderr)\nsys.exit(2)\n',
-        2, "exited 2: health_check.py: error: no DB_URL",
+        2,
+        "exited 2: health_check.py: error: no DB_URL",
     ),
-}  # fmt: skip
+}
 
 
 def _planted(root: Path, body: str) -> settings.AuditSettings:

@@ -1,4 +1,4 @@
-"""tools/core/history.py: the audit history file, and the comparison with the last passing audit."""
+"""infra_audit/core/history.py: the audit history file, and the comparison with the last passing audit."""
 
 from __future__ import annotations
 
@@ -29,8 +29,14 @@ def counts(market_data: int, exact: bool = True, assets: int = 975) -> dict[str,
     return {"market_data": TableCount(market_data, exact), "assets": TableCount(assets, True)}
 
 
-def record(market_data: int, *, exact: bool = True, passed: bool = True, target: history.Target = TARGET,
-           time: str = "2026-11-28T10:00:00Z") -> Record:  # fmt: skip
+def record(
+    market_data: int,
+    *,
+    exact: bool = True,
+    passed: bool = True,
+    target: history.Target = TARGET,
+    time: str = "2026-11-28T10:00:00Z",
+) -> Record:
     return Record(time, target, counts(market_data, exact), passed)
 
 
@@ -66,20 +72,26 @@ def test_twenty_percent_fewer_rows_fails_naming_both_counts_and_when(path):
     assert "\n" not in finding.message
 
 
-@pytest.mark.parametrize(("before", "now", "advice"), [
-    (340_494, 272_395, "(--max-shrink=22%)"),  # 20.0001% fewer
-    (100, 2, "(--max-shrink=99%)"),
-    (340_494, 3_000, "move the history file (infra_history) aside: no share under 100% accepts this loss"),
-    (100, 1, "move the history file (infra_history) aside"),
-])
+@pytest.mark.parametrize(
+    ("before", "now", "advice"),
+    [
+        (340_494, 272_395, "(--max-shrink=22%)"),  # 20.0001% fewer
+        (100, 2, "(--max-shrink=99%)"),
+        (340_494, 3_000, "move the history file (infra_history) aside: no share under 100% accepts this loss"),
+        (100, 1, "move the history file (infra_history) aside"),
+    ],
+)
 def test_the_advice_names_a_share_that_accepts_the_loss_or_says_none_does(path, before, now, advice):
     history.append(path, record(before))
     (finding,) = failed(history.compare(history.last_passing(path, TARGET), record(now)))
     assert advice in finding.message
     share = re.search(r"--max-shrink=(\d+)%", finding.message)
     if share:  # the setting takes it, and it lets this count pass next time
-        assert not failed(history.compare(history.last_passing(path, TARGET), record(now),
-                                          history.parse_max_shrink(share.group(1) + "%")))
+        assert not failed(
+            history.compare(
+                history.last_passing(path, TARGET), record(now), history.parse_max_shrink(share.group(1) + "%")
+            )
+        )
 
 
 def test_an_estimate_compared_with_an_exact_count_says_which_is_which(path):
@@ -96,8 +108,9 @@ def test_shrinking_within_the_limit_passes_and_the_limit_is_the_callers(path):
     assert not failed(history.compare(previous, record(400_000)))  # growth is fine
 
 
-@pytest.mark.parametrize(("share", "fewest", "shown"), [("10%", 306_000, "10%"), ("0.5", 170_000, "50%"),
-                                                      ("0%", 340_000, "0%")])
+@pytest.mark.parametrize(
+    ("share", "fewest", "shown"), [("10%", 306_000, "10%"), ("0.5", 170_000, "50%"), ("0%", 340_000, "0%")]
+)
 def test_losing_exactly_the_share_passes_and_one_row_more_fails(share, fewest, shown):
     """The share allowed is inclusive: 340,000 rows may drop to 90% of them (306,000) under 10%, not below."""
     allowed = history.parse_max_shrink(share)
@@ -106,21 +119,27 @@ def test_losing_exactly_the_share_passes_and_one_row_more_fails(share, fewest, s
     assert finding.kind == "shrunk" and f"more than the {shown} allowed" in finding.message
 
 
-@pytest.mark.parametrize(("url", "key"), [
-    ("postgresql://u:p@DB.Example/mt5", "db.example:5432/mt5"),
-    ("postgresql://u:p@DB.Example/mt5?port=6432", "db.example:6432/mt5"),
-    ("postgresql://u:p@[::FFFF:7F00:1]:5433/mt5", "[::ffff:7f00:1]:5433/mt5"),
-    ("postgresql://u:p@a:5433,B/mt5", "a:5433,b:5432/mt5"),
-    ("postgresql://u@/mt5?host=/var/run/postgresql", "/var/run/postgresql:5432/mt5"),
-])
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("postgresql://u:p@DB.Example/mt5", "db.example:5432/mt5"),
+        ("postgresql://u:p@DB.Example/mt5?port=6432", "db.example:6432/mt5"),
+        ("postgresql://u:p@[::FFFF:7F00:1]:5433/mt5", "[::ffff:7f00:1]:5433/mt5"),
+        ("postgresql://u:p@a:5433,B/mt5", "a:5433,b:5432/mt5"),
+        ("postgresql://u@/mt5?host=/var/run/postgresql", "/var/run/postgresql:5432/mt5"),
+    ],
+)
 def test_the_target_key_names_each_server_and_port_as_libpq_reaches_them(url, key):
     """The key decides whose history a run is compared with: the same server spelt differently is one key."""
     assert history.target_key(parse(url)) == key
 
 
 def test_a_floor_and_the_live_rows_reach_the_record():
-    found = history.record(TARGET, [TableStats("market_data", 10, exact=False, over=True),
-                                    TableStats("assets", 975, exact=False, live=900)], passed=True)
+    found = history.record(
+        TARGET,
+        [TableStats("market_data", 10, exact=False, over=True), TableStats("assets", 975, exact=False, live=900)],
+        passed=True,
+    )
     assert found.tables == {"market_data": TableCount(10, False, True), "assets": TableCount(975, False, False)}
     assert found.tables["assets"].live == 900, "live rows take no part in ==: checked on their own"
 
@@ -226,8 +245,16 @@ def test_max_shrink_reads_percentages_and_fractions(text, share):
     assert history.parse_max_shrink(text) == pytest.approx(share)
 
 
-@pytest.mark.parametrize(("text", "says"), [("100%", "out of range"), ("1", "out of range"), ("-1", "not a share"),
-                                            ("ten", "not a share"), ("", "not a share")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("100%", "out of range"),
+        ("1", "out of range"),
+        ("-1", "not a share"),
+        ("ten", "not a share"),
+        ("", "not a share"),
+    ],
+)
 def test_a_bad_max_shrink_is_one_clear_line(text, says):
     with pytest.raises(ValueError, match=f"^infra_max_shrink: .*{says}") as raised:
         history.parse_max_shrink(text)
@@ -257,7 +284,9 @@ def test_a_count_that_is_only_a_floor_fails_when_it_cannot_tell(path):
         "market_data: could not compare: it holds more than 100,000 rows now, too few to tell whether it is "
         "within 10% of the ~340,494 rows (estimate) of the last passing audit"
     )
-    assert finding.message.endswith("run ANALYZE market_data (a view has none: list the table it reads), then audit again")
+    assert finding.message.endswith(
+        "run ANALYZE market_data (a view has none: list the table it reads), then audit again"
+    )
     assert not failed(history.compare(record(95_000), _floor(100_000))), "more than 100,000 is no loss from 95,000"
 
 
@@ -272,7 +301,9 @@ def test_a_floor_before_proves_nothing_and_says_so():
     from 1,000,000, so it passes only with a warning and becomes the baseline; under the floor's
     allowance it has certainly shrunk; a floor now again cannot tell."""
     previous = Record("2026-11-28T10:00:00Z", TARGET, {"market_data": TableCount(100_000, False, over=True)}, True)
-    reset = {finding.table: finding for finding in history.compare(previous, record(150_000, exact=False))}["market_data"]
+    reset = {finding.table: finding for finding in history.compare(previous, record(150_000, exact=False))}[
+        "market_data"
+    ]
     assert reset.kind == "reset" and not reset.failed
     assert "knew only that it held more than 100,000 rows, which proves nothing" in reset.message
     (shrunk,) = failed(history.compare(previous, record(50_000)))
@@ -285,11 +316,19 @@ def test_floors_in_between_never_let_losses_add_up(path):
     """111,111 rows, then "more than 100,000" (within 10% of it: passes), then 90,000: 19% fewer than
     the last number on record, though within 10% of the floor."""
     history.append(path, record(111_111, time="2026-11-27T10:00:00Z"))
-    history.append(path, Record("2026-11-28T10:00:00Z", TARGET, {"market_data": TableCount(100_000, False, over=True)}, True))
+    history.append(
+        path, Record("2026-11-28T10:00:00Z", TARGET, {"market_data": TableCount(100_000, False, over=True)}, True)
+    )
     past = history.read(path)
-    assert past.last_counts(TARGET, numbers_only=True)["market_data"] == ("2026-11-27T10:00:00Z", TableCount(111_111, True))
+    assert past.last_counts(TARGET, numbers_only=True)["market_data"] == (
+        "2026-11-27T10:00:00Z",
+        TableCount(111_111, True),
+    )
     (finding,) = failed(history.compare(past.last_passing(TARGET), record(90_000), past=past))
-    assert finding.kind == "shrunk" and "19% fewer than the 111,111 rows (exact) of the last passing audit (2026-11-27" in finding.message
+    assert (
+        finding.kind == "shrunk"
+        and "19% fewer than the 111,111 rows (exact) of the last passing audit (2026-11-27" in finding.message
+    )
 
 
 def test_an_audit_with_a_shorter_table_list_never_resets_a_tables_baseline(path):
@@ -299,7 +338,10 @@ def test_an_audit_with_a_shorter_table_list_never_resets_a_tables_baseline(path)
     history.append(path, Record("2026-11-28T10:00:00Z", TARGET, {"assets": TableCount(975, True)}, True))
     past = history.read(path)
     (finding,) = failed(history.compare(past.last_passing(TARGET), record(34_049), past=past))
-    assert finding.kind == "shrunk" and "90% fewer than the 340,494 rows (exact) of the last passing audit (2026-11-27" in finding.message
+    assert (
+        finding.kind == "shrunk"
+        and "90% fewer than the 340,494 rows (exact) of the last passing audit (2026-11-27" in finding.message
+    )
 
 
 def test_a_small_allowance_and_a_small_loss_are_shown_as_they_are():
@@ -338,15 +380,18 @@ def test_a_history_over_the_size_limit_is_refused_not_read_in_part(path, monkeyp
         history.read(path)
 
 
-@pytest.mark.parametrize(("earlier", "same"), [
-    (history.Target("localhost:5432/mt5_crs", "7443/mt5_crs", "10.0.0.2:5432/mt5_crs"), True),  # another spelling
-    (history.Target("standby:5432/mt5_crs", "7443/mt5_crs", "10.0.0.3:5432/mt5_crs"), True),  # a standby
-    (history.Target("127.0.0.1:5432/mt5_crs", "9999/mt5_crs", "10.0.0.9:5432/mt5_crs"), True),  # remade, same URL
-    (history.Target("db:5433/mt5_crs", "9999/mt5_crs", "10.0.0.2:5432/mt5_crs"), True),  # remade, same address
-    (history.Target("127.0.0.1:5432/mt5_crs"), True),  # written by an earlier version
-    (history.Target("127.0.0.1:5432/staging", "7443/staging", "10.0.0.2:5432/staging"), False),
-    (history.Target("db:5433/mt5_crs", "9999/mt5_crs", "10.0.0.9:5432/mt5_crs"), False),
-])
+@pytest.mark.parametrize(
+    ("earlier", "same"),
+    [
+        (history.Target("localhost:5432/mt5_crs", "7443/mt5_crs", "10.0.0.2:5432/mt5_crs"), True),  # another spelling
+        (history.Target("standby:5432/mt5_crs", "7443/mt5_crs", "10.0.0.3:5432/mt5_crs"), True),  # a standby
+        (history.Target("127.0.0.1:5432/mt5_crs", "9999/mt5_crs", "10.0.0.9:5432/mt5_crs"), True),  # remade, same URL
+        (history.Target("db:5433/mt5_crs", "9999/mt5_crs", "10.0.0.2:5432/mt5_crs"), True),  # remade, same address
+        (history.Target("127.0.0.1:5432/mt5_crs"), True),  # written by an earlier version
+        (history.Target("127.0.0.1:5432/staging", "7443/staging", "10.0.0.2:5432/staging"), False),
+        (history.Target("db:5433/mt5_crs", "9999/mt5_crs", "10.0.0.9:5432/mt5_crs"), False),
+    ],
+)
 def test_a_record_is_of_this_database_when_any_of_its_names_is(earlier, same):
     now = history.Target("127.0.0.1:5432/mt5_crs", "7443/mt5_crs", "10.0.0.2:5432/mt5_crs")
     assert now.same(earlier) is same and earlier.same(now) is same

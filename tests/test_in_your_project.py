@@ -54,8 +54,9 @@ def user_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def checkout_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This checkout's tracked files (and changes), where pip may build: the checkout itself stays as it is."""
     copy = tmp_path_factory.mktemp("infra-audit") / "infra-audit"
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout.splitlines()  # fmt: skip
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     for name in listed:
         if (REPO / name).is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,9 @@ def user_project(tmp_path: Path) -> Path:
         (root / folder).mkdir(parents=True)
     (root / "pyproject.toml").write_text(PROJECT_PYPROJECT)
     (root / "src" / "mt5crs" / "__init__.py").write_text("def answer() -> int:\n    return 42\n")
-    (root / "tests" / "test_core.py").write_text("from mt5crs import answer\n\n\ndef test_answer():\n    assert answer() == 42\n")
+    (root / "tests" / "test_core.py").write_text(
+        "from mt5crs import answer\n\n\ndef test_answer():\n    assert answer() == 42\n"
+    )
     (root / "bin" / "feed.sh").write_text("#!/bin/sh\necho feed\n")
     (root / "bin" / "feed.sh").chmod(0o755)
     (root / "scripts" / "job.py").write_text("print('job')\n")
@@ -93,8 +96,16 @@ def in_venv(venv: Path, **extra: str) -> dict[str, str]:
 
 
 def run(command: list[str] | str, root: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
-                          shell=isinstance(command, str), stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        command,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        shell=isinstance(command, str),
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -107,7 +118,9 @@ def installed(user_venv: Path, checkout_copy: Path, user_project: Path, target) 
     yield env
 
 
-def test_the_readme_block_audits_the_project_and_its_own_tests_run_as_before(installed, user_project, user_venv, target):
+def test_the_readme_block_audits_the_project_and_its_own_tests_run_as_before(
+    installed, user_project, user_venv, target
+):
     before = (user_project / "pyproject.toml").read_bytes()
     assert before.startswith(PROJECT_PYPROJECT.encode()), "the project's own config is kept byte for byte"
     assert b"[tool.infra-audit]" in before

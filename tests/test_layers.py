@@ -20,7 +20,10 @@ ROOMS = {
     "fixer": ({"infra_audit.core", "infra_audit.fixer"}, False),
     "sandbox": ({"infra_audit.core", "infra_audit.sandbox"}, False),
     "plugin": ({"infra_audit.core", "infra_audit.plugin"}, True),
-    "cli": ({"infra_audit.core", "infra_audit.fixer", "infra_audit.sandbox", "infra_audit.cli", "infra_audit.checks"}, False),
+    "cli": (
+        {"infra_audit.core", "infra_audit.fixer", "infra_audit.sandbox", "infra_audit.cli", "infra_audit.checks"},
+        False,
+    ),
 }
 MODULES = [(room, path) for room in ROOMS for path in sorted((PACKAGE / room).glob("*.py"))]
 CHECKS = sorted((REPO / "infra_tests").glob("*.py"))
@@ -52,13 +55,21 @@ def test_each_room_knows_only_what_is_below_it(room: str, path: Path) -> None:
 @pytest.mark.parametrize("path", CHECKS, ids=lambda path: path.name)
 def test_the_checks_build_on_the_plugin_and_the_library(path: Path) -> None:
     ours = {name for name in imported(path) if name.startswith(("infra_audit", "tools", "tests"))}
-    assert all(name.startswith(("infra_audit.plugin", "infra_audit.core")) or name == "infra_audit" for name in ours), ours
+    assert all(name.startswith(("infra_audit.plugin", "infra_audit.core")) or name == "infra_audit" for name in ours), (
+        ours
+    )
 
 
 def test_the_plugins_entry_point_is_cheap_to_load() -> None:
     """pytest loads it in every run of a project that installed the audit: no psycopg, no report."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import infra_audit.plugin.settings"], cwd=REPO,
-                          env=clean_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import infra_audit.plugin.settings"],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert "infra_audit.plugin.settings" in modules, done.stderr
     assert not [name for name in modules if name.split(".")[0] in ("psycopg", "dotenv")], modules
@@ -67,8 +78,14 @@ def test_the_plugins_entry_point_is_cheap_to_load() -> None:
 
 def pytest_modules_loaded(*command: str) -> list[str]:
     """The pytest modules a command imports, from Python's own import log."""
-    done = subprocess.run([sys.executable, "-X", "importtime", *command], cwd=REPO, env=clean_env(),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *command],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert modules, done.stderr
     return [module for module in modules if module.split(".")[0] in ("pytest", "_pytest")]
@@ -85,8 +102,14 @@ def test_a_health_check_run_loads_no_pytest(tmp_path: Path) -> None:
 
 
 def test_the_audit_loads_none_of_the_suites_test_plugins() -> None:
-    done = subprocess.run([sys.executable, "-m", "pytest", "infra_tests", "--help"], cwd=REPO, env=clean_env(),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "infra_tests", "--help"],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "--postgresql" not in done.stdout and "hypothesis" not in done.stdout.lower()
     assert "--freshness" in done.stdout and "--project-root" in done.stdout
@@ -114,9 +137,23 @@ def test_the_audit_writes_its_report_without_pytest_html(tmp_path: Path) -> None
     mark = _installed_pytest_html(tmp_path / "site")
     env = clean_env(PYTHONPATH=str(tmp_path / "site"))
     report = tmp_path / "audit.html"
-    command = [sys.executable, "-m", "pytest", "infra_tests", "--project-root", str(tmp_path), f"--history={tmp_path / 'h'}"]
-    done = subprocess.run([*command, f"--html={report}", "--self-contained-html", "--metadata", "Ticket", "#044"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "infra_tests",
+        "--project-root",
+        str(tmp_path),
+        f"--history={tmp_path / 'h'}",
+    ]
+    done = subprocess.run(
+        [*command, f"--html={report}", "--self-contained-html", "--metadata", "Ticket", "#044"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "audit FAILED" in done.stdout, done.stdout + done.stderr  # no DB_URL here
     assert not mark.exists(), "the installed pytest-html was loaded"
     assert "<td>#044</td>" in report.read_text(encoding="utf-8")

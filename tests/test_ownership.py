@@ -1,4 +1,4 @@
-"""tools/core/ownership.py against a real PostgreSQL: ownership is proven by marker, never by name.
+"""infra_audit/sandbox/ownership.py against a real PostgreSQL: ownership is proven by marker, never by name.
 
 Every object here has a run-unique name and is dropped by this test only after re-reading the
 marker (or, for the unmarked look-alike, the run-unique comment) this test put on it.
@@ -22,14 +22,25 @@ from tests.support import REPO
 TOKEN = secrets.token_hex(4)
 PREFIX = f"infra_selftest_{os.getpid()}_own_{TOKEN}"
 ODD_COMMENTS = [
-    "", "not json", "{}", "[1, 2]", '"a string"', "null", "{" * 3 + "broken", "[" * 50_000,
+    "",
+    "not json",
+    "{}",
+    "[1, 2]",
+    '"a string"',
+    "null",
+    "{" * 3 + "broken",
+    "[" * 50_000,
     '{"format": "infra-ownership/1"}',
-    ('{"format": "infra-ownership/1", "maker": "self-tests", "checkout": "x", "host": "h", "pid": "12",'
-     ' "run_id": "r", "created": "c"}'),
-    ('{"format": "infra-ownership/2", "maker": "self-tests", "checkout": "x", "host": "h", "pid": 12,'
-     ' "run_id": "r", "created": "c"}'),
+    (
+        '{"format": "infra-ownership/1", "maker": "self-tests", "checkout": "x", "host": "h", "pid": "12",'
+        ' "run_id": "r", "created": "c"}'
+    ),
+    (
+        '{"format": "infra-ownership/2", "maker": "self-tests", "checkout": "x", "host": "h", "pid": 12,'
+        ' "run_id": "r", "created": "c"}'
+    ),
     "made by tools/sandbox.py",
-]  # fmt: skip
+]
 
 
 @pytest.fixture
@@ -54,8 +65,9 @@ def make(admin: psycopg.Connection) -> Iterator[Callable[..., str]]:
         if marker is not None:
             admin.execute(marker.comment_sql(kind, name))
         elif comment is not None:
-            admin.execute(sql.SQL("COMMENT ON {} {} IS {}").format(sql.SQL(keyword), sql.Identifier(name),
-                                                                  sql.Literal(comment)))  # fmt: skip
+            admin.execute(
+                sql.SQL("COMMENT ON {} {} IS {}").format(sql.SQL(keyword), sql.Identifier(name), sql.Literal(comment))
+            )
         return name
 
     yield create
@@ -74,8 +86,12 @@ def make(admin: psycopg.Connection) -> Iterator[Callable[..., str]]:
 
 def _comment(conn: psycopg.Connection, kind: str, name: str) -> str | None:
     catalog, view, column, _ = ownership.KINDS[kind]
-    row = conn.execute(sql.SQL("SELECT shobj_description(oid, {}) FROM {} WHERE {} = %s").format(
-        sql.Literal(catalog), sql.Identifier(view), sql.Identifier(column)), (name,)).fetchone()  # fmt: skip
+    row = conn.execute(
+        sql.SQL("SELECT shobj_description(oid, {}) FROM {} WHERE {} = %s").format(
+            sql.Literal(catalog), sql.Identifier(view), sql.Identifier(column)
+        ),
+        (name,),
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -136,8 +152,9 @@ def test_drop_if_ours_rereads_the_marker(admin: psycopg.Connection, make, maker:
     assert not drop_if_ours(admin, "database", name, newer)  # gone: nothing to drop, no error
 
 
-def test_a_database_with_a_lingering_session_of_the_run_is_still_dropped(admin: psycopg.Connection, admin_url: str,
-                                                                         make, maker: str) -> None:  # fmt: skip
+def test_a_database_with_a_lingering_session_of_the_run_is_still_dropped(
+    admin: psycopg.Connection, admin_url: str, make, maker: str
+) -> None:
     """A plain DROP first (it waits for autovacuum's workers, which FORCE may not end for a role that is
     no superuser); a session a dead run left open there is ended with FORCE."""
     mine = Marker.new(maker, REPO)

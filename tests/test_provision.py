@@ -51,8 +51,13 @@ def test_a_password_reaches_the_server_only_as_the_scram_verifier_libpq_made(pg_
         stored = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role.name,)).fetchone()[0]
     assert role.password not in statement and statement.startswith("PASSWORD 'SCRAM-SHA-256$")
     assert stored.startswith("SCRAM-SHA-256$4096:")
-    login = {"host": pg_server.host, "port": pg_server.port, "user": role.name, "dbname": "postgres",
-             "connect_timeout": 10}
+    login = {
+        "host": pg_server.host,
+        "port": pg_server.port,
+        "user": role.name,
+        "dbname": "postgres",
+        "connect_timeout": 10,
+    }
     psycopg.connect(**login, password=role.password).close()
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(**login, password=role.password + "x").close()

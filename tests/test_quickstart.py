@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from infra_audit.core.errors import InfraError
 from tests.support import REPO, clean_env
 from tools import quickstart
-from infra_audit.core.errors import InfraError
 
 
 @pytest.fixture
@@ -38,13 +38,16 @@ def test_nothing_configured_means_the_sandbox(checkout: Path) -> None:
 
 
 @pytest.mark.parametrize("variable", ["DB_URL", "POSTGRES_HOST"])
-def test_a_database_in_the_environment_is_audited_instead(checkout: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          variable: str) -> None:  # fmt: skip
+def test_a_database_in_the_environment_is_audited_instead(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
     monkeypatch.setenv(variable, "db.example")
     assert quickstart.db_url_configured()
 
 
-@pytest.mark.parametrize("text", ["DB_URL=postgresql://me:pw@db/prod\n", "POSTGRES_HOST=db\n", "this is not KEY=value\n"])
+@pytest.mark.parametrize(
+    "text", ["DB_URL=postgresql://me:pw@db/prod\n", "POSTGRES_HOST=db\n", "this is not KEY=value\n"]
+)
 def test_a_database_in_env_file_is_audited_instead(checkout: Path, text: str) -> None:
     """Also a .env that does not parse: it is the user's, and the audit names what is wrong with it."""
     (checkout / ".env").write_text(text)
@@ -68,8 +71,14 @@ def test_a_broken_virtualenv_is_named_and_left_alone(checkout: Path) -> None:
 
 
 def test_a_bad_command_is_one_line_exit_2() -> None:
-    done = subprocess.run([sys.executable, str(REPO / "tools" / "quickstart.py"), "audti"],
-                          capture_output=True, text=True, env=clean_env(), timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "quickstart.py"), "audti"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("quickstart.py: error: argument command: invalid choice: 'audti'")
     assert len(done.stderr.splitlines()) == 1 and not os.path.exists(REPO / "audti")
@@ -102,7 +111,9 @@ def test_a_python_without_the_requirements_runs_the_tool_on_the_checkouts_venv(t
     alone = subprocess.run(command, capture_output=True, text=True, timeout=60, env=clean_env())
     assert alone.returncode == 2 and "Traceback" not in alone.stderr
     assert alone.stderr.count("\n") == 1 and "lacks the requirements (psycopg, dotenv)" in alone.stderr
-    assert json.loads(alone.stdout)["error"].startswith(f"this python ({bare}) lacks the requirements"), "--json: one object"
+    assert json.loads(alone.stdout)["error"].startswith(f"this python ({bare}) lacks the requirements"), (
+        "--json: one object"
+    )
 
     _bare_python(checkout / ".venv", with_requirements=True)
     set_up = subprocess.run(command, capture_output=True, text=True, timeout=60, env=clean_env())
@@ -123,14 +134,17 @@ def test_a_python_without_the_requirements_runs_the_tool_on_the_checkouts_venv(t
     assert f"{broken} cannot start (Permission denied): move {checkout / '.venv'} away, then run" in stuck.stderr
 
 
-@pytest.mark.parametrize("args, run", [
-    ([], ["tests"]),
-    (["-x", "-k", "tests"], ["tests"]),
-    (["tests/test_dburl.py"], []),
-    (["tests/test_dburl.py::test_parse", "-q"], []),
-    (["--deselect", "tests/test_dburl.py::test_parse"], ["tests"]),
-    (["--ignore", "tests/test_benchmark.py", "-x", "tests/test_dburl.py"], []),
-])
+@pytest.mark.parametrize(
+    "args, run",
+    [
+        ([], ["tests"]),
+        (["-x", "-k", "tests"], ["tests"]),
+        (["tests/test_dburl.py"], []),
+        (["tests/test_dburl.py::test_parse", "-q"], []),
+        (["--deselect", "tests/test_dburl.py::test_parse"], ["tests"]),
+        (["--ignore", "tests/test_benchmark.py", "-x", "tests/test_dburl.py"], []),
+    ],
+)
 def test_a_path_inside_the_folder_runs_just_that(args: list[str], run: list[str]) -> None:
     """`quickstart.py tests tests/test_dburl.py`: pytest gets that file, not the whole folder besides."""
     assert quickstart.paths_or("tests", args) == run

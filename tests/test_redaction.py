@@ -14,7 +14,7 @@ pytest_plugins = ("pytester",)
 
 SECRET = "hunter2-Zq9"
 
-LEAKY_TEST = f'''
+LEAKY_TEST = f"""
 import psycopg
 
 def test_crashes_with_the_url_in_locals_and_output():
@@ -24,7 +24,7 @@ def test_crashes_with_the_url_in_locals_and_output():
 
 def test_libpq_echo():
     psycopg.connect("postgresql//trader:{SECRET}@x/y")
-'''
+"""
 
 CONFTEST = f'''
 from infra_audit.plugin.report import remember_secrets

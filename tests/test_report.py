@@ -36,7 +36,12 @@ HUMAN_NAMES = {
     "test_required_paths_present": "required paths present",
     "test_health_check_passes": "health check passes",
 }
-DB_DEPENDENT = ("test_row_counts_nonzero", "test_data_is_fresh", "test_row_counts_not_shrinking", "test_health_check_passes")
+DB_DEPENDENT = (
+    "test_row_counts_nonzero",
+    "test_data_is_fresh",
+    "test_row_counts_not_shrinking",
+    "test_health_check_passes",
+)
 DEPENDENT_NAMES = ("row counts non-zero", "data is fresh", "row counts not shrinking", "health check passes")
 NOT_REACHED = 'could not check: the database was not reached: see "database reachable within 3 s"'
 
@@ -136,9 +141,17 @@ def audit_with_html(run_audit, project: Path, tmp_path: Path, *args: str, env=No
 
 
 ENVIRONMENT_ROWS = (
-    "Project", "Project root", "Git commit", "Host", "OS user", "Database", "PostgreSQL server", "Audit suite",
-    "Started", "Duration",
-)  # fmt: skip
+    "Project",
+    "Project root",
+    "Git commit",
+    "Host",
+    "OS user",
+    "Database",
+    "PostgreSQL server",
+    "Audit suite",
+    "Started",
+    "Duration",
+)
 
 
 def _git(root: Path, *args: str) -> str:
@@ -308,7 +321,9 @@ def test_missing_db_url_is_not_a_failed_connection(project, run_audit, tmp_path)
     assert reachable.verdict == "COULD NOT CHECK"
     assert 'could not check: no usable DB_URL: see ".env has DB_URL"' in reachable.details
     assert "failed after" not in report.text and "failed after" not in run.output
-    assert re.search(r'COULD NOT CHECK +database reachable within 3 s\n +could not check: no usable DB_URL: see "\.env', run.output)
+    assert re.search(
+        r'COULD NOT CHECK +database reachable within 3 s\n +could not check: no usable DB_URL: see "\.env', run.output
+    )
     assert run.output.count("DB_URL is not set") == 1, "the cause once, by the .env check"
     assert junit_properties(run)["test_db_reachable_within_3s"]["check result"] == "could not check"
 
@@ -337,7 +352,9 @@ def test_missing_table_report_names_the_table_and_the_fix(project, target, run_a
     assert check.verdict == "FAILED"
     assert "market_data 120 rows (exact count)" in check.details
     assert "assets FAILED (missing)" in check.details
-    assert f"table 'assets' does not exist in database '{target.dbname}'" in check.details and "create it" in check.details
+    assert (
+        f"table 'assets' does not exist in database '{target.dbname}'" in check.details and "create it" in check.details
+    )
     assert report.checks["database reachable within 3 s"].verdict == "PASSED"
     assert junit_properties(run)["test_row_counts_nonzero"]["evidence: assets"] == "FAILED (missing)"
     assert_no_secret(run, report, target.role.password)
@@ -355,10 +372,14 @@ def test_a_crashing_check_keeps_its_traceback_and_the_findings_stay_quiet(projec
         run_audit, project, tmp_path, "-p", "crash_root_check", env=clean_env(PYTHONPATH=str(tmp_path))
     )
     assert report.checks["root is clean"].verdict == "FAILED"
-    assert ("RuntimeError: boom: a bug in the audit (a crash: its traceback is under Crashes, below)"
-            in report.checks["root is clean"].details)  # fmt: skip
+    assert (
+        "RuntimeError: boom: a bug in the audit (a crash: its traceback is under Crashes, below)"
+        in report.checks["root is clean"].details
+    )
     assert "under Crashes" not in report.checks[".env has DB_URL"].details, "a finding is no crash"
-    assert "test_root_is_clean (call)" in report.crashes and "crash_root_check.py:3" in report.crashes, "the traceback, below"
+    assert "test_root_is_clean (call)" in report.crashes and "crash_root_check.py:3" in report.crashes, (
+        "the traceback, below"
+    )
     assert "DB_URL is not set" not in report.crashes, "findings are no crashes"
     assert "= FAILURES =" in run.output and "crash_root_check.py:3" in run.output
     assert run.output.count("DB_URL is not set") == 1, "the summary's one, and no more"
@@ -434,19 +455,34 @@ def test_a_skipped_check_fails_the_run(project, run_audit, tmp_path):
 @pytest.mark.parametrize(
     ("interrupted", "said", "stop"),
     [
-        ("test_required_paths_present",
-         "; interrupted before the audit finished; 2 of the audit's checks did not run: required paths present, health check passes",
-         (signal.SIGINT,)),
-        ("test_env_has_db_url", "Audit FAILED: no check ran; interrupted before the audit finished; 8 of the audit's checks did not run: .env has DB_URL,",
-         (signal.SIGINT,)),
-        ("test_required_paths_present", "; interrupted before the audit finished; 2 of the audit's checks did not run",
-         (signal.SIGTERM,)),
-        ("test_required_paths_present", "; interrupted before the audit finished; 2 of the audit's checks did not run",
-         (signal.SIGTERM, signal.SIGTERM)),
+        (
+            "test_required_paths_present",
+            "; interrupted before the audit finished; 2 of the audit's checks did not run: required paths present, health check passes",
+            (signal.SIGINT,),
+        ),
+        (
+            "test_env_has_db_url",
+            "Audit FAILED: no check ran; interrupted before the audit finished; 8 of the audit's checks did not run: .env has DB_URL,",
+            (signal.SIGINT,),
+        ),
+        (
+            "test_required_paths_present",
+            "; interrupted before the audit finished; 2 of the audit's checks did not run",
+            (signal.SIGTERM,),
+        ),
+        (
+            "test_required_paths_present",
+            "; interrupted before the audit finished; 2 of the audit's checks did not run",
+            (signal.SIGTERM, signal.SIGTERM),
+        ),
     ],
-    ids=["half-way", "in the first check", "SIGTERM, as a CI job cancelled or timed out",
-         "two SIGTERMs, as a group kill and its forwarder send"],
-)  # fmt: skip
+    ids=[
+        "half-way",
+        "in the first check",
+        "SIGTERM, as a CI job cancelled or timed out",
+        "two SIGTERMs, as a group kill and its forwarder send",
+    ],
+)
 def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, interrupted, said, stop):
     """An audit stopped half-way is no verdict: its report says so, and names the checks that did not run.
 
@@ -462,10 +498,26 @@ def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, 
         "        os.kill(os.getpid(), each)\n"
     )
     path = tmp_path / "audit.html"
-    command = [sys.executable, "-m", "pytest", str(REPO / "infra_tests"), "--project-root", str(project),
-               "-p", "signal_in_check", f"--html={path}", f"--history={tmp_path / 'history.jsonl'}"]  # fmt: skip
-    audit = subprocess.run(command, cwd=REPO, env=clean_env(PYTHONPATH=str(tmp_path)), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(REPO / "infra_tests"),
+        "--project-root",
+        str(project),
+        "-p",
+        "signal_in_check",
+        f"--html={path}",
+        f"--history={tmp_path / 'history.jsonl'}",
+    ]
+    audit = subprocess.run(
+        command,
+        cwd=REPO,
+        env=clean_env(PYTHONPATH=str(tmp_path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output = audit.stdout
     assert audit.returncode == 2, output
     overview = HtmlReport.read(path).overview
@@ -488,10 +540,25 @@ def test_a_check_the_user_adds_is_reported_like_the_built_in_ones(project, tmp_p
     def run(*args: str) -> AuditRun:
         junit = tmp_path / f"junit-{len(args)}.xml"
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", str(checks), "-c", str(REPO / "pytest.ini"), f"--rootdir={REPO}",
-             f"--project-root={project}", "--no-default-report", f"--junitxml={junit}",
-             f"--history={tmp_path / 'history.jsonl'}", *args],
-            cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(checks),
+                "-c",
+                str(REPO / "pytest.ini"),
+                f"--rootdir={REPO}",
+                f"--project-root={project}",
+                "--no-default-report",
+                f"--junitxml={junit}",
+                f"--history={tmp_path / 'history.jsonl'}",
+                *args,
+            ],
+            cwd=REPO,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         return AuditRun(done.returncode, done.stdout + done.stderr, junit.read_text(), {}, 0.0)
 
@@ -520,8 +587,14 @@ def test_help_and_usage_errors_name_the_command_typed():
     """`python -m pytest --help` said `usage: __main__.py`."""
     typed = shlex.join([sys.executable, "-m", "pytest"])
     for args, stream in ((["--help"], "stdout"), (["--no-such-flag"], "stderr")):
-        done = subprocess.run([sys.executable, "-m", "pytest", "infra_tests", *args], cwd=REPO, env=clean_env(),
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "infra_tests", *args],
+            cwd=REPO,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         said = getattr(done, stream)
         assert f"usage: {typed} [options]" in said and "__main__.py" not in said, said
 
@@ -563,12 +636,24 @@ def test_a_signal_after_the_verdict_is_exit_2_without_a_traceback(project, tmp_p
     """Once the verdict is out, SIGTERM or Ctrl-C still ends the run as the README promises: exit 2,
     no KeyboardInterrupt traceback (it once escaped pytest, exit 130, in 4 of 13 tries)."""
     (tmp_path / "hold_at.py").write_text(HOLD)
-    command = [sys.executable, "-m", "pytest", str(REPO / "infra_tests"), "--project-root", str(project),
-               "-p", "hold_at", "--no-default-report", f"--history={tmp_path / 'history.jsonl'}"]
-    standalone = {k: v for k, v in clean_env(PYTHONPATH=str(tmp_path), HOLD_AT=moment).items()
-                  if k != "PYTEST_CURRENT_TEST"}  # as a user starts it, not from inside a test
-    audit = subprocess.Popen(command, cwd=REPO, env=standalone, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(REPO / "infra_tests"),
+        "--project-root",
+        str(project),
+        "-p",
+        "hold_at",
+        "--no-default-report",
+        f"--history={tmp_path / 'history.jsonl'}",
+    ]
+    standalone = {
+        k: v for k, v in clean_env(PYTHONPATH=str(tmp_path), HOLD_AT=moment).items() if k != "PYTEST_CURRENT_TEST"
+    }  # as a user starts it, not from inside a test
+    audit = subprocess.Popen(
+        command, cwd=REPO, env=standalone, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         output = ""
         for line in audit.stdout:  # until the run says it holds (or ends without getting there)
@@ -598,8 +683,14 @@ def test_a_report_that_cannot_be_written_fails_the_run(project, target, run_audi
     )
     write_env(project, f"DB_URL={target.url}\n")
     (project / ".env").chmod(0o600)
-    run = run_audit(project, audited_before(run_audit, project, tmp_path), "-p", "lose_the_folder",
-                    f"--html={folder / 'audit.html'}", env=clean_env(PYTHONPATH=str(tmp_path)))  # fmt: skip
+    run = run_audit(
+        project,
+        audited_before(run_audit, project, tmp_path),
+        "-p",
+        "lose_the_folder",
+        f"--html={folder / 'audit.html'}",
+        env=clean_env(PYTHONPATH=str(tmp_path)),
+    )
     assert run.exit_code == 1, run.output
     said = f"audit FAILED: 8 passed; the HTML report was not written to {folder / 'audit.html'}: File exists"
     assert said in run.output and "Traceback" not in run.output
@@ -639,9 +730,25 @@ def test_html_path_as_a_separate_word_before_any_test_path(project, target, tmp_
     """`pytest --html PATH` (no `=`, no test path, as the README writes it): PATH is the report's."""
     report = tmp_path / "audit.html"
     write_env(project, f"DB_URL={target.url}\n")
-    done = subprocess.run([sys.executable, "-m", "pytest", "--html", str(report), "--metadata", "Ticket", "44",
-                           f"--project-root={project}", f"--history={tmp_path / 'h.jsonl'}"],
-                          cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--html",
+            str(report),
+            "--metadata",
+            "Ticket",
+            "44",
+            f"--project-root={project}",
+            f"--history={tmp_path / 'h.jsonl'}",
+        ],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "audit PASSED" in done.stdout, done.stdout + done.stderr
     assert HtmlReport.read(report).environment["Ticket"] == "44"
 
@@ -657,16 +764,28 @@ def test_the_server_version_is_known_whichever_check_connected(project, target, 
 def test_another_ini_runs_the_audit_with_its_settings(tmp_path):
     """`-c other.ini`: the plugin is installed (its entry point), so the audit runs, with that ini's settings."""
     (tmp_path / "other.ini").write_text("[pytest]\ninfra_required_paths = nowhere-else/\n")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-c", str(tmp_path / "other.ini"), str(REPO / "infra_tests")],
-                          cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", str(tmp_path / "other.ini"), str(REPO / "infra_tests")],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "INTERNALERROR" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert "nowhere-else/: MISSING" in done.stdout
 
 
 def test_without_the_plugin_loaded_the_audit_is_one_usage_line(tmp_path):
     """Plugin autoload off (PYTEST_DISABLE_PLUGIN_AUTOLOAD): say how to load it, not INTERNALERROR."""
-    done = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "infra_tests")], cwd=REPO,
-                          env=clean_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(REPO / "infra_tests")],
+        cwd=REPO,
+        env=clean_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 4 and "INTERNALERROR" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert done.stderr.strip().startswith("ERROR: the audit's plugin is not loaded")
 
@@ -685,7 +804,10 @@ def test_a_link_planted_at_the_reports_name_during_the_run_is_not_followed(proje
     )
     run = run_audit(project, "-p", "plant_link", f"--html={report}", env=clean_env(PYTHONPATH=str(tmp_path)))
     assert run.exit_code == 1 and victim.read_text() == "precious", run.output
-    assert f"the HTML report was not written to {report}: {report} is not a regular file: it is left as it is" in run.output
+    assert (
+        f"the HTML report was not written to {report}: {report} is not a regular file: it is left as it is"
+        in run.output
+    )
 
 
 def test_an_empty_required_paths_list_is_not_run_and_fails_the_run(project, run_audit):
@@ -699,5 +821,7 @@ def test_an_empty_required_paths_list_is_not_run_and_fails_the_run(project, run_
 def test_a_selection_that_matches_no_check_says_so(project, run_audit):
     run = run_audit(project, "-k", "no_such_check")
     assert run.exit_code == 5
-    assert "audit FAILED: no check ran; pytest ended with exit code 5: nothing matched what was selected (-k, a path)" \
-        in run.output, run.output
+    assert (
+        "audit FAILED: no check ran; pytest ended with exit code 5: nothing matched what was selected (-k, a path)"
+        in run.output
+    ), run.output

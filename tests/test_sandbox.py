@@ -20,11 +20,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.fingerprint import server_fingerprint
-from tests.support import REPO, clean_env
 from infra_audit.core import db_config, dburl
 from infra_audit.sandbox import ownership, pgserver, seed
-from tests.support import CONNECT_S
+from tests.fingerprint import server_fingerprint
+from tests.support import CONNECT_S, REPO, clean_env
 
 SMALL = ("--market-data-rows", "500", "--assets-rows", "10")
 
@@ -72,13 +71,25 @@ def cli(
 ) -> subprocess.CompletedProcess:
     """The sandbox command as a user runs it; with ``host``, on a machine of that host name (a UTS namespace
     of its own, as another container has)."""
-    on_host = [] if host is None else [
-        "unshare", *([] if os.geteuid() == 0 else ["--user", "--map-root-user"]), "--uts",
-        "sh", "-c", 'hostname "$0" && exec "$@"', host,
-    ]
+    on_host = (
+        []
+        if host is None
+        else [
+            "unshare",
+            *([] if os.geteuid() == 0 else ["--user", "--map-root-user"]),
+            "--uts",
+            "sh",
+            "-c",
+            'hostname "$0" && exec "$@"',
+            host,
+        ]
+    )
     return subprocess.run(
         [*on_host, sys.executable, str(REPO / "tools" / "sandbox.py"), *args, "--root", str(root)],
-        env=clean_env(**(env or {})), capture_output=True, text=True, timeout=180,
+        env=clean_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -170,7 +181,9 @@ def test_foreign_db_url_is_kept_unless_forced(started) -> None:
     assert forced.returncode == 0, forced.stderr
     assert "hunter2" not in forced.stdout + forced.stderr
     text = (root / ".env").read_bytes()
-    assert text.startswith(b"# mine\r\nAPI_KEY=abc\r\n# DB_URL=postgresql://me:hunter2@db.example:5432/prod  # set aside")
+    assert text.startswith(
+        b"# mine\r\nAPI_KEY=abc\r\n# DB_URL=postgresql://me:hunter2@db.example:5432/prod  # set aside"
+    )
     assert b"DB_URL=inside'" in text, "a line inside a quoted value is the user's, never ours to set aside"
     assert env_url(root).user == "trader", "the sandbox's DB_URL is the one in force"
     assert counts(env_url(root).raw) == (seed.SPEC_MARKET_DATA_ROWS, seed.SPEC_ASSETS_ROWS)
@@ -190,7 +203,9 @@ def test_stop_leaves_no_server_and_no_data_and_gives_env_back(started) -> None:
         psycopg.connect(url, connect_timeout=2)
     assert sorted(p.name for p in (root / ".sandbox").iterdir()) == ["my-notes.txt"], "only what it made is removed"
     assert "kept" in stopped.stdout and "my-notes.txt" in stopped.stdout
-    expected = b"# mine\r\nAPI_KEY=abc\r\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\r\nX='multi\r\nDB_URL=inside'"
+    expected = (
+        b"# mine\r\nAPI_KEY=abc\r\nDB_URL=postgresql://me:hunter2@db.example:5432/prod\r\nX='multi\r\nDB_URL=inside'"
+    )
     assert (root / ".env").read_bytes() == expected, "stop gives the user's .env back, byte for byte"
     assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o640
     assert cli(root, "status").returncode == 1
@@ -229,8 +244,13 @@ def test_a_corrupt_state_says_what_to_do_for_every_command(root: Path) -> None:
 
 def test_a_root_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    done = subprocess.run([sys.executable, str(REPO / "tools" / "sandbox.py"), "status", "--root", str(tmp_path / "file")],
-                          env=clean_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "sandbox.py"), "status", "--root", str(tmp_path / "file")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert_one_line_error(done, "is not a directory")
 
 
@@ -242,7 +262,9 @@ def test_missing_binaries_name_what_to_install(root: Path, tmp_path: Path) -> No
 
 def test_unreachable_server_is_one_line_without_password(root: Path, closed_port: int) -> None:
     closed = closed_port
-    done = cli(root, "start", "--server", env={"INFRA_ADMIN_URL": f"postgresql://admin:s3cr3t-pw@127.0.0.1:{closed}/postgres"})
+    done = cli(
+        root, "start", "--server", env={"INFRA_ADMIN_URL": f"postgresql://admin:s3cr3t-pw@127.0.0.1:{closed}/postgres"}
+    )
     assert_one_line_error(done, "cannot reach the database")
     assert "s3cr3t-pw" not in done.stdout + done.stderr
 
@@ -347,8 +369,9 @@ def test_server_mode_leaves_a_look_alike_with_a_forged_marker_alone(root: Path, 
     role, database = sandbox_names(root)
     forger = make_role("forger-" + secrets.token_urlsafe(12))
     with ownership.connect(admin_url) as admin:
-        marker = admin.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-                               (database,)).fetchone()[0]
+        marker = admin.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()[0]
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
         admin.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(forger.name)))
     host, port = dburl.parse(admin_url).hosts[0]
@@ -387,8 +410,9 @@ def test_two_copies_at_the_same_path_on_two_hosts_never_touch_each_other(root: P
     first_url = env_url(root)
     with psycopg.connect(first_url.raw, autocommit=True) as conn:
         conn.execute("CREATE TABLE notes (x int); INSERT INTO notes VALUES (42)")
-        comment = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database"
-                               " WHERE datname = current_database()").fetchone()[0]
+        comment = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
+        ).fetchone()[0]
     assert ownership.Marker.from_json(comment).host == "copy-a"
     elsewhere = Path(tempfile.mkdtemp(prefix="sandbox-copy-a-"))  # the first container's own files
     for name in (".sandbox", ".env"):

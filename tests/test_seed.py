@@ -15,9 +15,14 @@ NOW = datetime(2024, 5, 17, 12, 30, tzinfo=timezone.utc)
 
 def _connect(pg_server, dbname: str, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(
-        host=pg_server.host, port=pg_server.port, user=pg_server.user, password=pg_server.password,
-        dbname=dbname, connect_timeout=CONNECT_S, **kwargs,
-    )  # fmt: skip
+        host=pg_server.host,
+        port=pg_server.port,
+        user=pg_server.user,
+        password=pg_server.password,
+        dbname=dbname,
+        connect_timeout=CONNECT_S,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -54,10 +59,13 @@ def test_seed_commits_and_sets_reltuples(conn, pg_server) -> None:
 
 def test_bars_are_plausible(conn) -> None:
     seed.seed(conn, market_data_rows=30_000, assets_rows=975, now=NOW)
-    bad = one(conn, """
+    bad = one(
+        conn,
+        """
         SELECT count(*) FROM market_data
         WHERE high < greatest(open, close) OR low > least(open, close) OR low <= 0 OR volume <= 0
-    """)  # fmt: skip
+    """,
+    )
     assert bad == 0
     assert one(conn, "SELECT max(ts) FROM market_data") == NOW
     assert one(conn, "SELECT count(DISTINCT symbol) FROM market_data") == seed.SYMBOLS_WITH_BARS
@@ -68,12 +76,15 @@ def test_bars_are_plausible(conn) -> None:
 def test_closes_chain_into_next_open(conn) -> None:
     """Each bar opens where the previous one closed, as a continuous price series does."""
     seed.seed(conn, market_data_rows=3_000, assets_rows=5, now=NOW)
-    gaps = one(conn, """
+    gaps = one(
+        conn,
+        """
         SELECT count(*) FROM (
             SELECT open, lag(close) OVER (PARTITION BY symbol, timeframe ORDER BY ts) AS prev_close
             FROM market_data) AS bars
         WHERE prev_close IS NOT NULL AND open <> prev_close
-    """)  # fmt: skip
+    """,
+    )
     assert gaps == 0
 
 
@@ -91,18 +102,22 @@ def test_timestamps_default_to_the_servers_now(conn) -> None:
 
 def test_schema_has_the_keys_and_indexes_a_real_one_would(conn) -> None:
     seed.create_schema(conn)
-    constraints = dict(conn.execute(
-        "SELECT conname, contype FROM pg_constraint WHERE conrelid = 'market_data'::regclass"
-    ).fetchall())  # fmt: skip
+    constraints = dict(
+        conn.execute("SELECT conname, contype FROM pg_constraint WHERE conrelid = 'market_data'::regclass").fetchall()
+    )
     assert {name: constraints.get(name) for name in seed.MARKET_DATA_CONSTRAINTS} == {
-        "market_data_pkey": "p", "market_data_symbol_timeframe_ts_key": "u", "market_data_symbol_fkey": "f",
-    }  # fmt: skip
+        "market_data_pkey": "p",
+        "market_data_symbol_timeframe_ts_key": "u",
+        "market_data_symbol_fkey": "f",
+    }
     indexes = {row[0] for row in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'market_data'")}
     assert "CREATE INDEX market_data_symbol_ts_idx ON public.market_data USING btree (symbol, ts)" in indexes
     assert "CREATE INDEX market_data_ts_idx ON public.market_data USING btree (ts)" in indexes
     with pytest.raises(psycopg.errors.UniqueViolation):
-        conn.execute("INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES "
-                     "('X', 'x', 'forex', 'USD', 'E'), ('X', 'x', 'forex', 'USD', 'E')")  # fmt: skip
+        conn.execute(
+            "INSERT INTO assets (symbol, name, asset_class, currency, exchange) VALUES "
+            "('X', 'x', 'forex', 'USD', 'E'), ('X', 'x', 'forex', 'USD', 'E')"
+        )
 
 
 def test_schema_creation_is_idempotent_and_keeps_data(conn) -> None:

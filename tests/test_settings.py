@@ -25,7 +25,7 @@ def test_a_projects_settings_come_from_its_tool_table_its_pytest_options_then_it
 
 def test_a_pyproject_without_the_tool_table_holds_no_settings(tmp_path):
     assert not settings.has_tool_table(tmp_path) and settings.read_project_settings(tmp_path) == {}
-    (tmp_path / "pyproject.toml").write_text('[tool.black]\nline-length = 120\n')
+    (tmp_path / "pyproject.toml").write_text("[tool.black]\nline-length = 120\n")
     assert not settings.has_tool_table(tmp_path) and settings.read_project_settings(tmp_path) == {}
 
 
@@ -55,6 +55,8 @@ def test_a_project_root_that_is_no_folder_names_the_setting(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(SettingsError) as raised:
         settings.build({"infra_project_root": "file"}, tmp_path)
-    assert (str(raised.value), raised.value.setting) == (f"project root {tmp_path / 'file'} is not a directory",
-                                                         "project_root")
+    assert (str(raised.value), raised.value.setting) == (
+        f"project root {tmp_path / 'file'} is not a directory",
+        "project_root",
+    )
     assert settings.build({"infra_project_root": "."}, tmp_path).project_root == tmp_path.resolve()

@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from tests.support import REPO
 from infra_audit.core import venv_artifacts
+from tests.support import REPO
 
 
 def test_fixer_piped_into_head_finishes_its_work_without_a_traceback(tmp_path):
@@ -15,8 +15,10 @@ def test_fixer_piped_into_head_finishes_its_work_without_a_traceback(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     fixer = subprocess.Popen(
         [sys.executable, str(REPO / "tools" / "cleanup_root.py"), "--root", str(root)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first_line = fixer.stdout.readline()
     fixer.stdout.close()  # what `| head -1` does after its line
     _, stderr = fixer.communicate(timeout=60)
@@ -35,8 +37,10 @@ def test_a_file_name_the_terminal_cannot_encode_is_escaped_not_a_crash(tmp_path)
     (root / "bin" / "deploy.sh").write_text("#!/bin/sh\n")  # a project script: bin/ stays, its venv files are listed
     done = subprocess.run(
         [sys.executable, str(REPO / "tools" / "cleanup_root.py"), "--root", str(root)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert "tool-\\udcff" in done.stdout or "tool-\\xff" in done.stdout

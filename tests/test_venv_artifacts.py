@@ -69,8 +69,9 @@ def test_all_venv_bin_is_one_dir_artifact(tmp_path: Path) -> None:
     assert paths(scan.artifacts) == {"pyvenv.cfg", "lib", "lib64", "include", "bin"} | GITIGNORE
     (whole_bin,) = [a for a in scan.artifacts if a.path == "bin"]
     assert whole_bin.kind == "dir"
-    assert re.fullmatch(r"all \d+ entries are venv-made \(activate, interpreters, entry points, installed scripts\)",
-                        whole_bin.evidence)
+    assert re.fullmatch(
+        r"all \d+ entries are venv-made \(activate, interpreters, entry points, installed scripts\)", whole_bin.evidence
+    )
 
 
 def test_entry_points_need_this_roots_shebang(polluted: PollutedRoot) -> None:
@@ -111,7 +112,8 @@ def test_tracked_path_under_lib_makes_it_a_suspect(polluted: PollutedRoot) -> No
     scan = scan_root(polluted.root)
     assert "lib" not in paths(scan.artifacts)
     assert [a.evidence for a in scan.suspects if a.path == "lib"] == [
-        "holds only pythonX.Y/site-packages, but 1 git-tracked path(s) under it; not movable"]
+        "holds only pythonX.Y/site-packages, but 1 git-tracked path(s) under it; not movable"
+    ]
 
 
 def test_without_proof_only_suspects(polluted: PollutedRoot) -> None:
@@ -127,7 +129,8 @@ def test_cfg_without_home_is_a_suspect(polluted: PollutedRoot) -> None:
     scan = scan_root(polluted.root)
     assert scan.artifacts == ()
     assert [a.evidence for a in scan.suspects if a.path == "pyvenv.cfg"] == [
-        "has no 'home' key (or is unreadable), so it proves no venv; suspect"]
+        "has no 'home' key (or is unreadable), so it proves no venv; suspect"
+    ]
 
 
 def test_nothing_venv_shaped_is_clean(tmp_path: Path) -> None:
@@ -153,7 +156,8 @@ def test_interpreter_links_are_symlink_artifacts(polluted: PollutedRoot) -> None
     (polluted.root / "bin" / "python3").symlink_to("/nonexistent/python3.11")  # dangling
     scan = scan_root(polluted.root)
     assert [(a.kind, a.evidence) for a in scan.artifacts if a.path == "bin/python3"] == [
-        ("symlink", "interpreter symlink -> /nonexistent/python3.11")]
+        ("symlink", "interpreter symlink -> /nonexistent/python3.11")
+    ]
 
 
 def test_lib64_pointing_elsewhere_is_only_a_suspect(polluted: PollutedRoot) -> None:
@@ -189,11 +193,14 @@ def test_weird_names_and_special_files_do_not_crash(polluted: PollutedRoot) -> N
 def suspects_seen_without_root_powers(root: Path) -> dict[str, str]:
     """scan_root's suspects (path -> evidence) as a process that may not read what its mode forbids: as
     root, one without the capabilities that let root list any folder (setpriv drops them for good)."""
-    scan = ("import json, sys; from pathlib import Path; from infra_audit.core.venv_artifacts import scan_root; "
-            "print(json.dumps({a.path: a.evidence for a in scan_root(Path(sys.argv[1])).suspects}))")
+    scan = (
+        "import json, sys; from pathlib import Path; from infra_audit.core.venv_artifacts import scan_root; "
+        "print(json.dumps({a.path: a.evidence for a in scan_root(Path(sys.argv[1])).suspects}))"
+    )
     powerless = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
-    done = subprocess.run([*powerless, sys.executable, "-c", scan, str(root)], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [*powerless, sys.executable, "-c", scan, str(root)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -209,8 +216,12 @@ def test_unreadable_bin_is_reported_not_raised(polluted: PollutedRoot) -> None:
 
 
 def test_describe_lines(tmp_path: Path) -> None:
-    scan = Scan(tmp_path, "/usr/bin", (Artifact("lib64", "symlink", "symlink -> lib"),),
-                (Artifact("bin/activate", "file", "only a suspect"),))
+    scan = Scan(
+        tmp_path,
+        "/usr/bin",
+        (Artifact("lib64", "symlink", "symlink -> lib"),),
+        (Artifact("bin/activate", "file", "only a suspect"),),
+    )
     assert describe(scan) == ["lib64 (symlink): symlink -> lib", "bin/activate (file): only a suspect"]
 
 
@@ -226,27 +237,35 @@ def fake_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None
     monkeypatch.setenv("PATH", str(tmp_path / "fakebin"))
 
 
-def test_git_missing_outside_a_repository_means_nothing_tracked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_git_missing_outside_a_repository_means_nothing_tracked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert git_tracked(tmp_path) == frozenset()
 
 
-def test_git_missing_inside_a_repository_refuses_to_guess(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_git_missing_inside_a_repository_refuses_to_guess(
+    polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without git, a tracked bin/activate would look like a leftover: a .git above the root makes git a must."""
     git(polluted.root, "add", "-f", "bin/activate")  # -f: the .gitignore of Python 3.13+ venvs ignores it
     write(polluted.root / "sub" / "bin" / "activate", f'VIRTUAL_ENV="{polluted.root}/sub"\n')  # a suspect there
     monkeypatch.setenv("PATH", str(polluted.root / "empty"))
     for root in (polluted.root, polluted.root / "sub"):
-        with pytest.raises(GitError, match=rf"{polluted.root}/\.git makes .* part of a git repository, but git is "
-                                           r"not installed \(not on PATH\)"):
+        with pytest.raises(
+            GitError,
+            match=rf"{polluted.root}/\.git makes .* part of a git repository, but git is "
+            r"not installed \(not on PATH\)",
+        ):
             scan_root(root)
     (polluted.root / "sub" / "bin" / "activate").unlink()
     assert scan_root(polluted.root / "sub").clean, "nothing venv-like: git need not be asked (a slim image has none)"
 
 
 @pytest.mark.parametrize("how", ["ceiling", "broken worktree"])
-def test_git_told_not_to_look_up_still_lists_or_refuses(polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch,
-                                                         how: str) -> None:
+def test_git_told_not_to_look_up_still_lists_or_refuses(
+    polluted: PollutedRoot, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
     """GIT_CEILING_DIRECTORIES above the root is ignored; a .git git cannot read (a worktree whose main
     repository moved) is a GitError, not 'not a repository, so nothing is tracked'."""
     git(polluted.root, "add", "-f", "bin/activate")  # -f: the .gitignore of Python 3.13+ venvs ignores it
@@ -275,6 +294,7 @@ def test_git_timeout_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 # --- every common creator, planted with the real tool ------------------------------------------------
 
+
 def test_every_creator_is_found_by_evidence_and_named(creator_made: CreatorRoot) -> None:
     """Exactly what the creator added (its .gitignore and CACHEDIR.TAG, its bin/ companions, what pip put
     into share/, etc/ and bin/), and the creator named as pyvenv.cfg shows it."""
@@ -288,13 +308,16 @@ def test_every_creator_is_found_by_evidence_and_named(creator_made: CreatorRoot)
         assert evidence[".gitignore"].endswith("writes: '*' makes git ignore every new file in the root")
 
 
-@pytest.mark.parametrize(("creator", "writes"), [
-    ("venv-3.13", {".gitignore"}),
-    ("virtualenv", {".gitignore", "CACHEDIR.TAG", "bin/deactivate.csh", "bin/activate.nu"}),
-    ("uv", {".gitignore", "CACHEDIR.TAG", "bin/activate.ps1", "bin/deactivate.bat", "bin/pydoc.bat"}),
-    ("pip-install", {"share", "etc", "bin/mantool-report"}),
-    ("uv-pip-install", {"share", "etc", "bin/mantool-report", "CACHEDIR.TAG", ".lock"}),
-])
+@pytest.mark.parametrize(
+    ("creator", "writes"),
+    [
+        ("venv-3.13", {".gitignore"}),
+        ("virtualenv", {".gitignore", "CACHEDIR.TAG", "bin/deactivate.csh", "bin/activate.nu"}),
+        ("uv", {".gitignore", "CACHEDIR.TAG", "bin/activate.ps1", "bin/deactivate.bat", "bin/pydoc.bat"}),
+        ("pip-install", {"share", "etc", "bin/mantool-report"}),
+        ("uv-pip-install", {"share", "etc", "bin/mantool-report", "CACHEDIR.TAG", ".lock"}),
+    ],
+)
 def test_what_each_creator_writes_beyond_the_five_names(creator_made: CreatorRoot, writes: set[str]) -> None:
     """The entries the issue names are really there, so the test above covers them; each says why it is the venv's."""
     assert writes <= creator_made.expected
@@ -302,8 +325,12 @@ def test_what_each_creator_writes_beyond_the_five_names(creator_made: CreatorRoo
     for path in writes & {"share", "etc"}:
         assert evidence[path].startswith("1 file(s) installed by ") and ".dist-info/RECORD" in evidence[path]
     if "bin/mantool-report" in writes:
-        assert evidence["bin/mantool-report"].startswith(("installed by pip: listed with its sha256 in lib/python3",
-                                                          "installed by uv: listed with its sha256 in lib/python3"))
+        assert evidence["bin/mantool-report"].startswith(
+            (
+                "installed by pip: listed with its sha256 in lib/python3",
+                "installed by uv: listed with its sha256 in lib/python3",
+            )
+        )
 
 
 @pytest.mark.parametrize("creator", ["pip-install"])
@@ -344,8 +371,11 @@ def test_a_tracked_gitignore_a_creator_overwrote_is_reported_with_gits_fix(tmp_p
 
 
 def test_a_tracked_gitignore_holding_the_venv_text_is_the_projects_choice(tmp_path: Path) -> None:
-    made = creator_root(tmp_path, CREATOR_BY_NAME["venv-3.13"],
-                        tracked_gitignore=b"# Created by venv; see https://docs.python.org/3/library/venv.html\n*\n")
+    made = creator_root(
+        tmp_path,
+        CREATOR_BY_NAME["venv-3.13"],
+        tracked_gitignore=b"# Created by venv; see https://docs.python.org/3/library/venv.html\n*\n",
+    )
     scan = scan_root(made.root)
     assert scan.overwritten == () and ".gitignore" not in paths(scan.artifacts + scan.suspects)
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 import uv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,8 +48,11 @@ class PollutedRoot:
 
 def git(root: Path, *args: str) -> None:
     """Run git in root with a throwaway identity."""
-    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-C", str(root), *args],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-C", str(root), *args],
+        check=True,
+        capture_output=True,
+    )
 
 
 def make_venv(path: Path, with_pip: bool = False) -> None:
@@ -102,6 +104,7 @@ def added_by(root: Path, make: Callable[[], None]) -> frozenset[str]:
 
 # --- every common creator, run as a user runs it --------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Creator:
     """One way a venv lands in a project root; ``named`` starts the creator's name as the evidence must give it."""
@@ -121,8 +124,10 @@ class CreatorRoot(PollutedRoot):
 def pyenv_python(minor: int) -> str:
     """pyenv's newest python3.<minor> (else one on PATH). Where CI runs every creator must run: a missing
     one fails the test there; on a newcomer's machine (a Debian python3 alone) that creator is skipped, named."""
-    found = sorted(PYENV_VERSIONS.glob(f"3.{minor}.*/bin/python3.{minor}"),
-                   key=lambda p: int(p.parts[-3].split(".")[2]) if p.parts[-3].split(".")[2].isdigit() else -1)
+    found = sorted(
+        PYENV_VERSIONS.glob(f"3.{minor}.*/bin/python3.{minor}"),
+        key=lambda p: int(p.parts[-3].split(".")[2]) if p.parts[-3].split(".")[2].isdigit() else -1,
+    )
     python = str(found[-1]) if found else shutil.which(f"python3.{minor}")
     if python is None:
         needed = f"python3.{minor} is needed to plant its venv: pyenv install 3.{minor}"
@@ -151,8 +156,12 @@ def virtualenv(root: Path, _scratch: Path) -> None:
 
 def uv_env(scratch: Path) -> dict[str, str]:
     """uv with a cache of its own, no user configuration and no Python download."""
-    return {**os.environ, "UV_CACHE_DIR": str(scratch / "uv-cache"), "UV_PYTHON_DOWNLOADS": "never",
-            "UV_NO_CONFIG": "1"}
+    return {
+        **os.environ,
+        "UV_CACHE_DIR": str(scratch / "uv-cache"),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_CONFIG": "1",
+    }
 
 
 def uv_venv(root: Path, scratch: Path) -> None:
@@ -163,21 +172,50 @@ def uv_venv(root: Path, scratch: Path) -> None:
 def pip_installed(root: Path, scratch: Path) -> None:
     """`python -m venv <root>`, then `pip install` of a wheel with data files into it."""
     make_venv(root)
-    run([sys.executable, "-m", "pip", "--python", root / "bin" / "python", "install", "--quiet", "--no-index",
-         "--no-deps", data_wheel(scratch)])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            root / "bin" / "python",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            data_wheel(scratch),
+        ]
+    )
 
 
 def uv_pip_installed(root: Path, scratch: Path) -> None:
     """`uv venv <root>`, then `uv pip install` of a wheel with data files into it."""
     uv_venv(root, scratch)
-    run([uv.find_uv_bin(), "pip", "install", "--quiet", "--no-index", "--python", root / "bin" / "python",
-         data_wheel(scratch)], uv_env(scratch))
+    run(
+        [
+            uv.find_uv_bin(),
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--python",
+            root / "bin" / "python",
+            data_wheel(scratch),
+        ],
+        uv_env(scratch),
+    )
 
 
 CREATORS = (
     *(Creator(f"venv-3.{minor}", f"python -m venv (Python 3.{minor}.", venv_of(minor)) for minor in range(8, 14)),
-    *(Creator(f"venv-3.{minor}-copies-system", f"python -m venv (Python 3.{minor}.",
-              venv_of(minor, "--copies", "--system-site-packages")) for minor in (8, 13)),
+    *(
+        Creator(
+            f"venv-3.{minor}-copies-system",
+            f"python -m venv (Python 3.{minor}.",
+            venv_of(minor, "--copies", "--system-site-packages"),
+        )
+        for minor in (8, 13)
+    ),
     Creator("virtualenv", "virtualenv ", virtualenv),
     Creator("uv", "uv ", uv_venv),
     Creator("pip-install", "python -m venv (Python ", pip_installed),
@@ -210,8 +248,10 @@ def data_wheel(folder: Path) -> Path:
         f"{name}.data/data/etc/mantool/mantool.toml": (b"level = 1\n", 0o644),
         f"{name}.data/scripts/mantool-report": (b"#!/bin/sh\necho report\n", 0o755),
         f"{name}.dist-info/METADATA": (b"Metadata-Version: 2.1\nName: mantool\nVersion: 1.0\n", 0o644),
-        f"{name}.dist-info/WHEEL": (b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-                                    0o644),
+        f"{name}.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            0o644,
+        ),
     }
     record = "".join(f"{path},sha256={_digest(data)},{len(data)}\n" for path, (data, _) in files.items())
     files[f"{name}.dist-info/RECORD"] = ((record + f"{name}.dist-info/RECORD,,\n").encode(), 0o644)
@@ -232,8 +272,13 @@ def _digest(data: bytes) -> str:
 def git_status(root: Path) -> list[str]:
     """`git status --porcelain` of root, untracked files one by one: what git shows the user (without
     refreshing its index: the tests compare trees byte for byte)."""
-    done = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
-                          capture_output=True, text=True, check=True, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    done = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+    )
     return done.stdout.splitlines()
 
 
@@ -263,9 +308,11 @@ def _facts(path: Path) -> tuple:
     return ("file", mode, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
-def run_fixer(*args: str | Path, python: str | Path = sys.executable,
-              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_fixer(
+    *args: str | Path, python: str | Path = sys.executable, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The fixer as a user runs it: a subprocess from the repo (by default with no venv active)."""
     environ = env if env is not None else {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    return subprocess.run([str(python), str(FIXER), *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=120, env=environ)
+    return subprocess.run(
+        [str(python), str(FIXER), *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=120, env=environ
+    )

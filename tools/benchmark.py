@@ -9,7 +9,7 @@
    `tools/health_check.py` against a bare `import psycopg; connect; SELECT 1` process; then the
    audit with `market_data` locked by another session against the healthy audit (one lock wait more
    at most: each cause is waited on once, the health check's wait beside the audit's).
-2. Per size, in a scratch database seeded like production (tools/core/seed.py): the table check
+2. Per size, in a scratch database seeded like production (infra_audit/sandbox/seed.py): the table check
    (`infra_audit.core.probe.table_stats`, the code the audit runs) against a naive `SELECT count(*)`,
    the freshness check (newest row and the per-symbol skip scan) and the row-count history check.
 3. Per partition count (`--partitions`), a `market_data` partitioned by day, one bar a day for each of
@@ -68,8 +68,11 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per check (median reported)")
     parser.add_argument("--startup-runs", type=int, default=9, help="runs of each whole process (median reported)")
     parser.add_argument("--skip-startup", action="store_true", help="only the per-size measurements")
-    parser.add_argument("--partitions", default="", help="daily partition counts of a partitioned market_data, "
-                        f"comma separated ({PAIRS:,} rows each; empty: none)")  # fmt: skip
+    parser.add_argument(
+        "--partitions",
+        default="",
+        help=f"daily partition counts of a partitioned market_data, comma separated ({PAIRS:,} rows each; empty: none)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.startup_runs < 1:
         parser.error("--repeat and --startup-runs must be at least 1")
@@ -159,28 +162,45 @@ def startup(scratch: Scratch, runs: int) -> list[tuple[str, float, str, float]]:
             env.pop(name, None)
         bare = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         commands = {
-            "audit": ([sys.executable, "-m", "pytest", "-q", "infra_tests", f"--history={work / 'h.jsonl'}",
-                       f"--report-dir={work / 'reports'}"], CHECKOUT, env),
-            "bare pytest": ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_trivial.py"],
-                            work, bare),
+            "audit": (
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "infra_tests",
+                    f"--history={work / 'h.jsonl'}",
+                    f"--report-dir={work / 'reports'}",
+                ],
+                CHECKOUT,
+                env,
+            ),
+            "bare pytest": (
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_trivial.py"],
+                work,
+                bare,
+            ),
             "health check": ([sys.executable, str(CHECKOUT / "tools" / "health_check.py")], CHECKOUT, env),
             "bare connect": ([sys.executable, "-c", BARE_CONNECT], work, env),
-        }  # fmt: skip
+        }
         samples: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(runs + 1):  # the first round warms the caches and is not counted
             for name, (command, cwd, environment) in commands.items():
                 started = time.perf_counter()
-                done = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True,
-                                      timeout=PROCESS_DEADLINE_S)  # fmt: skip
+                done = subprocess.run(
+                    command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=PROCESS_DEADLINE_S
+                )
                 if done.returncode != 0:
                     raise InfraError(f"{name} exited {done.returncode}: {(done.stdout + done.stderr).strip()[-300:]}")
                 samples[name].append((time.perf_counter() - started) * 1000)
         ms = {name: statistics.median(values[1:]) for name, values in samples.items()}
         audit, _, _ = commands["audit"]
         ms["locked"] = locked_audit_ms(scratch, [*audit, "--no-default-report"], env, runs)
-    return [("audit", ms["audit"], "bare pytest", ms["bare pytest"]),
-            ("health check", ms["health check"], "bare connect", ms["bare connect"]),
-            ("audit, locked", ms["locked"], "healthy audit", ms["audit"])]  # fmt: skip
+    return [
+        ("audit", ms["audit"], "bare pytest", ms["bare pytest"]),
+        ("health check", ms["health check"], "bare connect", ms["bare connect"]),
+        ("audit, locked", ms["locked"], "healthy audit", ms["audit"]),
+    ]
 
 
 def locked_audit_ms(scratch: Scratch, command: list[str], env: dict[str, str], runs: int) -> float:
@@ -192,7 +212,9 @@ def locked_audit_ms(scratch: Scratch, command: list[str], env: dict[str, str], r
         db_probe.Deadlined(holder, 60, "market_data").execute("LOCK TABLE market_data IN ACCESS EXCLUSIVE MODE")
         for _ in range(runs):
             started = time.perf_counter()
-            done = subprocess.run(command, cwd=CHECKOUT, env=env, capture_output=True, text=True, timeout=PROCESS_DEADLINE_S)
+            done = subprocess.run(
+                command, cwd=CHECKOUT, env=env, capture_output=True, text=True, timeout=PROCESS_DEADLINE_S
+            )
             if "is locked by another session" not in done.stdout:
                 raise InfraError(f"the audit with market_data locked did not say so: {done.stdout.strip()[-300:]}")
             samples.append((time.perf_counter() - started) * 1000)
@@ -221,11 +243,13 @@ def per_size(scratch: Scratch, size: int, repeat: int) -> dict[str, object]:
                 "seed_s": seconds,
                 "table_check_ms": median_ms(tables, repeat),
                 "count_ms": median_ms(lambda: conn.execute("SELECT count(*) FROM market_data").fetchone(), repeat),
-                "fresh_ms": median_ms(lambda: freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS), repeat),
+                "fresh_ms": median_ms(
+                    lambda: freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS), repeat
+                ),
                 "fresh_table_only_ms": median_ms(lambda: freshness.check(conn, rule, None, limit, TIMEOUTS), repeat),
                 "shrink_ms": median_ms(shrink, repeat),
                 "shown": tables()[0].shown,
-            }  # fmt: skip
+            }
 
 
 def seed_partitioned(scratch: Scratch, days: int) -> float:
@@ -245,7 +269,7 @@ def seed_partitioned(scratch: Scratch, days: int) -> float:
         "CREATE INDEX ON market_data (symbol, timeframe, ts)",
         "CREATE INDEX ON market_data (ts)",
         "VACUUM (ANALYZE) market_data",
-    ]  # fmt: skip
+    ]
     started = time.monotonic()
     with ownership.connect(scratch.conninfo) as conn:
         conn.execute(f"SET statement_timeout = '{SEED_DEADLINE_S}s'")  # the admin's own session: no pooler here
@@ -255,7 +279,7 @@ def seed_partitioned(scratch: Scratch, days: int) -> float:
 
 
 def partitioned(scratch: Scratch, days: int, repeat: int) -> dict[str, object]:
-    """"data is fresh" on a daily-partitioned market_data against the plain GROUP BY over the whole table."""
+    """ "data is fresh" on a daily-partitioned market_data against the plain GROUP BY over the whole table."""
     seconds = seed_partitioned(scratch, days)
     rule = DEFAULTS.freshness[0]
     with db_probe.connect(dburl.parse(scratch.url), TIMEOUTS) as conn:
@@ -263,18 +287,21 @@ def partitioned(scratch: Scratch, days: int, repeat: int) -> dict[str, object]:
         found = freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS)
         named = {group.key[0] for group in found.stale_groups}
         if named != set(STALE_SYMBOLS) or found.stale_group_count != 2 * len(STALE_SYMBOLS):
-            raise InfraError(f"{days} partitions: 'data is fresh' named {sorted(named)} ({found.stale_group_count} "
-                             f"pairs), not exactly {', '.join(STALE_SYMBOLS)}: {found.evidence}")  # fmt: skip
+            raise InfraError(
+                f"{days} partitions: 'data is fresh' named {sorted(named)} ({found.stale_group_count} "
+                f"pairs), not exactly {', '.join(STALE_SYMBOLS)}: {found.evidence}"
+            )
         (rows,) = conn.execute("SELECT count(*) FROM market_data").fetchone()
         return {
             "partitions": days,
             "rows": rows,
             "seed_s": seconds,
             "group_by_ms": median_ms(lambda: conn.execute(PLAIN_GROUP_BY).fetchall(), repeat),
-            "fresh_ms": median_ms(lambda: freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS),
-                                  repeat),
+            "fresh_ms": median_ms(
+                lambda: freshness.check(conn, rule, DEFAULTS.freshness_group, limit, TIMEOUTS), repeat
+            ),
             "stale": found.stale_group_count,
-        }  # fmt: skip
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,25 +328,33 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {name:<13} {ms:8.0f} ms   {floor:<13} {floor_ms:6.0f} ms   {ratio}")
                     results["startup"].append({"what": name, "ms": ms, "floor": floor, "floor_ms": floor_ms})
         print(f"\nchecks, median of {args.repeat} (warm cache):")
-        print(f"{'market_data rows':>17} | {'table check':>11} | {'count(*)':>10} | {'fresh':>8} | "
-              f"{'fresh, table':>12} | {'not shrinking':>13} | reported as")  # fmt: skip
+        print(
+            f"{'market_data rows':>17} | {'table check':>11} | {'count(*)':>10} | {'fresh':>8} | "
+            f"{'fresh, table':>12} | {'not shrinking':>13} | reported as"
+        )
         for size in args.sizes:
             with Scratch(admin, str(size)) as scratch:
                 row = per_size(scratch, size, args.repeat)
             results["sizes"].append(row)
-            print(f"{size:>17,} | {row['table_check_ms']:>8.2f} ms | {row['count_ms']:>7.1f} ms | "
-                  f"{row['fresh_ms']:>5.2f} ms | {row['fresh_table_only_ms']:>9.2f} ms | "
-                  f"{row['shrink_ms']:>10.2f} ms | {row['shown']}")  # fmt: skip
+            print(
+                f"{size:>17,} | {row['table_check_ms']:>8.2f} ms | {row['count_ms']:>7.1f} ms | "
+                f"{row['fresh_ms']:>5.2f} ms | {row['fresh_table_only_ms']:>9.2f} ms | "
+                f"{row['shrink_ms']:>10.2f} ms | {row['shown']}"
+            )
         if args.partitions:
-            print(f"\ndaily-partitioned market_data, {PAIRS:,} pairs, {len(STALE_SYMBOLS)} symbols stopped "
-                  f"{STALE_DAYS} days ago; median of {args.repeat} (warm cache):")
+            print(
+                f"\ndaily-partitioned market_data, {PAIRS:,} pairs, {len(STALE_SYMBOLS)} symbols stopped "
+                f"{STALE_DAYS} days ago; median of {args.repeat} (warm cache):"
+            )
             print(f"{'partitions':>10} | {'rows':>10} | {'GROUP BY':>10} | {'fresh':>10} | ratio | stale pairs named")
         for days in args.partitions:
             with Scratch(admin, f"p{days}") as scratch:
                 row = partitioned(scratch, days, args.repeat)
             results["partitioned"].append(row)
-            print(f"{days:>10,} | {row['rows']:>10,} | {row['group_by_ms']:>7.0f} ms | {row['fresh_ms']:>7.0f} ms | "
-                  f"{row['fresh_ms'] / row['group_by_ms']:.2f}x | {row['stale']}")  # fmt: skip
+            print(
+                f"{days:>10,} | {row['rows']:>10,} | {row['group_by_ms']:>7.0f} ms | {row['fresh_ms']:>7.0f} ms | "
+                f"{row['fresh_ms'] / row['group_by_ms']:.2f}x | {row['stale']}"
+            )
         return convention.Result(convention.EXIT_OK, results)
 
     return convention.run(TOOL, work, as_json=False, secrets=lambda: admin.secrets, fail_code=convention.EXIT_PROBLEM)

@@ -38,9 +38,16 @@ DB_VARIABLES = ("DB_URL", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "PO
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = convention.Parser(prog=TOOL, description="Set up this checkout, then run the audit or the suite's own tests.")
-    parser.add_argument("command", nargs="?", default="audit", choices=("audit", "tests"),
-                        help="audit (default): `pytest infra_tests`; tests: `python -m pytest tests`")  # fmt: skip
+    parser = convention.Parser(
+        prog=TOOL, description="Set up this checkout, then run the audit or the suite's own tests."
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="audit",
+        choices=("audit", "tests"),
+        help="audit (default): `pytest infra_tests`; tests: `python -m pytest tests`",
+    )
     parser.add_argument(IN_VENV_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest")
     return parser.parse_args(argv)
@@ -68,8 +75,10 @@ def ensure_venv() -> Path:
         shutil.rmtree(VENV, ignore_errors=True)  # it did not exist before: this run made it
         reason = (done.stdout + done.stderr).strip().splitlines()
         hint = "apt-get install python3-venv" if any("ensurepip" in line for line in reason) else "see above"
-        raise InfraError(f"{sys.executable} -m venv failed ({reason[-1] if reason else 'no pip in it'}): "
-                         f"install the venv module (Debian/Ubuntu: {hint}), then run again")  # fmt: skip
+        raise InfraError(
+            f"{sys.executable} -m venv failed ({reason[-1] if reason else 'no pip in it'}): "
+            f"install the venv module (Debian/Ubuntu: {hint}), then run again"
+        )
     return python
 
 
@@ -120,14 +129,33 @@ def run_in_venv(args: argparse.Namespace) -> int:
             return started
     else:
         say("DB_URL is configured (environment or .env): auditing that database, no sandbox")
-    say(f"the audit: {shown} -m pytest infra_tests (the same command audits again; or activate the virtualenv "
-        "and run `pytest infra_tests`)")  # fmt: skip
+    say(
+        f"the audit: {shown} -m pytest infra_tests (the same command audits again; or activate the virtualenv "
+        "and run `pytest infra_tests`)"
+    )
     return foreground([python, "-m", "pytest", *paths_or("infra_tests", args.pytest_args), *args.pytest_args])
 
 
 # pytest's options whose value, written as the next argument, may be a path that is not a test path.
-VALUE_OPTIONS = frozenset({"--deselect", "--ignore", "--ignore-glob", "-k", "-m", "-p", "-c", "-o", "--junitxml",
-                           "--junit-xml", "--rootdir", "--basetemp", "--confcutdir", "--html", "--log-file"})
+VALUE_OPTIONS = frozenset(
+    {
+        "--deselect",
+        "--ignore",
+        "--ignore-glob",
+        "-k",
+        "-m",
+        "-p",
+        "-c",
+        "-o",
+        "--junitxml",
+        "--junit-xml",
+        "--rootdir",
+        "--basetemp",
+        "--confcutdir",
+        "--html",
+        "--log-file",
+    }
+)
 
 
 def paths_or(folder: str, pytest_args: list[str]) -> list[str]:

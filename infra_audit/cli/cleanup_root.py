@@ -29,9 +29,12 @@ TOOL = "infra-cleanup-root"
 
 def parse_args(argv: list[str] | None, prog: str):
     parser = convention.Parser(prog=prog, description="Archive (or restore) venv leftovers in a project root.")
-    parser.add_argument("--root", type=Path,
-                        help="project root (default: the current folder, or this checkout for tools/cleanup_root.py; "
-                             "with --restore: the archive's recorded root)")  # fmt: skip
+    parser.add_argument(
+        "--root",
+        type=Path,
+        help="project root (default: the current folder, or this checkout for tools/cleanup_root.py; "
+        "with --restore: the archive's recorded root)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument("--restore", type=Path, metavar="ARCHIVE", help="move an archive's entries back")
     parser.add_argument("--json", action="store_true", help="print one JSON result instead of lines")
@@ -47,8 +50,10 @@ def run(args, report: archive.Report, default_root: Path, command: list[str]) ->
     if not root.is_dir():
         raise ArchiveError(f"--root {args.root} is not a directory; pass the project root folder")
     if os.path.realpath(root) == os.path.realpath(default_root / ".venv"):
-        raise ArchiveError(f"--root {args.root} is the virtualenv these tools run on (quickstart made it), "
-                           "not a project root; pass the project root folder")
+        raise ArchiveError(
+            f"--root {args.root} is the virtualenv these tools run on (quickstart made it), "
+            "not a project root; pass the project root folder"
+        )
     if args.restore is not None:
         folder = args.restore if args.restore.is_absolute() or args.restore.exists() else root / args.restore
         return archive.restore(folder.absolute(), report, root if args.root else None)

@@ -123,7 +123,9 @@ def run(
     except Exception as exc:  # a bug: still one line for the user; INFRA_DEBUG=1 shows the traceback
         if os.environ.get("INFRA_DEBUG"):
             raise
-        error = f"unexpected {exc.__class__.__name__}: {exc} (a bug in {tool}: please report it; INFRA_DEBUG=1 shows where)"
+        error = (
+            f"unexpected {exc.__class__.__name__}: {exc} (a bug in {tool}: please report it; INFRA_DEBUG=1 shows where)"
+        )
         code = fail_code
     known = secrets()
     if error is not None:

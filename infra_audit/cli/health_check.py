@@ -29,15 +29,25 @@ from infra_audit.core.text import printable
 TOOL = "infra-health-check"
 RULE = "=" * 80
 HEALTHY, UNHEALTHY = "✅ System Healthy", "❌ System Unhealthy"  # the report's last line: the spec's verdict
-FLAGS = {"tables": "--tables", "connect_timeout": "--connect-timeout", "query_timeout": "--query-timeout",
-         "exact_count_limit": "--exact-count-limit", "project_root": "--root", "freshness": "--freshness",
-         "freshness_group": "--freshness-group",
-         "local_server": "for a local sandbox: infra-sandbox start"}  # fmt: skip
+FLAGS = {
+    "tables": "--tables",
+    "connect_timeout": "--connect-timeout",
+    "query_timeout": "--query-timeout",
+    "exact_count_limit": "--exact-count-limit",
+    "project_root": "--root",
+    "freshness": "--freshness",
+    "freshness_group": "--freshness-group",
+    "local_server": "for a local sandbox: infra-sandbox start",
+}
 FORMATS = ("text", "nagios", "openmetrics")
-FORMAT_HELP = ("text: the report (default); nagios: one status line with performance data, exit 0 OK, 1 WARNING, "
-               "2 CRITICAL, 3 UNKNOWN; openmetrics: metrics in the Prometheus / OpenMetrics text format")
-OUTPUT_HELP = ("with --format=openmetrics: write the metrics to PATH (temporary file and rename, as node_exporter's "
-               "textfile collector needs) instead of printing them")
+FORMAT_HELP = (
+    "text: the report (default); nagios: one status line with performance data, exit 0 OK, 1 WARNING, "
+    "2 CRITICAL, 3 UNKNOWN; openmetrics: metrics in the Prometheus / OpenMetrics text format"
+)
+OUTPUT_HELP = (
+    "with --format=openmetrics: write the metrics to PATH (temporary file and rename, as node_exporter's "
+    "textfile collector needs) instead of printing them"
+)
 
 
 class _Parser(convention.Parser):
@@ -60,11 +70,17 @@ def _asks_for_nagios(argv: list[str]) -> bool:
 def parse_args(argv: list[str] | None, prog: str, default_root: Path | None):
     parser = _Parser(prog=prog, description=__doc__.split("\n")[0])
     parser.nagios = _asks_for_nagios(sys.argv[1:] if argv is None else argv)
-    parser.add_argument("--root", type=Path, default=default_root or Path.cwd(),
-                        help="project root holding .env and the audit's settings (default: the current folder)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=default_root or Path.cwd(),
+        help="project root holding .env and the audit's settings (default: the current folder)",
+    )
     for key in ("tables", "connect_timeout", "query_timeout", "exact_count_limit", "freshness", "freshness_group"):
         setting = settings.BY_KEY[key]
-        parser.add_argument(setting.flag, dest=setting.ini, metavar="VALUE", help=f"{setting.help} [ini: {setting.ini}]")
+        parser.add_argument(
+            setting.flag, dest=setting.ini, metavar="VALUE", help=f"{setting.help} [ini: {setting.ini}]"
+        )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument("--format", choices=FORMATS, default="text", help=FORMAT_HELP)
     parser.add_argument("--output", type=Path, metavar="PATH", help=OUTPUT_HELP)
@@ -84,11 +100,18 @@ def main(argv: list[str] | None = None, *, prog: str = TOOL, default_root: Path 
     def work() -> convention.Result:
         root = settings.path_setting(str(args.root), Path.cwd(), "project_root") or Path.cwd()
         flags = {key: value for key, value in vars(args).items() if key.startswith("infra_") and value is not None}
-        found_settings = settings.build({**settings.read_project_settings(root), **flags,
-                                         "infra_project_root": str(root)}, root)  # fmt: skip
+        found_settings = settings.build(
+            {**settings.read_project_settings(root), **flags, "infra_project_root": str(root)}, root
+        )
         known.append(db_config.known_secrets(root, os.environ, shown=found_settings.tables))
         found = health.probe(found_settings, names)
-        code = convention.EXIT_OK if found.healthy else convention.EXIT_USAGE if found.cause == "config" else convention.EXIT_PROBLEM
+        code = (
+            convention.EXIT_OK
+            if found.healthy
+            else convention.EXIT_USAGE
+            if found.cause == "config"
+            else convention.EXIT_PROBLEM
+        )
         if args.format == "nagios":
             line, code = monitoring.nagios(found, found_settings.timeouts.connect)
             print(scrub(line, known[0]))

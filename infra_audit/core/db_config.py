@@ -91,7 +91,8 @@ def resolve_db_url(project_root: Path, environ: Mapping[str, str]) -> DbUrlSetti
         return _from_components(parts, f"the POSTGRES_* variables (environment and {env_file})")
     where = f"{env_file} does not exist" if not env_file.exists() else f"{env_file} has no DB_URL"
     raise ConfigError(
-        f"DB_URL is not set ({where}): copy .env.example to .env and set DB_URL, or export DB_URL", setting="local_server"
+        f"DB_URL is not set ({where}): copy .env.example to .env and set DB_URL, or export DB_URL",
+        setting="local_server",
     )
 
 

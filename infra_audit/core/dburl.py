@@ -166,8 +166,12 @@ def placeholders(url: DbUrl) -> tuple[str, ...]:
     >>> placeholders(parse(EXAMPLE))
     ('user USER', 'the password', 'host HOST', 'database DATABASE')
     """
-    parts = [("user", "user", url.user), ("password", "the password", url.password or url.param("password")),
-             *(("host", "host", host) for host, _ in url.hosts), ("dbname", "database", url.dbname)]  # fmt: skip
+    parts = [
+        ("user", "user", url.user),
+        ("password", "the password", url.password or url.param("password")),
+        *(("host", "host", host) for host, _ in url.hosts),
+        ("dbname", "database", url.dbname),
+    ]
     return tuple(
         label if part == "password" else f"{label} {value}"
         for part, label, value in parts
@@ -202,7 +206,9 @@ def weak_password(url: DbUrl, extra: Iterable[str] = ()) -> bool:
     Callers say only "weak": naming the reason would tell which shown word the password is.
     """
     password = url.password or url.param("password")
-    return bool(password) and (len(password) < MIN_STRONG_PASSWORD or not shown_words(url, extra).isdisjoint(url.secrets))
+    return bool(password) and (
+        len(password) < MIN_STRONG_PASSWORD or not shown_words(url, extra).isdisjoint(url.secrets)
+    )
 
 
 def _typed_values(query: str, key: str) -> list[str]:
@@ -221,9 +227,7 @@ def _split(rest: str) -> tuple[str, str, str, str]:
     end = next((i for i, char in enumerate(rest) if char in "/?"), len(rest))
     hostspec, tail = rest[:end], rest[end:]
     if "@" in hostspec or "@" in tail.partition("?")[0]:  # an '@' after the host: a password held '@' and '/'
-        raise DbUrlError(
-            "the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)"
-        )
+        raise DbUrlError("the user name or password holds a raw '@' or '/': percent-encode them (@ as %40, / as %2F)")
     if not tail.startswith("/"):
         return userinfo, hostspec, "", tail[1:]
     path, _, query = tail[1:].partition("?")
@@ -306,8 +310,14 @@ _CHOICES = {
     "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby", "prefer-standby"),
     "load_balance_hosts": ("disable", "random"),
 }
-_WHOLE_NUMBERS = ("connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-                  "tcp_user_timeout")  # fmt: skip
+_WHOLE_NUMBERS = (
+    "connect_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+)
 
 
 def _checked_value(key: str, value: str) -> str:
@@ -321,7 +331,8 @@ def _checked_value(key: str, value: str) -> str:
 
 # libpq 18's connection keywords: masking must work where psycopg is not installed (the fixer runs
 # on any python3, and its error lines are scrubbed too).
-_LIBPQ_18_KEYWORDS = frozenset("""
+_LIBPQ_18_KEYWORDS = frozenset(
+    """
     application_name channel_binding client_encoding connect_timeout dbname fallback_application_name
     gssdelegation gssencmode gsslib host hostaddr keepalives keepalives_count keepalives_idle
     keepalives_interval krbsrvname load_balance_hosts max_protocol_version min_protocol_version
@@ -330,7 +341,8 @@ _LIBPQ_18_KEYWORDS = frozenset("""
     ssl_max_protocol_version ssl_min_protocol_version sslcert sslcertmode sslcompression sslcrl sslcrldir
     sslkey sslkeylogfile sslmode sslnegotiation sslpassword sslrootcert sslsni target_session_attrs
     tcp_user_timeout user
-""".split())
+""".split()
+)
 
 
 @lru_cache(maxsize=1)
@@ -370,8 +382,9 @@ def _password_param() -> re.Pattern[str]:
     keyword follows it, so the tail of ``?password=Zebra&Pw-4411`` is masked with the rest."""
     keywords = "|".join(map(re.escape, sorted(libpq_keywords(), key=len, reverse=True)))
     value = rf"'(?:[^'\\]|\\.)*'|[^\s&]*(?:&(?!(?:{keywords})=)[^\s&]*)*"
-    return re.compile(rf"((?:password|oauth_client_secret|scram_client_key|scram_server_key)\s*=\s*)({value})",
-                      re.IGNORECASE)  # "password" also ends "sslpassword"
+    return re.compile(
+        rf"((?:password|oauth_client_secret|scram_client_key|scram_server_key)\s*=\s*)({value})", re.IGNORECASE
+    )  # "password" also ends "sslpassword"
 
 
 def _password_span(token: str) -> tuple[int, int] | None:

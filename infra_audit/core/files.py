@@ -41,7 +41,9 @@ def write_atomically(target: Path, data: bytes, mode: int | None = None, owner: 
             continue  # somebody's file (or link) has that name: leave it, take another
         break
     else:
-        raise FileExistsError(errno.EEXIST, f"no free temporary name beside {target}: clear {target.parent} of .tmp files")
+        raise FileExistsError(
+            errno.EEXIST, f"no free temporary name beside {target}: clear {target.parent} of .tmp files"
+        )
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

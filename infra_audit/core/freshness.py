@@ -240,14 +240,21 @@ class Plan:
         column, table, bound = sql.Identifier(self.column), sql.SQL(self.table), self._bound
 
         def first(where: sql.Composable) -> sql.Composed:
-            return sql.SQL("(SELECT {column} FROM {table} WHERE {column} IS NOT NULL{where} ORDER BY {column} DESC"
-                           " LIMIT 1)").format(column=column, table=table, where=where)  # fmt: skip
+            return sql.SQL(
+                "(SELECT {column} FROM {table} WHERE {column} IS NOT NULL{where} ORDER BY {column} DESC LIMIT 1)"
+            ).format(column=column, table=table, where=where)
 
         return sql.SQL(  # MATERIALIZED: each use of newest below would otherwise plan its scan again
             "WITH m AS MATERIALIZED (SELECT {newest} AS newest, {latest} AS latest)"
             " SELECT {shown}, {age}, CASE WHEN latest > {bound} THEN {latest_shown} END FROM m"
-        ).format(shown=self._shown, age=self._age, bound=bound, latest_shown=self._shown_of("latest"),
-                 newest=first(sql.SQL(" AND {} <= {}").format(column, bound)), latest=first(sql.SQL("")))  # fmt: skip
+        ).format(
+            shown=self._shown,
+            age=self._age,
+            bound=bound,
+            latest_shown=self._shown_of("latest"),
+            newest=first(sql.SQL(" AND {} <= {}").format(column, bound)),
+            latest=first(sql.SQL("")),
+        )
 
     @property
     def group_query(self) -> sql.Composed:
@@ -273,10 +280,13 @@ class Plan:
         partition, walked over its own index while the small ones are read (one query each: a single
         query over hundreds of walks would take the planner longer than the deadline)."""
         return tuple(
-            sql.SQL("{aged} SELECT key, shown, age FROM aged").format(aged=self._aged(
-                self._walk_rows(sql.SQL(leaf.table)) if leaf.walked else self._read_rows(sql.SQL(leaf.table))))
+            sql.SQL("{aged} SELECT key, shown, age FROM aged").format(
+                aged=self._aged(
+                    self._walk_rows(sql.SQL(leaf.table)) if leaf.walked else self._read_rows(sql.SQL(leaf.table))
+                )
+            )
             for leaf in self.leaves
-        )  # fmt: skip
+        )
 
     def _aged(self, rows: sql.Composable) -> sql.Composed:
         """``WITH newest, aged``: each group's key as text (NULL stays NULL), its newest shown, its age."""
@@ -311,24 +321,32 @@ class Plan:
         names = [sql.Identifier(name) for name in self.group]
         src = [sql.SQL("src.{}").format(name) for name in names]
         walked = [sql.SQL("walk.{}").format(name) for name in names]
-        equal, after = (sql.SQL("OPERATOR(pg_catalog.=)"), sql.SQL("OPERATOR(pg_catalog.>)")) if self.pinned \
-            else (sql.SQL("="), sql.SQL(">"))  # fmt: skip
+        equal, after = (
+            (sql.SQL("OPERATOR(pg_catalog.=)"), sql.SQL("OPERATOR(pg_catalog.>)"))
+            if self.pinned
+            else (sql.SQL("="), sql.SQL(">"))
+        )
         listed = sql.SQL(", ").join(src)
         joined = sql.SQL(" AND ").join
 
         def pattern(nulls: tuple[bool, ...]) -> list[sql.Composable]:
             """The walked key has exactly these NULLs."""
-            return [sql.SQL("{} IS {}NULL").format(walk, sql.SQL("" if null else "NOT "))
-                    for walk, null in zip(walked, nulls)]  # fmt: skip
+            return [
+                sql.SQL("{} IS {}NULL").format(walk, sql.SQL("" if null else "NOT "))
+                for walk, null in zip(walked, nulls)
+            ]
 
         def same(nulls: tuple[bool, ...]) -> list[sql.Composable]:
             """The row's first columns are the walked key's (NULL where it is NULL)."""
-            return [sql.SQL("{} IS NULL").format(s) if null else sql.SQL("{} {} {}").format(s, equal, w)
-                    for s, w, null in zip(src, walked, nulls)]  # fmt: skip
+            return [
+                sql.SQL("{} IS NULL").format(s) if null else sql.SQL("{} {} {}").format(s, equal, w)
+                for s, w, null in zip(src, walked, nulls)
+            ]
 
         def probe(where: list[sql.Composable]) -> sql.Composed:
             return sql.SQL("(SELECT {listed} FROM {table} AS src WHERE {where} ORDER BY {listed} LIMIT 1)").format(
-                listed=listed, table=table, where=joined(where))
+                listed=listed, table=table, where=joined(where)
+            )
 
         candidates = []
         for nulls in itertools.product((False, True), repeat=len(names)):
@@ -338,8 +356,9 @@ class Plan:
                     continue
                 if position == 0 or nulls[position - 1]:  # a run of non-NULL columns starts: one row comparison
                     end = nulls.index(True, position) if True in nulls[position:] else len(nulls)
-                    greater = sql.SQL("({}) {} ({})").format(sql.SQL(", ").join(src[position:end]), after,
-                                                             sql.SQL(", ").join(walked[position:end]))  # fmt: skip
+                    greater = sql.SQL("({}) {} ({})").format(
+                        sql.SQL(", ").join(src[position:end]), after, sql.SQL(", ").join(walked[position:end])
+                    )
                     candidates.append(probe([*gate, *same(nulls[:position]), greater]))
                 if position == 0:
                     candidates.append(sql.SQL("(SELECT * FROM first_null WHERE {})").format(joined(gate)))
@@ -349,12 +368,18 @@ class Plan:
         column = sql.SQL("src.{}").format(sql.Identifier(self.column))
         backwards = sql.SQL(", ").join(sql.SQL("{} DESC").format(term) for term in [*src, column])
         newest = [
-            sql.SQL("(SELECT {column} AS t FROM {table} AS src WHERE {where} AND {column} <= {bound}"
-                    " ORDER BY {backwards} LIMIT 1)").format(
-                column=column, table=table, bound=self._bound, backwards=backwards,
-                where=joined([*pattern(nulls), *same(nulls)]))
+            sql.SQL(
+                "(SELECT {column} AS t FROM {table} AS src WHERE {where} AND {column} <= {bound}"
+                " ORDER BY {backwards} LIMIT 1)"
+            ).format(
+                column=column,
+                table=table,
+                bound=self._bound,
+                backwards=backwards,
+                where=joined([*pattern(nulls), *same(nulls)]),
+            )
             for nulls in itertools.product((False, True), repeat=len(names))
-        ]  # fmt: skip
+        ]
         candidate = sql.SQL(", ").join(sql.SQL("candidate.{}").format(name) for name in names)
         return sql.SQL(
             "(WITH RECURSIVE first_null AS MATERIALIZED ({first_null}), walk AS ("
@@ -364,21 +389,29 @@ class Plan:
             " (SELECT * FROM ({candidates}) AS candidate ORDER BY {candidate} LIMIT 1) AS step"
             " WHERE walk.infra_depth <= {max_groups})"
             " SELECT {walked}, (SELECT max(n.t) FROM ({newest}) AS n) AS infra_newest FROM walk)"
-        ).format(first_null=probe([sql.SQL("{} IS NULL").format(src[0])]), listed=listed, table=table,
-                 stepped=sql.SQL(", ").join(sql.SQL("step.{}").format(n) for n in names),
-                 candidates=sql.SQL(" UNION ALL ").join(candidates), candidate=candidate,
-                 max_groups=sql.Literal(MAX_GROUPS), walked=sql.SQL(", ").join(walked),
-                 newest=sql.SQL(" UNION ALL ").join(newest))  # fmt: skip
+        ).format(
+            first_null=probe([sql.SQL("{} IS NULL").format(src[0])]),
+            listed=listed,
+            table=table,
+            stepped=sql.SQL(", ").join(sql.SQL("step.{}").format(n) for n in names),
+            candidates=sql.SQL(" UNION ALL ").join(candidates),
+            candidate=candidate,
+            max_groups=sql.Literal(MAX_GROUPS),
+            walked=sql.SQL(", ").join(walked),
+            newest=sql.SQL(" UNION ALL ").join(newest),
+        )
 
     @property
     def _bound(self) -> sql.SQL:
         """A day after the server's now(), in the column's type: rows dated later are not counted as the
         newest (a time zone's offset or a clock's skew is hours, not a day)."""
-        return sql.SQL({
-            "timestamp with time zone": "now() + interval '1 day'",
-            "timestamp without time zone": "(now() AT TIME ZONE 'UTC') + interval '1 day'",
-            "date": "(now() AT TIME ZONE 'UTC')::date + 1",
-        }[self.column_type])  # fmt: skip
+        return sql.SQL(
+            {
+                "timestamp with time zone": "now() + interval '1 day'",
+                "timestamp without time zone": "(now() AT TIME ZONE 'UTC') + interval '1 day'",
+                "date": "(now() AT TIME ZONE 'UTC')::date + 1",
+            }[self.column_type]
+        )
 
     @property
     def _shown(self) -> sql.SQL:
@@ -419,7 +452,9 @@ class StaleGroup:
     @property
     def name(self) -> str:
         """``FX0005 M15``, ``ZZ0009 timeframe=NULL``."""
-        return " ".join(f"{name}=NULL" if part is None else part for part, name in zip(self.key, self.names or self.key))
+        return " ".join(
+            f"{name}=NULL" if part is None else part for part, name in zip(self.key, self.names or self.key)
+        )
 
     @property
     def shown(self) -> str:
@@ -466,14 +501,20 @@ class Freshness:
         found = []
         limit = age_words(self.limit.total_seconds())
         if self.plan.row_security:  # what it sees may be fresh; what it cannot see is unknown
-            found.append(f"{self.plan.table}: could not check every row: row-level security may hide some from the "
-                         "audit's user: audit as a role with BYPASSRLS")  # fmt: skip
+            found.append(
+                f"{self.plan.table}: could not check every row: row-level security may hide some from the "
+                "audit's user: audit as a role with BYPASSRLS"
+            )
         if self.newest is None and self.ahead is not None:
-            found.append(f"{self.plan.label}: every row is dated more than a day ahead (the newest: {self.ahead}), so "
-                         "nothing shows the data is current: check the feed's clock and time zone")  # fmt: skip
+            found.append(
+                f"{self.plan.label}: every row is dated more than a day ahead (the newest: {self.ahead}), so "
+                "nothing shows the data is current: check the feed's clock and time zone"
+            )
         elif self.newest is None:
-            found.append(f"{self.plan.label}: no row to date (the table is empty, or every {self.plan.column} is "
-                         "NULL), so nothing shows the data is current: is the feed running?")
+            found.append(
+                f"{self.plan.label}: no row to date (the table is empty, or every {self.plan.column} is "
+                "NULL), so nothing shows the data is current: is the feed running?"
+            )
         elif self.age is not None and self.age > self.limit.total_seconds():
             found.append(
                 f"{self.plan.label}: the newest row ({self.newest}) is {age_words(self.age)} old, "
@@ -502,7 +543,9 @@ class Freshness:
     def evidence(self) -> str:
         """``market_data.ts: newest row 2026-11-29 14:00:00 UTC, 12 minutes old (limit 3 days); 50 symbols...``"""
         if self.newest is None or self.age is None:  # the cause says the rest
-            return f"{self.plan.label}: no newest row" + (f" up to a day ahead (the newest: {self.ahead})" if self.ahead else "")
+            return f"{self.plan.label}: no newest row" + (
+                f" up to a day ahead (the newest: {self.ahead})" if self.ahead else ""
+            )
         naive = " (no time zone: read as UTC)" if self.plan.column_type == "timestamp without time zone" else ""
         when = f"{age_words(self.age)} old" if self.age >= 0 else age_words(self.age)
         warn, limit = self.plan.rule.warn, age_words(self.limit.total_seconds())
@@ -514,15 +557,19 @@ class Freshness:
             text += f"; {fresh} of {self.groups} {self._group_word} within {within}"
         walked = sum(leaf.walked for leaf in self.plan.leaves)
         if self.plan.leaves:
-            text += (f"; {counted(len(self.plan.leaves), 'partition')} with rows: {walked} walked over their index, "
-                     f"{len(self.plan.leaves) - walked} small ones read whole")  # fmt: skip
+            text += (
+                f"; {counted(len(self.plan.leaves), 'partition')} with rows: {walked} walked over their index, "
+                f"{len(self.plan.leaves) - walked} small ones read whole"
+            )
         elif not (self.plan.indexed and (self.plan.group_indexed or not self.plan.group)):
             text += "; small table without an index, scanned"
         if self.plan.column_reason:
             text += f"; {quote_name(self.plan.column)} is the time column: {self.plan.column_reason}"
         if self.ahead is not None:
-            text += (f"; rows dated more than a day ahead (the newest: {self.ahead}) are not counted: check the "
-                     "feed's clock and time zone")  # fmt: skip
+            text += (
+                f"; rows dated more than a day ahead (the newest: {self.ahead}) are not counted: check the "
+                "feed's clock and time zone"
+            )
         return text
 
     @property
@@ -595,8 +642,10 @@ def _by_partition(conn: psycopg.Connection, plan: Plan, limit: float, timeouts: 
         for key, shown, age in db_probe.fetch_all(conn, query, plan.table, timeouts):
             if tuple(key) not in newest or age < newest[tuple(key)][1]:
                 newest[tuple(key)] = (shown, age)
-    stale = sorted(((key, shown, age) for key, (shown, age) in newest.items() if age > limit),
-                   key=lambda row: (-row[2], [(part is None, part or "") for part in row[0]]))  # fmt: skip
+    stale = sorted(
+        ((key, shown, age) for key, (shown, age) in newest.items() if age > limit),
+        key=lambda row: (-row[2], [(part is None, part or "") for part in row[0]]),
+    )
     return len(newest), len(stale), stale[:SHOWN_GROUPS]
 
 
@@ -672,8 +721,20 @@ def resolve(
         leaves = _leaves(conn, relation_row[1], (*keys, column), exact_limit, shown, timeouts)
         group_indexed = False  # no walk across the tree: it would probe every partition for every group
     pinned = all(key in builtin for key in keys)
-    return Plan(rule, table, column, types[column], indexed, keys, group_indexed, row_security=relation.row_security,
-                pinned=pinned, column_reason=reason, leaves=leaves, name=shown)  # fmt: skip
+    return Plan(
+        rule,
+        table,
+        column,
+        types[column],
+        indexed,
+        keys,
+        group_indexed,
+        row_security=relation.row_security,
+        pinned=pinned,
+        column_reason=reason,
+        leaves=leaves,
+        name=shown,
+    )
 
 
 def _bigness(estimate: int, size_bytes: int, exact_limit: int) -> tuple[bool, str]:
@@ -710,14 +771,20 @@ def _leaves(
         conn, _LEAVES, shown, timeouts, (list(columns), list(columns), oid)
     ):
         if kind != "r":  # a foreign partition: its rows would be fetched from another server
-            raise ProbeError("foreign", f"{shown}: partition {name} is not a table of this server ({kind}): watch "
-                             "its rows where they live, or detach it")  # fmt: skip
+            raise ProbeError(
+                "foreign",
+                f"{shown}: partition {name} is not a table of this server ({kind}): watch "
+                "its rows where they live, or detach it",
+            )
         big, size = _bigness(estimate, size_bytes, exact_limit)
         if big and not indexed:
             raise _needs_index(name, size, columns, f"each {'/'.join(columns[:-1])}'s newest row")
         if big and not readable:  # a big partition is walked over its own index, so read as itself
-            raise ProbeError("permission", f"permission denied on partition {name} of {shown} (a big one is read "
-                             f"over its own index): GRANT SELECT ON {name} TO {user}")  # fmt: skip
+            raise ProbeError(
+                "permission",
+                f"permission denied on partition {name} of {shown} (a big one is read "
+                f"over its own index): GRANT SELECT ON {name} TO {user}",
+            )
         found.append(Leaf(name, big))
     return tuple(found)
 
@@ -753,8 +820,11 @@ def _find_column(
     if len(times) == 1:  # no choice to explain
         return times[0], None
     names = {number: name for name, number in numbers.items()}
-    grouped = {names[index[-1]]: index for index in indexes if group in numbers and len(index) >= 2
-               and index[0] == numbers[group] and names.get(index[-1]) in times}  # fmt: skip
+    grouped = {
+        names[index[-1]]: index
+        for index in indexes
+        if group in numbers and len(index) >= 2 and index[0] == numbers[group] and names.get(index[-1]) in times
+    }
     if len(grouped) == 1:
         ((column, index),) = grouped.items()
         listed = ", ".join(quote_name(names[number]) if number in names else "(expression)" for number in index)

@@ -73,10 +73,17 @@ def _look(health: Health, settings: AuditSettings, setting_names: dict[str, str]
         for table in settings.tables:
             try:
                 stats = db_probe.table_stats(conn, table, settings.exact_count_limit, settings.timeouts)
-                shown = stats.shown + (f" (row-level security: only what user '{conn.info.user}' may see)"
-                                       if stats.row_security else "")  # fmt: skip
-                health.tables[table] = {"ok": True, "rows": stats.rows, "exact": stats.exact, "over": stats.over,
-                                        "row_security": stats.row_security, "shown": shown}  # fmt: skip
+                shown = stats.shown + (
+                    f" (row-level security: only what user '{conn.info.user}' may see)" if stats.row_security else ""
+                )
+                health.tables[table] = {
+                    "ok": True,
+                    "rows": stats.rows,
+                    "exact": stats.exact,
+                    "over": stats.over,
+                    "row_security": stats.row_security,
+                    "shown": shown,
+                }
             except ProbeError as exc:
                 health.tables[table] = {"ok": False, "cause": exc.cause, "error": exc.advice(setting_names)}
         for rule in settings.freshness:
@@ -93,16 +100,28 @@ def _freshness(conn, rule: freshness.FreshnessRule, settings: AuditSettings, set
         return {"ok": False, "cause": exc.cause, "error": exc.advice(setting_names)}
     warn = found.plan.rule.warn
     return {
-        "ok": found.ok, "table": found.plan.named_label, "table_name": found.plan.name, "column": found.plan.column,
-        "newest": found.newest, "age_seconds": found.age, "limit_seconds": found.limit.total_seconds(),
-        "warn_seconds": None if warn is None else warn.total_seconds(), "shown": found.evidence,
+        "ok": found.ok,
+        "table": found.plan.named_label,
+        "table_name": found.plan.name,
+        "column": found.plan.column,
+        "newest": found.newest,
+        "age_seconds": found.age,
+        "limit_seconds": found.limit.total_seconds(),
+        "warn_seconds": None if warn is None else warn.total_seconds(),
+        "shown": found.evidence,
         "groups": found.groups if found.plan.group else None,
-        "stale_groups": [group.shown for group in found.stale_groups], "stale_group_count": found.stale_group_count,
+        "stale_groups": [group.shown for group in found.stale_groups],
+        "stale_group_count": found.stale_group_count,
         "late_group_count": found.late_group_count,
-        "group_ages": [{"group": group.name, "level": level,
-                        "age_seconds": group.age if math.isfinite(group.age) else None}  # JSON has no Infinity
-                       for level, shown in (("error", found.stale_groups), ("warning", found.late_groups))
-                       for group in shown],
+        "group_ages": [
+            {
+                "group": group.name,
+                "level": level,
+                "age_seconds": group.age if math.isfinite(group.age) else None,
+            }  # JSON has no Infinity
+            for level, shown in (("error", found.stale_groups), ("warning", found.late_groups))
+            for group in shown
+        ],
         **({"error": " | ".join(found.problems)} if found.problems else {}),
         **({"warning": " | ".join(found.warnings)} if found.warnings else {}),
-    }  # fmt: skip
+    }

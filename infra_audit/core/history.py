@@ -42,8 +42,10 @@ DEFAULT_MAX_SHRINK = 0.10
 MAX_BYTES = 64 * 2**20  # some 300,000 audits; a bigger file is refused, never read in part (its newest lines last)
 FIRST_LINE_BYTES = 2**16  # the first line, read to prove the file is a history before anything is written to it
 # Where the session answered: the server's own address and port (NULL over a Unix socket) and the database.
-_ADDRESS = ("SELECT pg_catalog.current_database(), pg_catalog.host(pg_catalog.inet_server_addr()),"
-            " pg_catalog.inet_server_port()")
+_ADDRESS = (
+    "SELECT pg_catalog.current_database(), pg_catalog.host(pg_catalog.inet_server_addr()),"
+    " pg_catalog.inet_server_port()"
+)
 # The cluster: initdb's system identifier, the same for every address, service, pooler and standby that reaches it.
 _CLUSTER = "SELECT system_identifier::text FROM pg_catalog.pg_control_system()"
 
@@ -100,11 +102,17 @@ class Record:
     passed: bool
 
     def to_line(self) -> str:
-        tables = {name: {"rows": count.rows, "exact": count.exact, **({"over": True} if count.over else {})}
-                  for name, count in self.tables.items()}  # fmt: skip
+        tables = {
+            name: {"rows": count.rows, "exact": count.exact, **({"over": True} if count.over else {})}
+            for name, count in self.tables.items()
+        }
         names = {"target": self.target.url, "cluster": self.target.cluster, "address": self.target.address}
-        data = {"time": self.time, **{k: v for k, v in names.items() if v is not None}, "tables": tables,
-                "passed": self.passed}
+        data = {
+            "time": self.time,
+            **{k: v for k, v in names.items() if v is not None},
+            "tables": tables,
+            "passed": self.passed,
+        }
         return json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":")) + "\n"
 
     @classmethod
@@ -118,8 +126,10 @@ class Record:
                 raise ValueError("bad row count")
             tables[str(name)] = TableCount(rows, bool(count["exact"]), count.get("over") is True)
         names = (data["target"], data.get("cluster"), data.get("address"))
-        if not isinstance(data["time"], str) or not isinstance(names[0], str) or not all(
-            name is None or isinstance(name, str) for name in names
+        if (
+            not isinstance(data["time"], str)
+            or not isinstance(names[0], str)
+            or not all(name is None or isinstance(name, str) for name in names)
         ):
             raise ValueError("bad time or target")
         _parse_time(data["time"])
@@ -368,27 +378,39 @@ def _judged(table: str, now: TableCount, before: TableCount, when: str, max_shri
     """One table's count now against its count ``before`` (a number, or a floor), taken ``when``."""
     fewest = before.rows * (1 - max_shrink)  # the fewest rows allowed (fewer still, when before was a floor)
     if now.rows is None or (now.over and (before.over or now.rows < fewest)):
-        why = (f"it holds {now.shown} now, too few to tell whether it is within {percent(max_shrink)} of the "
-               f"{before.shown} of the last passing audit ({when}), and the planner has no current estimate: run "
-               f"ANALYZE {table} (a view has none: list the table it reads)")  # fmt: skip
+        why = (
+            f"it holds {now.shown} now, too few to tell whether it is within {percent(max_shrink)} of the "
+            f"{before.shown} of the last passing audit ({when}), and the planner has no current estimate: run "
+            f"ANALYZE {table} (a view has none: list the table it reads)"
+        )
         return Finding(table, "unknown", f"{table}: could not compare: {why}, then audit again")
     if now.live is not None and now.live < fewest <= now.rows:  # a loss since the estimate may hide behind it
-        why = (f"the planner's estimate (~{counted(now.rows, 'row')}) and PostgreSQL's statistics (~{now.live:,} live "
-               f"rows, {percent(1 - now.live / before.rows)} fewer than the {before.shown} of the last passing audit, "
-               f"{when}) disagree: rows were deleted since the last ANALYZE, or just before it in the same session "
-               f"(then counted twice): run ANALYZE {table}")  # fmt: skip
+        why = (
+            f"the planner's estimate (~{counted(now.rows, 'row')}) and PostgreSQL's statistics (~{now.live:,} live "
+            f"rows, {percent(1 - now.live / before.rows)} fewer than the {before.shown} of the last passing audit, "
+            f"{when}) disagree: rows were deleted since the last ANALYZE, or just before it in the same session "
+            f"(then counted twice): run ANALYZE {table}"
+        )
         return Finding(table, "unknown", f"{table}: could not compare: {why}, then audit again")
     if before.over and now.rows >= fewest:
-        return Finding(table, "reset", (
-            f"{table}: {now.shown} now; the last passing audit ({when}) knew only that it held {before.shown}, "
-            "which proves nothing about a loss since: these counts are the baseline from now on"
-        ))  # fmt: skip
+        return Finding(
+            table,
+            "reset",
+            (
+                f"{table}: {now.shown} now; the last passing audit ({when}) knew only that it held {before.shown}, "
+                "which proves nothing about a loss since: these counts are the baseline from now on"
+            ),
+        )
     if before.rows > 0 and now.rows < fewest:
-        return Finding(table, "shrunk", (
-            f"{table} holds {now.shown} now, {percent(1 - now.rows / before.rows)} fewer than the {before.shown} of the "
-            f"last passing audit ({when}), more than the {percent(max_shrink)} allowed (infra_max_shrink): find where "
-            f"the rows went; if they were removed on purpose, {_accepting(1 - now.rows / before.rows)}"
-        ))  # fmt: skip
+        return Finding(
+            table,
+            "shrunk",
+            (
+                f"{table} holds {now.shown} now, {percent(1 - now.rows / before.rows)} fewer than the {before.shown} of the "
+                f"last passing audit ({when}), more than the {percent(max_shrink)} allowed (infra_max_shrink): find where "
+                f"the rows went; if they were removed on purpose, {_accepting(1 - now.rows / before.rows)}"
+            ),
+        )
     return Finding(table, "ok", f"{table}: {now.shown}, was {before.shown} on {when}")
 
 
@@ -398,7 +420,9 @@ def _accepting(lost: float) -> str:
     share = math.ceil(lost * 100) + 1
     if share < 100:
         return f"pass one audit with a higher infra_max_shrink (--max-shrink={share}%)"
-    return "move the history file (infra_history) aside: no share under 100% accepts this loss, and a new history starts"
+    return (
+        "move the history file (infra_history) aside: no share under 100% accepts this loss, and a new history starts"
+    )
 
 
 def _shown_time(iso: str) -> str:

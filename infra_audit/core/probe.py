@@ -62,7 +62,7 @@ _TREE_FIGURES = (
     " coalesce(sum(pg_stat_get_mod_since_analyze(l.oid)), 0)::bigint,"
     " coalesce(sum(pg_stat_get_tuples_deleted(l.oid)), 0)::bigint"
     " FROM tree JOIN pg_class l ON l.oid = tree.oid WHERE l.relkind <> 'p'"
-)  # fmt: skip
+)
 # A view or materialized view (row_security_active says nothing of them) is filtered when a table it
 # reads at any depth is under row-level security for the role that reads it there (this session
 # through security_invoker views, else the view's owner; a superuser, a BYPASSRLS role and a table's
@@ -90,12 +90,16 @@ _VIEW_ROW_SECURITY = (
 )
 # Whether this session may read relation ``c``, and its schema-qualified name for the GRANT that would
 # let it (bare, it could name another schema's table of that name in whoever runs it).
-PRIVILEGE_COLUMNS = ("has_table_privilege(c.oid, 'SELECT'), (SELECT quote_ident(nspname) FROM pg_namespace"
-                     " WHERE oid = c.relnamespace) || '.' || quote_ident(c.relname)")  # NULL for no table
+PRIVILEGE_COLUMNS = (
+    "has_table_privilege(c.oid, 'SELECT'), (SELECT quote_ident(nspname) FROM pg_namespace"
+    " WHERE oid = c.relnamespace) || '.' || quote_ident(c.relname)"
+)  # NULL for no table
 # The plain catalog row: columns for ``Relation.read`` (``c`` in the caller's FROM).
-RELATION_COLUMNS = ("c.oid::regclass::text, c.oid, c.relkind, c.relhassubclass, c.reltuples::bigint,"
-                    " pg_relation_size(c.oid), pg_stat_get_live_tuples(c.oid), pg_stat_get_mod_since_analyze(c.oid),"
-                    " pg_stat_get_tuples_deleted(c.oid), row_security_active(c.oid)")  # fmt: skip
+RELATION_COLUMNS = (
+    "c.oid::regclass::text, c.oid, c.relkind, c.relhassubclass, c.reltuples::bigint,"
+    " pg_relation_size(c.oid), pg_stat_get_live_tuples(c.oid), pg_stat_get_mod_since_analyze(c.oid),"
+    " pg_stat_get_tuples_deleted(c.oid), row_security_active(c.oid)"
+)
 
 
 @dataclass(frozen=True)
@@ -178,14 +182,19 @@ class TableStats:
     def shown(self) -> str:
         """``340,494 rows``, ``~340,494 rows (planner estimate)`` or ``more than 100,000 rows (...)``."""
         if self.over:
-            why = ("a view has no planner estimate: list the table it reads in the table list" if self.view
-                   else f"no current planner estimate: run ANALYZE {self.table}")  # fmt: skip
+            why = (
+                "a view has no planner estimate: list the table it reads in the table list"
+                if self.view
+                else f"no current planner estimate: run ANALYZE {self.table}"
+            )
             return f"more than {counted(self.rows, 'row')} ({why})"
         if self.exact:
             return counted(self.rows, "row")
         if self.live is not None:
-            return (f"~{counted(self.rows, 'row')} (planner estimate; the statistics count ~{self.live:,} live rows: "
-                    f"run ANALYZE {self.table})")  # fmt: skip
+            return (
+                f"~{counted(self.rows, 'row')} (planner estimate; the statistics count ~{self.live:,} live rows: "
+                f"run ANALYZE {self.table})"
+            )
         return f"~{counted(self.rows, 'row')} (planner estimate)"
 
 
@@ -216,15 +225,18 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
         # would send the audit to another server than DB_URL names and the evidence shows. An explicit
         # empty value means libpq's own default instead. (PGPASSWORD, PGUSER, PGSSL* name no server;
         # a service, in the URL or PGSERVICE, names its own port and hostaddr.)
-        **{keyword: "" for keyword in ("port", "hostaddr")
-           if keyword not in given and not (given.get("service") or os.environ.get("PGSERVICE"))},
+        **{
+            keyword: ""
+            for keyword in ("port", "hostaddr")
+            if keyword not in given and not (given.get("service") or os.environ.get("PGSERVICE"))
+        },
         **({"target_session_attrs": _SESSION_ATTRS[attrs]} if attrs in _SESSION_ATTRS else {}),
         "autocommit": True,
         "prepare_threshold": None,  # a statement prepared on one pooled server connection is unknown on the next
         "connect_timeout": max(2, math.ceil(timeouts.connect)),
         "application_name": APPLICATION_NAME,
         "options": options,
-    }  # fmt: skip
+    }
     try:
         return with_deadline(
             lambda: _bound(_ping(psycopg.connect(url.raw, **kwargs)), limits, url.where),
@@ -240,8 +252,11 @@ def connect(url: DbUrl, timeouts: Timeouts) -> psycopg.Connection:
     except psycopg.Error as exc:
         # Classify libpq's own words first, then mask: a short password must not hide the cause.
         error = classify_connect_error(str(exc), url)
-        ignored = [name for name, keyword in (("PGPORT", "port"), ("PGHOSTADDR", "hostaddr"))
-                   if os.environ.get(name) and keyword in kwargs]  # fmt: skip
+        ignored = [
+            name
+            for name, keyword in (("PGPORT", "port"), ("PGHOSTADDR", "hostaddr"))
+            if os.environ.get(name) and keyword in kwargs
+        ]
         note = f" ({' and '.join(ignored)} in the environment are not used: DB_URL alone names the server)"
         message = str(error) + (note if ignored and error.cause in _NOT_FOUND else "")
         raise ProbeError(error.cause, scrub(message, url.secrets), setting=error.setting) from None
@@ -357,7 +372,7 @@ def with_deadline(work: Callable[[], T], seconds: float, *, discard: Callable[[T
     def attempt() -> None:
         try:
             outcome: object = work()
-        except BaseException as exc:  # handed to the waiting thread, re-raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, re-raised there
             outcome = exc
         with lock:
             if abandoned:
@@ -401,7 +416,8 @@ class Deadlined:
             return _Rows(with_deadline(run, self.seconds))
         except TimeoutError:
             raise ProbeError(
-                "no_answer", f"{self.what} stopped answering (nothing within {self.seconds:g} s): check its health and load"
+                "no_answer",
+                f"{self.what} stopped answering (nothing within {self.seconds:g} s): check its health and load",
             ) from None
 
 
@@ -420,34 +436,68 @@ class _Rows:
 
 _CONNECT_CAUSES: tuple[tuple[str, str, str], ...] = (
     # (cause, pattern in libpq's text, message); {user} {db} {target} {host} {socket} {detail} are filled in
-    ("auth", r"password authentication failed|role \".*\" does not exist",
-     "authentication failed for user '{user}' to database {target}: check the user name and credentials in DB_URL"),
-    ("auth", r"password is required|no password supplied|fe_sendauth",
-     "the server asks for a password and DB_URL has none for user '{user}': add it to DB_URL"),
-    ("not_allowed", r"no pg_hba\.conf entry",
-     "the server does not accept user '{user}' from this machine (no pg_hba.conf entry): ask its administrator"),
-    ("no_database", r"database \".*\" does not exist",
-     "database '{db}' does not exist on {host}: create it, or fix the database name in DB_URL"),
-    ("refused", r"Connection refused",
-     "connection refused by {host}: is PostgreSQL running and listening there? Start it, or fix host/port in DB_URL"),
-    ("host_not_found", r"failed to resolve host|could not translate host name|Name or service not known",
-     "host not found: {host} does not resolve; fix the host in DB_URL"),
-    ("no_socket", r"No such file or directory",
-     "no PostgreSQL socket at {socket}: is the server running locally? Or give a TCP host in DB_URL"),
-    ("timeout", r"timeout expired",
-     "no answer from {target} in time: check the host and port in DB_URL and the network"),
-    ("unavailable", r"starting up|shutting down|in recovery mode|not yet accepting",
-     "the server on {host} is not accepting connections yet ({detail}): try again in a moment"),
-    ("too_many", r"too many (connections|clients)|remaining connection slots",
-     "the server on {host} has no free connection slots: try later, or raise max_connections"),
-    ("pooler", r"unsupported startup parameter",
-     "the server on {host} refuses startup options ({detail}): a pooler such as PgBouncer? Add 'options' to its "
-     "ignore_startup_parameters, or point DB_URL at PostgreSQL itself"),
-    ("not_postgres", r"invalid response to SSL negotiation|received invalid response|expected authentication request",
-     "what answers at {host} is not PostgreSQL (its reply is not the PostgreSQL protocol): "
-     "check the port in DB_URL"),
-    ("ssl", r"SSL|sslmode",
-     "TLS negotiation with {host} failed ({detail}): check sslmode in DB_URL"),
+    (
+        "auth",
+        r"password authentication failed|role \".*\" does not exist",
+        "authentication failed for user '{user}' to database {target}: check the user name and credentials in DB_URL",
+    ),
+    (
+        "auth",
+        r"password is required|no password supplied|fe_sendauth",
+        "the server asks for a password and DB_URL has none for user '{user}': add it to DB_URL",
+    ),
+    (
+        "not_allowed",
+        r"no pg_hba\.conf entry",
+        "the server does not accept user '{user}' from this machine (no pg_hba.conf entry): ask its administrator",
+    ),
+    (
+        "no_database",
+        r"database \".*\" does not exist",
+        "database '{db}' does not exist on {host}: create it, or fix the database name in DB_URL",
+    ),
+    (
+        "refused",
+        r"Connection refused",
+        "connection refused by {host}: is PostgreSQL running and listening there? Start it, or fix host/port in DB_URL",
+    ),
+    (
+        "host_not_found",
+        r"failed to resolve host|could not translate host name|Name or service not known",
+        "host not found: {host} does not resolve; fix the host in DB_URL",
+    ),
+    (
+        "no_socket",
+        r"No such file or directory",
+        "no PostgreSQL socket at {socket}: is the server running locally? Or give a TCP host in DB_URL",
+    ),
+    (
+        "timeout",
+        r"timeout expired",
+        "no answer from {target} in time: check the host and port in DB_URL and the network",
+    ),
+    (
+        "unavailable",
+        r"starting up|shutting down|in recovery mode|not yet accepting",
+        "the server on {host} is not accepting connections yet ({detail}): try again in a moment",
+    ),
+    (
+        "too_many",
+        r"too many (connections|clients)|remaining connection slots",
+        "the server on {host} has no free connection slots: try later, or raise max_connections",
+    ),
+    (
+        "pooler",
+        r"unsupported startup parameter",
+        "the server on {host} refuses startup options ({detail}): a pooler such as PgBouncer? Add 'options' to its "
+        "ignore_startup_parameters, or point DB_URL at PostgreSQL itself",
+    ),
+    (
+        "not_postgres",
+        r"invalid response to SSL negotiation|received invalid response|expected authentication request",
+        "what answers at {host} is not PostgreSQL (its reply is not the PostgreSQL protocol): check the port in DB_URL",
+    ),
+    ("ssl", r"SSL|sslmode", "TLS negotiation with {host} failed ({detail}): check sslmode in DB_URL"),
 )
 
 
@@ -507,8 +557,14 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
     name, row_security = sql.SQL(found.quoted), found.row_security
     if found.estimate > exact_limit:
         (nonempty,) = fetch_one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name), table, timeouts)
-        stats = TableStats(table, found.estimate, exact=False, row_security=row_security,
-                           live=found.live_below_estimate, qualified=qualified)  # fmt: skip
+        stats = TableStats(
+            table,
+            found.estimate,
+            exact=False,
+            row_security=row_security,
+            live=found.live_below_estimate,
+            qualified=qualified,
+        )
     else:
         bounded = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS bounded").format(
             name, sql.Literal(exact_limit + 1)
@@ -516,8 +572,15 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
         (rows,) = fetch_one(conn, bounded, table, timeouts)
         nonempty = rows > 0
         exact = rows <= exact_limit
-        stats = TableStats(table, rows if exact else exact_limit, exact, row_security, over=not exact,
-                           view=found.kind == "v", qualified=qualified)  # fmt: skip
+        stats = TableStats(
+            table,
+            rows if exact else exact_limit,
+            exact,
+            row_security,
+            over=not exact,
+            view=found.kind == "v",
+            qualified=qualified,
+        )
     if not nonempty and row_security:
         raise ProbeError(
             "empty",
@@ -532,8 +595,10 @@ def table_stats(conn: psycopg.Connection, table: str, exact_limit: int, timeouts
 
 def row_security_warning(table: str, user: str) -> str:
     """What a check says when its numbers may be of part of a table."""
-    return (f"row-level security may filter what user '{user}' sees of {table} (it is on for the table, or for a "
-            "table it reads), so these numbers may be of part of it: audit as a role with BYPASSRLS")  # fmt: skip
+    return (
+        f"row-level security may filter what user '{user}' sees of {table} (it is on for the table, or for a "
+        "table it reads), so these numbers may be of part of it: audit as a role with BYPASSRLS"
+    )
 
 
 def fetch_one(
@@ -551,7 +616,11 @@ def fetch_all(
 
 
 def _fetch(
-    conn: psycopg.Connection, query: sql.Composable | str, table: str, timeouts: Timeouts, params: tuple,
+    conn: psycopg.Connection,
+    query: sql.Composable | str,
+    table: str,
+    timeouts: Timeouts,
+    params: tuple,
     fetch: Callable[[psycopg.Cursor], T],
 ) -> T:
     """One query's rows, bounded by the server's timeouts AND by our own clock.
@@ -562,11 +631,17 @@ def _fetch(
     query on it is "locked" at once, so one audit waits on one lock once.
     """
     if conn in _STUCK:
-        raise ProbeError("no_answer", f"not checked: the connection is still waiting for the server's answer on "
-                         f"table '{_STUCK[conn]}' (see that table): check the server's health and load")
+        raise ProbeError(
+            "no_answer",
+            f"not checked: the connection is still waiting for the server's answer on "
+            f"table '{_STUCK[conn]}' (see that table): check the server's health and load",
+        )
     if table in _LOCKED.get(conn, ()):
-        raise ProbeError("locked", f"table '{table}' was locked by another session when this run read it before "
-                         "(waited once, see that table): find the holder in pg_locks / pg_stat_activity, then retry")
+        raise ProbeError(
+            "locked",
+            f"table '{table}' was locked by another session when this run read it before "
+            "(waited once, see that table): find the holder in pg_locks / pg_stat_activity, then retry",
+        )
     try:
         rows = with_deadline(lambda: _run(conn, lambda c: fetch(c.execute(query, params))), timeouts.answer)
     except TimeoutError:

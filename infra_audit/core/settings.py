@@ -48,37 +48,83 @@ class Setting:
 
 SETTINGS = (
     Setting("project_root", "infra_project_root", "--project-root", "project root to audit (default: the rootdir)", ""),
-    Setting("tables", "infra_tables", "--tables",
-            'tables that must exist and be non-empty (space separated; "Quoted Name" for a name with spaces)',
-            "market_data assets"),
-    Setting("required_paths", "infra_required_paths", "--required-paths", "paths that must exist in the project root",
-            "docs/"),
-    Setting("connect_timeout", "infra_connect_timeout", "--connect-timeout", "seconds allowed to connect and SELECT 1",
-            "3"),
+    Setting(
+        "tables",
+        "infra_tables",
+        "--tables",
+        'tables that must exist and be non-empty (space separated; "Quoted Name" for a name with spaces)',
+        "market_data assets",
+    ),
+    Setting(
+        "required_paths",
+        "infra_required_paths",
+        "--required-paths",
+        "paths that must exist in the project root",
+        "docs/",
+    ),
+    Setting(
+        "connect_timeout", "infra_connect_timeout", "--connect-timeout", "seconds allowed to connect and SELECT 1", "3"
+    ),
     Setting("query_timeout", "infra_query_timeout", "--query-timeout", "seconds allowed for each query", "5"),
-    Setting("exact_count_limit", "infra_exact_count_limit", "--exact-count-limit",
-            "tables up to this many rows are counted exactly; bigger ones report the planner's estimate", "100000"),
-    Setting("report_dir", "infra_report_dir", "--report-dir",
-            "folder for the HTML report written by default (infra-audit-<timestamp>.html; relative to the rootdir; "
-            "empty: none); --html PATH writes it elsewhere instead", "reports"),
-    Setting("project_name", "infra_project_name", "--project-name",
-            "the audited project's name in the report title (default: the root's folder name)", ""),
-    Setting("freshness", "infra_freshness", "--freshness",
-            "tables whose newest row must be recent: TABLE[.COLUMN]=AGE ..., AGE like 90s, 15m, 6h, 3d",
-            "market_data=3d"),
-    Setting("freshness_group", "infra_freshness_group", "--freshness-group",
-            "column whose every value (each symbol) must be fresh too; empty: only the table's newest row",
-            "symbol"),
-    Setting("history", "infra_history", "--history",
-            "file each audit appends its row counts to (relative to the rootdir); a CI job may bring the last one",
-            "reports/infra-history.jsonl"),
-    Setting("max_shrink", "infra_max_shrink", "--max-shrink",
-            "the share of rows a table may lose since the last passing audit: a percentage, or a fraction like 0.1",
-            "10%"),
-    Setting("health_check", "infra_health_check", "--health-check",
-            "the health check that \"health check passes\" runs, as a script relative to the project root run "
-            "with the audit's python (empty: the installed infra-health-check)", ""),
-)  # fmt: skip
+    Setting(
+        "exact_count_limit",
+        "infra_exact_count_limit",
+        "--exact-count-limit",
+        "tables up to this many rows are counted exactly; bigger ones report the planner's estimate",
+        "100000",
+    ),
+    Setting(
+        "report_dir",
+        "infra_report_dir",
+        "--report-dir",
+        "folder for the HTML report written by default (infra-audit-<timestamp>.html; relative to the rootdir; "
+        "empty: none); --html PATH writes it elsewhere instead",
+        "reports",
+    ),
+    Setting(
+        "project_name",
+        "infra_project_name",
+        "--project-name",
+        "the audited project's name in the report title (default: the root's folder name)",
+        "",
+    ),
+    Setting(
+        "freshness",
+        "infra_freshness",
+        "--freshness",
+        "tables whose newest row must be recent: TABLE[.COLUMN]=AGE ..., AGE like 90s, 15m, 6h, 3d",
+        "market_data=3d",
+    ),
+    Setting(
+        "freshness_group",
+        "infra_freshness_group",
+        "--freshness-group",
+        "column whose every value (each symbol) must be fresh too; empty: only the table's newest row",
+        "symbol",
+    ),
+    Setting(
+        "history",
+        "infra_history",
+        "--history",
+        "file each audit appends its row counts to (relative to the rootdir); a CI job may bring the last one",
+        "reports/infra-history.jsonl",
+    ),
+    Setting(
+        "max_shrink",
+        "infra_max_shrink",
+        "--max-shrink",
+        "the share of rows a table may lose since the last passing audit: a percentage, or a fraction like 0.1",
+        "10%",
+    ),
+    Setting(
+        "health_check",
+        "infra_health_check",
+        "--health-check",
+        'the health check that "health check passes" runs, as a script relative to the project root run '
+        "with the audit's python (empty: the installed infra-health-check)",
+        "",
+    ),
+)
 BY_KEY = {setting.key: setting for setting in SETTINGS}
 
 
@@ -212,8 +258,9 @@ def names(text: str) -> tuple[str, ...]:
     """Space- or comma-separated names; a double-quoted identifier (``"Market Data"``) stays whole."""
     found = tuple(match.group(0) for match in _NAME.finditer(text))
     if "".join(found).count('"') != text.count('"'):
-        raise SettingsError(f"unbalanced double quote in '{text}': quote a name with spaces as \"Market Data\"",
-                            setting="tables")  # fmt: skip
+        raise SettingsError(
+            f"unbalanced double quote in '{text}': quote a name with spaces as \"Market Data\"", setting="tables"
+        )
     return found
 
 
@@ -238,5 +285,7 @@ def number(raw: Mapping[str, str], key: str, kind: type, minimum: float, maximum
         value = None
     if value is None or not math.isfinite(value) or not minimum <= value <= maximum:
         upper = f" and <= {maximum:g}" if math.isfinite(maximum) else ""
-        raise SettingsError(f"the {key.replace('_', ' ')} must be a number >= {minimum:g}{upper}, got '{text}'", setting=key)
+        raise SettingsError(
+            f"the {key.replace('_', ' ')} must be a number >= {minimum:g}{upper}, got '{text}'", setting=key
+        )
     return value

@@ -135,8 +135,9 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     # C: so "not a git repository" can be recognised; no optional locks: a read must not refresh the index
     env.update(LC_ALL="C", GIT_DISCOVERY_ACROSS_FILESYSTEM="1", GIT_OPTIONAL_LOCKS="0")
     try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=GIT_TIMEOUT_S, env=env,
-                              check=False)
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, timeout=GIT_TIMEOUT_S, env=env, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"git {args[0]} took over {GIT_TIMEOUT_S}s in {root}; retry when git is responsive") from exc
 
@@ -167,8 +168,10 @@ def git_changed(root: Path, rel: str) -> str | None:
         committed = _git(root, "rev-parse", "--verify", "--quiet", "HEAD").returncode == 0
         proc = _git(root, "diff", "--quiet", "--no-ext-diff", *(["HEAD"] if committed else []), "--", rel)
     except FileNotFoundError as exc:
-        raise GitError(f"git is not installed (not on PATH), so {root / rel} cannot be compared with git's copy; "
-                       "install git, then run again") from exc
+        raise GitError(
+            f"git is not installed (not on PATH), so {root / rel} cannot be compared with git's copy; "
+            "install git, then run again"
+        ) from exc
     if proc.returncode not in (0, 1):
         message = proc.stderr.decode(errors="replace").strip()
         raise GitError(f"git diff failed in {root}: {message.splitlines()[0] if message else proc.returncode}")
@@ -180,9 +183,11 @@ def _untracked_unless_in_a_repository(root: Path, git_problem: str) -> frozenset
     folder = Path(os.path.realpath(root))
     for place in (folder, *folder.parents):
         if os.path.lexists(place / ".git"):
-            raise GitError(f"{place / '.git'} makes {root} part of a git repository, but git {git_problem}; "
-                           "without git's list of tracked files nothing can move safely: install git or "
-                           "repair the repository, then run again")
+            raise GitError(
+                f"{place / '.git'} makes {root} part of a git repository, but git {git_problem}; "
+                "without git's list of tracked files nothing can move safely: install git or "
+                "repair the repository, then run again"
+            )
     return frozenset()
 
 
@@ -198,20 +203,25 @@ def scan_root(root: Path, tracked: frozenset[str] | None = None) -> Scan:
     gitignore, overwritten = _gitignore(root, tracked)
     candidates = cfg + gitignore + _lib(root, "lib", tracked) + _lib64(root, tracked) + _include(root, tracked)
     if home is None or creator is None:
-        unproven = [c for c in candidates + _bin_files(root, tracked, None, {})
-                    if c.shaped and c.artifact.path in SUSPECT_WITHOUT_PROOF]
+        unproven = [
+            c
+            for c in candidates + _bin_files(root, tracked, None, {})
+            if c.shaped and c.artifact.path in SUSPECT_WITHOUT_PROOF
+        ]
         return Scan(root, None, (), tuple(_unproven(c) for c in unproven), overwritten=overwritten)
     installed = _installed(root)
     candidates += _cachedir_tag(root, tracked, creator) + _uv_lock(root, tracked, creator)
     candidates += _pip_installed(root, tracked, installed)
     candidates += _collapse_bin(_bin_files(root, tracked, creator, installed))
     artifacts = tuple(c.artifact for c in candidates if c.movable)
-    return Scan(root, home, artifacts, tuple(c.artifact for c in candidates if not c.movable), creator.name,
-                overwritten)
+    return Scan(
+        root, home, artifacts, tuple(c.artifact for c in candidates if not c.movable), creator.name, overwritten
+    )
 
 
-def in_use(root: Path, artifacts: Iterable[str], prefix: str | None = None,
-           environ: Mapping[str, str] | None = None) -> str | None:
+def in_use(
+    root: Path, artifacts: Iterable[str], prefix: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
     """Why the venv made in ``root`` is not orphaned: the Python running this lives there
     (``sys.prefix``, or ``prefix``), it is the active venv (``VIRTUAL_ENV``), or another process runs
     from its ``artifacts`` (root-relative paths); None when none of these.
@@ -264,8 +274,9 @@ def _process_paths(pid: str, environ: dict[bytes, bytes]) -> Iterator[str]:
     """The paths process ``pid`` runs from: its program as started, its open and mapped files."""
     proc = f"/proc/{pid}"
     with contextlib.suppress(OSError):
-        program = _started_as(proc, os.fsdecode(Path(f"{proc}/cmdline").read_bytes().split(b"\0", 1)[0]),
-                              environ.get(b"PATH", b""))
+        program = _started_as(
+            proc, os.fsdecode(Path(f"{proc}/cmdline").read_bytes().split(b"\0", 1)[0]), environ.get(b"PATH", b"")
+        )
         if program:  # its folder resolved, not the program: bin/python is a link to the base python
             yield os.path.join(os.path.realpath(os.path.dirname(program)), os.path.basename(program))
     with contextlib.suppress(OSError):
@@ -402,8 +413,11 @@ def _pyvenv_cfg(root: Path, tracked: frozenset[str]) -> tuple[str | None, _Creat
         return None, None, []
     kind = _kind(st)
     if not stat.S_ISREG(st.st_mode):
-        return None, None, [_cand("pyvenv.cfg", kind, f"is a {kind}, not a file; not read, so it proves no venv",
-                                  False)]
+        return (
+            None,
+            None,
+            [_cand("pyvenv.cfg", kind, f"is a {kind}, not a file; not read, so it proves no venv", False)],
+        )
     cfg = _parse_cfg(_head(root / "pyvenv.cfg", CFG_BYTES).decode("utf-8", "replace"))
     home = cfg.get("home")
     if not home:
@@ -440,8 +454,10 @@ def _gitignore(root: Path, tracked: frozenset[str]) -> tuple[list[_Candidate], t
     if source is None:
         return [], ()  # the project tracks this very text: its own choice
     fix = shlex.join(["git", "-C", str(root), "checkout", *(["HEAD"] if source == "HEAD" else []), "--", ".gitignore"])
-    evidence = (f"git-tracked, overwritten with what {writer} writes: {hides}; fix: {fix} (gives back the copy of "
-                f"{source}; the fixer never rewrites a tracked file)")
+    evidence = (
+        f"git-tracked, overwritten with what {writer} writes: {hides}; fix: {fix} (gives back the copy of "
+        f"{source}; the fixer never rewrites a tracked file)"
+    )
     return [], (Artifact(".gitignore", "file", evidence),)
 
 
@@ -486,7 +502,7 @@ def _installed(root: Path) -> dict[str, _Installed]:
                 rel = os.path.relpath(path, base)
                 if rel.startswith(("..", "lib/", "lib64/")) or os.path.isabs(rel):
                     continue
-                installed[rel] = _Installed(row[1][len("sha256="):], os.path.relpath(record, base), installer)
+                installed[rel] = _Installed(row[1][len("sha256=") :], os.path.relpath(record, base), installer)
     return installed
 
 
@@ -529,12 +545,18 @@ def _pip_installed(root: Path, tracked: frozenset[str], installed: dict[str, _In
     listed with its content; a suspect when the venv's installer put files in but other files are there too."""
     known = {"pyvenv.cfg", ".gitignore", "CACHEDIR.TAG", ".lock", "bin", "lib", "lib64", "include"}
     tops = sorted({rel.split("/", 1)[0] for rel in installed} - known)
-    return [c for top in tops if top not in NEVER and not top.startswith(ARCHIVE_PREFIX)
-            for c in [_installed_entry(root, top, tracked, installed)] if c is not None]
+    return [
+        c
+        for top in tops
+        if top not in NEVER and not top.startswith(ARCHIVE_PREFIX)
+        for c in [_installed_entry(root, top, tracked, installed)]
+        if c is not None
+    ]
 
 
-def _installed_entry(root: Path, top: str, tracked: frozenset[str],
-                     installed: dict[str, _Installed]) -> _Candidate | None:
+def _installed_entry(
+    root: Path, top: str, tracked: frozenset[str], installed: dict[str, _Installed]
+) -> _Candidate | None:
     """One top-level entry a RECORD points into, judged file by file."""
     st = _lstat(root / top)
     if st is None:
@@ -544,13 +566,22 @@ def _installed_entry(root: Path, top: str, tracked: frozenset[str],
         return None  # none of the installer's files is here (removed since): what is left is the project's
     named = listed + changed
     records = sorted({installed[rel].record for rel in named})
-    evidence = (f"{len(named)} file(s) installed by {installed[named[0]].installer}, each listed with its sha256 in "
-                f"{', '.join(records)}")
+    evidence = (
+        f"{len(named)} file(s) installed by {installed[named[0]].installer}, each listed with its sha256 in "
+        f"{', '.join(records)}"
+    )
     n_tracked = _tracked_under(top, tracked)
     if not changed and not other and not n_tracked:
         return _cand(top, _kind(st), evidence, True)
-    why = [f"{n} {what}" for n, what in ((len(changed), "changed since (content differs from its RECORD)"),
-                                         (len(other), "other file(s)"), (n_tracked, "git-tracked path(s)")) if n]
+    why = [
+        f"{n} {what}"
+        for n, what in (
+            (len(changed), "changed since (content differs from its RECORD)"),
+            (len(other), "other file(s)"),
+            (n_tracked, "git-tracked path(s)"),
+        )
+        if n
+    ]
     return _cand(top, _kind(st), f"{evidence}, but {' and '.join(why)} under it; not movable", False)
 
 
@@ -580,7 +611,9 @@ def _only_site_packages(path: Path) -> bool:
     """lib/ shape: one or more pythonX.Y/ folders, each holding only site-packages/."""
     names = _names(path)
     return bool(names) and all(
-        PY_DIR.fullmatch(n) and _is_real_dir(path / n) and _names(path / n) == ["site-packages"]
+        PY_DIR.fullmatch(n)
+        and _is_real_dir(path / n)
+        and _names(path / n) == ["site-packages"]
         and _is_real_dir(path / n / "site-packages")
         for n in names
     )
@@ -592,8 +625,7 @@ def _only_headers(path: Path) -> bool:
     if names is None:
         return False
     return all(
-        _is_real_dir(path / n) and (PY_DIR.fullmatch(n) or (n == "site" and _only_py_dirs(path / n)))
-        for n in names
+        _is_real_dir(path / n) and (PY_DIR.fullmatch(n) or (n == "site" and _only_py_dirs(path / n))) for n in names
     )
 
 
@@ -687,14 +719,15 @@ def _bin_evidence(path: Path, st: os.stat_result, prefixes: set[bytes], creator:
         return f"{creator.kind} writes it beside its activation scripts (venv config by {creator.name})"
     interpreter = _shebang_interpreter(head)
     for prefix in prefixes:
-        name = interpreter[len(prefix):] if interpreter and interpreter.startswith(prefix) else b""
+        name = interpreter[len(prefix) :] if interpreter and interpreter.startswith(prefix) else b""
         if INTERPRETER.fullmatch(os.fsdecode(name)):
             return f"entry point; shebang runs {os.fsdecode(interpreter)}"
     return None
 
 
-def _bin_files(root: Path, tracked: frozenset[str], creator: _Creator | None,
-               installed: dict[str, _Installed]) -> list[_Candidate]:
+def _bin_files(
+    root: Path, tracked: frozenset[str], creator: _Creator | None, installed: dict[str, _Installed]
+) -> list[_Candidate]:
     """Every entry of a real, untracked bin/; movable only when the venv (its creator, or its installer) made it."""
     if "bin" in tracked or not _is_real_dir(root / "bin"):
         return []
@@ -705,8 +738,14 @@ def _bin_files(root: Path, tracked: frozenset[str], creator: _Creator | None,
     return [_bin_candidate(root, f"bin/{name}", tracked, prefixes, creator, installed) for name in names]
 
 
-def _bin_candidate(root: Path, rel: str, tracked: frozenset[str], prefixes: set[bytes], creator: _Creator | None,
-                   installed: dict[str, _Installed]) -> _Candidate:
+def _bin_candidate(
+    root: Path,
+    rel: str,
+    tracked: frozenset[str],
+    prefixes: set[bytes],
+    creator: _Creator | None,
+    installed: dict[str, _Installed],
+) -> _Candidate:
     """One bin/ entry: git-tracked or evidence-less entries are the project's."""
     st = _lstat(root / rel)
     if st is None or _tracked_under(rel, tracked):

@@ -80,6 +80,7 @@ class Outcome:
 
 # --- fingerprints: what restore checks before it moves anything back ---------------------------
 
+
 def fingerprint(path: Path) -> dict:
     """Kind, mode, size, link target and sha256 (a Merkle digest for folders), without following links."""
     st = os.lstat(path)
@@ -149,6 +150,7 @@ def _dir_print(path: Path, mode: int) -> dict:
 
 # --- moving without ever overwriting or copying ---------------------------------------------------
 
+
 def _load_renameat2():
     """libc's renameat2, or None where the platform has none."""
     try:
@@ -190,6 +192,7 @@ def _error_text(exc: OSError) -> str:
 
 # --- the manifest: written before every move -----------------------------------------------------
 
+
 def save_manifest(archive: Path, manifest: dict) -> None:
     """Replace the manifest whole (temporary file, fsync, rename, fsync the folder), so a crash leaves
     the old or the new one."""
@@ -199,7 +202,9 @@ def save_manifest(archive: Path, manifest: dict) -> None:
 def load_manifest(archive: Path) -> dict:
     """Read and sanity-check an archive's manifest; every problem is a ArchiveError line."""
     if not archive.is_dir():
-        raise ArchiveError(f"archive {archive} does not exist; pass the _archive_venv_cleanup_* folder a cleanup created")
+        raise ArchiveError(
+            f"archive {archive} does not exist; pass the _archive_venv_cleanup_* folder a cleanup created"
+        )
     if os.path.islink(archive / MANIFEST) or (archive / MANIFEST).exists() and not (archive / MANIFEST).is_file():
         raise ArchiveError(f"{archive / MANIFEST} is not a regular file (a link?); restore by hand from the folder")
     try:
@@ -225,14 +230,20 @@ def _valid_entry(entry: object) -> bool:
     if not isinstance(entry, dict):
         return False
     paths = [entry.get("source"), entry.get("destination")]
-    return all(isinstance(p, str) and Path(p).parts and not Path(p).is_absolute() and ".." not in Path(p).parts
-               for p in paths)
+    return all(
+        isinstance(p, str) and Path(p).parts and not Path(p).is_absolute() and ".." not in Path(p).parts for p in paths
+    )
 
 
 def plan_entry(root: Path, artifact: Artifact) -> dict:
     """A manifest entry: where it goes, its fingerprint and evidence; 'failed' if it cannot be read."""
-    entry = {"source": artifact.path, "destination": artifact.path, "evidence": artifact.evidence,
-             "status": "planned", "error": None}
+    entry = {
+        "source": artifact.path,
+        "destination": artifact.path,
+        "evidence": artifact.evidence,
+        "status": "planned",
+        "error": None,
+    }
     try:
         entry.update(fingerprint(root / artifact.path))
     except OSError as exc:
@@ -241,6 +252,7 @@ def plan_entry(root: Path, artifact: Artifact) -> dict:
 
 
 # --- cleanup ----------------------------------------------------------------------------------------
+
 
 def make_archive(root: Path, now: datetime) -> Path:
     """A new archive folder made with exclusive creation; same-second runs get a suffix."""
@@ -296,9 +308,15 @@ def clean(root: Path, dry_run: bool, report: Report) -> Outcome:
 
 def _clean(root: Path, dry_run: bool, report: Report) -> Outcome:
     scan = scan_root(root)
-    outcome = Outcome("dry-run" if dry_run else "clean", str(root), venv_home=scan.venv_home, creator=scan.creator,
-                      artifacts=[asdict(a) for a in scan.artifacts], suspects=[asdict(a) for a in scan.suspects],
-                      overwritten=[asdict(a) for a in scan.overwritten])
+    outcome = Outcome(
+        "dry-run" if dry_run else "clean",
+        str(root),
+        venv_home=scan.venv_home,
+        creator=scan.creator,
+        artifacts=[asdict(a) for a in scan.artifacts],
+        suspects=[asdict(a) for a in scan.suspects],
+        overwritten=[asdict(a) for a in scan.overwritten],
+    )
     why = in_use(root, [a.path for a in scan.artifacts]) if scan.artifacts else None
     if why is not None:  # the one line, and nothing moves: not even in a dry run is this a plan
         outcome.unresolved = True
@@ -355,8 +373,14 @@ def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> No
     before = kept_snapshot(root, scan, _archive_names(root))
     entries = [plan_entry(root, a) for a in move_order(scan.artifacts)]  # before mkdir: a crash leaves no folder
     archive = make_archive(root, datetime.now(timezone.utc))
-    manifest = {"format": MANIFEST_FORMAT, "tool": "tools/cleanup_root.py", "root": str(root),
-                "created": datetime.now(timezone.utc).isoformat(), "venv_home": scan.venv_home, "entries": entries}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "tool": "tools/cleanup_root.py",
+        "root": str(root),
+        "created": datetime.now(timezone.utc).isoformat(),
+        "venv_home": scan.venv_home,
+        "entries": entries,
+    }
     try:
         save_manifest(archive, manifest)
     except BaseException:
@@ -373,9 +397,13 @@ def _archive_all(root: Path, scan: Scan, outcome: Outcome, report: Report) -> No
         problems = statuses.count("failed") + _verify(root, scan, before, archive, report)
     if problems:
         outcome.unresolved = True
-    report.say("summary", "", f"moved {statuses.count('moved')}, failed {statuses.count('failed')}, "
-               f"held {statuses.count('held')}, suspects {len(scan.suspects)}"
-               + (f"; {_needs_a_human(scan)}" if scan.overwritten else ""))
+    report.say(
+        "summary",
+        "",
+        f"moved {statuses.count('moved')}, failed {statuses.count('failed')}, "
+        f"held {statuses.count('held')}, suspects {len(scan.suspects)}"
+        + (f"; {_needs_a_human(scan)}" if scan.overwritten else ""),
+    )
 
 
 @contextlib.contextmanager
@@ -387,8 +415,9 @@ def root_lock(root: Path) -> Iterator[None]:
         try:
             fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ArchiveError(f"another cleanup_root.py run is working in {root}; wait for it to end, then run again") \
-                from None
+            raise ArchiveError(
+                f"another cleanup_root.py run is working in {root}; wait for it to end, then run again"
+            ) from None
         yield
     finally:
         os.close(folder)
@@ -400,14 +429,19 @@ def stops_named(archive: Path, work: str, advice: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        raise ArchiveStopped(f"interrupted after {work} began: {archive.name} holds what moved and its manifest; "
-                             + advice, archive=str(archive), interrupted=True) from None
+        raise ArchiveStopped(
+            f"interrupted after {work} began: {archive.name} holds what moved and its manifest; " + advice,
+            archive=str(archive),
+            interrupted=True,
+        ) from None
     except ArchiveStopped:
         raise
     except (OSError, InfraError) as exc:
         cause = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-        raise ArchiveStopped(f"stopped after {work} began ({cause}): {archive.name} holds what moved and its "
-                             f"manifest; {advice}", archive=str(archive)) from None
+        raise ArchiveStopped(
+            f"stopped after {work} began ({cause}): {archive.name} holds what moved and its manifest; {advice}",
+            archive=str(archive),
+        ) from None
 
 
 def _archive_names(root: Path) -> set[str]:
@@ -464,6 +498,7 @@ def _verify(root: Path, scan: Scan, before: dict[str, tuple], archive: Path, rep
 
 # --- restore -------------------------------------------------------------------------------------
 
+
 def restore(archive: Path, report: Report, root: Path | None = None) -> Outcome:
     """Move every archived entry back into the manifest's root, never overwriting.
 
@@ -504,19 +539,29 @@ def restore_target(archive: Path, recorded: Path, given: Path | None) -> tuple[P
     if given is not None and os.path.realpath(given) != str(real_root):
         raise ArchiveError(f"--root {given} is not the root this archive was made in ({recorded}); nothing restored")
     if real_archive.parent != real_root:
-        raise ArchiveError(f"archive {archive} is at {real_archive}, not directly inside its root {recorded} "
-                         "(moved?); move it back into that root, then restore; nothing restored")
+        raise ArchiveError(
+            f"archive {archive} is at {real_archive}, not directly inside its root {recorded} "
+            "(moved?); move it back into that root, then restore; nothing restored"
+        )
     return recorded, recorded / real_archive.name
 
 
 def _restore_entry(root: Path, archive: Path, manifest: dict, entry: dict, report: Report) -> None:
     """Put one entry back if the archived copy still matches its fingerprint and nothing is in its place."""
     src, dst, name = archive / entry["destination"], root / entry["source"], entry["source"]
-    problem = _linked_parent(root, entry["source"]) or _linked_parent(archive, entry["destination"]) \
+    problem = (
+        _linked_parent(root, entry["source"])
+        or _linked_parent(archive, entry["destination"])
         or _restore_problem(src, dst, entry)
+    )
     if problem == "in place":
-        report.say("in-place", name, "was never moved; still at its place" if entry["status"] == "planned"
-                   else "already back at its place, as archived (an earlier restore stopped before saying so)")
+        report.say(
+            "in-place",
+            name,
+            "was never moved; still at its place"
+            if entry["status"] == "planned"
+            else "already back at its place, as archived (an earlier restore stopped before saying so)",
+        )
         entry["status"] = "restored"
     elif problem:
         report.say("REFUSED", name, problem)

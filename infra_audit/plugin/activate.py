@@ -68,7 +68,7 @@ class _Signals:
 
     def _interrupt(self, signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one (a group kill and its forwarder)
-        raise KeyboardInterrupt                        # would break the write-up of the first
+        raise KeyboardInterrupt  # would break the write-up of the first
 
     def _note(self, signum: int, frame: object) -> None:
         if self.session is not None:

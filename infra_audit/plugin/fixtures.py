@@ -107,7 +107,9 @@ def db_attempt(
 
 
 @pytest.fixture(scope="session")
-def db(pytestconfig: pytest.Config, db_attempt: Attempt[psycopg.Connection], db_url_attempt: Attempt) -> psycopg.Connection:
+def db(
+    pytestconfig: pytest.Config, db_attempt: Attempt[psycopg.Connection], db_url_attempt: Attempt
+) -> psycopg.Connection:
     """The session's read-only connection; fails (without waiting again) when it could not be opened."""
     if db_url_attempt.error is not None:
         return db_attempt.get(_no_db_url(pytestconfig))

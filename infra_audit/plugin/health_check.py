@@ -67,7 +67,9 @@ class HealthCheckRun:
 
 def _failed_parts(outcome: dict) -> list[str]:
     parts = [*outcome.get("tables", {}).items(), *outcome.get("freshness", {}).items()]
-    return [f"{name}: {result.get('error')}" for name, result in parts if isinstance(result, dict) and not result.get("ok")]
+    return [
+        f"{name}: {result.get('error')}" for name, result in parts if isinstance(result, dict) and not result.get("ok")
+    ]
 
 
 class HealthCheckProcess:
@@ -76,29 +78,50 @@ class HealthCheckProcess:
     def __init__(self, project_root: Path, settings: AuditSettings) -> None:
         timeouts = settings.timeouts
         flags = [
-            "--root", str(project_root), "--tables", " ".join(settings.tables),
-            "--connect-timeout", str(timeouts.connect), "--query-timeout", str(timeouts.query),
-            "--exact-count-limit", str(settings.exact_count_limit),
-            "--freshness", " ".join(rule.text for rule in settings.freshness),
-            "--freshness-group", settings.freshness_group or "", "--json",
-        ]  # fmt: skip
+            "--root",
+            str(project_root),
+            "--tables",
+            " ".join(settings.tables),
+            "--connect-timeout",
+            str(timeouts.connect),
+            "--query-timeout",
+            str(timeouts.query),
+            "--exact-count-limit",
+            str(settings.exact_count_limit),
+            "--freshness",
+            " ".join(rule.text for rule in settings.freshness),
+            "--freshness-group",
+            settings.freshness_group or "",
+            "--json",
+        ]
         if settings.health_check is not None:
-            command, typed = [sys.executable, str(settings.health_check)], ["python3", _relative(settings.health_check, project_root)]
+            command, typed = (
+                [sys.executable, str(settings.health_check)],
+                ["python3", _relative(settings.health_check, project_root)],
+            )
         else:
             installed = Path(sys.executable).with_name("infra-health-check")
-            command = [str(installed)] if installed.is_file() else [sys.executable, "-m", "infra_audit.cli.health_check"]
+            command = (
+                [str(installed)] if installed.is_file() else [sys.executable, "-m", "infra_audit.cli.health_check"]
+            )
             typed = ["infra-health-check"]
         self.shown = shlex.join([*typed, *flags])
         # a rule with a warning age walks its groups twice
         queries = len(settings.tables) * 3 + sum(3 + (rule.warn is not None) for rule in settings.freshness) + 2
         self.deadline = time.monotonic() + timeouts.connect + queries * timeouts.answer + START_UP_ALLOWANCE_S
-        self._missing = None if settings.health_check is None or settings.health_check.is_file() else settings.health_check
+        self._missing = (
+            None if settings.health_check is None or settings.health_check.is_file() else settings.health_check
+        )
         self._process = None
         if self._missing is None:
             self._process = subprocess.Popen(
-                [*command, *flags], cwd=project_root, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
+                [*command, *flags],
+                cwd=project_root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
 
     def result(self) -> HealthCheckRun:
         if self._process is None:

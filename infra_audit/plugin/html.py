@@ -262,10 +262,14 @@ def _crash_html(crashes: list[tuple[str, str]]) -> str:
     """What crashed, each traceback folded (it is for the audit's authors, not the ticket's reader)."""
     if not crashes:
         return ""
-    items = "".join(f'<details class="infra-crash"><summary>{html.escape(what)}</summary><pre>{html.escape(text)}</pre>'
-                    "</details>" for what, text in crashes)  # fmt: skip
-    return (f"<h2>Crashes: bugs in the audit, with their tracebacks</h2><p>Report these to the audit's authors; "
-            f"the checks above say what they could and could not check.</p>{items}")  # fmt: skip
+    items = "".join(
+        f'<details class="infra-crash"><summary>{html.escape(what)}</summary><pre>{html.escape(text)}</pre></details>'
+        for what, text in crashes
+    )
+    return (
+        f"<h2>Crashes: bugs in the audit, with their tracebacks</h2><p>Report these to the audit's authors; "
+        f"the checks above say what they could and could not check.</p>{items}"
+    )
 
 
 def _crashes(session: pytest.Session) -> list[tuple[str, str]]:
@@ -300,7 +304,9 @@ def page(session: pytest.Session) -> str:
     verdict = html.escape(counts_line(config, results, session.exitstatus))
     parts.append(f'<p class="infra-verdict infra-{overall}"><strong>Audit {overall}</strong>: {verdict}</p>')
     if results:
-        rows = "".join(_check_row(result, any(f"::{result.test} (" in what for what, _ in crashes)) for result in results)
+        rows = "".join(
+            _check_row(result, any(f"::{result.test} (" in what for what, _ in crashes)) for result in results
+        )
         parts.append(
             '<table class="infra-checks"><thead><tr><th>Check</th><th>Result</th>'
             f"<th>Evidence, warnings, cause and fix</th></tr></thead><tbody>{rows}</tbody></table>"
@@ -326,8 +332,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, page(session).encode("utf-8", "backslashreplace"))
     except Exception as exc:  # noqa: BLE001 - a disk that filled up, or a bug: one line and a failed run, not a traceback
-        why = (exc.strerror if isinstance(exc, OSError) and exc.strerror
-               else str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {exc}")  # fmt: skip
+        why = (
+            exc.strerror
+            if isinstance(exc, OSError) and exc.strerror
+            else str(exc)
+            if isinstance(exc, RuntimeError)
+            else f"{type(exc).__name__}: {exc}"
+        )
         config.stash[UNWRITTEN] = safe(config, f"the HTML report was not written to {text}: {why}")
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -38,8 +38,16 @@ from infra_audit.plugin.report import (
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 ICONS = {PASSED: "✅", FAILED: "❌", NOT_CHECKED: "⚠️", NOT_RUN: "⏭️"}
 KEY_ENVIRONMENT = (
-    "Project", "Database", "PostgreSQL server", "Git commit", "Git branch", "Uncommitted changes", "Host",
-    "Audit suite", "Started", "Duration",
+    "Project",
+    "Database",
+    "PostgreSQL server",
+    "Git commit",
+    "Git branch",
+    "Uncommitted changes",
+    "Host",
+    "Audit suite",
+    "Started",
+    "Duration",
 )
 _SAID = pytest.StashKey[list[str]]()  # where the summary went, for the terminal
 # What GFM would read as markup in a table cell (code, emphasis, links, HTML and entities, the cell's end,

@@ -75,7 +75,9 @@ def note_environment(config: pytest.Config, key: str, value: object) -> None:
 def evidence(request: pytest.FixtureRequest) -> Evidence:
     """Record evidence for the report: ``evidence.add("market_data", "340,494 rows")``."""
     stash = request.node.stash
-    return Evidence(stash.setdefault(EVIDENCE, []), stash.setdefault(WARNINGS, []), request.config.stash.setdefault(ENVIRONMENT, {}))
+    return Evidence(
+        stash.setdefault(EVIDENCE, []), stash.setdefault(WARNINGS, []), request.config.stash.setdefault(ENVIRONMENT, {})
+    )
 
 
 def remember_secrets(config: pytest.Config, secrets: tuple[str, ...]) -> None:
@@ -261,10 +263,14 @@ def _record(
     # A finding in the check's own words is said by the audit summary; a crash keeps pytest's traceback.
     report.infra_finding = verdict in (FAILED, NOT_CHECKED) and _is_plain_failure(call)
     result = CheckResult(
-        report.infra_check, item.name, verdict,
+        report.infra_check,
+        item.name,
+        verdict,
         tuple((safe(config, label), safe(config, value)) for label, value in lines),
-        safe(config, cause), _about(item), tuple(safe(config, w) for w in item.stash.get(WARNINGS, [])),
-    )  # fmt: skip
+        safe(config, cause),
+        _about(item),
+        tuple(safe(config, w) for w in item.stash.get(WARNINGS, [])),
+    )
     config.stash.setdefault(RESULTS, {})[item.nodeid] = result
     report.infra_result = result
     item.user_properties.extend([("check", result.name), ("check result", verdict)])
@@ -345,9 +351,14 @@ def remember_checks(config: pytest.Config, folder: Path) -> None:
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef):
                 continue
-            named = [call.args[0].value for call in node.decorator_list
-                     if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "check"
-                     and call.args and isinstance(call.args[0], ast.Constant)]
+            named = [
+                call.args[0].value
+                for call in node.decorator_list
+                if isinstance(call, ast.Call)
+                and getattr(call.func, "attr", "") == "check"
+                and call.args
+                and isinstance(call.args[0], ast.Constant)
+            ]
             if not named and node in tree.body and node.name.startswith("test_"):
                 named = [_unmarked_name(node.name)]
             found += [(node.name, name) for name in named]
@@ -410,6 +421,7 @@ def _write_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> 
     results = list(config.stash.get(RESULTS, {}).values())
     if config.option.collectonly:
         return
+
     def write(line: str, **markup: bool) -> None:  # a value from the database may hold terminal escapes
         terminalreporter.line(printable(line), **markup)
 

@@ -37,7 +37,10 @@ _DB_URL = pytest.StashKey["DbUrlSetting | ConfigError"]()
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     parser.prog = typed_command(parser.prog)
-    group = parser.getgroup("infra", "infrastructure audit (settings default to the project's config: pytest.ini, or [tool.infra-audit] in pyproject.toml)")
+    group = parser.getgroup(
+        "infra",
+        "infrastructure audit (settings default to the project's config: pytest.ini, or [tool.infra-audit] in pyproject.toml)",
+    )
     for setting in core_settings.SETTINGS:
         parser.addini(setting.ini, setting.help, default=_NOT_IN_INI)
         group.addoption(setting.flag, dest=setting.ini, metavar="VALUE", help=f"{setting.help} [ini: {setting.ini}]")
@@ -71,18 +74,25 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     """The report's options, spelled as pytest-html spells them (CI jobs already pass them), where
     pytest-html and pytest-metadata are not loaded; where they are, those flags are theirs and the
     audit writes its own report to infra_report_dir as always."""
-    taken = {name for group in (*parser._groups, parser._anonymous) for option in group.options for name in option.names()}
+    taken = {
+        name for group in (*parser._groups, parser._anonymous) for option in group.options for name in option.names()
+    }
     group = parser.getgroup("infra")
     if "--html" not in taken:
         group.addoption("--html", dest="infra_html", metavar="PATH", help="write the HTML report to PATH instead")
         group.addoption(
-            "--self-contained-html", action="store_true", help="accepted for pytest-html's users: the report is always one file"
+            "--self-contained-html",
+            action="store_true",
+            help="accepted for pytest-html's users: the report is always one file",
         )
     if "--metadata" not in taken:
         group.addoption(
-            "--metadata", nargs=2, action="append", metavar=("KEY", "VALUE"),
+            "--metadata",
+            nargs=2,
+            action="append",
+            metavar=("KEY", "VALUE"),
             help="add a row to the report's environment table, e.g. --metadata Ticket '#044'",
-        )  # fmt: skip
+        )
     # pytest read the command line for its first conftests before these flags existed: again, so that
     # in `pytest --html PATH` PATH is the report's, not a test path that would keep the audit's conftest out.
     early_config.known_args_namespace = parser.parse_known_args(args, namespace=early_config.known_args_namespace)

@@ -15,7 +15,9 @@ import pytest
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> Iterator[None]:
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Iterator[None]:
     result = yield  # the conftests are loaded: every option is known now
     try:
         unknown = parser.parse_known_and_unknown_args(args)[1]
@@ -26,5 +28,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         name = flag.split("=", 1)[0]
         nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
         if nearest:
-            raise pytest.UsageError(f"unrecognized flag {name}: did you mean {nearest[0]}? (pytest --help lists every flag)")
+            raise pytest.UsageError(
+                f"unrecognized flag {name}: did you mean {nearest[0]}? (pytest --help lists every flag)"
+            )
     return result

@@ -314,8 +314,17 @@ def _planned(
     if set_aside:
         notes.append(f"set aside your {KEY} in {env_path}: `stop` restores it")
     existed = current is not None and (base != b"" or current == b"")  # only dead lines: not the user's file
-    saved = Saved(run_id, checkout, str(real), existed, base, mode, *(owner or (os.geteuid(), os.getegid())),
-                  hashlib.sha256(written).hexdigest(), "; ".join([*notes, f"wrote {KEY} to {env_path}"]))  # fmt: skip
+    saved = Saved(
+        run_id,
+        checkout,
+        str(real),
+        existed,
+        base,
+        mode,
+        *(owner or (os.geteuid(), os.getegid())),
+        hashlib.sha256(written).hexdigest(),
+        "; ".join([*notes, f"wrote {KEY} to {env_path}"]),
+    )
     return real, written, mode, owner, saved
 
 

@@ -61,8 +61,15 @@ class Marker:
 
     @classmethod
     def new(cls, maker: str, checkout: Path | str, copy: str = "") -> Marker:
-        return cls(maker, checkout_id(checkout), socket.gethostname(), os.getpid(), secrets.token_hex(8),
-                   datetime.now(UTC).isoformat(timespec="seconds"), copy)  # fmt: skip
+        return cls(
+            maker,
+            checkout_id(checkout),
+            socket.gethostname(),
+            os.getpid(),
+            secrets.token_hex(8),
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            copy,
+        )
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, sort_keys=True)
@@ -113,8 +120,9 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
     options = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
     return with_deadline(
         lambda: psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, options=options, autocommit=True, **kwargs),
-        CONNECT_TIMEOUT_S + 1, discard=psycopg.Connection.close,
-    )  # fmt: skip
+        CONNECT_TIMEOUT_S + 1,
+        discard=psycopg.Connection.close,
+    )
 
 
 def read_marker(conn: psycopg.Connection, kind: str, name: str, oid: int | None = None) -> Marker | None:

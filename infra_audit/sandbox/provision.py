@@ -63,8 +63,15 @@ def admin_session(url: str, what: str) -> Deadlined:
     return Deadlined(ownership.connect(url), STATEMENT_DEADLINE_S, what)
 
 
-def ensure(admin: Deadlined, names: Names, marker: ownership.Marker, password: str, *, own_server: bool,
-           record: Callable[[Names], None]) -> list[str]:
+def ensure(
+    admin: Deadlined,
+    names: Names,
+    marker: ownership.Marker,
+    password: str,
+    *,
+    own_server: bool,
+    record: Callable[[Names], None],
+) -> list[str]:
     """Create (or take up again) this copy's role and database; say what was done, line by line.
 
     ``record`` keeps each object's oid in the copy's state as soon as it exists: the role in the same
@@ -88,8 +95,9 @@ def ensure(admin: Deadlined, names: Names, marker: ownership.Marker, password: s
         record(names)
     database_oid = _claim(admin, "database", names, marker, own_server)
     if database_oid is None:
-        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(names.database),
-                                                                     sql.Identifier(names.role)))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(names.database), sql.Identifier(names.role))
+        )
         database_oid = admin.execute(_OID["database"], (names.database,)).fetchone()[0]
         said.append(f"created database {names.database}")
     else:
@@ -115,8 +123,10 @@ def _claim(admin: Deadlined, kind: str, names: Names, marker: ownership.Marker, 
         return None
     on_own_server = own_server and marker.owns(ownership.read_marker(admin, kind, name))
     if not (on_own_server or _proven(admin, kind, names, marker)):
-        raise SandboxError(f"{kind} '{name}' already exists on that server and is not proven this copy's sandbox: "
-                           "left untouched; use another server, or remove it yourself if it is a leftover")
+        raise SandboxError(
+            f"{kind} '{name}' already exists on that server and is not proven this copy's sandbox: "
+            "left untouched; use another server, or remove it yourself if it is a leftover"
+        )
     return row[0]
 
 
@@ -153,8 +163,9 @@ def seed_database(url: str, market_data_rows: int, assets_rows: int) -> bool:
         session = Deadlined(conn, STATEMENT_DEADLINE_S, "the sandbox database")
         if row_counts(session) == (market_data_rows, assets_rows):
             return False
-        with_deadline(lambda: seed.seed(conn, market_data_rows=market_data_rows, assets_rows=assets_rows),
-                      SEED_DEADLINE_S)  # fmt: skip
+        with_deadline(
+            lambda: seed.seed(conn, market_data_rows=market_data_rows, assets_rows=assets_rows), SEED_DEADLINE_S
+        )
     return True
 
 

@@ -5,6 +5,7 @@ the one the tests audit are built by the same code. All rows are generated
 server-side with generate_series: the full spec size takes a few seconds and
 no data crosses the wire.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -151,10 +152,7 @@ def seed(
 def _add_keys_and_indexes(conn: psycopg.Connection) -> None:
     """Add market_data's missing constraints (PostgreSQL has no ADD ... IF NOT EXISTS) and indexes."""
     existing = {
-        name
-        for (name,) in conn.execute(
-            "SELECT conname FROM pg_constraint WHERE conrelid = 'market_data'::regclass"
-        )
+        name for (name,) in conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'market_data'::regclass")
     }
     for name, definition in MARKET_DATA_CONSTRAINTS.items():
         if name not in existing:
