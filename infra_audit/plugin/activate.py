@@ -30,6 +30,7 @@ def activate(config: pytest.Config, checks: Path) -> None:
     for module in (fixtures, report, html, markdown, history, health_check):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module, module.__name__)
+    health_check.start(config)
 
 
 def _one_process(config: pytest.Config) -> None:

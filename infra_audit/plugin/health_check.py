@@ -1,8 +1,8 @@
 """``health check passes``: the real health-check command, in a process of its own, as monitoring runs it.
 
-It starts once the checks are collected (``pytest_collection_finish``), so its Python start-up and
-its connection overlap the audit's other checks, and its own waits (a locked table) overlap the
-audit's. The command is the project's script (``infra_health_check``, run with the audit's python)
+It starts as the audit is turned on (``start``, before the checks are collected: its Python start-up
+and its connection overlap the audit's own imports, collection and checks; its own waits, a locked
+table, overlap the audit's), and is stopped at once if the run turns out not to select its check. The command is the project's script (``infra_health_check``, run with the audit's python)
 or the installed ``infra-health-check``; it gets the audit's settings as flags and ``--json``, and
 its verdict is read from that one JSON object, not from its text.
 """
@@ -146,8 +146,15 @@ def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
+def start(config: pytest.Config) -> None:
+    """Start the command now, unless this run will run no check (``--collect-only``, ``--help``)."""
+    option = config.option
+    if not (option.collectonly or getattr(option, "help", False) or getattr(option, "version", False)):
+        running(config)
+
+
 def running(config: pytest.Config) -> HealthCheckProcess:
-    """The audit's one health-check process, started now if collection did not start it."""
+    """The audit's one health-check process, started now if ``start`` did not start it."""
     if _RUNNING not in config.stash:
         found = settings_plugin.settings(config)
         config.stash[_RUNNING] = process = HealthCheckProcess(found.project_root, found)
@@ -157,6 +164,7 @@ def running(config: pytest.Config) -> HealthCheckProcess:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the command as soon as the checks are known, when its check is among them."""
-    if any(item.name == CHECK_NAME for item in session.items) and not session.config.option.collectonly:
-        running(session.config)
+    """A run that does not select the check (``-k``, a file path) does not keep its command running."""
+    if _RUNNING in session.config.stash and not any(item.name == CHECK_NAME for item in session.items):
+        session.config.stash[_RUNNING].stop()
+        del session.config.stash[_RUNNING]
