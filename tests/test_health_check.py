@@ -183,7 +183,8 @@ def test_json_exit_code_is_1_when_unhealthy(project, target, run_health_check):
     assert report["tables"]["market_data"]["cause"] == "empty"
 
 
-def test_ctrl_c_is_exit_130_and_one_line(project):
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM, a monitor's timeout"])
+def test_ctrl_c_is_exit_130_and_one_line(project, sent):
     """Interrupted while connecting (to a server that never answers): no traceback, exit 130."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -205,7 +206,7 @@ def test_ctrl_c_is_exit_130_and_one_line(project):
         )
         with accepted_from(listener, tool) as accepted:
             assert accepted.recv(8), "libpq's first message: it now waits for the server's answer"
-            tool.send_signal(signal.SIGINT)
+            tool.send_signal(sent)
             stdout, stderr = tool.communicate()  # bounded by the tool's own 60 s connect deadline
     assert tool.returncode == 130, stdout + stderr
     assert stderr.splitlines() == ["health_check.py: error: interrupted"]

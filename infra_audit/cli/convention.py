@@ -19,8 +19,10 @@ import difflib
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NoReturn, TextIO
 
@@ -89,6 +91,23 @@ class Result:
     data: dict[str, object] = field(default_factory=dict)
 
 
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a monitor's timeout, a stopped service, ``kill``) ends the work as Ctrl-C does: the one
+    ``interrupted`` line and exit 130, what a stopped fixer moved named, instead of dying without a word.
+    A second one while the first is handled is ignored."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(
     tool: str,
     work: Callable[[], Result],
@@ -111,7 +130,8 @@ def run(
     logging.getLogger("psycopg").addHandler(logging.NullHandler())
     error, code, data = None, EXIT_OK, {}
     try:
-        result = work()
+        with _sigterm_as_ctrl_c():
+            result = work()
         code, data = result.exit_code, result.data
     except KeyboardInterrupt:
         error, code = "interrupted", EXIT_INTERRUPTED
