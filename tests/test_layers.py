@@ -60,24 +60,8 @@ def test_the_checks_build_on_the_plugin_and_the_library(path: Path) -> None:
     )
 
 
-def test_the_plugins_entry_point_is_cheap_to_load() -> None:
-    """pytest loads it in every run of a project that installed the audit: no psycopg, no report."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import infra_audit.plugin.settings"],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
-    assert "infra_audit.plugin.settings" in modules, done.stderr
-    assert not [name for name in modules if name.split(".")[0] in ("psycopg", "dotenv")], modules
-    assert "infra_audit.plugin.html" not in modules and "infra_audit.plugin.report" not in modules
-
-
-def pytest_modules_loaded(*command: str) -> list[str]:
-    """The pytest modules a command imports, from Python's own import log."""
+def modules_loaded(*command: str) -> list[str]:
+    """Every module a python command imports, from Python's own import log."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", *command],
         cwd=REPO,
@@ -88,7 +72,20 @@ def pytest_modules_loaded(*command: str) -> list[str]:
     )
     modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert modules, done.stderr
-    return [module for module in modules if module.split(".")[0] in ("pytest", "_pytest")]
+    return modules
+
+
+def pytest_modules_loaded(*command: str) -> list[str]:
+    """The pytest modules a command imports."""
+    return [module for module in modules_loaded(*command) if module.split(".")[0] in ("pytest", "_pytest")]
+
+
+def test_the_plugins_entry_point_is_cheap_to_load() -> None:
+    """pytest loads it in every run of a project that installed the audit: no psycopg, no report."""
+    modules = modules_loaded("-c", "import infra_audit.plugin.settings")
+    assert "infra_audit.plugin.settings" in modules, modules
+    assert not [name for name in modules if name.split(".")[0] in ("psycopg", "dotenv")], modules
+    assert "infra_audit.plugin.html" not in modules and "infra_audit.plugin.report" not in modules
 
 
 @pytest.mark.parametrize("tool", TOOLS)
