@@ -310,7 +310,7 @@ def test_the_audits_run_reads_exit_code_and_verdict(case, tmp_path):
     """Only exit 0 with a healthy JSON verdict proves the system healthy: a script that lost its
     ``sys.exit(main())`` or its report must not pass; it gets the audit's settings as flags."""
     body, code, problem = PLANTED[case]
-    run = HealthCheckProcess(tmp_path, _planted(tmp_path, body)).result()
+    run = HealthCheckProcess(_planted(tmp_path, body)).result()
     assert run.code == code
     assert (run.problem is None) if problem is None else (problem in run.problem), run.problem
     assert f"'--root', '{tmp_path}', '--tables', 'market_data assets'" in run.stderr, "the audit's settings as flags"
@@ -320,11 +320,11 @@ def test_the_audits_run_reads_exit_code_and_verdict(case, tmp_path):
 def test_the_audits_run_passes_ctrl_c_on(tmp_path):
     """The command turns Ctrl-C into exit 130; in the audit, it stops the audit instead of failing a check."""
     with pytest.raises(KeyboardInterrupt):
-        HealthCheckProcess(tmp_path, _planted(tmp_path, "raise SystemExit(130)\n")).result()
+        HealthCheckProcess(_planted(tmp_path, "raise SystemExit(130)\n")).result()
 
 
 def test_a_missing_script_is_named(tmp_path):
-    run = HealthCheckProcess(tmp_path, settings.build({"infra_health_check": "tools/nowhere.py"}, tmp_path)).result()
+    run = HealthCheckProcess(settings.build({"infra_health_check": "tools/nowhere.py"}, tmp_path)).result()
     assert run.code is None and f"{tmp_path}/tools/nowhere.py does not exist" in run.problem
 
 
@@ -333,7 +333,7 @@ def test_the_installed_command_runs_by_default_in_a_process_of_its_own(project, 
     probe, report and exit code, against a real database, proves a healthy one."""
     write_env(project, f"DB_URL={target.url}\n")
     monkeypatch.delenv("DB_URL", raising=False)
-    process = HealthCheckProcess(project, settings.build({}, project))
+    process = HealthCheckProcess(settings.build({}, project))
     assert process.shown.startswith("infra-health-check --root ")
     run = process.result()
     assert (run.code, run.verdict, run.problem) == (0, "healthy", None), run.stdout + run.stderr
@@ -342,5 +342,5 @@ def test_the_installed_command_runs_by_default_in_a_process_of_its_own(project, 
 
 def test_a_script_that_cannot_find_its_modules_fails(tmp_path):
     """A script that cannot start as monitoring would start it fails the check: it runs in a fresh process."""
-    run = HealthCheckProcess(tmp_path, _planted(tmp_path, "import tools.nowhere\n")).result()
+    run = HealthCheckProcess(_planted(tmp_path, "import tools.nowhere\n")).result()
     assert run.code == 1 and "ModuleNotFoundError: No module named 'tools" in run.problem

@@ -27,6 +27,7 @@ except ImportError:
 
 from infra_audit.cli import convention  # stdlib only: the set-up runs before the requirements are installed
 from infra_audit.core.errors import ConfigError, InfraError
+from infra_audit.core.text import typed_path
 
 TOOL = "quickstart.py"
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ def db_url_configured() -> bool:
 def run_in_venv(args: argparse.Namespace) -> int:
     """The part that needs the requirements: the sandbox when needed, then pytest."""
     python = Path(sys.executable)
-    shown = str(python.relative_to(ROOT)) if python.is_relative_to(ROOT) else str(python)
+    shown = typed_path(python, ROOT)
     if args.command == "tests":
         say(f"the suite's own tests: {shown} -m pytest tests")
         return foreground([python, "-m", "pytest", *paths_or("tests", args.pytest_args), *args.pytest_args])

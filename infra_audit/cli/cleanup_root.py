@@ -22,6 +22,7 @@ from pathlib import Path
 
 from infra_audit.cli import convention
 from infra_audit.core.errors import ArchiveError, ArchiveStopped
+from infra_audit.core.text import typed_path
 from infra_audit.fixer import archive
 
 TOOL = "infra-cleanup-root"
@@ -69,7 +70,7 @@ def _typed(path: Path) -> str:
         here = Path.cwd()
     except OSError:  # the current folder was removed: the full path still works
         return str(path)
-    return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
+    return typed_path(path, here)
 
 
 def main(argv: list[str] | None = None, *, prog: str = TOOL, default_root: Path | None = None) -> int:

@@ -29,7 +29,7 @@ import psycopg
 from infra_audit.cli import convention
 from infra_audit.core import db_config, dburl, probe
 from infra_audit.core.errors import ConfigError, DbUrlError, ProbeError, SandboxError
-from infra_audit.core.text import first_line, last_line
+from infra_audit.core.text import first_line, last_line, typed_path
 from infra_audit.sandbox import envfile, ownership, pgserver, provision, seed
 from infra_audit.sandbox.pgserver import HOST
 
@@ -446,7 +446,9 @@ COMMANDS = {"start": start, "stop": stop, "status": status}
 def main(argv: list[str] | None = None, *, prog: str = TOOL, default_root: Path | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv, prog, default_root)
     args.typed = typed = f"python3 tools/{prog}" if default_root else prog
-    args.audit_command = f"{_shown_python(default_root)} -m pytest infra_tests" if default_root else "infra-audit"
+    args.audit_command = (
+        f"{typed_path(Path(sys.executable), default_root)} -m pytest infra_tests" if default_root else "infra-audit"
+    )
     report = Reporter(args.json)
 
     def work() -> convention.Result:
@@ -465,12 +467,6 @@ def main(argv: list[str] | None = None, *, prog: str = TOOL, default_root: Path 
 
     secrets_ = lambda: dburl.guess_secrets(os.environ.get(ADMIN_URL_VARIABLE, "") or args.server or "")  # noqa: E731
     return convention.run(prog, work, as_json=args.json, secrets=secrets_, setting_names=FLAGS)
-
-
-def _shown_python(checkout: Path) -> str:
-    """The running python as a person should type it: ``.venv/bin/python`` inside the checkout, else its path."""
-    python = Path(sys.executable)
-    return str(python.relative_to(checkout)) if python.is_relative_to(checkout) else str(python)
 
 
 def describe(exc: Exception) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
@@ -44,3 +46,8 @@ def last_line(text: str) -> str:
 def first_line(text: str) -> str:
     """The first non-blank line, or 'no output'."""
     return next((line.strip() for line in text.splitlines() if line.strip()), "no output")
+
+
+def typed_path(path: Path, base: Path) -> str:
+    """``path`` as a person types it from ``base``: relative when it lies below it, else whole."""
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from infra_audit.core.settings import AuditSettings
+from infra_audit.core.text import typed_path
 from infra_audit.plugin import settings as settings_plugin
 
 CHECK_NAME = "test_health_check_passes"
@@ -57,12 +58,13 @@ class HealthCheckRun:
         """Why this run does not prove the system healthy, in the command's own words; None when it does."""
         if self.code == 0 and self.outcome.get("healthy") is True:
             return None
+        command = self.shown.split(" --")[0]  # the command without its flags
         if self.code == 0:
-            return f"{self.shown.split(' --')[0]} exited 0 without a healthy verdict in its JSON: run it by hand and fix it"
+            return f"{command} exited 0 without a healthy verdict in its JSON: run it by hand and fix it"
         said = self.outcome.get("error") or _failed_parts(self.outcome) or self.stderr.strip().splitlines()[-1:]
         detail = said if isinstance(said, str) else " | ".join(said) or "(no output)"
         ended = "did not finish" if self.code is None else f"exited {self.code}"
-        return f"{self.shown.split(' --')[0]} {ended}: {detail}"
+        return f"{command} {ended}: {detail}"
 
 
 def _failed_parts(outcome: dict) -> list[str]:
@@ -75,8 +77,8 @@ def _failed_parts(outcome: dict) -> list[str]:
 class HealthCheckProcess:
     """The command, running; ``result()`` waits for it within a deadline its own deadlines fit in."""
 
-    def __init__(self, project_root: Path, settings: AuditSettings) -> None:
-        timeouts = settings.timeouts
+    def __init__(self, settings: AuditSettings) -> None:
+        project_root, timeouts = settings.project_root, settings.timeouts
         flags = [
             "--root",
             str(project_root),
@@ -97,7 +99,7 @@ class HealthCheckProcess:
         if settings.health_check is not None:
             command, typed = (
                 [sys.executable, str(settings.health_check)],
-                ["python3", _relative(settings.health_check, project_root)],
+                ["python3", typed_path(settings.health_check, project_root)],
             )
         else:
             installed = Path(sys.executable).with_name("infra-health-check")
@@ -142,10 +144,6 @@ class HealthCheckProcess:
             self._process.communicate()
 
 
-def _relative(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
 def start(config: pytest.Config) -> None:
     """Start the command now, unless this run will run no check (``--collect-only``, ``--help``)."""
     option = config.option
@@ -157,7 +155,7 @@ def running(config: pytest.Config) -> HealthCheckProcess:
     """The audit's one health-check process, started now if ``start`` did not start it."""
     if _RUNNING not in config.stash:
         found = settings_plugin.settings(config)
-        config.stash[_RUNNING] = process = HealthCheckProcess(found.project_root, found)
+        config.stash[_RUNNING] = process = HealthCheckProcess(found)
         config.add_cleanup(process.stop)
     return config.stash[_RUNNING]
 
