@@ -19,8 +19,14 @@ from infra_audit.core import settings
 from infra_audit.core.errors import SettingsError
 
 TOOL = "infra-audit"
-# pytest's own config files, in the order pytest reads them (pyproject.toml counts when it has its table).
-PYTEST_CONFIGS = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+# pytest's own config files, in the order pytest reads them, with the section that makes each one count.
+PYTEST_CONFIGS = {
+    "pytest.ini": "",
+    ".pytest.ini": "",
+    "pyproject.toml": "[tool.pytest.ini_options]",
+    "tox.ini": "[pytest]",
+    "setup.cfg": "[tool:pytest]",
+}
 # What `init` writes: the settings a project changes first, at their defaults.
 INIT_KEYS = ("tables", "required_paths", "freshness", "freshness_group", "max_shrink", "history")
 
@@ -36,13 +42,9 @@ def project_root(here: Path) -> Path:
 
 def pytest_config(root: Path) -> Path | None:
     """The config file pytest itself would use for ``root``: the first that holds a pytest section."""
-    for name in PYTEST_CONFIGS:
+    for name, section in PYTEST_CONFIGS.items():
         path = root / name
-        if not path.is_file():
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        marker = {"pyproject.toml": "[tool.pytest.ini_options]", "tox.ini": "[pytest]", "setup.cfg": "[tool:pytest]"}
-        if marker.get(name, "") in text:
+        if path.is_file() and section in path.read_text(encoding="utf-8", errors="replace"):
             return path
     return None
 
@@ -70,9 +72,10 @@ def init(root: Path) -> int:
     for key in INIT_KEYS:
         spec = settings.BY_KEY[key]
         lines += [f"# {spec.help}", f'{key} = "{spec.default}"']
-    separator = b"" if not before else b"\n" if before.endswith(b"\n") else b"\n\n"
+    # after the project's last line (ended, if it was not), blank lines, then the table
+    separator = b"" if not before else (b"\n" if before.endswith(b"\n") else b"\n\n") + b"\n"
     with pyproject.open("ab") as out:
-        out.write(separator + (b"\n" if before else b"") + "\n".join(lines).encode() + b"\n")
+        out.write(separator + "\n".join(lines).encode() + b"\n")
     print(f"{TOOL}: wrote [tool.{settings.TOOL_TABLE}] to {pyproject}; change it there, then run {TOOL}")
     return convention.EXIT_OK
 
