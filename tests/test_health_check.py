@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra_audit.core import settings
-from infra_audit.plugin.health_check import HealthCheckProcess
+from infra_audit.plugin.health_check import HealthCheckProcess, HealthCheckRun
 from tests.support import REPO, accepted_from, clean_env, stage, write_env
 
 
@@ -297,12 +297,17 @@ PLANTED = {
 }
 
 
-def _planted(root: Path, body: str) -> settings.AuditSettings:
+def _planted(root: Path, body: str) -> dict[str, str]:
     """A project whose health-check script is ``body``; the audit's settings for it."""
     script = root / "tools" / "health_check.py"
     script.parent.mkdir(parents=True)
     script.write_text(f"import json, sys\nprint(sys.argv[1:], file=sys.stderr)\n{body}")
-    return settings.build({"infra_health_check": "tools/health_check.py"}, root)
+    return {"infra_health_check": "tools/health_check.py"}
+
+
+def _audit_run(values: dict[str, str], root: Path) -> HealthCheckRun:
+    """The run "health check passes" reads, started from the settings' texts as the audit starts it."""
+    return HealthCheckProcess(settings.texts(values), root).result(settings.build(values, root))
 
 
 @pytest.mark.parametrize("case", PLANTED)
@@ -310,7 +315,7 @@ def test_the_audits_run_reads_exit_code_and_verdict(case, tmp_path):
     """Only exit 0 with a healthy JSON verdict proves the system healthy: a script that lost its
     ``sys.exit(main())`` or its report must not pass; it gets the audit's settings as flags."""
     body, code, problem = PLANTED[case]
-    run = HealthCheckProcess(_planted(tmp_path, body)).result()
+    run = _audit_run(_planted(tmp_path, body), tmp_path)
     assert run.code == code
     assert (run.problem is None) if problem is None else (problem in run.problem), run.problem
     assert f"'--root', '{tmp_path}', '--tables', 'market_data assets'" in run.stderr, "the audit's settings as flags"
@@ -320,11 +325,11 @@ def test_the_audits_run_reads_exit_code_and_verdict(case, tmp_path):
 def test_the_audits_run_passes_ctrl_c_on(tmp_path):
     """The command turns Ctrl-C into exit 130; in the audit, it stops the audit instead of failing a check."""
     with pytest.raises(KeyboardInterrupt):
-        HealthCheckProcess(_planted(tmp_path, "raise SystemExit(130)\n")).result()
+        _audit_run(_planted(tmp_path, "raise SystemExit(130)\n"), tmp_path)
 
 
 def test_a_missing_script_is_named(tmp_path):
-    run = HealthCheckProcess(settings.build({"infra_health_check": "tools/nowhere.py"}, tmp_path)).result()
+    run = _audit_run({"infra_health_check": "tools/nowhere.py"}, tmp_path)
     assert run.code is None and f"{tmp_path}/tools/nowhere.py does not exist" in run.problem
 
 
@@ -333,14 +338,77 @@ def test_the_installed_command_runs_by_default_in_a_process_of_its_own(project, 
     probe, report and exit code, against a real database, proves a healthy one."""
     write_env(project, f"DB_URL={target.url}\n")
     monkeypatch.delenv("DB_URL", raising=False)
-    process = HealthCheckProcess(settings.build({}, project))
+    process = HealthCheckProcess(settings.texts({}), project)
     assert process.shown.startswith("infra-health-check --root ")
-    run = process.result()
+    run = process.result(settings.build({}, project))
     assert (run.code, run.verdict, run.problem) == (0, "healthy", None), run.stdout + run.stderr
     assert run.outcome["tables"]["market_data"]["rows"] == 120 and target.role.password not in run.stdout
 
 
+# Loaded by every python of the audit run below (PYTHONPATH): the audit's process notes when it starts the
+# health check and when it first asks for psycopg, in that order.
+_ORDER_LOG = """
+import os, subprocess, sys
+
+def _note(what):
+    if str(os.getpid()) == os.environ.get("AUDIT_PID"):
+        with open(os.environ["ORDER_LOG"], "a") as log:
+            log.write(what + "\\n")
+
+
+class _FirstPsycopg:
+    def find_spec(self, name, path=None, target=None):
+        if name == "psycopg":
+            _note("psycopg imported")
+            sys.meta_path.remove(self)
+        return None
+
+
+_popen = subprocess.Popen.__init__
+
+
+def _noting_popen(self, args, *rest, **options):
+    if any("health_check" in str(arg) for arg in args):
+        _note("health check started")
+    _popen(self, args, *rest, **options)
+
+
+sys.meta_path.insert(0, _FirstPsycopg())
+subprocess.Popen.__init__ = _noting_popen
+"""
+
+
+@pytest.mark.parametrize("paths", [["infra_tests"], []], ids=["pytest infra_tests", "pytest (testpaths)"])
+def test_the_health_check_starts_before_the_audit_loads_psycopg(paths, project, target, tmp_path):
+    """Its start-up (Python, psycopg, a connection) runs beside the audit's own loading of psycopg
+    (about 100 ms): started when the run's paths are the checks, before any conftest loads psycopg."""
+    write_env(project, f"DB_URL={target.url}\n")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(_ORDER_LOG)
+    log = tmp_path / "order.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, pytest; os.environ['AUDIT_PID'] = str(os.getpid()); sys.exit(pytest.main(sys.argv[1:]))",
+            *paths,
+            f"--project-root={project}",  # one word: pytest finds its rootdir before the flag is known
+            f"--history={tmp_path / 'history.jsonl'}",
+            "--no-default-report",
+            "-q",
+        ],
+        cwd=REPO,
+        env=clean_env(PYTHONPATH=str(tmp_path / "site"), ORDER_LOG=str(log)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert log.read_text().splitlines() == ["health check started", "psycopg imported"], output
+
+
 def test_a_script_that_cannot_find_its_modules_fails(tmp_path):
     """A script that cannot start as monitoring would start it fails the check: it runs in a fresh process."""
-    run = HealthCheckProcess(_planted(tmp_path, "import tools.nowhere\n")).result()
+    run = _audit_run(_planted(tmp_path, "import tools.nowhere\n"), tmp_path)
     assert run.code == 1 and "ModuleNotFoundError: No module named 'tools" in run.problem

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra_audit.core import history
+from infra_audit.core import history, settings
 from infra_audit.core import probe as db_probe
 from infra_audit.core.dburl import parse
 from infra_audit.core.errors import HistoryError
@@ -89,7 +89,7 @@ def test_the_advice_names_a_share_that_accepts_the_loss_or_says_none_does(path, 
     if share:  # the setting takes it, and it lets this count pass next time
         assert not failed(
             history.compare(
-                history.last_passing(path, TARGET), record(now), history.parse_max_shrink(share.group(1) + "%")
+                history.last_passing(path, TARGET), record(now), settings.parse_max_shrink(share.group(1) + "%")
             )
         )
 
@@ -113,7 +113,7 @@ def test_shrinking_within_the_limit_passes_and_the_limit_is_the_callers(path):
 )
 def test_losing_exactly_the_share_passes_and_one_row_more_fails(share, fewest, shown):
     """The share allowed is inclusive: 340,000 rows may drop to 90% of them (306,000) under 10%, not below."""
-    allowed = history.parse_max_shrink(share)
+    allowed = settings.parse_max_shrink(share)
     assert not failed(history.compare(record(340_000), record(fewest), max_shrink=allowed))
     (finding,) = failed(history.compare(record(340_000), record(fewest - 1), max_shrink=allowed))
     assert finding.kind == "shrunk" and f"more than the {shown} allowed" in finding.message
@@ -242,7 +242,7 @@ def test_an_estimate_from_the_probe_is_recorded_as_one(path):
     ("text", "share"), [("10%", 0.10), ("0.1", 0.10), (" 5 % ", 0.05), ("0", 0.0), ("99.5%", 0.995)]
 )
 def test_max_shrink_reads_percentages_and_fractions(text, share):
-    assert history.parse_max_shrink(text) == pytest.approx(share)
+    assert settings.parse_max_shrink(text) == pytest.approx(share)
 
 
 @pytest.mark.parametrize(
@@ -257,7 +257,7 @@ def test_max_shrink_reads_percentages_and_fractions(text, share):
 )
 def test_a_bad_max_shrink_is_one_clear_line(text, says):
     with pytest.raises(ValueError, match=f"^infra_max_shrink: .*{says}") as raised:
-        history.parse_max_shrink(text)
+        settings.parse_max_shrink(text)
     assert "\n" not in str(raised.value)
 
 

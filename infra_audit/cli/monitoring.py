@@ -13,8 +13,8 @@ import math
 import re
 from collections.abc import Iterable
 
+from infra_audit.core.errors import COULD_NOT_LOOK
 from infra_audit.core.health import Health
-from infra_audit.core.probe import COULD_NOT_LOOK
 from infra_audit.core.text import printable
 
 NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3

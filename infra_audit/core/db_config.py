@@ -14,9 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotenv import dotenv_values
-from dotenv.parser import parse_stream
-
 from infra_audit.core import dburl
 from infra_audit.core.errors import ConfigError, DbUrlError
 
@@ -71,6 +68,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc.__class__.__name__}: fix its permissions or encoding") from None
+    from dotenv import dotenv_values  # only for a project with a .env: the import is most of a run's reading
+    from dotenv.parser import parse_stream
+
     bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
     if bad:
         lines = ", ".join(map(str, bad))

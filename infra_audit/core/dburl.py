@@ -13,7 +13,6 @@ raises is safe to print.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -296,6 +295,8 @@ def _parse_query(query: str, named: bool) -> tuple[tuple[str, str], ...]:
             )
         if not sep:
             raise DbUrlError(f"URL parameter '{key}' has no value: write {key}=VALUE")
+        import difflib  # a typo's hint only: not at every start
+
         hint = difflib.get_close_matches(key, libpq_keywords(), n=1)
         also = f" (did you mean '{hint[0]}'?)" if hint else ""
         raise DbUrlError(f"unknown URL parameter '{key}'{also}: libpq would refuse it")

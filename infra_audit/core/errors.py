@@ -40,6 +40,10 @@ class ConfigError(InfraError):
     """The configuration (environment, ``.env``) cannot be read or holds no usable DB_URL."""
 
 
+# ProbeError causes that say the probe could not look (a lock, a deadline), not what it would have found.
+COULD_NOT_LOOK = frozenset({"locked", "timeout", "no_answer"})
+
+
 class ProbeError(InfraError):
     """A database check that could not succeed; ``cause`` is a short key (``refused``, ``missing``...)."""
 

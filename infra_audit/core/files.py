@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -14,7 +13,7 @@ _TEMP_TRIES = 8
 
 def _temp_path(target: Path) -> Path:
     """A fresh random name beside target (same folder, so the rename is atomic)."""
-    return target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    return target.with_name(f".{target.name}.{os.urandom(8).hex()}.tmp")
 
 
 def write_atomically(target: Path, data: bytes, mode: int | None = None, owner: tuple[int, int] | None = None) -> None:

@@ -12,7 +12,7 @@ never followed, read or written. Use::
     target, note = identify(conn, db_url, timeouts)     # note: why the server's own identity is missing
     past = read(path)                                   # HistoryError: refused; past.skipped: torn lines
     current = record(target, table_stats_list, passed=...)
-    findings = compare(past.last_passing(target), current, parse_max_shrink(text), past)
+    findings = compare(past.last_passing(target), current, settings.max_shrink, past)
     append(path, replace(current, passed=not any(f.failed for f in findings) and ...))
 """
 
@@ -22,7 +22,6 @@ import errno
 import json
 import math
 import os
-import re
 import stat
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass, field
@@ -37,7 +36,6 @@ from infra_audit.core.errors import HistoryError, ProbeError
 from infra_audit.core.probe import TableStats
 from infra_audit.core.text import counted, percent
 
-DEFAULT_PATH = Path("reports") / "infra-history.jsonl"
 DEFAULT_MAX_SHRINK = 0.10
 MAX_BYTES = 64 * 2**20  # some 300,000 audits; a bigger file is refused, never read in part (its newest lines last)
 FIRST_LINE_BYTES = 2**16  # the first line, read to prove the file is a history before anything is written to it
@@ -210,22 +208,6 @@ def target_key(url: DbUrl) -> str:
 def now_utc() -> str:
     """``2026-11-29T14:05:00Z``: the record's time, in UTC whatever this machine's zone."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def parse_max_shrink(text: str) -> float:
-    """``10%`` or ``0.1`` -> 0.1; a ValueError in one line for anything else or out of 0..100%."""
-    cleaned = text.strip()
-    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(%?)", cleaned)
-    if not match:
-        raise ValueError(
-            f"infra_max_shrink: '{cleaned}' is not a share: write a percentage like 10% or a fraction like 0.1"
-        )
-    value = float(match.group(1)) / (100 if match.group(2) else 1)
-    if not 0 <= value < 1:
-        raise ValueError(
-            f"infra_max_shrink: '{cleaned}' is out of range: write from 0% up to (not including) 100%, e.g. 10% or 0.1"
-        )
-    return value
 
 
 def append(path: Path, record: Record) -> None:

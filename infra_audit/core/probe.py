@@ -30,8 +30,6 @@ from infra_audit.core.errors import ProbeError
 from infra_audit.core.text import counted
 
 APPLICATION_NAME = "infra-audit"
-# ProbeError causes that say the probe could not look (a lock, a deadline), not what it would have found.
-COULD_NOT_LOOK = frozenset({"locked", "timeout", "no_answer"})
 # How long past the server's statement_timeout we still wait for its answer (it normally cancels itself).
 ANSWER_GRACE_S = 2.0
 MAX_TIMEOUT_S = 3600  # "never a hang": no deadline may be infinite, NaN, or so large it overflows

@@ -205,15 +205,25 @@ def defaults() -> dict[str, str]:
     return {setting.ini: setting.default for setting in SETTINGS}
 
 
-def build(values: Mapping[str, str], rootdir: Path) -> AuditSettings:
+def texts(values: Mapping[str, str | None]) -> dict[str, str]:
+    """Every setting's text by ini key, as given (stripped) or its default: what ``build`` validates."""
+    return {**defaults(), **{key: str(value).strip() for key, value in values.items() if value is not None}}
+
+
+def project_root(raw: Mapping[str, str], rootdir: Path) -> Path:
+    """The project root a setting's texts name (``rootdir`` when they name none), not yet proven a folder."""
+    return path_setting(raw["infra_project_root"], rootdir, "project_root") or rootdir.resolve()
+
+
+def build(values: Mapping[str, str | None], rootdir: Path) -> AuditSettings:
     """Validate settings given by ini key (missing ones take their default) into one frozen object.
 
     Relative paths are relative to ``rootdir`` (where the project's config lives)."""
-    from infra_audit.core import freshness, history  # psycopg: only once settings are built
+    from infra_audit.core import freshness  # psycopg: only once settings are built
     from infra_audit.core.probe import MAX_TIMEOUT_S, Timeouts
 
-    raw = {**defaults(), **{key: str(value).strip() for key, value in values.items() if value is not None}}
-    root = path_setting(raw["infra_project_root"], rootdir, "project_root") or rootdir.resolve()
+    raw = texts(values)
+    root = project_root(raw, rootdir)
     if not root.is_dir():
         raise SettingsError(f"project root {root} is not a directory", setting="project_root")
     tables = names(raw["infra_tables"])
@@ -237,10 +247,26 @@ def build(values: Mapping[str, str], rootdir: Path) -> AuditSettings:
         freshness=parsed(freshness.parse_rules, raw, "freshness"),
         freshness_group=parsed(freshness.parse_group, raw, "freshness_group"),
         history=path_setting(raw["infra_history"], rootdir, "history", resolve_name=False)
-        or rootdir / history.DEFAULT_PATH,
-        max_shrink=parsed(history.parse_max_shrink, raw, "max_shrink"),
+        or rootdir / BY_KEY["history"].default,
+        max_shrink=parsed(parse_max_shrink, raw, "max_shrink"),
         health_check=path_setting(raw["infra_health_check"], root, "health_check"),
     )
+
+
+def parse_max_shrink(text: str) -> float:
+    """``10%`` or ``0.1`` -> 0.1; a ValueError in one line for anything else or out of 0..100%."""
+    cleaned = text.strip()
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(%?)", cleaned)
+    if not match:
+        raise ValueError(
+            f"infra_max_shrink: '{cleaned}' is not a share: write a percentage like 10% or a fraction like 0.1"
+        )
+    value = float(match.group(1)) / (100 if match.group(2) else 1)
+    if not 0 <= value < 1:
+        raise ValueError(
+            f"infra_max_shrink: '{cleaned}' is out of range: write from 0% up to (not including) 100%, e.g. 10% or 0.1"
+        )
+    return value
 
 
 def parsed(parse: Callable[[str], T], raw: Mapping[str, str], key: str) -> T:

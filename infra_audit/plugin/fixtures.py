@@ -8,6 +8,8 @@ this checkout by its root `conftest.py`, as the user designed it. A check whose 
 DB_URL, connecting) runs once per session and its outcome is kept, so when the database is down
 every check that needs it reports the same cause at once instead of waiting again. Nothing here runs
 unless an audit check asks for it: the suite's own tests (`python -m pytest tests`) never do.
+Loading it imports no psycopg (the probe is imported by the fixture that connects): the audit starts
+its health-check process first, whose own start-up then overlaps that import.
 """
 
 from __future__ import annotations
@@ -16,18 +18,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-import psycopg
 import pytest
 
-from infra_audit.core import db_config
-from infra_audit.core import probe as db_probe
-from infra_audit.core.dburl import DbUrl
 from infra_audit.core.errors import ConfigError, ProbeError
 from infra_audit.core.settings import AuditSettings
 from infra_audit.plugin import health_check, report
 from infra_audit.plugin import settings as settings_plugin
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from infra_audit.core import db_config
+    from infra_audit.core.dburl import DbUrl
 
 T = TypeVar("T")
 
@@ -89,6 +93,8 @@ def db_attempt(
     audit_settings: AuditSettings,
 ) -> Iterator[Attempt[psycopg.Connection]]:
     """One read-only connection for the whole session, opened and proven with SELECT 1 once."""
+    from infra_audit.core import probe as db_probe  # psycopg: once the health check has started
+
     if db_url_attempt.error is not None:
         yield Attempt(None, f"cannot connect: {db_url_attempt.error}")
         return
@@ -117,6 +123,6 @@ def db(
 
 
 @pytest.fixture(scope="session")
-def health_check_run(pytestconfig: pytest.Config) -> health_check.HealthCheckRun:
-    """The real health-check command's run for this audit (started when the checks were collected)."""
-    return health_check.running(pytestconfig).result()
+def health_check_run(pytestconfig: pytest.Config, audit_settings: AuditSettings) -> health_check.HealthCheckRun:
+    """The real health-check command's run for this audit (started when the audit was turned on)."""
+    return health_check.running(pytestconfig).result(audit_settings)

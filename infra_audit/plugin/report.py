@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from infra_audit.core import db_config, dburl, probe
-from infra_audit.core.errors import ProbeError
+from infra_audit.core import db_config, dburl
+from infra_audit.core.errors import COULD_NOT_LOOK, ProbeError
 from infra_audit.core.text import printable
 from infra_audit.plugin import settings as audit_settings
 
@@ -186,7 +186,7 @@ class CouldNotCheck(pytest.fail.Exception):
 def probe_failed(evidence: Evidence, label: str, exc: ProbeError, problems: list[str], unknowns: list[str]) -> None:
     """File a probe that raised for ``label``, in the audit's terms: a cause that says it could not look
     (a lock, a deadline) among the ``unknowns``, any other among the ``problems``; its evidence says which."""
-    unknown = exc.cause in probe.COULD_NOT_LOOK
+    unknown = exc.cause in COULD_NOT_LOOK
     evidence.add(label, f"{'could not check' if unknown else 'FAILED'} ({exc.cause})")
     (unknowns if unknown else problems).append(audit_settings.advice(exc))
 

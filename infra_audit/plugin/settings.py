@@ -10,9 +10,11 @@ same ones without pytest); here they become options, and a bad value becomes a u
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -31,6 +33,7 @@ SETTING_NAMES = {
     "local_server": "for a local sandbox: infra-sandbox start, or python3 tools/sandbox.py start in its checkout",
 }
 _SETTINGS = pytest.StashKey[AuditSettings]()
+_TEXTS = pytest.StashKey[dict[str, str]]()
 _NOT_IN_INI = "(not set in the pytest config: [tool.infra-audit], else the default)"
 _DB_URL = pytest.StashKey["DbUrlSetting | ConfigError"]()
 
@@ -96,15 +99,48 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     # pytest read the command line for its first conftests before these flags existed: again, so that
     # in `pytest --html PATH` PATH is the report's, not a test path that would keep the audit's conftest out.
     early_config.known_args_namespace = parser.parse_known_args(args, namespace=early_config.known_args_namespace)
+    if _runs_the_checks(early_config):
+        from infra_audit.plugin import health_check  # the audit: its health check starts before any conftest loads
+
+        health_check.start(early_config)
+
+
+def _runs_the_checks(config: pytest.Config) -> bool:
+    """Whether the paths of this run (its arguments, else ``testpaths``) are the installed checks or lie in
+    them: an audit, known before its conftest is loaded. (Checks not installed from the run's own folder
+    are an audit too; their conftest turns it on a moment later.)"""
+    spec = importlib.util.find_spec("infra_audit.checks")
+    checks = [Path(folder) for folder in (spec.submodule_search_locations or [])] if spec else []
+    options = config.known_args_namespace
+    if not checks or options.pyargs:
+        return False
+    given = [(config.invocation_params.dir, arg.split("::")[0]) for arg in options.file_or_dir or []]
+    paths = given or [(config.rootpath, path) for path in config.getini("testpaths")]
+    return any(
+        folder == found or folder in found.parents
+        for base, path in paths
+        for found in [(base / path).resolve()]
+        for folder in checks
+    )
+
+
+def setting_texts(config: pytest.Config) -> dict[str, str]:
+    """Each setting's text by ini key (flag, else ini, else the project's settings, else the default),
+    read once per run, not yet validated: enough to start the health check before psycopg loads."""
+    if _TEXTS not in config.stash:
+        try:
+            kept = core_settings.read_project_settings(config.rootpath)
+        except SettingsError as exc:
+            raise pytest.UsageError(advice(exc)) from None
+        config.stash[_TEXTS] = core_settings.texts({s.ini: _raw(config, s.ini, kept) for s in core_settings.SETTINGS})
+    return config.stash[_TEXTS]
 
 
 def settings(config: pytest.Config) -> AuditSettings:
     """The validated settings, read once per run: the fixtures and the reports share them."""
     if _SETTINGS not in config.stash:
         try:
-            kept = core_settings.read_project_settings(config.rootpath)
-            values = {s.ini: _raw(config, s.ini, kept) for s in core_settings.SETTINGS}
-            config.stash[_SETTINGS] = core_settings.build(values, config.rootpath)
+            config.stash[_SETTINGS] = core_settings.build(setting_texts(config), config.rootpath)
         except SettingsError as exc:
             raise pytest.UsageError(advice(exc)) from None
     return config.stash[_SETTINGS]
@@ -116,8 +152,9 @@ def advice(exc: InfraError) -> str:
 
 
 def _raw(config: pytest.Config, name: str, kept: dict[str, str]) -> str | None:
-    """A setting's text: its flag, else the ini pytest read, else the project's settings (None: the default)."""
-    value = config.getoption(name)
+    """A setting's text: its flag, else the ini pytest read, else the project's settings (None: the default).
+    The flags as parsed for the first conftests: the health check may start before the rest is parsed."""
+    value = getattr(config.known_args_namespace, name, None)
     if value is None and config.getini(name) != _NOT_IN_INI:
         value = config.getini(name)
     return str(value) if value is not None else kept.get(name)
