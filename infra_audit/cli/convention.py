@@ -15,7 +15,6 @@ requirements for those).
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import logging
 import os
@@ -76,6 +75,8 @@ class Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments:"):
             flags = [flag for action in self._actions for flag in action.option_strings]
             typo = message.split(":", 1)[1].split()[0].split("=")[0]
+            import difflib  # a typo's hint only: not at every start
+
             near = difflib.get_close_matches(typo, flags, n=1)
             message += f" (did you mean {near[0]}?)" if near else ""
         if "--json" in sys.argv[1:]:  # the one JSON object, usage errors included
