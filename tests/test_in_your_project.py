@@ -176,3 +176,16 @@ def test_the_pre_commit_hooks_entry_runs_the_root_check_in_the_project(installed
     subprocess.run([str(user_venv / "bin" / "python"), "-m", "venv", "--without-pip", str(user_project)], check=True)
     done = run(entry, user_project, installed)
     assert done.returncode == 1 and f"fix: infra-cleanup-root --root {user_project}" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("config", ["pyproject.toml", "pytest.ini"])
+def test_a_pyproject_that_cannot_be_read_is_one_usage_line(installed, user_project, config):
+    """Read by pytest (its config) or only by the audit (pytest.ini is pytest's): one line naming the
+    file, pytest's usage exit code 4 as for any bad setting, no traceback."""
+    pyproject = user_project / "pyproject.toml"
+    if config == "pytest.ini":
+        (user_project / "pytest.ini").write_text("[pytest]\n")
+    pyproject.write_text(pyproject.read_text() + "\n[tool.infra-audit\n")
+    done = run(["infra-audit"], user_project, installed)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert str(pyproject) in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr

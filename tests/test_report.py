@@ -599,6 +599,20 @@ def test_help_and_usage_errors_name_the_command_typed():
         assert f"usage: {typed} [options]" in said and "__main__.py" not in said, said
 
 
+def test_a_run_that_is_not_the_audit_keeps_pytests_usage_line(tmp_path):
+    """The installed plugin changes nothing of another project's run: its --help is pytest's own."""
+    (tmp_path / "test_theirs.py").write_text("def test_theirs():\n    pass\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "usage: __main__.py [options]" in done.stdout, done.stdout + done.stderr
+
+
 HOLD = """\
 import os, signal, sys, time
 import pytest

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from infra_audit.cli import convention
 from infra_audit.core import settings
-from infra_audit.core.errors import SettingsError
 
 TOOL = "infra-audit"
 # pytest's own config files, in the order pytest reads them, with the section that makes each one count.
@@ -87,11 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         return convention.run(TOOL, lambda: convention.Result(init(root)), as_json=False)
     import pytest  # only for the audit itself: `init` and its errors need none of it
 
-    try:
-        settings.read_project_settings(root)  # a broken pyproject.toml is one line, before pytest starts
-    except SettingsError as exc:
-        print(f"{TOOL}: error: {exc.advice({})}", file=sys.stderr)
-        return convention.EXIT_USAGE
     return int(pytest.main(pytest_args(root, argv)))
 
 

@@ -39,7 +39,6 @@ _DB_URL = pytest.StashKey["DbUrlSetting | ConfigError"]()
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    parser.prog = typed_command(parser.prog)
     group = parser.getgroup(
         "infra",
         "infrastructure audit (settings default to the project's config: pytest.ini, or [tool.infra-audit] in pyproject.toml)",
@@ -64,8 +63,9 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 
 def typed_command(prog: str) -> str:
-    """The command as typed, for --help's usage line and usage errors: ``python -m pytest`` would show as
-    ``__main__.py``; ``pytest`` and ``infra-audit`` already show as themselves."""
+    """The command as typed, for the audit's --help usage line and usage errors: ``python -m pytest`` would
+    show as ``__main__.py``; ``pytest`` and ``infra-audit`` already show as themselves. Other runs keep
+    pytest's own."""
     if prog != "__main__.py":
         return prog
     argv = getattr(sys, "orig_argv", [])  # Python 3.10+
@@ -102,6 +102,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     if _runs_the_checks(early_config):
         from infra_audit.plugin import health_check  # the audit: its health check starts before any conftest loads
 
+        parser.prog = typed_command(parser.prog)
         health_check.start(early_config)
 
 
