@@ -52,6 +52,14 @@ SEED_MARKET_DATA_ROWS = 120
 SEED_ASSETS_ROWS = 4
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background of a script (``cmd &``, as CI steps, nohup and load harnesses do)
+    inherits SIGINT ignored, and so would every command it starts: the Ctrl-C tests need theirs to get it
+    (a handled signal is reset to its default in a started command; an ignored one stays ignored)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     """Say which binaries the private server runs."""
     try:
