@@ -85,6 +85,8 @@ def test_every_setting_is_a_startup_option_never_a_set(conn):
     )
     assert "session" not in sources.values(), sources
     assert sources["default_transaction_read_only"] == "client"
+    bounds = db_probe.session_bounds(conn, FAST)
+    assert bounds == "read-only, statement_timeout 1 s, lock_timeout 0.5 s (startup options)", "no pooler dropped them"
 
 
 def test_a_schema_before_pg_catalog_is_refused(target):
@@ -155,7 +157,10 @@ def test_pg_variables_never_send_the_probe_elsewhere_than_db_url_names(target, m
 def test_refused_connection_is_named(target, closed_port):
     error = connect_error(f"postgresql://u:pw@127.0.0.1:{closed_port}/db")
     assert error.cause == "refused"
-    assert "is PostgreSQL running" in str(error)
+    assert str(error) == (
+        f"connection refused by 127.0.0.1:{closed_port}: is PostgreSQL running and listening there? Start it, or fix "
+        "host/port in DB_URL"
+    ), "libpq's cause and its fix, and nothing after them"
     assert error.setting == "local_server", "refused on this machine: the caller may offer its sandbox"
 
 
