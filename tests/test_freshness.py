@@ -243,7 +243,7 @@ def test_a_rule_may_name_a_warning_and_an_error_age():
 def test_the_group_setting_is_one_column_or_empty():
     assert parse_group("") is None and parse_group("   ") is None
     assert parse_group('"Sym Bol"') == "Sym Bol"
-    for bad in ("symbol timeframe", "a.symbol", '"open'):
+    for bad in ("symbol timeframe", "a.symbol", '"open', "symbol."):  # "symbol.": the text ends after the dot
         with pytest.raises(ValueError, match="^infra_freshness_group: .* is not one column name"):
             parse_group(bad)
 
