@@ -158,7 +158,9 @@ def test_a_new_table_is_its_own_baseline():
     previous = Record("2026-11-28T10:00:00Z", TARGET, {"assets": TableCount(975, True)}, True)
     findings = {finding.table: finding for finding in history.compare(previous, record(340_000))}
     assert findings["market_data"].kind == "baseline" and not findings["market_data"].failed
+    assert findings["market_data"].message == "market_data: 340,000 rows (exact), the first count on record (baseline)"
     assert findings["assets"].kind == "ok"
+    assert findings["assets"].message == "assets: 975 rows (exact), was 975 rows (exact) on 2026-11-28 10:00 UTC"
 
 
 def test_another_targets_records_are_ignored(path):
@@ -193,6 +195,23 @@ def test_torn_and_invalid_lines_are_skipped_and_counted(path):
     read = history.read(path)
     assert [r.time for r in read.records] == ["2026-11-27T10:00:00Z", "2026-11-29T10:00:00Z"]
     assert read.skipped == 6
+
+
+def test_a_blank_line_between_records_is_passed_over(path):
+    """A history edited by hand may hold an empty line: the records after it still count."""
+    path.parent.mkdir(parents=True)
+    path.write_text(record(340_000).to_line() + "\n  \n" + record(339_000, time="2026-11-29T10:00:00Z").to_line())
+    assert history.read(path) == history.History((record(340_000), record(339_000, time="2026-11-29T10:00:00Z")), 0)
+
+
+def test_an_empty_table_and_every_name_of_the_target_round_trip(path):
+    """A count of 0 is a count (the next audit compares with it), and the cluster and address names are what
+    let a record match the same database reached another way."""
+    target = history.Target("db.example:5432/mt5_crs", "7443071468531281723/mt5_crs", "10.0.0.5:5432/mt5_crs")
+    written = Record("2026-11-28T10:00:00Z", target, {"assets": TableCount(0, True)}, True)
+    history.append(path, written)
+    (read,) = history.read(path).records
+    assert read == written and read.target == target
 
 
 def test_each_record_is_written_by_one_write_of_a_whole_line(path, monkeypatch):
@@ -288,6 +307,39 @@ def test_a_count_that_is_only_a_floor_fails_when_it_cannot_tell(path):
         "run ANALYZE market_data (a view has none: list the table it reads), then audit again"
     )
     assert not failed(history.compare(record(95_000), _floor(100_000))), "more than 100,000 is no loss from 95,000"
+
+
+@pytest.mark.parametrize(
+    ("rows", "live", "kind"),
+    [(1_000, 899, "unknown"), (900, 899, "unknown"), (1_000, 900, "ok"), (899, 800, "shrunk")],
+    ids=["live rows past the share", "estimate at the fewest allowed", "live rows at the fewest allowed", "estimate"],
+)
+def test_an_estimate_whose_live_rows_show_a_loss_cannot_compare(rows, live, kind):
+    """1,000 exact rows before, 10% allowed: 900 is the fewest. An estimate at or above it whose statistics
+    count fewer live rows may hide a loss; an estimate below it is a loss whatever the statistics say."""
+    now = Record("2026-11-29T10:00:00Z", TARGET, {"assets": TableCount(rows, False, live=live)}, True)
+    previous = Record("2026-11-28T10:00:00Z", TARGET, {"assets": TableCount(1_000, True)}, True)
+    (finding,) = history.compare(previous, now)
+    assert finding.kind == kind
+    if (rows, live) == (1_000, 899):
+        assert finding.message == (
+            "assets: could not compare: the planner's estimate (~1,000 rows) and PostgreSQL's statistics (~899 live "
+            "rows, 10% fewer than the 1,000 rows (exact) of the last passing audit, 2026-11-28 10:00 UTC) disagree: rows "
+            "were deleted since the last ANALYZE, or just before it in the same session (then counted twice): run "
+            "ANALYZE assets, then audit again"
+        )
+
+
+def test_a_floor_and_a_single_row_at_the_edges():
+    """A floor now at exactly the fewest rows allowed is no loss; a number now at exactly the fewest after a
+    floor is a new baseline; a table of one row that lost it shrank."""
+    previous = record(1_000)
+    floor_now = Record("2026-11-29T10:00:00Z", TARGET, {"market_data": TableCount(900, False, over=True)}, True)
+    assert [f.kind for f in history.compare(previous, floor_now)] == ["ok"]
+    floor_before = Record("2026-11-28T10:00:00Z", TARGET, {"market_data": TableCount(1_000, False, over=True)}, True)
+    assert [f.kind for f in history.compare(floor_before, record(900))][0] == "reset"
+    one = Record("2026-11-28T10:00:00Z", TARGET, {"market_data": TableCount(1, True)}, True)
+    assert [f.kind for f in history.compare(one, record(0))][0] == "shrunk"
 
 
 def test_a_floor_round_trips_and_old_records_read_as_counts(path):
