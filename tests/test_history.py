@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +49,7 @@ def failed(findings: list[history.Finding]) -> list[history.Finding]:
 
 def test_the_first_audit_is_the_baseline_and_passes(path):
     assert history.last_passing(path, TARGET) is None  # no file yet: nothing to compare
+    assert history.read(path) == history.History((), 0)
     (finding,) = history.compare(None, record(340_494))
     assert finding.kind == "baseline" and not finding.failed
     assert finding.message == f"first audit of {TARGET.url}: these row counts are the baseline"
@@ -240,6 +244,7 @@ def test_the_target_key_and_the_file_hold_no_secrets(path, target):
         key, note = history.identify(conn, url, Timeouts())
         stats = [db_probe.table_stats(conn, table, 100_000, Timeouts()) for table in ("market_data", "assets")]
     assert note is None and key.url == history.target_key(url)
+    assert key.address == f"127.0.0.1:{target.admin.info.port}/{target.dbname}"
     assert all(name.endswith(f"/{target.dbname}") for name in (key.url, key.cluster, key.address))
     history.append(path, history.record(key, stats, passed=True))
     text = path.read_text()
@@ -299,6 +304,7 @@ def test_a_count_that_is_only_a_floor_fails_when_it_cannot_tell(path):
     pass would hide a loss of up to 70% and make this run the baseline."""
     previous = record(340_494, exact=False)
     (finding,) = failed(history.compare(previous, _floor(100_000)))
+    assert finding.table == "market_data"
     assert finding.kind == "unknown" and finding.message.startswith(
         "market_data: could not compare: it holds more than 100,000 rows now, too few to tell whether it is "
         "within 10% of the ~340,494 rows (estimate) of the last passing audit"
@@ -320,7 +326,7 @@ def test_an_estimate_whose_live_rows_show_a_loss_cannot_compare(rows, live, kind
     now = Record("2026-11-29T10:00:00Z", TARGET, {"assets": TableCount(rows, False, live=live)}, True)
     previous = Record("2026-11-28T10:00:00Z", TARGET, {"assets": TableCount(1_000, True)}, True)
     (finding,) = history.compare(previous, now)
-    assert finding.kind == kind
+    assert (finding.table, finding.kind) == ("assets", kind)
     if (rows, live) == (1_000, 899):
         assert finding.message == (
             "assets: could not compare: the planner's estimate (~1,000 rows) and PostgreSQL's statistics (~899 live "
@@ -425,11 +431,73 @@ def test_the_record_is_never_appended_to_what_is_not_the_audits_own_history(kind
 
 def test_a_history_over_the_size_limit_is_refused_not_read_in_part(path, monkeypatch):
     """Reads are bounded: a history grown past the limit is refused (its newest lines are at its end, so
-    a part would miss the last passing audit and make a loss the baseline)."""
+    a part would miss the last passing audit and make a loss the baseline); one of exactly the limit is read whole."""
     history.append(path, record(1))
-    monkeypatch.setattr(history, "MAX_BYTES", path.stat().st_size - 1)
-    with pytest.raises(HistoryError, match=r"is refused and left untouched: it is over .* more than the audit reads"):
+    size = path.stat().st_size
+    monkeypatch.setattr(history, "MAX_BYTES", size)
+    assert history.read(path) == history.History((record(1),), 0)
+    monkeypatch.setattr(history, "MAX_BYTES", size - 1)
+    with pytest.raises(HistoryError) as refused:
         history.read(path)
+    assert str(refused.value) == (
+        f"the audit history {path} is refused and left untouched: it is over 0 MiB ({size:,} bytes), more than the "
+        "audit reads: move it aside (a new history starts) or keep only its newest lines"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        (
+            "a link",
+            "it is a symbolic link, not a history file: the audit never writes through one: name the file itself",
+        ),
+        ("a FIFO", "it is a FIFO, not a history file: name a regular file"),
+        ("a socket", "it is a device or socket, not a history file: name a regular file"),
+        ("a folder", "it is a folder, not a history file: name a file in it"),
+        ("an empty file", "it is not a history the audit wrote (it is empty): name another file"),
+        ("a foreign file", "it is not a history the audit wrote (its first line is not a record of the audit): name "),
+    ],
+)
+def test_each_refusal_says_what_is_there_and_what_to_do(kind, said, path, tmp_path):
+    path.parent.mkdir(parents=True)
+    if kind == "a link":
+        path.symlink_to(tmp_path / "elsewhere.jsonl")
+    elif kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "a socket":
+        socket.socket(socket.AF_UNIX).bind(str(path))
+    elif kind == "a folder":
+        path.mkdir()
+    else:
+        path.write_text("" if kind == "an empty file" else "[pytest]\n")
+    with pytest.raises(HistoryError) as refused:
+        history.read(path)
+    assert str(refused.value).startswith(f"the audit history {path} is refused and left untouched: {said}")
+    fix = (
+        "(a missing one is created)"
+        if kind.startswith(("a link", "a FIFO", "a socket", "a folder"))
+        else ("another file (a missing one is created), or move this one aside")
+    )
+    assert str(refused.value).endswith(fix)
+
+
+def test_a_new_history_is_readable_by_all_and_writable_by_its_owner_only(path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    history.append(path, record(1))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644 & ~umask
+
+
+def test_the_time_shown_is_utc_whatever_the_machines_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        (finding,) = failed(history.compare(record(340_000, time="2026-11-28T23:30:00Z"), record(1_000)))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert "of the last passing audit (2026-11-28 23:30 UTC)" in finding.message
 
 
 @pytest.mark.parametrize(
