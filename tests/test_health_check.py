@@ -129,6 +129,7 @@ def test_json_output_for_monitoring(project, target, run_health_check):
         "shown": "~120 rows (planner estimate)",
     }
     assert report["tables"]["assets"]["exact"] is True
+    assert 0 <= report["connect_seconds"] < 3, "measured, so within the 3 s connect deadline"
     assert target.role.password not in done.stdout
 
 
