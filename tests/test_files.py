@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -71,3 +72,30 @@ def test_a_new_file_gets_what_the_umask_allows_of_read_and_write(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o644
+
+
+def test_the_data_is_written_into_a_temporary_file_only_its_owner_can_read(tmp_path, monkeypatch):
+    """The data (a .env holding a password) is in the temporary file before its final mode is set: until
+    then, no one but its owner may read or write it, whatever the umask."""
+    seen: list[int] = []
+    real_fchmod = os.fchmod
+    monkeypatch.setattr(os, "fchmod", lambda fd, mode: seen.append(os.fstat(fd).st_mode) or real_fchmod(fd, mode))
+    previous = os.umask(0o002)
+    try:
+        files.write_atomically(tmp_path / ".env", b"DB_URL=postgresql://u:secret@h/db\n", 0o644)
+    finally:
+        os.umask(previous)
+    assert [stat.S_IMODE(mode) for mode in seen] == [0o600]
+
+
+def test_no_free_temporary_name_is_said_in_one_line_and_nothing_is_touched(tmp_path, monkeypatch):
+    taken = tmp_path / ".report.html.taken.tmp"
+    taken.write_text("somebody's")
+    monkeypatch.setattr(files, "_temp_path", lambda target: taken)
+    with pytest.raises(FileExistsError) as raised:
+        files.write_atomically(tmp_path / "report.html", b"new")
+    assert raised.value.errno == errno.EEXIST
+    assert str(raised.value) == (
+        f"[Errno 17] no free temporary name beside {tmp_path / 'report.html'}: clear {tmp_path} of .tmp files"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [taken.name] and taken.read_text() == "somebody's"
