@@ -159,6 +159,18 @@ def _git(root: Path, *args: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def python_pytest(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m pytest ARGS`` as a user types it, in ``cwd`` (this repository unless told)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=cwd,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_healthy_report_is_the_proof_for_the_ticket(project, target, run_audit, tmp_path):
     write_env(project, f"DB_URL={target.url}\n")
     (project / ".env").chmod(0o600)
@@ -539,26 +551,16 @@ def test_a_check_the_user_adds_is_reported_like_the_built_in_ones(project, tmp_p
 
     def run(*args: str) -> AuditRun:
         junit = tmp_path / f"junit-{len(args)}.xml"
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                str(checks),
-                "-c",
-                str(REPO / "pytest.ini"),
-                f"--rootdir={REPO}",
-                f"--project-root={project}",
-                "--no-default-report",
-                f"--junitxml={junit}",
-                f"--history={tmp_path / 'history.jsonl'}",
-                *args,
-            ],
-            cwd=REPO,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
+        done = python_pytest(
+            str(checks),
+            "-c",
+            str(REPO / "pytest.ini"),
+            f"--rootdir={REPO}",
+            f"--project-root={project}",
+            "--no-default-report",
+            f"--junitxml={junit}",
+            f"--history={tmp_path / 'history.jsonl'}",
+            *args,
         )
         return AuditRun(done.returncode, done.stdout + done.stderr, junit.read_text(), {}, 0.0)
 
@@ -587,14 +589,7 @@ def test_help_and_usage_errors_name_the_command_typed():
     """`python -m pytest --help` said `usage: __main__.py`."""
     typed = shlex.join([sys.executable, "-m", "pytest"])
     for args, stream in ((["--help"], "stdout"), (["--no-such-flag"], "stderr")):
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "infra_tests", *args],
-            cwd=REPO,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = python_pytest("infra_tests", *args)
         said = getattr(done, stream)
         assert f"usage: {typed} [options]" in said and "__main__.py" not in said, said
 
@@ -602,14 +597,7 @@ def test_help_and_usage_errors_name_the_command_typed():
 def test_a_run_that_is_not_the_audit_keeps_pytests_usage_line(tmp_path):
     """The installed plugin changes nothing of another project's run: its --help is pytest's own."""
     (tmp_path / "test_theirs.py").write_text("def test_theirs():\n    pass\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--help"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = python_pytest("--help", cwd=tmp_path)
     assert done.returncode == 0 and "usage: __main__.py [options]" in done.stdout, done.stdout + done.stderr
 
 
@@ -744,24 +732,14 @@ def test_html_path_as_a_separate_word_before_any_test_path(project, target, tmp_
     """`pytest --html PATH` (no `=`, no test path, as the README writes it): PATH is the report's."""
     report = tmp_path / "audit.html"
     write_env(project, f"DB_URL={target.url}\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--html",
-            str(report),
-            "--metadata",
-            "Ticket",
-            "44",
-            f"--project-root={project}",
-            f"--history={tmp_path / 'h.jsonl'}",
-        ],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = python_pytest(
+        "--html",
+        str(report),
+        "--metadata",
+        "Ticket",
+        "44",
+        f"--project-root={project}",
+        f"--history={tmp_path / 'h.jsonl'}",
     )
     assert done.returncode == 0 and "audit PASSED" in done.stdout, done.stdout + done.stderr
     assert HtmlReport.read(report).environment["Ticket"] == "44"
@@ -778,28 +756,14 @@ def test_the_server_version_is_known_whichever_check_connected(project, target, 
 def test_another_ini_runs_the_audit_with_its_settings(tmp_path):
     """`-c other.ini`: the plugin is installed (its entry point), so the audit runs, with that ini's settings."""
     (tmp_path / "other.ini").write_text("[pytest]\ninfra_required_paths = nowhere-else/\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", str(tmp_path / "other.ini"), str(REPO / "infra_tests")],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = python_pytest("-c", str(tmp_path / "other.ini"), str(REPO / "infra_tests"))
     assert done.returncode == 1 and "INTERNALERROR" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert "nowhere-else/: MISSING" in done.stdout
 
 
 def test_without_the_plugin_loaded_the_audit_is_one_usage_line(tmp_path):
     """Plugin autoload off (PYTEST_DISABLE_PLUGIN_AUTOLOAD): say how to load it, not INTERNALERROR."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(REPO / "infra_tests")],
-        cwd=REPO,
-        env=clean_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = python_pytest(str(REPO / "infra_tests"), env=clean_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"))
     assert done.returncode == 4 and "INTERNALERROR" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert done.stderr.strip().startswith("ERROR: the audit's plugin is not loaded")
 
