@@ -60,3 +60,19 @@ def test_a_project_root_that_is_no_folder_names_the_setting(tmp_path):
         "project_root",
     )
     assert settings.build({"infra_project_root": "."}, tmp_path).project_root == tmp_path.resolve()
+
+
+def test_a_pytest_ini_that_cannot_be_parsed_is_one_line_naming_it(tmp_path):
+    (tmp_path / "pytest.ini").write_text("infra_tables = assets\n[pytest]\n")
+    with pytest.raises(SettingsError) as raised:
+        settings.read_project_settings(tmp_path)
+    assert str(raised.value) == f"{tmp_path / 'pytest.ini'} cannot be read as an ini file (MissingSectionHeaderError)"
+
+
+def test_a_project_root_in_no_users_home_names_the_setting(tmp_path):
+    with pytest.raises(SettingsError) as raised:
+        settings.build({"infra_project_root": "~nosuchuser/x"}, tmp_path)
+    assert (str(raised.value), raised.value.setting) == (
+        "cannot expand '~nosuchuser/x': no such user's home folder",
+        "project_root",
+    )
