@@ -55,7 +55,7 @@ def test_a_share_is_whole_percents_and_a_small_one_is_not_none(fraction: float, 
 
 
 def test_the_telling_line_of_a_tools_output_is_stripped_and_never_blank() -> None:
-    output = "\n  initdb: starting  \n\n  initdb: error: directory exists  \n \n"
+    output = "\n  initdb: starting  \n\n  initdb: creating folders\ninitdb: error: directory exists  \n \n"
     assert first_line(output) == "initdb: starting"
     assert last_line(output) == "initdb: error: directory exists"
     assert first_line(" \n\t\n") == last_line(" \n\t\n") == "no output"
