@@ -76,3 +76,36 @@ def test_a_project_root_in_no_users_home_names_the_setting(tmp_path):
         "cannot expand '~nosuchuser/x': no such user's home folder",
         "project_root",
     )
+
+
+def test_every_setting_given_reaches_the_built_settings(tmp_path):
+    (tmp_path / "project").mkdir()
+    built = settings.build(
+        {
+            "infra_project_root": "project",
+            "infra_tables": "assets",
+            "infra_required_paths": "docs/ tools/x.py",
+            "infra_connect_timeout": "0.1",
+            "infra_query_timeout": "3600",
+            "infra_exact_count_limit": "7",
+            "infra_report_dir": "out",
+            "infra_project_name": "mt5-crs",
+            "infra_freshness_group": "timeframe",
+            "infra_history": "h.jsonl",
+            "infra_max_shrink": "20%",
+            "infra_health_check": "tools/hc.py",
+        },
+        tmp_path,
+    )
+    root = tmp_path.resolve()
+    assert (built.project_root, built.tables, built.required_paths) == (root / "project", ("assets",), ("docs/", "tools/x.py"))
+    assert (built.timeouts.connect, built.timeouts.query, built.exact_count_limit) == (0.1, 3600, 7)
+    assert (built.report_dir, built.project_name, built.freshness_group) == (root / "out", "mt5-crs", "timeframe")
+    assert (built.history, built.max_shrink) == (root / "h.jsonl", 0.2)
+    assert built.health_check == root / "project" / "tools" / "hc.py", "relative to the project root, not the rootdir"
+
+
+def test_an_empty_table_list_names_the_setting(tmp_path):
+    with pytest.raises(SettingsError) as raised:
+        settings.build({"infra_tables": " "}, tmp_path)
+    assert (str(raised.value), raised.value.setting) == ("the table list is empty: name the tables to check", "tables")
