@@ -98,7 +98,11 @@ def test_every_setting_given_reaches_the_built_settings(tmp_path):
         tmp_path,
     )
     root = tmp_path.resolve()
-    assert (built.project_root, built.tables, built.required_paths) == (root / "project", ("assets",), ("docs/", "tools/x.py"))
+    assert (built.project_root, built.tables, built.required_paths) == (
+        root / "project",
+        ("assets",),
+        ("docs/", "tools/x.py"),
+    )
     assert (built.timeouts.connect, built.timeouts.query, built.exact_count_limit) == (0.1, 3600, 7)
     assert (built.report_dir, built.project_name, built.freshness_group) == (root / "out", "mt5-crs", "timeframe")
     assert (built.history, built.max_shrink) == (root / "h.jsonl", 0.2)

@@ -39,9 +39,7 @@ def test_an_undecodable_file_name_byte_is_shown_as_the_byte_it_was() -> None:
     assert printable("\udc7f\udd00") == "\\udc7f\\udd00"
 
 
-@pytest.mark.parametrize(
-    ("number", "shown"), [(0, "0 rows"), (1, "1 row"), (2, "2 rows"), (340494, "340,494 rows")]
-)
+@pytest.mark.parametrize(("number", "shown"), [(0, "0 rows"), (1, "1 row"), (2, "2 rows"), (340494, "340,494 rows")])
 def test_a_count_is_singular_for_one_only(number: int, shown: str) -> None:
     assert counted(number, "row") == shown
 
