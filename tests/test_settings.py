@@ -23,6 +23,18 @@ def test_a_projects_settings_come_from_its_tool_table_its_pytest_options_then_it
     assert settings.read_project_settings(tmp_path)["infra_connect_timeout"] == "7"
 
 
+def test_a_toml_string_keeps_its_case_and_a_boolean_reads_as_the_ini_writes_it(tmp_path):
+    """Only a TOML boolean becomes lower case (``true``): a table or a project named in capitals stays so."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.infra-audit]\ntables = "Market"\nproject_name = "MT5 Feed"\nfreshness_group = false\n'
+    )
+    assert settings.read_project_settings(tmp_path) == {
+        "infra_tables": "Market",
+        "infra_project_name": "MT5 Feed",
+        "infra_freshness_group": "false",
+    }
+
+
 def test_a_pyproject_without_the_tool_table_holds_no_settings(tmp_path):
     assert not settings.has_tool_table(tmp_path) and settings.read_project_settings(tmp_path) == {}
     (tmp_path / "pyproject.toml").write_text("[tool.black]\nline-length = 120\n")
