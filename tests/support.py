@@ -231,19 +231,14 @@ def _junit_outcomes(text: str) -> dict[str, tuple[str, str]]:
     return outcomes
 
 
+def audit_command(root: Path, *args: str) -> list[str]:
+    """`python -m pytest infra_tests --project-root ROOT ARGS...`, run from this repository."""
+    return [sys.executable, "-m", "pytest", str(REPO / "infra_tests"), "--project-root", str(root), *args]
+
+
 def audit(root: Path, *args: str, junit: Path, env: dict[str, str] | None = None, timeout: float = 120) -> AuditRun:
     """Run `python -m pytest infra_tests --project-root ROOT ARGS...` from this repository, as a user would."""
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(REPO / "infra_tests"),
-        "--project-root",
-        str(root),
-        f"--junitxml={junit}",
-        f"--history={junit.with_suffix('.history.jsonl')}",
-        *args,
-    ]
+    command = audit_command(root, f"--junitxml={junit}", f"--history={junit.with_suffix('.history.jsonl')}", *args)
     started = time.monotonic()
     done = subprocess.run(
         command,

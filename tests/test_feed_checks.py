@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from psycopg import sql
 
 from infra_audit.sandbox import seed
-from tests.support import REPO, clean_env, partitioned_bars, stage, write_env
+from tests.support import partitioned_bars, stage, write_env
 
 SYMBOLS = 50
 
@@ -200,7 +198,7 @@ def test_rows_deleted_since_the_last_analyze_never_pass_behind_a_stale_estimate(
     assert "the statistics count" not in after_reset.output
 
 
-def test_terminal_escapes_in_the_data_never_reach_the_terminal(project, target, run_audit, tmp_path):
+def test_terminal_escapes_in_the_data_never_reach_the_terminal(project, target, run_audit, run_health_check, tmp_path):
     """A symbol holding escapes that move the cursor up and erase lines could rewrite FAILED as PASSED
     on a terminal: the audit's summary and the health check's report show them escaped."""
     reseed(target, rows=3_000)
@@ -215,13 +213,7 @@ def test_terminal_escapes_in_the_data_never_reach_the_terminal(project, target, 
     run = audit_feed(project, target, run_audit, tmp_path / "history.jsonl")
     assert run.outcome("test_data_is_fresh") == "failed", run.output
     assert "\x1b" not in run.output and "EVIL\\x1b[1A" in run.output
-    done = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(),
-    )
+    done = run_health_check("--root", str(project))
     assert done.returncode == 1 and "\x1b" not in done.stdout and "EVIL\\x1b[1A" in done.stdout, done.stdout
 
 
@@ -235,7 +227,9 @@ def test_a_failed_audit_never_becomes_the_baseline(project, target, run_audit, t
     assert again.outcome("test_row_counts_not_shrinking") == "failed", "still compared with the last passing audit"
 
 
-def test_row_level_security_is_said_never_taken_for_the_whole_table(project, target, run_audit, tmp_path):
+def test_row_level_security_is_said_never_taken_for_the_whole_table(
+    project, target, run_audit, run_health_check, tmp_path
+):
     """A policy that shows the audit's user some rows: "non-empty" is still proven (with a warning), but
     freshness and shrinking are about the rows it cannot see too, so they could not check; a policy that
     shows none is not "the table is empty"."""
@@ -261,13 +255,7 @@ def test_row_level_security_is_said_never_taken_for_the_whole_table(project, tar
         'see "row counts non-zero"'
     ) in run.message("test_row_counts_not_shrinking")
     assert run.outcome("test_health_check_passes") == "failed", "monitoring cannot vouch for rows it cannot see"
-    probe = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "health_check.py"), "--root", str(project)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(),
-    )
+    probe = run_health_check("--root", str(project))
     assert f"(row-level security: only what user '{user}' may see)" in probe.stdout, probe.stdout
 
     target.admin.execute("DROP POLICY some_symbols ON market_data")  # no policy: every row hidden

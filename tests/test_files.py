@@ -5,11 +5,23 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from infra_audit.core import files
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """This process's umask set to ``mask`` for the block, then put back."""
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def test_a_file_is_replaced_whole_with_its_mode(tmp_path: Path) -> None:
@@ -41,11 +53,8 @@ def test_without_a_mode_the_file_keeps_its_own_and_a_new_one_follows_the_umask(t
     kept.chmod(0o600)
     files.write_atomically(kept, b"new")
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600, "a file the user made private stays private"
-    previous = os.umask(0o077)
-    try:
+    with umask(0o077):
         files.write_atomically(tmp_path / "new", b"new")
-    finally:
-        os.umask(previous)
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o600
 
 
@@ -66,11 +75,8 @@ def test_a_folder_that_cannot_be_opened_to_sync_leaves_the_file_written(tmp_path
 
 def test_a_new_file_gets_what_the_umask_allows_of_read_and_write(tmp_path):
     """No execute bit, for anyone: 0o666 less the umask, as open() would give it."""
-    previous = os.umask(0o022)
-    try:
+    with umask(0o022):
         files.write_atomically(tmp_path / "new", b"x\n")
-    finally:
-        os.umask(previous)
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o644
 
 
@@ -80,11 +86,8 @@ def test_the_data_is_written_into_a_temporary_file_only_its_owner_can_read(tmp_p
     seen: list[int] = []
     real_fchmod = os.fchmod
     monkeypatch.setattr(os, "fchmod", lambda fd, mode: seen.append(os.fstat(fd).st_mode) or real_fchmod(fd, mode))
-    previous = os.umask(0o002)
-    try:
+    with umask(0o002):
         files.write_atomically(tmp_path / ".env", b"DB_URL=postgresql://u:secret@h/db\n", 0o644)
-    finally:
-        os.umask(previous)
     assert [stat.S_IMODE(mode) for mode in seen] == [0o600]
 
 

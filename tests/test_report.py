@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import infra_audit
-from tests.support import REPO, AuditRun, clean_env, write_env
+from tests.support import REPO, AuditRun, audit_command, clean_env, write_env
 
 HUMAN_NAMES = {
     "test_root_is_clean": "root is clean",
@@ -510,18 +510,9 @@ def test_ctrl_c_leaves_a_report_that_says_it_was_interrupted(project, tmp_path, 
         "        os.kill(os.getpid(), each)\n"
     )
     path = tmp_path / "audit.html"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(REPO / "infra_tests"),
-        "--project-root",
-        str(project),
-        "-p",
-        "signal_in_check",
-        f"--html={path}",
-        f"--history={tmp_path / 'history.jsonl'}",
-    ]
+    command = audit_command(
+        project, "-p", "signal_in_check", f"--html={path}", f"--history={tmp_path / 'history.jsonl'}"
+    )
     audit = subprocess.run(
         command,
         cwd=REPO,
@@ -638,18 +629,7 @@ def test_a_signal_after_the_verdict_is_exit_2_without_a_traceback(project, tmp_p
     """Once the verdict is out, SIGTERM or Ctrl-C still ends the run as the README promises: exit 2,
     no KeyboardInterrupt traceback (it once escaped pytest, exit 130, in 4 of 13 tries)."""
     (tmp_path / "hold_at.py").write_text(HOLD)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(REPO / "infra_tests"),
-        "--project-root",
-        str(project),
-        "-p",
-        "hold_at",
-        "--no-default-report",
-        f"--history={tmp_path / 'history.jsonl'}",
-    ]
+    command = audit_command(project, "-p", "hold_at", "--no-default-report", f"--history={tmp_path / 'history.jsonl'}")
     standalone = {
         k: v for k, v in clean_env(PYTHONPATH=str(tmp_path), HOLD_AT=moment).items() if k != "PYTEST_CURRENT_TEST"
     }  # as a user starts it, not from inside a test
