@@ -115,14 +115,9 @@ def _runs_the_checks(config: pytest.Config) -> bool:
     options = config.known_args_namespace
     if not checks or options.pyargs:
         return False
-    given = [(config.invocation_params.dir, arg.split("::")[0]) for arg in options.file_or_dir or []]
-    paths = given or [(config.rootpath, path) for path in config.getini("testpaths")]
-    return any(
-        folder == found or folder in found.parents
-        for base, path in paths
-        for found in [(base / path).resolve()]
-        for folder in checks
-    )
+    given = [config.invocation_params.dir / arg.split("::")[0] for arg in options.file_or_dir or []]
+    paths = [path.resolve() for path in given or [config.rootpath / path for path in config.getini("testpaths")]]
+    return any(folder == path or folder in path.parents for path in paths for folder in checks)
 
 
 def setting_texts(config: pytest.Config) -> dict[str, str]:
