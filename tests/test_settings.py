@@ -125,3 +125,86 @@ def test_an_empty_table_list_names_the_setting(tmp_path):
     with pytest.raises(SettingsError) as raised:
         settings.build({"infra_tables": " "}, tmp_path)
     assert (str(raised.value), raised.value.setting) == ("the table list is empty: name the tables to check", "tables")
+
+
+def _refusal(values: dict[str, str], rootdir) -> tuple[str, str | None]:
+    """What ``build`` refuses the values with: its message and the setting it names."""
+    with pytest.raises(SettingsError) as raised:
+        settings.build(values, rootdir)
+    return str(raised.value), raised.value.setting
+
+
+@pytest.mark.parametrize(
+    ("key", "lowest", "under", "highest", "over"),
+    [
+        ("connect_timeout", "0.1", "0.099", "3600", "3600.001"),
+        ("query_timeout", "0.1", "0.099", "3600", "3600.001"),
+        ("exact_count_limit", "0", "-1", "1000000000000", "1000000000001"),
+    ],
+)
+def test_each_number_holds_its_edges_and_a_refusal_names_it(tmp_path, key, lowest, under, highest, over):
+    ini = settings.BY_KEY[key].ini
+    for accepted in (lowest, highest):
+        built = settings.build({ini: accepted}, tmp_path)
+        got = {"connect_timeout": built.timeouts.connect, "query_timeout": built.timeouts.query}.get(
+            key, built.exact_count_limit
+        )
+        assert got == float(accepted)
+    upper = "3600" if "timeout" in key else "1e+12"
+    lower = "0.1" if "timeout" in key else "0"
+    for refused in (under, over, "nan", "inf", "soon", ""):
+        assert _refusal({ini: refused}, tmp_path) == (
+            f"the {key.replace('_', ' ')} must be a number >= {lower} and <= {upper}, got '{refused}'",
+            key,
+        )
+
+
+@pytest.mark.parametrize("key", ["tables", "required_paths"])
+def test_an_unbalanced_quote_names_the_list_it_is_in(tmp_path, key):
+    text = 'assets "Market Data'
+    assert _refusal({settings.BY_KEY[key].ini: text}, tmp_path) == (
+        f"unbalanced double quote in '{text}': quote a name with spaces as \"Market Data\"",
+        key,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "parser"),
+    [
+        ("freshness", "market_data", "parse_rules"),
+        ("freshness_group", "a b", "parse_group"),
+        ("max_shrink", "100%", None),
+    ],
+)
+def test_a_setting_with_its_own_parser_is_refused_with_the_parsers_words_naming_the_setting(
+    tmp_path, key, text, parser
+):
+    from infra_audit.core import freshness
+
+    parse = getattr(freshness, parser) if parser else settings.parse_max_shrink
+    with pytest.raises(ValueError) as said:
+        parse(text)
+    assert _refusal({settings.BY_KEY[key].ini: text}, tmp_path) == (str(said.value), key)
+
+
+@pytest.mark.parametrize("key", ["report_dir", "history", "health_check"])
+def test_a_path_in_no_users_home_names_its_setting(tmp_path, key):
+    assert _refusal({settings.BY_KEY[key].ini: "~nosuchuser/x"}, tmp_path) == (
+        "cannot expand '~nosuchuser/x': no such user's home folder",
+        key,
+    )
+
+
+def test_the_history_keeps_a_link_as_named_where_other_paths_resolve_it(tmp_path):
+    """The history file's own checks refuse a symbolic link, so ``build`` must hand them the link itself."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "h.jsonl").write_text("")
+    (tmp_path / "linked").symlink_to("real", target_is_directory=True)
+    (tmp_path / "real" / "link.jsonl").symlink_to("h.jsonl")
+    built = settings.build(
+        {"infra_history": "linked/link.jsonl", "infra_report_dir": "linked", "infra_health_check": "real/link.jsonl"},
+        tmp_path,
+    )
+    root = tmp_path.resolve()
+    assert built.history == root / "real" / "link.jsonl", "its folder resolved, its own name kept"
+    assert (built.report_dir, built.health_check) == (root / "real", root / "real" / "h.jsonl")

@@ -226,21 +226,17 @@ def build(values: Mapping[str, str | None], rootdir: Path) -> AuditSettings:
     root = project_root(raw, rootdir)
     if not root.is_dir():
         raise SettingsError(f"project root {root} is not a directory", setting="project_root")
-    tables = names(raw["infra_tables"])
+    tables = names(raw, "tables")
     if not tables:
         raise SettingsError("the table list is empty: name the tables to check", setting="tables")
-    try:
-        timeouts = Timeouts(
-            connect=number(raw, "connect_timeout", float, 0.1, MAX_TIMEOUT_S),
-            query=number(raw, "query_timeout", float, 0.1, MAX_TIMEOUT_S),
-        )
-    except ValueError as exc:
-        raise SettingsError(str(exc), setting="connect_timeout") from None
     return AuditSettings(
         project_root=root,
         tables=tables,
-        required_paths=names(raw["infra_required_paths"]),
-        timeouts=timeouts,
+        required_paths=names(raw, "required_paths"),
+        timeouts=Timeouts(  # number holds each within the range Timeouts accepts
+            connect=number(raw, "connect_timeout", float, 0.1, MAX_TIMEOUT_S),
+            query=number(raw, "query_timeout", float, 0.1, MAX_TIMEOUT_S),
+        ),
         exact_count_limit=int(number(raw, "exact_count_limit", int, 0, MAX_EXACT_COUNT_LIMIT)),
         report_dir=path_setting(raw["infra_report_dir"], rootdir, "report_dir"),
         project_name=raw["infra_project_name"] or root.name,
@@ -280,12 +276,13 @@ def parsed(parse: Callable[[str], T], raw: Mapping[str, str], key: str) -> T:
 _NAME = re.compile(r'"(?:[^"]|"")*"(?:\.(?:"(?:[^"]|"")*"|[^\s,".]+))*|[^\s,"]+(?:\."(?:[^"]|"")*")?')
 
 
-def names(text: str) -> tuple[str, ...]:
-    """Space- or comma-separated names; a double-quoted identifier (``"Market Data"``) stays whole."""
+def names(raw: Mapping[str, str], key: str) -> tuple[str, ...]:
+    """A setting's space- or comma-separated names; a double-quoted one (``"Market Data"``) stays whole."""
+    text = raw[BY_KEY[key].ini]
     found = tuple(match.group(0) for match in _NAME.finditer(text))
     if "".join(found).count('"') != text.count('"'):
         raise SettingsError(
-            f"unbalanced double quote in '{text}': quote a name with spaces as \"Market Data\"", setting="tables"
+            f"unbalanced double quote in '{text}': quote a name with spaces as \"Market Data\"", setting=key
         )
     return found
 
@@ -302,7 +299,7 @@ def path_setting(text: str, rootdir: Path, key: str, *, resolve_name: bool = Tru
         raise SettingsError(f"cannot expand '{text}': no such user's home folder", setting=key) from None
 
 
-def number(raw: Mapping[str, str], key: str, kind: type, minimum: float, maximum: float = math.inf) -> float:
+def number(raw: Mapping[str, str], key: str, kind: type, minimum: float, maximum: float) -> float:
     """A finite number within [minimum, maximum], or a SettingsError naming the setting."""
     text = raw[BY_KEY[key].ini]
     try:
@@ -310,8 +307,8 @@ def number(raw: Mapping[str, str], key: str, kind: type, minimum: float, maximum
     except ValueError:
         value = None
     if value is None or not math.isfinite(value) or not minimum <= value <= maximum:
-        upper = f" and <= {maximum:g}" if math.isfinite(maximum) else ""
         raise SettingsError(
-            f"the {key.replace('_', ' ')} must be a number >= {minimum:g}{upper}, got '{text}'", setting=key
+            f"the {key.replace('_', ' ')} must be a number >= {minimum:g} and <= {maximum:g}, got '{text}'",
+            setting=key,
         )
     return value
