@@ -130,6 +130,11 @@ def test_json_output_for_monitoring(project, target, run_health_check):
     }
     assert report["tables"]["assets"]["exact"] is True
     assert 0 <= report["connect_seconds"] < 3, "measured, so within the 3 s connect deadline"
+    assert 0 < report["check_seconds"] >= report["connect_seconds"], "the whole probe, to the millisecond"
+    (shown,) = target.admin.execute("SHOW server_version").fetchone()
+    assert report["server_version"] == shown.split()[0], "what the server calls itself"
+    (fresh,) = report["freshness"].values()
+    assert fresh["ok"] is True and "error" not in fresh and "warning" not in fresh, "nothing to say: no key"
     assert target.role.password not in done.stdout
 
 
