@@ -39,8 +39,10 @@ def test_what_is_not_a_regular_file_is_refused_and_left_as_it_is(tmp_path: Path,
     victim.write_text("precious")
     {"fifo": lambda: os.mkfifo(target), "symlink": lambda: target.symlink_to(victim), "folder": target.mkdir}[kind]()
     before = target.lstat()
-    with pytest.raises(IsADirectoryError, match="is not a regular file: it is left as it is"):
+    with pytest.raises(IsADirectoryError) as refused:
         files.write_atomically(target, b"new", 0o644)
+    said = f"{target} is not a regular file: it is left as it is"
+    assert (refused.value.errno, refused.value.strerror) == (errno.EISDIR, said), "callers print strerror"
     after = target.lstat()
     assert (after.st_ino, stat.S_IFMT(after.st_mode)) == (before.st_ino, stat.S_IFMT(before.st_mode))
     assert victim.read_text() == "precious"
