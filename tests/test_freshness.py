@@ -209,10 +209,11 @@ def test_several_rules_and_an_empty_setting():
         ("market_data=99999999d", "out of range"),
         ("market_data=999999999w", "out of range"),  # past what timedelta() holds: checked before it is made
         ('"market_data=3d', "unclosed quote"),
-        ("a.b.c.d=1d", "too many parts"),
+        ("a.b.c.d=1d", "'a.b.c.d' has too many parts"),
         ("market_data=1d market_data=2d", "listed twice"),
         ("public.market_data.ts=1d public.market_data.time=2d", "'public.market_data.time' is listed twice"),
-        ("=3d", "expected a name"),
+        ("=3d", "expected a name at '=3d'"),
+        ("=3d is a twenty-character excerpt", "expected a name at '=3d is a twenty-char'; the form"),
         ('""=3d', "empty name"),
         ("market_data=warn:6h", "'warn:6h' has no error age"),
         ("market_data=warn:3d,error:1d", "the warning age must be below the error age"),
