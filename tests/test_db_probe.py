@@ -471,13 +471,13 @@ def test_a_view_is_filtered_when_a_table_it_reads_is_for_its_reader(
         assert db_probe.table_stats(its_conn, "seen", 1000, FAST).row_security is False
 
 
-
 def test_the_row_security_warning_names_the_table_the_user_and_the_fix():
     """The audit's evidence line (the feed checks read it through the audit): whole, in one line."""
     assert db_probe.row_security_warning('"Market Data"', "reader") == (
         "row-level security may filter what user 'reader' sees of \"Market Data\" (it is on for the table, or for a "
         "table it reads), so these numbers may be of part of it: audit as a role with BYPASSRLS"
     )
+
 
 def test_never_analyzed_table_over_the_limit_is_non_empty_without_an_estimate(target, conn):
     target.admin.execute("CREATE TABLE fresh AS SELECT generate_series(1, 50) AS n")

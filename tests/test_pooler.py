@@ -50,7 +50,10 @@ def test_through_pgbouncer_every_statement_is_read_only_and_bounded_and_nothing_
     with pooled(mode) as pooler:
         url = pooler.url(target.role.name, target.role.password)
         with db_probe.connect(parse(url), FAST) as conn:
-            assert DROPPED in db_probe.session_bounds(conn, FAST)
+            assert db_probe.session_bounds(conn, FAST) == (
+                "read-only, statement_timeout 2 s, lock_timeout 1 s, each statement in a READ ONLY transaction of its "
+                f"own with SET LOCAL timeouts: {DROPPED}"
+            )
             *bounds, pid = db_probe.fetch_one(conn, BOUNDS, "the session", FAST)
             assert bounds == ["on", "2s", "1s", "2s"]  # idle in a transaction of ours: it ends too
             insert = "INSERT INTO assets (symbol, name) VALUES ('X', 'x') RETURNING 1"

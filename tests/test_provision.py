@@ -27,10 +27,14 @@ def test_a_server_that_stalls_after_letting_us_in_hits_our_deadline(admin_url):
             pytest.skip("the server runs as another OS user: its backend cannot be frozen from here")
         started = time.monotonic()
         try:
-            with pytest.raises(ProbeError, match="the --server stopped answering"):
+            with pytest.raises(ProbeError) as stalled:
                 session.execute("SELECT 1")
         finally:
             os.kill(backend, signal.SIGCONT)
+        assert (stalled.value.cause, str(stalled.value)) == (
+            "no_answer",
+            "the --server stopped answering (nothing within 1 s): check its health and load",
+        )
         assert time.monotonic() - started < 3
 
 
@@ -40,6 +44,7 @@ def test_rows_come_back_as_from_a_cursor(admin_url):
         assert session.execute("SELECT 1 WHERE false").fetchone() is None
         assert session.execute("SELECT g FROM generate_series(1, 3) g").fetchall() == [(1,), (2,), (3,)]
         assert session.execute("SET application_name = 'x'").fetchall() == []
+        assert session.execute("SELECT %s::text || %s", ("a", "b")).fetchone() == ("ab",), "its parameters are sent"
 
 
 def test_a_password_reaches_the_server_only_as_the_scram_verifier_libpq_made(pg_server, make_role):
