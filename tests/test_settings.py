@@ -95,7 +95,7 @@ def test_every_setting_given_reaches_the_built_settings(tmp_path):
     built = settings.build(
         {
             "infra_project_root": "project",
-            "infra_tables": "assets",
+            "infra_tables": 'assets "Market Data"',
             "infra_required_paths": "docs/ tools/x.py",
             "infra_connect_timeout": "0.1",
             "infra_query_timeout": "3600",
@@ -112,7 +112,7 @@ def test_every_setting_given_reaches_the_built_settings(tmp_path):
     root = tmp_path.resolve()
     assert (built.project_root, built.tables, built.required_paths) == (
         root / "project",
-        ("assets",),
+        ("assets", '"Market Data"'),
         ("docs/", "tools/x.py"),
     )
     assert (built.timeouts.connect, built.timeouts.query, built.exact_count_limit) == (0.1, 3600, 7)
@@ -208,3 +208,7 @@ def test_the_history_keeps_a_link_as_named_where_other_paths_resolve_it(tmp_path
     root = tmp_path.resolve()
     assert built.history == root / "real" / "link.jsonl", "its folder resolved, its own name kept"
     assert (built.report_dir, built.health_check) == (root / "real", root / "real" / "h.jsonl")
+
+
+def test_an_empty_history_setting_is_the_default_file(tmp_path):
+    assert settings.build({"infra_history": ""}, tmp_path).history == tmp_path / "reports" / "infra-history.jsonl"
