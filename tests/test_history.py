@@ -261,6 +261,13 @@ def test_the_target_key_and_the_file_hold_no_secrets(path, target):
     assert history.target_key(parse("postgresql://u:pw@h1:5433,h2/db")) == "h1:5433,h2:5432/db"
     assert history.target_key(parse("postgresql:///db?host=/run/postgresql")) == "/run/postgresql:5432/db"
     assert history.target_key(parse("postgresql://DB.Example/db?port=5433")) == "db.example:5433/db"
+    assert history.target_key(parse("postgresql://u@[::1]:5433,[FE80::1]/db")) == "[::1]:5433,[fe80::1]:5432/db"
+
+
+def test_the_servers_address_brackets_ipv6_and_is_none_over_a_local_socket():
+    assert history.server_address("mt5_crs", "10.0.0.5", 5432) == "10.0.0.5:5432/mt5_crs"
+    assert history.server_address("mt5_crs", "::1", 5433) == "[::1]:5433/mt5_crs"
+    assert history.server_address("mt5_crs", None, None) is None
 
 
 def test_an_estimate_from_the_probe_is_recorded_as_one(path):

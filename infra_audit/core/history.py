@@ -193,16 +193,25 @@ def identify(conn: psycopg.Connection, url: DbUrl, timeouts: db_probe.Timeouts) 
             f"the server's identity could not be read ({exc}): this database's history knows it only as DB_URL "
             f"spells it ({shown}), so another spelling of it starts another history"
         )
-    address = None if host is None else f"{f'[{host}]' if ':' in host else host}:{port}/{dbname}"
-    return Target(shown, f"{system}/{dbname}", address), None
+    return Target(shown, f"{system}/{dbname}", server_address(dbname, host, port)), None
 
 
 def target_key(url: DbUrl) -> str:
     """``db.example.com:5432/mt5_crs``: the server(s) and database as DB_URL spells them, never the user or
     password (what earlier versions knew a database by: ``Target.url``)."""
-    port = url.param("port") or "5432"
-    hosts = ",".join(f"[{h.lower()}]:{p or port}" if ":" in h else f"{h.lower()}:{p or port}" for h, p in url.servers)
-    return f"{hosts or (url.param('host') or 'local socket') + ':' + port}/{url.dbname}"
+    hosts = ",".join(_host_port(host.lower(), port or 5432) for host, port in url.servers)  # parse requires one
+    return f"{hosts}/{url.dbname}"
+
+
+def server_address(dbname: str, host: str | None, port: int | None) -> str | None:
+    """``10.0.0.5:5432/mt5_crs`` from what the server says it answered on; None over a local socket, which
+    has no address (``inet_server_addr()`` is NULL)."""
+    return None if host is None else f"{_host_port(host, port)}/{dbname}"
+
+
+def _host_port(host: str, port: object) -> str:
+    """``host:port``, an IPv6 address in brackets (``[::1]:5432``) as URLs write it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def now_utc() -> str:
