@@ -64,6 +64,15 @@ def test_a_record_round_trips_through_the_file_and_the_folder_is_created(path):
     assert path.read_text().count("\n") == 2
 
 
+def test_every_missing_folder_is_made_and_a_table_name_beyond_ascii_round_trips(tmp_path):
+    """``reports/2026/infra-history.jsonl`` in a fresh checkout; a quoted table may be named in any script."""
+    path = tmp_path / "reports" / "2026" / "infra-history.jsonl"
+    written = Record("2026-11-28T10:00:00Z", TARGET, {'"Märkte"': TableCount(7, True)}, True)
+    history.append(path, written)
+    assert history.read(path).records == (written,)
+    assert path.read_bytes().isascii(), "one byte per character, whatever the reader's locale"
+
+
 def test_twenty_percent_fewer_rows_fails_naming_both_counts_and_when(path):
     history.append(path, record(340_494))
     current = record(272_395, time="2026-11-29T10:00:00Z")
@@ -198,14 +207,15 @@ def test_torn_and_invalid_lines_are_skipped_and_counted(path):
         )
         file.write(b"\xff\xfe\n")
         file.write(record(3).to_line().replace('"passed"', '"cluster":5,"passed"').encode())  # a name not a string
+        file.write(record(4).to_line().replace('"target":"db.example:5432/mt5_crs"', '"target":null').encode())
         file.write(record(2, time="2026-11-28T10:00:00").to_line().encode())  # a time without its zone
         file.write(record(1, time="2026-11-28T11:00:00Z").to_line().encode()[:40])  # a run killed mid-line
-    assert history.read(path) == history.History((record(340_000, time="2026-11-27T10:00:00Z"),), 7)
+    assert history.read(path) == history.History((record(340_000, time="2026-11-27T10:00:00Z"),), 8)
     # The next append starts on a new line: the torn tail stays apart and this record stays whole.
     history.append(path, record(339_000, time="2026-11-29T10:00:00Z"))
     read = history.read(path)
     assert [r.time for r in read.records] == ["2026-11-27T10:00:00Z", "2026-11-29T10:00:00Z"]
-    assert read.skipped == 7
+    assert read.skipped == 8
 
 
 def test_a_blank_line_between_records_is_passed_over(path):
