@@ -36,6 +36,7 @@ from tests.venv_roots import (
     git_status,
     polluted_root,
     run_fixer,
+    running,
     tree_snapshot,
     write,
 )
@@ -168,19 +169,6 @@ def test_a_venv_in_use_is_refused_and_nothing_moves(polluted: PollutedRoot, how:
     assert result.stderr == ""
     assert tree_snapshot(polluted.root, skip_archives=False) == before
     assert run_fixer("--root", polluted.root, "--dry-run", python=polluted.root / "bin" / "python").returncode == 1
-
-
-@contextmanager
-def running(
-    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
-) -> Iterator[subprocess.Popen]:
-    """A process that runs (reading its stdin) while the body does, killed after."""
-    process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, cwd=cwd)
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 @pytest.mark.parametrize(

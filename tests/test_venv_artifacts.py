@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import _ctypes
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from infra_audit.core.errors import GitError
-from infra_audit.core.venv_artifacts import Artifact, Scan, describe, git_tracked, process_using, scan_root
+from infra_audit.core.venv_artifacts import (
+    Artifact,
+    Scan,
+    describe,
+    git_tracked,
+    in_use,
+    in_use_advice,
+    process_using,
+    scan_root,
+)
 from tests.support import REPO
 from tests.venv_roots import (
     CREATOR_BY_NAME,
@@ -24,6 +36,7 @@ from tests.venv_roots import (
     git_status,
     make_venv,
     polluted_root,
+    running,
     tree_snapshot,
     write,
 )
@@ -388,13 +401,150 @@ def test_a_creators_gitignore_without_proof_is_a_suspect(tmp_path: Path) -> None
     assert ".gitignore" in paths(scan.suspects) and scan.artifacts == ()
 
 
-def test_the_in_use_scan_reads_past_its_own_process_and_names_the_program(polluted: PollutedRoot) -> None:
-    """The scan skips only itself: a process listed after it in /proc (a child's pid is usually higher)
-    is still read, and is named by its program."""
-    child = subprocess.Popen(["sleep", "60"], env={**os.environ, "VIRTUAL_ENV": str(polluted.root)})
+# A service: says it is up (once exec has filled in its /proc entry), then runs until the test is done with it.
+READS_STDIN = "import sys; print('ready', flush=True); sys.stdin.read()"
+
+
+def project_root_in(base: Path) -> Path:
+    """A polluted project root in a folder named ``base`` (made here): its path holds what that name holds."""
+    base.mkdir()
+    return polluted_root(base).root
+
+
+def without_venv(**extra: str) -> dict[str, str]:
+    """This process's environment with no venv active (VIRTUAL_ENV would say where a child runs from)."""
+    return {**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}, **extra}
+
+
+def test_in_use_says_why_the_venv_is_not_orphaned_and_how_to_free_it(tmp_path: Path) -> None:
+    """in_use's reasons in its order, read whole (the fixer's REFUSED line and the audit's failure show them): the
+    python running this, the active venv; another venv active (the advice followed) or none is no reason. The
+    advice is the line a user pastes from: every path quoted, for a root whose path holds a space."""
+    root = project_root_in(tmp_path / "my projects")
+    artifacts = [a.path for a in scan_root(root).artifacts]
+    other = str(root / "venv")  # the project's own venv/
+    assert [
+        in_use(root, artifacts, prefix=str(root), environ={}),
+        in_use(root, artifacts, prefix=other, environ={"VIRTUAL_ENV": str(root)}),
+        in_use(root, artifacts, prefix=other, environ={"VIRTUAL_ENV": other}),
+        in_use(root, artifacts, prefix=other, environ={}),
+        in_use(Path(sys.prefix), []),  # this very python, with this process's environment
+    ] == [
+        "the python running this comes from it",
+        "it is the active venv: VIRTUAL_ENV",
+        None,
+        None,
+        "the python running this comes from it",
+    ]
+    venv = f"'{root}/.venv"
+    assert in_use_advice(root, "it is the active venv: VIRTUAL_ENV") == (
+        f"the venv made in {root} is in use (it is the active venv: VIRTUAL_ENV): archiving it would pull the python "
+        f"from under what runs on it. To make it safe: python3 -m venv {venv}', reinstall the project there "
+        f"({venv}/bin/pip' install ...), deactivate it and restart what ran on it from there, then run "
+        f"{venv}/bin/python' tools/cleanup_root.py --root '{root}'"
+    )
+
+
+def test_the_in_use_scan_reads_past_its_own_process_and_names_the_program(tmp_path: Path) -> None:
+    """The scan skips only itself: a process listed after it in /proc (a child's pid is usually higher) is still read.
+    Its VIRTUAL_ENV is read whole though the root's path holds an '=' (a folder 'branch=main'), and it is named by its
+    program as the kernel keeps the name: cut to 15 bytes, here inside the 'é', shown with a replacement character."""
+    root = project_root_in(tmp_path / "branch=main")
+    program = tmp_path / "actualisation-été"
+    program.symlink_to(shutil.which("sh"))
+    command = [str(program), "-c", "echo ready; read line"]
+    with running(command, env={**os.environ, "VIRTUAL_ENV": str(root)}, ready=True) as child:
+        found = process_using(os.path.realpath(root), [])
+    assert found == f"process {child.pid} (actualisation-\ufffd) runs from it"
+
+
+@pytest.mark.parametrize(
+    ("how", "program"),
+    [
+        ("as bin/python", "python"),
+        ("as bin/python, from the root", "python"),
+        ("as python3, found on its PATH", "python3"),
+        ("as python3, found on a relative PATH", "python3"),
+        ("holding a data file of its package in lib/ open", Path(sys.executable).name[:15]),
+        ("a project script of bin/", None),
+    ],
+)
+def test_the_in_use_scan_finds_a_process_by_the_program_it_started_as(
+    polluted: PollutedRoot, how: str, program: str | None
+) -> None:
+    """No VIRTUAL_ENV, and bin/python links to the base python (what /proc shows mapped): only the first word of the
+    command line, found as exec found it (from the process's cwd, along its PATH, past a namesake that is no
+    executable), shows the venv runs; else only a file of the venv it holds open does. A running project script of
+    bin/ is not the venv, though it lies in it."""
+    root = polluted.root
+    decoy = root.parent / "decoy"
+    write(decoy / "python3", "not a program\n")
+    relative = how.endswith(("from the root", "relative PATH"))
+    path = f"{decoy}:{'bin' if relative else root / 'bin'}:{os.environ['PATH']}"
+    command = {
+        "as bin/python": [str(root / "bin" / "python"), "-c", READS_STDIN],
+        "as bin/python, from the root": ["bin/python", "-c", READS_STDIN],
+        "holding a data file of its package in lib/ open": [
+            sys.executable,
+            "-c",
+            f"prices = open('prices.csv'); {READS_STDIN}",
+        ],
+        "a project script of bin/": ["sh", str(root / "bin" / "feed.sh")],
+    }.get(how, ["python3", "-c", READS_STDIN])
+    site = root / "lib" / PY_DIR / "site-packages"
+    write(site / "prices.csv", "symbol,price\n")
+    write(root / "bin" / "feed.sh", "#!/bin/sh\necho ready\nread line\n", 0o755)
+    git(root, "add", "-f", "bin/feed.sh")  # -f: the .gitignore of Python 3.13+ venvs ignores it
+    artifacts = [a.path for a in scan_root(root).artifacts]
+    cwd = root if relative else site if how.startswith("holding") else None
+    with running(command, without_venv(PATH=path), cwd=cwd, ready=True) as child:
+        found = process_using(os.path.realpath(root), artifacts)
+    assert found == (f"process {child.pid} ({program}) runs from it" if program else None)
+
+
+def test_the_in_use_scan_finds_a_c_extension_mapped_from_lib(tmp_path: Path) -> None:
+    """A service run by another python with the venv's site-packages on its PYTHONPATH: only /proc/<pid>/maps shows the
+    C extension it loaded from lib/ (its file closed since), at a path with a space; a file it maps whose name is not
+    UTF-8 (Latin-1 'données') is read past."""
+    root = project_root_in(tmp_path / "my projects")
+    site = root / "lib" / PY_DIR / "site-packages"
+    shutil.copy(_ctypes.__file__, site)
+    latin1 = tmp_path / os.fsdecode(b"donn\xe9es.bin")
+    latin1.write_bytes(b"prices")
+    service = (
+        "import mmap, sys, _ctypes; prices = open(sys.argv[1], 'rb')\n"
+        f"mapped = mmap.mmap(prices.fileno(), 0, prot=mmap.PROT_READ); {READS_STDIN}"
+    )
+    artifacts = [a.path for a in scan_root(root).artifacts]
+    command = [sys.executable, "-c", service, str(latin1)]
+    with running(command, without_venv(PYTHONPATH=str(site)), ready=True) as child:
+        found = process_using(os.path.realpath(root), artifacts)
+    assert found == f"process {child.pid} ({Path(sys.executable).name[:15]}) runs from it"
+
+
+@contextmanager
+def seeing_proc_as(uid: int) -> Iterator[None]:
+    """This process reads /proc as user ``uid`` does (its effective uid; root's capabilities wait in its saved set)."""
+    os.seteuid(uid)
     try:
-        found = process_using(os.path.realpath(polluted.root), [])
+        yield
     finally:
-        child.kill()
-        child.wait()
-    assert found == f"process {child.pid} (sleep) runs from it"
+        os.seteuid(0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can read /proc as another user would, in this process")
+def test_the_in_use_scan_reads_past_processes_it_may_not_read(polluted: PollutedRoot) -> None:
+    """As an ordinary user sees another user's processes (here root's, read with nobody's uid): their environment,
+    cwd, maps and open files are closed to it, their command line is not. The scan reads past what it may not read,
+    with no traceback; a process started as the venv's bin/python is still known by its command line; one started as
+    a relative bin/python cannot be placed without its cwd, so it is not counted (the scan is best effort)."""
+    root = os.path.realpath(polluted.root)
+    artifacts = [a.path for a in scan_root(polluted.root).artifacts]
+    nobody = 65534
+    with running(["bin/python", "-c", READS_STDIN], cwd=polluted.root, ready=True):
+        with seeing_proc_as(nobody):
+            unplaced = process_using(root, artifacts)
+        command = [str(polluted.root / "bin" / "python"), "-c", READS_STDIN]
+        with running(command, ready=True) as child, seeing_proc_as(nobody):
+            placed = process_using(root, artifacts)
+    assert (unplaced, placed) == (None, f"process {child.pid} (python) runs from it")

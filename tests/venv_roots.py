@@ -19,7 +19,8 @@ import stat
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -306,6 +307,23 @@ def _facts(path: Path) -> tuple:
     if stat.S_ISDIR(st.st_mode):
         return ("dir", mode)
     return ("file", mode, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+@contextmanager
+def running(
+    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, ready: bool = False
+) -> Iterator[subprocess.Popen]:
+    """A process that runs (reading its stdin) while the body does, killed after. ready: the body starts once the
+    process printed its first line, its sign that what the test needs it to hold is in place."""
+    with subprocess.Popen(
+        command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE if ready else None, cwd=cwd
+    ) as process:
+        try:
+            if ready:
+                process.stdout.readline()
+            yield process
+        finally:
+            process.kill()
 
 
 def run_fixer(
