@@ -173,6 +173,11 @@ def uv_venv(root: Path, scratch: Path) -> None:
 def pip_installed(root: Path, scratch: Path) -> None:
     """`python -m venv <root>`, then `pip install` of a wheel with data files into it."""
     make_venv(root)
+    pip_install(root, data_wheel(scratch))
+
+
+def pip_install(root: Path, wheel: Path) -> None:
+    """`pip install` of a local wheel into the venv made in root, with no index."""
     run(
         [
             sys.executable,
@@ -184,7 +189,7 @@ def pip_installed(root: Path, scratch: Path) -> None:
             "--quiet",
             "--no-index",
             "--no-deps",
-            data_wheel(scratch),
+            wheel,
         ]
     )
 
@@ -238,25 +243,25 @@ def creator_root(base: Path, creator: Creator, tracked_gitignore: bytes | None =
     return CreatorRoot(root, outside, added_by(root, lambda: creator.make(root, scratch)), creator)
 
 
-def data_wheel(folder: Path) -> Path:
+def data_wheel(folder: Path, package: str = "mantool") -> Path:
     """A wheel that installs what `pip install ipython` adds beside the venv: a man page (share/), a
     configuration file (etc/) and a shell script (bin/, no Python entry point: pip leaves its shebang).
     Built here, so the test needs no package index."""
-    name = "mantool-1.0"
+    name = f"{package}-1.0"
     files = {
-        "mantool/__init__.py": (b"", 0o644),
-        f"{name}.data/data/share/man/man1/mantool.1": (b".TH MANTOOL 1\n", 0o644),
-        f"{name}.data/data/etc/mantool/mantool.toml": (b"level = 1\n", 0o644),
-        f"{name}.data/scripts/mantool-report": (b"#!/bin/sh\necho report\n", 0o755),
-        f"{name}.dist-info/METADATA": (b"Metadata-Version: 2.1\nName: mantool\nVersion: 1.0\n", 0o644),
+        f"{package}/__init__.py": (b"", 0o644),
+        f"{name}.data/data/share/man/man1/{package}.1": (f".TH {package.upper()} 1\n".encode(), 0o644),
+        f"{name}.data/data/etc/{package}/{package}.toml": (b"level = 1\n", 0o644),
+        f"{name}.data/scripts/{package}-report": (b"#!/bin/sh\necho report\n", 0o755),
+        f"{name}.dist-info/METADATA": (f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n".encode(), 0o644),
         f"{name}.dist-info/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
             0o644,
         ),
     }
-    record = "".join(f"{path},sha256={_digest(data)},{len(data)}\n" for path, (data, _) in files.items())
+    record = "".join(f"{path},sha256={record_digest(data)},{len(data)}\n" for path, (data, _) in files.items())
     files[f"{name}.dist-info/RECORD"] = ((record + f"{name}.dist-info/RECORD,,\n").encode(), 0o644)
-    wheel = folder / "mantool-1.0-py3-none-any.whl"
+    wheel = folder / f"{name}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         for path, (data, mode) in files.items():
             info = zipfile.ZipInfo(path)
@@ -265,7 +270,7 @@ def data_wheel(folder: Path) -> Path:
     return wheel
 
 
-def _digest(data: bytes) -> str:
+def record_digest(data: bytes) -> str:
     """sha256 as a wheel's RECORD writes it."""
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
