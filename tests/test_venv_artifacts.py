@@ -20,6 +20,7 @@ from infra_audit.core.venv_artifacts import (
     Artifact,
     Scan,
     describe,
+    git_changed,
     git_tracked,
     in_use,
     in_use_advice,
@@ -133,7 +134,8 @@ def test_without_proof_only_suspects(polluted: PollutedRoot) -> None:
     (polluted.root / "pyvenv.cfg").unlink()
     scan = scan_root(polluted.root)
     assert scan.venv_home is None and scan.artifacts == ()
-    assert paths(scan.suspects) == {"lib", "lib64", "bin/activate"} | GITIGNORE
+    kinds = {"lib": "dir", "lib64": "symlink", "bin/activate": "file"} | dict.fromkeys(GITIGNORE, "file")
+    assert {a.path: a.kind for a in scan.suspects} == kinds
     assert all("no pyvenv.cfg with 'home'" in a.evidence for a in scan.suspects)
 
 
@@ -144,6 +146,34 @@ def test_cfg_without_home_is_a_suspect(polluted: PollutedRoot) -> None:
     assert [a.evidence for a in scan.suspects if a.path == "pyvenv.cfg"] == [
         "has no 'home' key (or is unreadable), so it proves no venv; suspect"
     ]
+
+
+def test_the_creator_is_named_as_pyvenv_cfg_names_it(tmp_path: Path) -> None:
+    """uv and virtualenv write a line of their own with their version; python -m venv none, and its version as
+    ``version`` (tools built on it may write only ``version_info``), or not at all: the evidence names each so."""
+    make_venv(tmp_path)
+    named = {}
+    for lines in ("version = 3.12.1", "version_info = 3.12.1.final.0", "", "uv = 0.5.1", "virtualenv = 20.28.0"):
+        (tmp_path / "pyvenv.cfg").write_text(f"home = /opt/python/bin\n{lines}\n")
+        scan = scan_root(tmp_path)
+        named[lines] = scan.creator, next(a.evidence for a in scan.artifacts if a.path == "pyvenv.cfg")
+    written = "venv config written by"
+    assert named == {
+        "version = 3.12.1": (
+            "python -m venv (Python 3.12.1)",
+            f"{written} python -m venv (Python 3.12.1) (no uv or virtualenv line; home = /opt/python/bin)",
+        ),
+        "version_info = 3.12.1.final.0": (
+            "python -m venv (Python 3.12.1.final.0)",
+            f"{written} python -m venv (Python 3.12.1.final.0) (no uv or virtualenv line; home = /opt/python/bin)",
+        ),
+        "": ("python -m venv", f"{written} python -m venv (no uv or virtualenv line; home = /opt/python/bin)"),
+        "uv = 0.5.1": ("uv 0.5.1", f"{written} uv 0.5.1 (its line uv = 0.5.1; home = /opt/python/bin)"),
+        "virtualenv = 20.28.0": (
+            "virtualenv 20.28.0",
+            f"{written} virtualenv 20.28.0 (its line virtualenv = 20.28.0; home = /opt/python/bin)",
+        ),
+    }
 
 
 def test_nothing_venv_shaped_is_clean(tmp_path: Path) -> None:
@@ -265,12 +295,13 @@ def test_git_missing_inside_a_repository_refuses_to_guess(
     write(polluted.root / "sub" / "bin" / "activate", f'VIRTUAL_ENV="{polluted.root}/sub"\n')  # a suspect there
     monkeypatch.setenv("PATH", str(polluted.root / "empty"))
     for root in (polluted.root, polluted.root / "sub"):
-        with pytest.raises(
-            GitError,
-            match=rf"{polluted.root}/\.git makes .* part of a git repository, but git is "
-            r"not installed \(not on PATH\)",
-        ):
+        with pytest.raises(GitError) as refused:
             scan_root(root)
+        assert str(refused.value) == (
+            f"{polluted.root}/.git makes {root} part of a git repository, but git is not installed (not on PATH); "
+            "without git's list of tracked files nothing can move safely: install git or repair the repository, "
+            "then run again"
+        )
     (polluted.root / "sub" / "bin" / "activate").unlink()
     assert scan_root(polluted.root / "sub").clean, "nothing venv-like: git need not be asked (a slim image has none)"
 
@@ -303,6 +334,39 @@ def test_git_timeout_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr("infra_audit.core.venv_artifacts.GIT_TIMEOUT_S", 0.2)
     with pytest.raises(GitError, match="took over 0.2s"):
         git_tracked(tmp_path)
+
+
+def test_git_changed_says_in_one_line_why_git_could_not_compare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each failure is one line naming the root and git's first line of complaint (bytes of any encoding
+    shown), or git's exit status when it said nothing (killed by a signal: the OOM killer, say)."""
+    corrupt, stranded = tmp_path / "corrupt", tmp_path / "stranded"
+    write(corrupt / ".gitignore", "build/\n")
+    git(corrupt, "init", "-q")
+    git(corrupt, "add", ".gitignore")
+    git(corrupt, "commit", "-qm", "ignore build output")
+    (corrupt / ".git" / "index").write_bytes(b"x" * 64)  # git: "error: bad signature", then "fatal: index file corrupt"
+    stranded.mkdir()  # a worktree whose repository is gone, in a folder whose name is not UTF-8
+    (stranded / ".git").write_bytes(b"gitdir: " + os.fsencode(tmp_path) + b"/\xff/moved/.git\n")
+
+    def refusal(root: Path) -> str:
+        with pytest.raises(GitError) as refused:
+            git_changed(root, ".gitignore")
+        return str(refused.value)
+
+    said = [refusal(corrupt), refusal(stranded)]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    said.append(refusal(corrupt))
+    fake_git(tmp_path, monkeypatch, "kill -9 $$")
+    said.append(refusal(corrupt))
+    assert said == [
+        f"git diff failed in {corrupt}: error: bad signature 0x78787878",
+        f"git diff failed in {stranded}: fatal: not a git repository: {tmp_path}/\ufffd/moved/.git",
+        f"git is not installed (not on PATH), so {corrupt}/.gitignore cannot be compared with git's copy; "
+        "install git, then run again",
+        f"git diff failed in {corrupt}: -9",
+    ]
 
 
 # --- every common creator, planted with the real tool ------------------------------------------------
@@ -384,13 +448,71 @@ def test_a_tracked_gitignore_a_creator_overwrote_is_reported_with_gits_fix(tmp_p
 
 
 def test_a_tracked_gitignore_holding_the_venv_text_is_the_projects_choice(tmp_path: Path) -> None:
+    """Only the .gitignore is compared with git's copy: another tracked file the project is editing changes nothing."""
     made = creator_root(
         tmp_path,
         CREATOR_BY_NAME["venv-3.13"],
         tracked_gitignore=b"# Created by venv; see https://docs.python.org/3/library/venv.html\n*\n",
     )
+    write(made.root / "src" / "app.py", "print('work in progress')\n")
     scan = scan_root(made.root)
     assert scan.overwritten == () and ".gitignore" not in paths(scan.artifacts + scan.suspects)
+
+
+def test_a_gitignore_overwritten_before_the_first_commit_is_given_back_from_the_index(tmp_path: Path) -> None:
+    """Before the first commit git's copy is the staged one: the fix checks it out of the index (no HEAD to name),
+    and a project file named HEAD is not taken for a commit (rev-parse --verify)."""
+    root, scratch = tmp_path / "project", tmp_path / "scratch"
+    write(root / ".gitignore", "build/\n")
+    write(root / "HEAD", "the project's notes on its release head\n")
+    scratch.mkdir()
+    git(root, "init", "-q")
+    git(root, "add", ".gitignore", "HEAD")
+    CREATOR_BY_NAME["uv"].make(root, scratch)
+    fix = f"git -C {root} checkout -- .gitignore"
+    assert scan_root(root).overwritten == (
+        Artifact(
+            ".gitignore",
+            "file",
+            f"git-tracked, overwritten with what uv writes: '*' makes git ignore every new file in the root; "
+            f"fix: {fix} (gives back the copy of the index; the fixer never rewrites a tracked file)",
+        ),
+    )
+    subprocess.run(fix.split(), check=True)
+    assert (root / ".gitignore").read_text() == "build/\n" and scan_root(root).overwritten == ()
+
+
+@pytest.mark.parametrize("creator", ["uv-pip-install"])
+def test_a_cache_tag_and_a_lock_are_the_venvs_only_as_its_creator_writes_them(creator_made: CreatorRoot) -> None:
+    """uv's bare CACHEDIR.TAG and empty .lock are the venv's, and a tag that names its writer is named so; a tag with
+    more than comments after its signature, a .lock that holds anything, or either one tracked is the project's."""
+    root = creator_made.root
+
+    def found() -> dict[str, tuple[str, str]]:
+        scan = scan_root(root)
+        assert not {"CACHEDIR.TAG", ".lock"} & paths(scan.suspects)
+        return {a.path: (a.kind, a.evidence) for a in scan.artifacts if a.path in {"CACHEDIR.TAG", ".lock"}}
+
+    uv = scan_root(root).creator
+    assert found() == {
+        "CACHEDIR.TAG": (
+            "file",
+            f"cache directory tag (the bare signature, as {uv} writes it): backup tools skip the whole root",
+        ),
+        ".lock": ("file", f"empty: the lock uv takes on the venv it installs into ({uv})"),
+    }
+    signature = (root / "CACHEDIR.TAG").read_text().strip()
+    (root / "CACHEDIR.TAG").write_text(f"{signature}\n# created by a backup script\n# see its wiki\n")
+    (root / ".lock").write_text("4242\n")
+    assert found() == {
+        "CACHEDIR.TAG": ("file", "cache directory tag ('created by a backup script'): backup tools skip the whole root")
+    }
+    (root / "CACHEDIR.TAG").write_text(f"{signature}\nkeep: backed up by hand\n")
+    assert found() == {}
+    (root / "CACHEDIR.TAG").write_text(signature)
+    (root / ".lock").write_text("")
+    git(root, "add", "-f", "CACHEDIR.TAG", ".lock")
+    assert found() == {}
 
 
 def test_a_creators_gitignore_without_proof_is_a_suspect(tmp_path: Path) -> None:
