@@ -33,10 +33,13 @@ from tests.venv_roots import (
     CreatorRoot,
     PollutedRoot,
     creator_root,
+    data_wheel,
     git,
     git_status,
     make_venv,
+    pip_install,
     polluted_root,
+    record_digest,
     running,
     tree_snapshot,
     write,
@@ -44,6 +47,7 @@ from tests.venv_roots import (
 
 PY_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
 GITIGNORE = {".gitignore"} if sys.version_info >= (3, 13) else set()  # what this python's venv writes besides
+MANTOOL_RECORD = f"lib/{PY_DIR}/site-packages/mantool-1.0.dist-info/RECORD"  # of the data wheel pip installs
 
 
 @pytest.fixture
@@ -398,9 +402,11 @@ def test_every_creator_is_found_by_evidence_and_named(creator_made: CreatorRoot)
 def test_what_each_creator_writes_beyond_the_five_names(creator_made: CreatorRoot, writes: set[str]) -> None:
     """The entries the issue names are really there, so the test above covers them; each says why it is the venv's."""
     assert writes <= creator_made.expected
-    evidence = {a.path: a.evidence for a in scan_root(creator_made.root).artifacts}
+    artifacts = scan_root(creator_made.root).artifacts
+    evidence = {a.path: a.evidence for a in artifacts}
     for path in writes & {"share", "etc"}:
         assert evidence[path].startswith("1 file(s) installed by ") and ".dist-info/RECORD" in evidence[path]
+    assert {a.kind for a in artifacts if a.path in {"share", "etc"}} <= {"dir"}
     if "bin/mantool-report" in writes:
         assert evidence["bin/mantool-report"].startswith(
             (
@@ -411,18 +417,38 @@ def test_what_each_creator_writes_beyond_the_five_names(creator_made: CreatorRoo
 
 
 @pytest.mark.parametrize("creator", ["pip-install"])
+def test_a_folder_two_packages_installed_into_names_both_records(creator_made: CreatorRoot, tmp_path: Path) -> None:
+    """A second package with its own man page and configuration: share/ and etc/ hold the files of two RECORDs."""
+    pip_install(creator_made.root, data_wheel(tmp_path, "othertool"))
+    evidence = {a.path: a.evidence for a in scan_root(creator_made.root).artifacts}
+    records = f"{MANTOOL_RECORD}, {MANTOOL_RECORD.replace('mantool', 'othertool')}"
+    assert [evidence["share"], evidence["etc"]] == [
+        f"2 file(s) installed by pip, each listed with its sha256 in {records}",
+        f"2 file(s) installed by pip, each listed with its sha256 in {records}",
+    ]
+
+
+@pytest.mark.parametrize("creator", ["pip-install"])
 def test_installed_folders_holding_other_files_are_suspects(creator_made: CreatorRoot) -> None:
-    """A configuration file the user edited, or a file of the project's own beside a man page: the folder is
-    no longer only what pip installed, so it is reported and stays."""
+    """A configuration file the user edited beside one of their own, or files of the project's own (one of them
+    tracked) beside a man page: the folder is no longer only what pip installed, so it is reported, with every
+    reason, and stays."""
     root = creator_made.root
     (root / "etc" / "mantool" / "mantool.toml").write_text("level = 2  # tuned by hand\n")
+    write(root / "etc" / "mantool" / "local.toml", "level = 3\n")
     write(root / "share" / "project" / "notes.txt", "the project's own\n")
+    write(root / "share" / "project" / "tracked.txt", "the project's own, in git\n")
+    git(root, "add", "-f", "share/project/tracked.txt")
     scan = scan_root(root)
-    assert {"share", "etc"} <= paths(scan.suspects) and not {"share", "etc"} & paths(scan.artifacts)
-    evidence = {a.path: a.evidence for a in scan.suspects}
-    assert evidence["etc"].endswith("but 1 changed since (content differs from its RECORD) under it; not movable")
-    assert evidence["share"].startswith("1 file(s) installed by pip, each listed with its sha256 in lib/python3")
-    assert evidence["share"].endswith("but 1 other file(s) under it; not movable")
+    assert paths(scan.artifacts) == creator_made.expected - {"share", "etc"}
+    installed = f"1 file(s) installed by pip, each listed with its sha256 in {MANTOOL_RECORD}, but"
+    assert {a.path: (a.kind, a.evidence) for a in scan.suspects} == {
+        "etc": (
+            "dir",
+            f"{installed} 1 changed since (content differs from its RECORD) and 1 other file(s) under it; not movable",
+        ),
+        "share": ("dir", f"{installed} 2 other file(s) and 1 git-tracked path(s) under it; not movable"),
+    }
 
 
 @pytest.mark.parametrize("creator", ["venv-3.13", "uv"])
@@ -513,6 +539,69 @@ def test_a_cache_tag_and_a_lock_are_the_venvs_only_as_its_creator_writes_them(cr
     (root / ".lock").write_text("")
     git(root, "add", "-f", "CACHEDIR.TAG", ".lock")
     assert found() == {}
+
+
+@pytest.mark.parametrize("creator", ["pip-install"])
+def test_a_record_is_read_whole_in_any_order_and_never_above_the_root(creator_made: CreatorRoot) -> None:
+    """A RECORD's rows come in no set order and RECORDs run past 16 KiB (pip's own: 75 kB): every row is read, and
+    rows without a sha256, blank, in another encoding or pointing above the root prove nothing; a missing INSTALLER
+    is 'an installer'. A dist-info reached through a link is not read: it may be another venv's."""
+    root = creator_made.root
+    info = root / "lib" / PY_DIR / "site-packages" / "mantool-1.0.dist-info"
+    data = [row for row in (info / "RECORD").read_bytes().splitlines() if row.startswith(b"../")]
+    above = creator_made.outside / "data.txt"
+    (info / "RECORD").write_bytes(
+        b"\n".join(
+            [
+                b"mantool-1.0.dist-info/RECORD,,",
+                b"",
+                b"mantool/caf\xe9.py,sha256=" + record_digest(b"x = 1\n").encode() + b",6",  # Latin-1
+                *(f"mantool/part_{i:03d}.py,sha256={record_digest(b'')},0".encode() for i in range(300)),
+                f"../../../../outside/data.txt,sha256={record_digest(above.read_bytes())},17".encode(),
+                *data,
+            ]
+        )
+    )
+    (info / "INSTALLER").unlink()
+    for installer, named in ((None, "an installer"), (b"pip\xff\n", "pip\ufffd")):
+        if installer is not None:
+            (info / "INSTALLER").write_bytes(installer)
+        scan = scan_root(root)
+        assert (paths(scan.artifacts), scan.suspects) == (creator_made.expected, ())
+        evidence = {a.path: a.evidence for a in scan.artifacts}
+        assert [evidence["share"], evidence["etc"], evidence["bin/mantool-report"]] == [
+            f"1 file(s) installed by {named}, each listed with its sha256 in {MANTOOL_RECORD}",
+            f"1 file(s) installed by {named}, each listed with its sha256 in {MANTOOL_RECORD}",
+            f"installed by {named}: listed with its sha256 in {MANTOOL_RECORD}",
+        ]
+    info.rename(creator_made.outside / info.name)
+    info.symlink_to(creator_made.outside / info.name)
+    scan = scan_root(root)
+    assert (paths(scan.artifacts), scan.suspects) == (
+        creator_made.expected - {"share", "etc", "bin/mantool-report"},
+        (),
+    )
+
+
+@pytest.mark.parametrize("creator", ["pip-install"])
+def test_a_link_or_a_fifo_where_a_record_lists_a_file_proves_nothing(creator_made: CreatorRoot) -> None:
+    """A file a RECORD lists, replaced by a link to a copy of the same content or by a FIFO, is no longer what pip
+    installed: its content is never read through the link, and the FIFO is never waited on (opening it to read
+    would wait for a writer: for ever)."""
+    root = creator_made.root
+    for rel in ("bin/mantool-report", "share/man/man1/mantool.1"):
+        copy = creator_made.outside / Path(rel).name
+        (root / rel).rename(copy)
+        (root / rel).symlink_to(copy)
+    (root / "etc" / "mantool" / "mantool.toml").unlink()
+    os.mkfifo(root / "etc" / "mantool" / "mantool.toml")
+    scan = scan_root(root)
+    assert paths(scan.artifacts) == creator_made.expected - {"share", "etc", "bin/mantool-report"}
+    changed = (
+        f"1 file(s) installed by pip, each listed with its sha256 in {MANTOOL_RECORD}, but 1 changed since "
+        "(content differs from its RECORD) under it; not movable"
+    )
+    assert {a.path: a.evidence for a in scan.suspects} == {"share": changed, "etc": changed}
 
 
 def test_a_creators_gitignore_without_proof_is_a_suspect(tmp_path: Path) -> None:
