@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -593,9 +594,17 @@ def test_a_link_or_a_fifo_where_a_record_lists_a_file_proves_nothing(creator_mad
         copy = creator_made.outside / Path(rel).name
         (root / rel).rename(copy)
         (root / rel).symlink_to(copy)
-    (root / "etc" / "mantool" / "mantool.toml").unlink()
-    os.mkfifo(root / "etc" / "mantool" / "mantool.toml")
-    scan = scan_root(root)
+    fifo = root / "etc" / "mantool" / "mantool.toml"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    scanned: list[Scan] = []
+    scanning = threading.Thread(target=lambda: scanned.append(scan_root(root)), daemon=True)
+    scanning.start()
+    scanning.join(60)  # a scan takes well under a second; a wait for a writer never ends
+    if scanning.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the writer it waits for: frees the scan's thread
+        pytest.fail(f"the scan opened {fifo} to read and waited for a writer")
+    (scan,) = scanned
     assert paths(scan.artifacts) == creator_made.expected - {"share", "etc", "bin/mantool-report"}
     changed = (
         f"1 file(s) installed by pip, each listed with its sha256 in {MANTOOL_RECORD}, but 1 changed since "
