@@ -20,6 +20,7 @@ from infra_audit.core.errors import GitError
 from infra_audit.core.venv_artifacts import (
     Artifact,
     Scan,
+    _head,
     describe,
     git_changed,
     git_tracked,
@@ -65,8 +66,10 @@ def paths(artifacts: tuple[Artifact, ...]) -> set[str]:
 def test_finds_exactly_what_the_venv_added(polluted: PollutedRoot) -> None:
     scan = scan_root(polluted.root)
     assert paths(scan.artifacts) == polluted.expected
-    assert scan.suspects == ()
-    assert {a.kind for a in scan.artifacts if a.path == "lib64"} == {"symlink"}
+    assert scan.suspects == () and scan.root == polluted.root
+    kinds = {a.path: a.kind for a in scan.artifacts}
+    assert (kinds["pyvenv.cfg"], kinds["lib"], kinds["lib64"]) == ("file", "dir", "symlink")
+    assert {kind for path, kind in kinds.items() if path.startswith("bin/")} == {"file", "symlink"}
     assert not scan.clean
 
 
@@ -138,7 +141,7 @@ def test_tracked_path_under_lib_makes_it_a_suspect(polluted: PollutedRoot) -> No
 def test_without_proof_only_suspects(polluted: PollutedRoot) -> None:
     (polluted.root / "pyvenv.cfg").unlink()
     scan = scan_root(polluted.root)
-    assert scan.venv_home is None and scan.artifacts == ()
+    assert scan.venv_home is None and scan.artifacts == () and scan.root == polluted.root
     kinds = {"lib": "dir", "lib64": "symlink", "bin/activate": "file"} | dict.fromkeys(GITIGNORE, "file")
     assert {a.path: a.kind for a in scan.suspects} == kinds
     assert all("no pyvenv.cfg with 'home'" in a.evidence for a in scan.suspects)
@@ -148,9 +151,38 @@ def test_cfg_without_home_is_a_suspect(polluted: PollutedRoot) -> None:
     write(polluted.root / "pyvenv.cfg", "version = 3.11.7\n")
     scan = scan_root(polluted.root)
     assert scan.artifacts == ()
-    assert [a.evidence for a in scan.suspects if a.path == "pyvenv.cfg"] == [
-        "has no 'home' key (or is unreadable), so it proves no venv; suspect"
+    assert [a for a in scan.suspects if a.path == "pyvenv.cfg"] == [
+        Artifact("pyvenv.cfg", "file", "has no 'home' key (or is unreadable), so it proves no venv; suspect")
     ]
+
+
+def test_a_pyvenv_cfg_that_is_no_untracked_file_proves_nothing(polluted: PollutedRoot) -> None:
+    """A pyvenv.cfg the project tracks is its own (a template, say); a folder or a link by that name is not read
+    (a link may lead to another venv's): none proves a venv, so nothing moves."""
+    cfg = polluted.root / "pyvenv.cfg"
+    git(polluted.root, "add", "-f", "pyvenv.cfg")
+    scan = scan_root(polluted.root)
+    assert (scan.venv_home, scan.artifacts, "pyvenv.cfg" in paths(scan.suspects)) == (None, (), False)
+    git(polluted.root, "rm", "-q", "--cached", "pyvenv.cfg")
+    cfg.rename(polluted.outside / "pyvenv.cfg")
+    seen = {}
+    for kind, make in (("dir", cfg.mkdir), ("symlink", lambda: cfg.symlink_to(polluted.outside / "pyvenv.cfg"))):
+        make()
+        scan = scan_root(polluted.root)
+        assert scan.artifacts == ()
+        seen[kind] = [a for a in scan.suspects if a.path == "pyvenv.cfg"]
+        cfg.rmdir() if kind == "dir" else cfg.unlink()
+    assert seen == {
+        kind: [Artifact("pyvenv.cfg", kind, f"is a {kind}, not a file; not read, so it proves no venv")]
+        for kind in ("dir", "symlink")
+    }
+
+
+def test_pyvenv_cfg_is_read_the_way_site_py_reads_it(tmp_path: Path) -> None:
+    """Split at the first '=' (a home path may hold one), bytes that are not UTF-8 replaced, not fatal."""
+    make_venv(tmp_path)
+    (tmp_path / "pyvenv.cfg").write_bytes(b"home = /opt/py=3.12/bin\nprompt = caf\xe9\n")
+    assert scan_root(tmp_path).venv_home == "/opt/py=3.12/bin"
 
 
 def test_the_creator_is_named_as_pyvenv_cfg_names_it(tmp_path: Path) -> None:
@@ -328,17 +360,68 @@ def test_git_told_not_to_look_up_still_lists_or_refuses(
             git_tracked(polluted.root)
 
 
-def test_git_failure_refuses_to_guess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_git(tmp_path, monkeypatch, "echo 'fatal: detected dubious ownership' >&2; exit 128")
-    with pytest.raises(GitError, match="dubious ownership"):
-        git_tracked(tmp_path)
+@pytest.mark.parametrize("variable", ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"])
+def test_git_variables_pointing_at_another_repository_are_not_followed(
+    polluted: PollutedRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """A git hook (pre-commit) runs with GIT_DIR, GIT_INDEX_FILE (and GIT_WORK_TREE in a repository that sets
+    core.worktree) set for its own repository: the root's list of tracked files is still the root's."""
+    other = polluted.outside / "other"
+    write(other / "bin" / "activate", "echo the other repository's\n")
+    git(other, "init", "-q")
+    git(other, "add", "-f", "bin/activate")
+    tracked = git_tracked(polluted.root)
+    target = {"GIT_DIR": other / ".git", "GIT_WORK_TREE": tmp_path, "GIT_INDEX_FILE": other / ".git" / "index"}
+    monkeypatch.setenv(variable, str(target[variable]))
+    assert git_tracked(polluted.root) == tracked
 
 
-def test_git_timeout_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_git(tmp_path, monkeypatch, f"exec {shutil.which('sleep')} 5")
+def test_git_tracked_says_in_one_line_why_git_could_not_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's first line of complaint (bytes of any encoding shown), its exit status when it said nothing (killed
+    by the OOM killer, say), or how long it was waited for; git's English is recognised whatever the user's
+    language (LANGUAGE=de makes git speak German even in the C.UTF-8 locale)."""
+    sleep = shutil.which("sleep")
+    stranded = tmp_path / "stranded"  # a worktree whose repository is gone, in a folder whose name is not UTF-8
+    stranded.mkdir()
+    (stranded / ".git").write_bytes(b"gitdir: " + os.fsencode(tmp_path) + b"/\xff/moved/.git\n")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.setenv("LANGUAGE", "de")
+    assert git_tracked(tmp_path) == frozenset(), "no .git here or above: nothing is tracked"
+
+    def refusal(body: str) -> str:
+        if body:
+            fake_git(tmp_path, monkeypatch, body)
+        with pytest.raises(GitError) as refused:
+            git_tracked(stranded)
+        return str(refused.value)
+
+    said = [refusal(""), refusal("echo 'fatal: detected dubious ownership' >&2; exit 128"), refusal("kill -9 $$")]
     monkeypatch.setattr("infra_audit.core.venv_artifacts.GIT_TIMEOUT_S", 0.2)
-    with pytest.raises(GitError, match="took over 0.2s"):
-        git_tracked(tmp_path)
+    said.append(refusal(f"exec {sleep} 5"))
+    assert said == [
+        f"{stranded}/.git makes {stranded} part of a git repository, but git says: fatal: not a git repository: "
+        f"{tmp_path}/\ufffd/moved/.git; without git's list of tracked files nothing can move safely: install git or "
+        "repair the repository, then run again",
+        f"git ls-files failed in {stranded}: fatal: detected dubious ownership",
+        f"git ls-files failed in {stranded}: exit code -9",
+        f"git ls-files took over 0.2s in {stranded}; retry when git is responsive",
+    ]
+
+
+def test_head_never_reads_through_a_link_nor_waits_on_a_fifo(tmp_path: Path) -> None:
+    """Callers lstat first, but an entry can be swapped between their lstat and this open: a link's target may be
+    another venv's file, and opening a FIFO to read waits for a writer for ever."""
+    write(tmp_path / "real", "#!/bin/sh\n")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    os.mkfifo(tmp_path / "fifo")
+    read: list[bytes] = []
+    reading = threading.Thread(target=lambda: read.extend(_head(tmp_path / n) for n in ("link", "fifo")), daemon=True)
+    reading.start()
+    reading.join(60)  # well under a second; a wait for a writer never ends
+    if reading.is_alive():
+        os.close(os.open(tmp_path / "fifo", os.O_WRONLY | os.O_NONBLOCK))  # the writer it waits for
+        pytest.fail("_head opened a FIFO to read and waited for a writer")
+    assert read == [b"", b""]
 
 
 def test_git_changed_says_in_one_line_why_git_could_not_compare(
@@ -505,6 +588,9 @@ def test_a_gitignore_overwritten_before_the_first_commit_is_given_back_from_the_
             f"fix: {fix} (gives back the copy of the index; the fixer never rewrites a tracked file)",
         ),
     )
+    overwritten = scan_root(root).overwritten
+    (root / "pyvenv.cfg").unlink()
+    assert scan_root(root).overwritten == overwritten, "reported with no venv proven too: git has the project's copy"
     subprocess.run(fix.split(), check=True)
     assert (root / ".gitignore").read_text() == "build/\n" and scan_root(root).overwritten == ()
 
@@ -618,7 +704,15 @@ def test_a_creators_gitignore_without_proof_is_a_suspect(tmp_path: Path) -> None
     made = creator_root(tmp_path, CREATOR_BY_NAME["uv"])
     (made.root / "pyvenv.cfg").unlink()
     scan = scan_root(made.root)
-    assert ".gitignore" in paths(scan.suspects) and scan.artifacts == ()
+    assert scan.artifacts == ()
+    assert [a for a in scan.suspects if a.path == ".gitignore"] == [
+        Artifact(
+            ".gitignore",
+            "file",
+            "holds exactly what uv writes: '*' makes git ignore every new file in the root; no pyvenv.cfg with "
+            "'home' proves a venv was made here, so it is only a suspect",
+        )
+    ]
 
 
 # A service: says it is up (once exec has filled in its /proc entry), then runs until the test is done with it.
