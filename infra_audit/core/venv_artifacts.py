@@ -163,19 +163,30 @@ def git_tracked(root: Path) -> frozenset[str]:
 
 def git_changed(root: Path, rel: str) -> str | None:
     """Which copy of tracked ``rel`` the working one differs from: ``HEAD`` (the last commit; so a change
-    already staged counts too), ``the index`` before the first commit; None when it equals it. git must answer."""
+    already staged counts too), ``the index`` before the first commit; None when it equals it. git must answer.
+
+    Read only: git's object ids are compared (``ls-tree``/``ls-files`` for git's copy, ``hash-object`` for
+    the working one, through the filters ``git diff`` applies). ``git diff`` itself would refresh the
+    project's index, whatever ``GIT_OPTIONAL_LOCKS`` says.
+    """
     try:
         committed = _git(root, "rev-parse", "--verify", "--quiet", "HEAD").returncode == 0
-        proc = _git(root, "diff", "--quiet", "--no-ext-diff", *(["HEAD"] if committed else []), "--", rel)
+        listed = _git(root, *(("ls-tree", "HEAD") if committed else ("ls-files", "--stage")), "-z", "--", rel)
+        working = _git(root, "hash-object", "--", rel)
     except FileNotFoundError as exc:
         raise GitError(
             f"git is not installed (not on PATH), so {root / rel} cannot be compared with git's copy; "
             "install git, then run again"
         ) from exc
-    if proc.returncode not in (0, 1):
-        message = proc.stderr.decode(errors="replace").strip()
-        raise GitError(f"git diff failed in {root}: {message.splitlines()[0] if message else proc.returncode}")
-    return None if proc.returncode == 0 else "HEAD" if committed else "the index"
+    for proc in (listed, working):
+        if proc.returncode != 0:
+            message = proc.stderr.decode(errors="replace").strip()
+            said = message.splitlines()[0] if message else proc.returncode
+            raise GitError(f"git {proc.args[3]} failed in {root}: {said}")
+    # ls-tree: "MODE TYPE ID\tPATH"; ls-files --stage: "MODE ID STAGE\tPATH"; nothing when git has no copy
+    fields = listed.stdout.split(b"\t", 1)[0].split()
+    kept = fields[2 if committed else 1] if fields else None
+    return None if kept == working.stdout.strip() else "HEAD" if committed else "the index"
 
 
 def _untracked_unless_in_a_repository(root: Path, git_problem: str) -> frozenset[str]:
