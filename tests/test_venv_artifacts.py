@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from infra_audit.core.venv_artifacts import (
     Scan,
     _head,
     describe,
+    describe_artifact,
     git_changed,
     git_tracked,
     in_use,
@@ -133,8 +135,8 @@ def test_tracked_path_under_lib_makes_it_a_suspect(polluted: PollutedRoot) -> No
     git(polluted.root, "add", "-f", "lib")
     scan = scan_root(polluted.root)
     assert "lib" not in paths(scan.artifacts)
-    assert [a.evidence for a in scan.suspects if a.path == "lib"] == [
-        "holds only pythonX.Y/site-packages, but 1 git-tracked path(s) under it; not movable"
+    assert [describe_artifact(a) for a in scan.suspects if a.path == "lib"] == [
+        "lib (dir): holds only pythonX.Y/site-packages, but 1 git-tracked path(s) under it; not movable"
     ]
 
 
@@ -877,3 +879,187 @@ def test_the_in_use_scan_reads_past_processes_it_may_not_read(polluted: Polluted
         with running(command, ready=True) as child, seeing_proc_as(nobody):
             placed = process_using(root, artifacts)
     assert (unplaced, placed) == (None, f"process {child.pid} (python) runs from it")
+
+
+# --- each finding read whole: its kind and why, as the fixer shows it --------------------------------
+
+
+def found_lines(scan: Scan) -> tuple[list[str], list[str]]:
+    """A scan's artifacts and suspects as the fixer shows them, one line each."""
+    return [describe_artifact(a) for a in scan.artifacts], [describe_artifact(a) for a in scan.suspects]
+
+
+def test_a_venvs_folders_are_described_whole_and_lib64_as_it_points(tmp_path: Path) -> None:
+    """Each folder's kind and reason as the fixer shows them; lib64 judged by what it is: venv's link to lib (as
+    written, with a slash, or absolute), a lib-shaped folder of its own, or a link elsewhere (left for review)."""
+    root = tmp_path / "project"
+    make_venv(root)
+    artifacts, suspects = found_lines(scan_root(root))
+    assert (artifacts[1:4], suspects) == (
+        [
+            "lib (dir): holds only pythonX.Y/site-packages",
+            "lib64 (symlink): symlink -> lib, as venv makes it",
+            "include (dir): empty or only pythonX.Y/ header folders",
+        ],
+        [],
+    )
+    lib64 = root / "lib64"
+    seen = {}
+    for variant in ("lib/", str(root / "lib"), "a folder", str(tmp_path)):
+        if lib64.is_symlink():
+            lib64.unlink()
+        else:
+            shutil.rmtree(lib64)
+        if variant == "a folder":
+            (lib64 / PY_DIR / "site-packages").mkdir(parents=True)
+        else:
+            lib64.symlink_to(variant)
+        artifacts, suspects = found_lines(scan_root(root))
+        seen[variant] = [line for line in artifacts if line.startswith("lib64")], suspects
+    assert seen == {
+        "lib/": (["lib64 (symlink): symlink -> lib/, as venv makes it"], []),
+        str(root / "lib"): ([f"lib64 (symlink): symlink -> {root}/lib, as venv makes it"], []),
+        "a folder": (["lib64 (dir): holds only pythonX.Y/site-packages"], []),
+        str(tmp_path): ([], [f"lib64 (symlink): symlink -> {tmp_path}, not to lib; left for review"]),
+    }
+
+
+def test_a_record_never_explains_what_the_creator_made_nor_git_nor_from_behind_a_link(tmp_path: Path) -> None:
+    """Whatever a RECORD lists: the five names the creator's rules judge (and a project's own cache tag, lock and
+    .gitignore beside them) are judged once, by those rules; .git is never offered; a RECORD reached through a
+    linked lib/pythonX.Y/ proves nothing (and that lib/ is no venv's shape)."""
+    root, outside = tmp_path / "project", tmp_path / "outside"
+    make_venv(root)
+    git(root, "init", "-q")
+    before = describe(scan_root(root))
+    for rel, text in {
+        "CACHEDIR.TAG": "project cache tag\n",
+        ".lock": "",
+        ".gitignore": "*.pyc\n",
+        f"include/site/{PY_DIR}/greenlet/greenlet.h": "/* */\n",
+    }.items():
+        write(root / rel, text)
+    listed = [
+        "pyvenv.cfg",
+        "CACHEDIR.TAG",
+        ".lock",
+        ".gitignore",
+        f"include/site/{PY_DIR}/greenlet/greenlet.h",
+        ".git/HEAD",
+    ]
+    rows = [f"../../../{rel},sha256={record_digest((root / rel).read_bytes())},1" for rel in listed]
+    rows.append("../../../lib64,sha256=AAAA,1")  # the link itself, as if a file
+    write(root / "lib" / PY_DIR / "site-packages" / "greenlet-3.0.dist-info" / "RECORD", "\n".join(rows) + "\n")
+    assert describe(scan_root(root)) == before
+    man_page = ".TH TOOL 1\n"
+    write(root / "share" / "man" / "tool.1", man_page)
+    row = f"../../../share/man/tool.1,sha256={record_digest(man_page.encode())},11\n"
+    write(outside / "python3.99" / "site-packages" / "tool-1.0.dist-info" / "RECORD", row)
+    (root / "lib" / "python3.99").symlink_to(outside / "python3.99")
+    assert describe(scan_root(root)) == [line for line in before if not line.startswith("lib (")]
+
+
+def test_each_bin_entry_says_why_when_bin_holds_the_projects_too(tmp_path: Path) -> None:
+    """A venv made with --copies beside project tools: a compiled tool is no interpreter, a script with a bare or
+    unfinished shebang is the project's (no crash), pip's exec form runs this venv's python quoted or not, even as
+    the last line of a file."""
+    root = tmp_path / "project"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--copies", "--without-pip", str(root)], check=True, capture_output=True
+    )
+    shutil.copy("/bin/true", root / "bin" / "compiled-tool")
+    exec_line = "#!/bin/sh\n'''exec' {} \"$0\" \"$@\""
+    for name, text in {
+        "bare-shebang": "#!\necho\n",
+        "sh-without-newline": "#!/bin/sh",
+        "unquoted": exec_line.format(f"{root}/bin/python3") + "\n' '''\n",
+        "exec-line-last": exec_line.format(f'"{root}/bin/python3"'),
+    }.items():
+        write(root / "bin" / name, text, 0o755)
+    artifacts, suspects = found_lines(scan_root(root))
+    activation = "activation script (sets VIRTUAL_ENV to this root)"
+    copied = "interpreter binary copied by venv --copies"
+    assert ([line for line in artifacts if line.startswith("bin")], suspects) == (
+        [
+            f"bin/Activate.ps1 (file): {activation}",
+            f"bin/activate (file): {activation}",
+            f"bin/activate.csh (file): {activation}",
+            f"bin/activate.fish (file): {activation}",
+            f"bin/exec-line-last (file): entry point; shebang runs {root}/bin/python3",
+            f"bin/python (file): {copied}",
+            f"bin/python3 (file): {copied}",
+            f"bin/{PY_DIR} (file): {copied}",
+            f"bin/unquoted (file): entry point; shebang runs {root}/bin/python3",
+        ],
+        [],
+    )
+
+
+def test_what_git_tracks_stays_the_projects_with_or_without_proof(tmp_path: Path) -> None:
+    """A tracked lib64 and bin/activate are never found (the rest of bin/ is, file by file), nor suspects without a
+    proven venv; a bin/ that is a git submodule is never looked into."""
+    root = tmp_path / "project"
+    make_venv(root)
+    git(root, "init", "-q")
+    git(root, "add", "-f", "lib64", "bin/activate")
+    proven = found_lines(scan_root(root))
+    cfg = (root / "pyvenv.cfg").read_text()
+    (root / "pyvenv.cfg").write_text("version = 3.11.7\n")
+    unproven = found_lines(scan_root(root))
+    (root / "pyvenv.cfg").write_text(cfg)
+    git(root, "rm", "-q", "--cached", "bin/activate")
+    git(root, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},bin")
+    submodule = found_lines(scan_root(root))
+    bin_files = [
+        "bin/Activate.ps1",
+        "bin/activate.csh",
+        "bin/activate.fish",
+        "bin/python",
+        "bin/python3",
+        f"bin/{PY_DIR}",
+    ]
+    assert [line.split(" ", 1)[0] for line in proven[0] + proven[1]] == ["pyvenv.cfg", "lib", "include", *bin_files]
+    assert unproven == (
+        [],
+        [
+            "pyvenv.cfg (file): has no 'home' key (or is unreadable), so it proves no venv; suspect",
+            "lib (dir): holds only pythonX.Y/site-packages; no pyvenv.cfg with 'home' proves a venv was made here, "
+            "so it is only a suspect",
+        ],
+    )
+    assert [line.split(" ", 1)[0] for line in submodule[0] + submodule[1]] == ["pyvenv.cfg", "lib", "include"]
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A folder any user may enter (pytest's tmp_path lies in root's 0700 folder), removed after."""
+    folder = Path(tempfile.mkdtemp(prefix="venv-unlistable-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can scan as another user would, in this process")
+def test_folders_the_scan_may_not_list_are_left_for_review_and_prove_nothing(open_tmp: Path) -> None:
+    """As a user who may enter but not list bin/, lib/, lib64/ and include/ (root's, mode 0311; scanned with
+    nobody's uid): each is left for review, never moved, never a crash; without a proven venv none is a suspect,
+    as nothing shows it holds a venv's shape."""
+    root = open_tmp / "project"
+    make_venv(root)
+    (root / "lib64").unlink()
+    (root / "lib64" / PY_DIR / "site-packages").mkdir(parents=True)
+    for name in ("bin", "lib", "lib64", "include"):
+        (root / name).chmod(0o311)
+    with seeing_proc_as(65534):  # tracked given: git refuses a repository another user owns, and there is none here
+        proven = found_lines(scan_root(root, frozenset()))
+    unlisted = "(dir): could not be listed; left for review"
+    assert ([line.split(" ", 1)[0] for line in proven[0]], proven[1]) == (
+        ["pyvenv.cfg"],
+        [f"lib {unlisted}", f"lib64 {unlisted}", f"include {unlisted}", f"bin {unlisted}"],
+    )
+    (root / "pyvenv.cfg").write_text("version = 3.11.7\n")
+    with seeing_proc_as(65534):
+        unproven = found_lines(scan_root(root, frozenset()))
+    assert unproven == ([], ["pyvenv.cfg (file): has no 'home' key (or is unreadable), so it proves no venv; suspect"])
