@@ -132,8 +132,8 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     """Run git in root, bounded, reading only; FileNotFoundError when git is not installed."""
     hidden = {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CEILING_DIRECTORIES"}  # they point git elsewhere
     env = {k: v for k, v in os.environ.items() if k not in hidden}
-    # C: so "not a git repository" can be recognised; no optional locks: a read must not refresh the index
-    env.update(LC_ALL="C", GIT_DISCOVERY_ACROSS_FILESYSTEM="1", GIT_OPTIONAL_LOCKS="0")
+    # C: so "not a git repository" can be recognised (only plumbing that never writes the index is run here)
+    env.update(LC_ALL="C", GIT_DISCOVERY_ACROSS_FILESYSTEM="1")
     try:
         return subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, timeout=GIT_TIMEOUT_S, env=env, check=False
