@@ -1063,3 +1063,18 @@ def test_folders_the_scan_may_not_list_are_left_for_review_and_prove_nothing(ope
     with seeing_proc_as(65534):
         unproven = found_lines(scan_root(root, frozenset()))
     assert unproven == ([], ["pyvenv.cfg (file): has no 'home' key (or is unreadable), so it proves no venv; suspect"])
+
+
+def test_git_changed_reads_git_copy_of_that_file_alone(tmp_path: Path) -> None:
+    """The copy git keeps of that one file: not the first file of the commit (``.editorconfig`` sorts before
+    ``.gitignore``), and none at all for a file staged since the last commit (it then differs from HEAD)."""
+    root = tmp_path / "project"
+    write(root / ".editorconfig", "root = true\n")
+    write(root / ".gitignore", "build/\n")
+    git(root, "init", "-q")
+    git(root, "add", ".editorconfig", ".gitignore")
+    git(root, "commit", "-qm", "editor and ignore settings")
+    assert git_changed(root, ".gitignore") is None
+    write(root / "notes" / ".gitignore", "*.tmp\n")
+    git(root, "add", "notes/.gitignore")
+    assert git_changed(root / "notes", ".gitignore") == "HEAD", "staged since the last commit"
