@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _ctypes
+import concurrent.futures
 import json
 import os
 import re
@@ -10,10 +11,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -49,6 +50,7 @@ from tests.venv_roots import (
     write,
 )
 
+T = TypeVar("T")
 PY_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
 GITIGNORE = {".gitignore"} if sys.version_info >= (3, 13) else set()  # what this python's venv writes besides
 MANTOOL_RECORD = f"lib/{PY_DIR}/site-packages/mantool-1.0.dist-info/RECORD"  # of the data wheel pip installs
@@ -416,14 +418,20 @@ def test_head_never_reads_through_a_link_nor_waits_on_a_fifo(tmp_path: Path) -> 
     write(tmp_path / "real", "#!/bin/sh\n")
     (tmp_path / "link").symlink_to(tmp_path / "real")
     os.mkfifo(tmp_path / "fifo")
-    read: list[bytes] = []
-    reading = threading.Thread(target=lambda: read.extend(_head(tmp_path / n) for n in ("link", "fifo")), daemon=True)
-    reading.start()
-    reading.join(60)  # well under a second; a wait for a writer never ends
-    if reading.is_alive():
-        os.close(os.open(tmp_path / "fifo", os.O_WRONLY | os.O_NONBLOCK))  # the writer it waits for
-        pytest.fail("_head opened a FIFO to read and waited for a writer")
+    read = never_waiting_on(tmp_path / "fifo", lambda: [_head(tmp_path / name) for name in ("link", "fifo")])
     assert read == [b"", b""]
+
+
+def never_waiting_on(fifo: Path, call: Callable[[], T]) -> T:
+    """``call()``, given 60 s (it takes well under a second): one that opened ``fifo`` to read, and so waits for a
+    writer for ever, fails the test instead of hanging the suite (then a writer's open frees its thread)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running_call = pool.submit(call)
+        try:
+            return running_call.result(timeout=60)
+        except concurrent.futures.TimeoutError:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            pytest.fail(f"{fifo} was opened to read, and the open waited for a writer")
 
 
 def test_git_changed_says_in_one_line_why_git_could_not_compare(
@@ -700,14 +708,7 @@ def test_a_link_or_a_fifo_where_a_record_lists_a_file_proves_nothing(creator_mad
     fifo = root / "etc" / "mantool" / "mantool.toml"
     fifo.unlink()
     os.mkfifo(fifo)
-    scanned: list[Scan] = []
-    scanning = threading.Thread(target=lambda: scanned.append(scan_root(root)), daemon=True)
-    scanning.start()
-    scanning.join(60)  # a scan takes well under a second; a wait for a writer never ends
-    if scanning.is_alive():
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the writer it waits for: frees the scan's thread
-        pytest.fail(f"the scan opened {fifo} to read and waited for a writer")
-    (scan,) = scanned
+    scan = never_waiting_on(fifo, lambda: scan_root(root))
     assert paths(scan.artifacts) == creator_made.expected - {"share", "etc", "bin/mantool-report"}
     changed = (
         f"1 file(s) installed by pip, each listed with its sha256 in {MANTOOL_RECORD}, but 1 changed since "
