@@ -35,6 +35,7 @@ from tests.venv_roots import (
     git,
     git_status,
     polluted_root,
+    pyenv_python,
     run_fixer,
     running,
     tree_snapshot,
@@ -109,6 +110,20 @@ def test_lifecycle(with_pip: bool, request: pytest.FixtureRequest) -> None:
     twice = run_fixer("--restore", archive)
     assert twice.returncode == 0 and "nothing to restore" in twice.stdout
     assert os.listdir(archive) == ["manifest.json"]
+
+
+def test_the_oldest_python_the_package_supports_moves_and_restores(tmp_path: Path) -> None:
+    """requires-python says 3.9: there too the fixer proves pip's files by their RECORD, fingerprints what it
+    moves and puts it back (hashlib.file_digest, which both once used, came with 3.11)."""
+    made = creator_root(tmp_path, CREATOR_BY_NAME["pip-install"])
+    before = tree_snapshot(made.root)
+    python = pyenv_python(9)
+    done = run_fixer("--root", made.root, python=python)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert reported(done.stdout, "moved") == sorted(made.expected)
+    back = run_fixer("--restore", only_archive(made), python=python)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert tree_snapshot(made.root) == before
 
 
 def test_manifest_records_fingerprints_and_statuses(polluted: PollutedRoot) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import os
 import stat
 from collections.abc import Iterator
@@ -104,3 +106,8 @@ def test_no_free_temporary_name_is_said_in_one_line_and_nothing_is_touched(tmp_p
         f"[Errno 17] no free temporary name beside {tmp_path / 'report.html'}: clear {tmp_path} of .tmp files"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [taken.name] and taken.read_text() == "somebody's"
+
+
+def test_a_files_sha256_is_of_all_of_it_read_in_chunks() -> None:
+    data = os.urandom(2**20) * 2 + b"tail"  # past two chunks: every chunk counts, the short last one too
+    assert files.sha256_of(io.BytesIO(data)).hexdigest() == hashlib.sha256(data).hexdigest()

@@ -1,14 +1,17 @@
-"""Durable file writes: a file is replaced whole or not at all, and a rename is on disk only once
-its folder is synced."""
+"""Durable file writes (a file is replaced whole or not at all, and a rename is on disk only once
+its folder is synced), and a file's sha256 on every Python the package runs on."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 _TEMP_TRIES = 8
+_CHUNK_BYTES = 1 << 20
 
 
 def _temp_path(target: Path) -> Path:
@@ -75,3 +78,12 @@ def fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sha256_of(handle: BinaryIO) -> hashlib._Hash:
+    """The sha256 of what is left to read in ``handle``, read in chunks: ``hashlib.file_digest`` is Python 3.11's,
+    and the package runs from 3.9."""
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+        digest.update(chunk)
+    return digest

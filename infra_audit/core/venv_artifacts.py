@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
-import hashlib
 import io
 import os
 import re
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra_audit.core.errors import GitError
+from infra_audit.core.files import sha256_of
 from infra_audit.core.text import printable
 
 GIT_TIMEOUT_S = 20
@@ -535,7 +535,7 @@ def _record_digest(path: Path) -> str | None:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         with os.fdopen(os.dup(fd), "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").digest()
+            digest = sha256_of(handle).digest()
     except OSError:
         return None
     finally:

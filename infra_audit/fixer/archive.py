@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from infra_audit.core.errors import ArchiveError, ArchiveStopped, InfraError
-from infra_audit.core.files import write_atomically
+from infra_audit.core.files import sha256_of, write_atomically
 from infra_audit.core.text import printable
 from infra_audit.core.venv_artifacts import (
     Artifact,
@@ -101,7 +101,7 @@ def _leaf_print(path: Path, st: os.stat_result) -> dict:
         return _print("symlink", mode, 0, None, os.readlink(path))
     if stat.S_ISREG(st.st_mode):
         with open(path, "rb") as handle:
-            return _print("file", mode, st.st_size, hashlib.file_digest(handle, "sha256").hexdigest(), None)
+            return _print("file", mode, st.st_size, sha256_of(handle).hexdigest(), None)
     return _print("other", mode, 0, None, None)
 
 
