@@ -22,7 +22,7 @@ import os
 import secrets
 import socket
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -67,7 +67,7 @@ class Marker:
             socket.gethostname(),
             os.getpid(),
             secrets.token_hex(8),
-            datetime.now(UTC).isoformat(timespec="seconds"),
+            datetime.now(timezone.utc).isoformat(timespec="seconds"),
             copy,
         )
 
