@@ -47,6 +47,7 @@ from tests.venv_roots import (
     record_digest,
     running,
     tree_snapshot,
+    without_venv,
     write,
 )
 
@@ -741,11 +742,6 @@ def project_root_in(base: Path) -> Path:
     """A polluted project root in a folder named ``base`` (made here): its path holds what that name holds."""
     base.mkdir()
     return polluted_root(base).root
-
-
-def without_venv(**extra: str) -> dict[str, str]:
-    """This process's environment with no venv active (VIRTUAL_ENV would say where a child runs from)."""
-    return {**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}, **extra}
 
 
 def test_in_use_says_why_the_venv_is_not_orphaned_and_how_to_free_it(tmp_path: Path) -> None:

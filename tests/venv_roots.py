@@ -331,11 +331,16 @@ def running(
             process.kill()
 
 
+def without_venv(**extra: str) -> dict[str, str]:
+    """This process's environment with no venv active (VIRTUAL_ENV would say where a child runs from), plus extra."""
+    return {**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}, **extra}
+
+
 def run_fixer(
     *args: str | Path, python: str | Path = sys.executable, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The fixer as a user runs it: a subprocess from the repo (by default with no venv active)."""
-    environ = env if env is not None else {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    environ = env if env is not None else without_venv()
     return subprocess.run(
         [str(python), str(FIXER), *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=120, env=environ
     )
