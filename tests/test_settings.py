@@ -8,6 +8,13 @@ from infra_audit.core import settings
 from infra_audit.core.errors import SettingsError
 
 
+def _refusal(values: dict[str, str], rootdir) -> tuple[str, str | None]:
+    """What ``build`` refuses the values with: its message and the setting it names."""
+    with pytest.raises(SettingsError) as raised:
+        settings.build(values, rootdir)
+    return str(raised.value), raised.value.setting
+
+
 def test_a_projects_settings_come_from_its_tool_table_its_pytest_options_then_its_pytest_ini(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[tool.infra-audit]\ntables = ["assets", "Market Data"]\nmax_shrink = "20%"\n\n'
@@ -65,9 +72,7 @@ def test_an_unknown_setting_and_a_pytest_ini_without_its_section_are_told_apart(
 
 def test_a_project_root_that_is_no_folder_names_the_setting(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(SettingsError) as raised:
-        settings.build({"infra_project_root": "file"}, tmp_path)
-    assert (str(raised.value), raised.value.setting) == (
+    assert _refusal({"infra_project_root": "file"}, tmp_path) == (
         f"project root {tmp_path / 'file'} is not a directory",
         "project_root",
     )
@@ -79,15 +84,6 @@ def test_a_pytest_ini_that_cannot_be_parsed_is_one_line_naming_it(tmp_path):
     with pytest.raises(SettingsError) as raised:
         settings.read_project_settings(tmp_path)
     assert str(raised.value) == f"{tmp_path / 'pytest.ini'} cannot be read as an ini file (MissingSectionHeaderError)"
-
-
-def test_a_project_root_in_no_users_home_names_the_setting(tmp_path):
-    with pytest.raises(SettingsError) as raised:
-        settings.build({"infra_project_root": "~nosuchuser/x"}, tmp_path)
-    assert (str(raised.value), raised.value.setting) == (
-        "cannot expand '~nosuchuser/x': no such user's home folder",
-        "project_root",
-    )
 
 
 def test_every_setting_given_reaches_the_built_settings(tmp_path):
@@ -122,16 +118,7 @@ def test_every_setting_given_reaches_the_built_settings(tmp_path):
 
 
 def test_an_empty_table_list_names_the_setting(tmp_path):
-    with pytest.raises(SettingsError) as raised:
-        settings.build({"infra_tables": " "}, tmp_path)
-    assert (str(raised.value), raised.value.setting) == ("the table list is empty: name the tables to check", "tables")
-
-
-def _refusal(values: dict[str, str], rootdir) -> tuple[str, str | None]:
-    """What ``build`` refuses the values with: its message and the setting it names."""
-    with pytest.raises(SettingsError) as raised:
-        settings.build(values, rootdir)
-    return str(raised.value), raised.value.setting
+    assert _refusal({"infra_tables": " "}, tmp_path) == ("the table list is empty: name the tables to check", "tables")
 
 
 @pytest.mark.parametrize(
@@ -187,7 +174,7 @@ def test_a_setting_with_its_own_parser_is_refused_with_the_parsers_words_naming_
     assert _refusal({settings.BY_KEY[key].ini: text}, tmp_path) == (str(said.value), key)
 
 
-@pytest.mark.parametrize("key", ["report_dir", "history", "health_check"])
+@pytest.mark.parametrize("key", ["project_root", "report_dir", "history", "health_check"])
 def test_a_path_in_no_users_home_names_its_setting(tmp_path, key):
     assert _refusal({settings.BY_KEY[key].ini: "~nosuchuser/x"}, tmp_path) == (
         "cannot expand '~nosuchuser/x': no such user's home folder",
